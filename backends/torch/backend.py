@@ -1,0 +1,133 @@
+"""The PyTorch implementation of seqcore.backend.Backend.
+
+Handles: the model is a SequenceModel, the state a tuple of (L, N, H) tensors, the trainer a
+torch.optim optimizer. NumPy inputs are moved to the model's device on every call.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from seqcore.errors import SeqcoreError
+from seqcore.specs import Device, InputKind, Loss, ModelSpec, Optimizer
+
+from . import device as devices
+from .model import SequenceModel, State
+
+
+class Backend:
+    name = "torch"
+
+    def versions(self) -> dict[str, str]:
+        return {"torch": torch.__version__, "numpy": np.__version__,
+                "cuda": torch.version.cuda or "none", "device": devices.gpu_name()}
+
+    def resolve_device(self, device: Device) -> str:
+        return devices.resolve_device(device)
+
+    def build_model(self, spec: ModelSpec, params: Mapping[str, np.ndarray], device: str) -> SequenceModel:
+        model = SequenceModel(spec)  # always fresh: a second run never inherits old weights
+        model.load_params(params)
+        return model.to(devices.torch_device(device))
+
+    def export_params(self, model: SequenceModel) -> dict[str, np.ndarray]:
+        return model.export_params()
+
+    def begin_state(self, model: SequenceModel, batch_size: int) -> State:
+        return model.begin_state(batch_size)
+
+    def detach_state(self, state: State) -> State:
+        return tuple(part.detach() for part in state)
+
+    def forward(self, model: SequenceModel, inputs: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+        with torch.no_grad():
+            outputs, state = model(_inputs(model, inputs), _state(model, state, inputs))
+        return outputs.cpu().numpy(), state
+
+    def forward_backward(self, model: SequenceModel, inputs: np.ndarray, targets: np.ndarray,
+                         state: State, loss: Loss) -> tuple[float, State]:
+        model.zero_grad(set_to_none=True)  # replace, never accumulate, the last batch's gradients
+        outputs, state = model(_inputs(model, inputs), _state(model, state, inputs))
+        value = _loss(loss, outputs, _targets(model, targets, loss))
+        value.backward()
+        # backward() freed the graph behind the state, so keeping it attached could only fail later.
+        return value.item(), self.detach_state(state)
+
+    def evaluate(self, model: SequenceModel, inputs: np.ndarray, targets: np.ndarray, state: State,
+                 loss: Loss) -> tuple[float, State]:
+        with torch.no_grad():
+            outputs, state = model(_inputs(model, inputs), _state(model, state, inputs))
+            value = _loss(loss, outputs, _targets(model, targets, loss))
+        return value.item(), state
+
+    def gradients(self, model: SequenceModel) -> dict[str, np.ndarray]:
+        return model.export_gradients()
+
+    def grad_norm(self, model: SequenceModel) -> float:
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        if not grads:
+            return 0.0
+        norms = torch.stack([torch.linalg.vector_norm(g) for g in grads])  # stays on the device
+        return torch.linalg.vector_norm(norms).item()  # the one host sync
+
+    def scale_gradients(self, model: SequenceModel, factor: float) -> None:
+        with torch.no_grad():
+            for p in model.parameters():
+                if p.grad is not None:
+                    p.grad.mul_(factor)
+
+    def make_trainer(self, model: SequenceModel, optimizer: Optimizer, lr: float) -> torch.optim.Optimizer:
+        params = list(model.canonical_parameters().values())
+        if Optimizer(optimizer) is Optimizer.SGD:
+            return torch.optim.SGD(params, lr=lr, momentum=0.0)
+        return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=1e-8)
+
+    def step(self, trainer: torch.optim.Optimizer) -> None:
+        trainer.step()
+
+    def set_lr(self, trainer: torch.optim.Optimizer, lr: float) -> None:
+        for group in trainer.param_groups:
+            group["lr"] = lr
+
+
+def create_backend() -> Backend:
+    return Backend()
+
+
+def _inputs(model: SequenceModel, inputs: np.ndarray) -> torch.Tensor:
+    """(T, N) ids as int64, or (T, N, I) float32 for DENSE, on the model's device."""
+    spec = model.spec
+    dense = spec.input_kind is InputKind.DENSE
+    array = np.asarray(inputs)
+    if array.ndim != (3 if dense else 2):
+        want = "(T, N, I) floats" if dense else "(T, N) token ids"
+        raise SeqcoreError(f"Inputs must be time-major {want}, got shape {array.shape}.")
+    dtype = torch.float32 if dense else torch.int64
+    return torch.as_tensor(array, dtype=dtype).to(model.device)
+
+
+def _targets(model: SequenceModel, targets: np.ndarray, loss: Loss) -> torch.Tensor:
+    dtype = torch.float32 if Loss(loss) is Loss.MSE else torch.int64
+    return torch.as_tensor(np.asarray(targets), dtype=dtype).to(model.device)
+
+
+def _state(model: SequenceModel, state: State | None, inputs: np.ndarray) -> State:
+    """None -> zeros; NumPy or tensors -> float32 tensors on the device (tensors pass unchanged)."""
+    if state is None:
+        return model.begin_state(np.shape(inputs)[1])
+    return tuple(torch.as_tensor(part, dtype=torch.float32, device=model.device) for part in state)
+
+
+def _loss(kind: Loss, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over every target id, or mean of (y - y_hat)^2 (no 1/2)."""
+    if Loss(kind) is Loss.MSE:
+        if targets.shape != outputs.shape:
+            raise SeqcoreError(f"MSE targets have shape {tuple(targets.shape)}, the outputs {tuple(outputs.shape)}.")
+        return F.mse_loss(outputs, targets)
+    if targets.shape != outputs.shape[:-1]:
+        raise SeqcoreError(
+            f"Cross-entropy targets have shape {tuple(targets.shape)}, expected {tuple(outputs.shape[:-1])}.")
+    return F.cross_entropy(outputs.reshape(-1, outputs.shape[-1]), targets.reshape(-1))

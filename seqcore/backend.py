@@ -1,0 +1,88 @@
+"""The seam between the neutral core and a framework.
+
+A backend is a package `backends.<name>` whose `create_backend()` returns an object with the
+methods of `Backend` below. Only NumPy arrays, floats, strings and opaque handles (model,
+state, optimizer) cross the seam. Backends are imported only when chosen by name, and one
+process never loads two frameworks (MXNet and PyTorch in one process have crashed).
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any, Mapping, Protocol
+
+import numpy as np
+
+from .errors import SeqcoreError
+from .specs import Device, Loss, ModelSpec, Optimizer
+
+BACKENDS = ("mxnet", "torch")  # import names: folder, CLI value and test id alike
+EXTRAS = {"mxnet": "mxnet", "torch": "torch"}
+
+Model = Any  # framework module holding the parameters, built from canonical NumPy parameters
+State = Any  # framework arrays for the recurrent state, (L, N, H) each
+Trainer = Any  # framework optimizer bound to a model
+
+
+class Backend(Protocol):
+    name: str
+
+    def versions(self) -> dict[str, str]:
+        """Framework and accelerator versions, for reports."""
+
+    def resolve_device(self, device: Device) -> str:
+        """'cpu' or 'gpu'; raises SeqcoreError when a GPU is asked for and unusable."""
+
+    def build_model(self, spec: ModelSpec, params: Mapping[str, np.ndarray], device: str) -> Model:
+        """A scratch or concise model (spec.impl) holding exactly `params` (canonical layout)."""
+
+    def export_params(self, model: Model) -> dict[str, np.ndarray]:
+        """The model's parameters in the canonical layout, float32 NumPy."""
+
+    def begin_state(self, model: Model, batch_size: int) -> State:
+        """Zero state for `batch_size` sequences."""
+
+    def detach_state(self, state: State) -> State:
+        """The same values, cut from the autograd graph (truncated backpropagation)."""
+
+    def forward(self, model: Model, inputs: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+        """Inference without gradients: outputs as NumPy, (T, N, O) or (N, O) by spec.readout."""
+
+    def forward_backward(self, model: Model, inputs: np.ndarray, targets: np.ndarray, state: State,
+                         loss: Loss) -> tuple[float, State]:
+        """Mean loss of one batch; leaves that batch's gradients (replacing older ones) on the model."""
+
+    def evaluate(self, model: Model, inputs: np.ndarray, targets: np.ndarray, state: State,
+                 loss: Loss) -> tuple[float, State]:
+        """Mean loss without gradients."""
+
+    def gradients(self, model: Model) -> dict[str, np.ndarray]:
+        """The current gradients in the canonical layout, float32 NumPy."""
+
+    def grad_norm(self, model: Model) -> float:
+        """Global L2 norm over every parameter's gradient."""
+
+    def scale_gradients(self, model: Model, factor: float) -> None:
+        """Multiply every gradient by `factor` in place."""
+
+    def make_trainer(self, model: Model, optimizer: Optimizer, lr: float) -> Trainer:
+        """An optimizer over every parameter; gradients are taken as already averaged."""
+
+    def step(self, trainer: Trainer) -> None:
+        """Apply one update with the gradients on the model."""
+
+    def set_lr(self, trainer: Trainer, lr: float) -> None:
+        """Change the learning rate (schedules are decided by the core)."""
+
+
+def load_backend(name: str) -> Backend:
+    """Import `backends.<name>` and create its backend, or explain in one sentence why not."""
+    if name not in BACKENDS:
+        raise SeqcoreError(f"Unknown backend {name!r}: choose one of {', '.join(BACKENDS)}.")
+    try:
+        module = importlib.import_module(f"backends.{name}")
+    except Exception as error:  # mxnet 1.9.1 under NumPy >= 1.24 raises AttributeError, not ImportError
+        reason = f"{type(error).__name__}: {error}".strip()
+        raise SeqcoreError(
+            f"The {name} backend cannot be loaded ({reason}); install it with "
+            f"`pip install -e '.[{EXTRAS[name]}]'`.") from error
+    return module.create_backend()

@@ -1,0 +1,99 @@
+"""Canonical parameters: one NumPy layout that every backend loads and exports.
+
+Names and shapes (G gates: RNN 1, GRU 3, LSTM 4; H hidden; I_k input width of layer k):
+
+    embedding.weight        (V, E)        only for InputKind.EMBEDDING
+    rnn.l{k}.weight_ih      (G*H, I_k)    gate blocks stacked: LSTM i, f, g, o; GRU r, z, n
+    rnn.l{k}.weight_hh      (G*H, H)
+    rnn.l{k}.bias_ih        (G*H,)
+    rnn.l{k}.bias_hh        (G*H,)        GRU: b_hn sits inside r * (W_hn h + b_hn)
+    head.weight             (O, H)        Dense / Linear layout, (out, in)
+    head.bias               (O,)
+
+This is exactly the layout of Gluon's fused layers (l{k}_i2h_weight ...) and PyTorch's
+(weight_ih_l{k} ...), so a backend only renames. Values are float32.
+"""
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+import numpy as np
+
+from .errors import SeqcoreError
+from .specs import Init, InputKind, ModelSpec
+
+Params = dict[str, np.ndarray]
+
+
+def param_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
+    """Every parameter's shape, in the canonical order (the order weights are drawn in)."""
+    gh = spec.num_gates * spec.hidden_size
+    shapes: dict[str, tuple[int, ...]] = {}
+    if spec.input_kind is InputKind.EMBEDDING:
+        shapes["embedding.weight"] = (spec.input_size, spec.embed_size)
+    for layer in range(spec.num_layers):
+        width = spec.rnn_input_size if layer == 0 else spec.hidden_size
+        shapes[f"rnn.l{layer}.weight_ih"] = (gh, width)
+        shapes[f"rnn.l{layer}.weight_hh"] = (gh, spec.hidden_size)
+        shapes[f"rnn.l{layer}.bias_ih"] = (gh,)
+        shapes[f"rnn.l{layer}.bias_hh"] = (gh,)
+    shapes["head.weight"] = (spec.output_size, spec.hidden_size)
+    shapes["head.bias"] = (spec.output_size,)
+    return shapes
+
+
+def init_params(spec: ModelSpec, scheme: Init | str = Init.UNIFORM, seed: int = 0) -> Params:
+    """Draw every parameter from one seeded generator, so both backends start identical."""
+    scheme = Init(scheme)
+    rng = np.random.default_rng(seed)
+    return {
+        name: _draw(rng, scheme, name, shape, spec).astype(np.float32)
+        for name, shape in param_shapes(spec).items()
+    }
+
+
+def _draw(rng: np.random.Generator, scheme: Init, name: str, shape: tuple[int, ...], spec: ModelSpec) -> np.ndarray:
+    is_bias = name.endswith("bias") or ".bias_" in name
+    if name == "embedding.weight":
+        if scheme is Init.UNIFORM:  # PyTorch's nn.Embedding default
+            return rng.standard_normal(shape)
+        if scheme is Init.NORMAL:
+            return rng.normal(0.0, 0.01, shape)
+        return _xavier(rng, shape, fan_in=shape[1], fan_out=shape[0])
+    if scheme is Init.UNIFORM:
+        # PyTorch's nn.RNN/GRU/LSTM and nn.Linear(H, O) defaults: U(-1/sqrt(H), 1/sqrt(H)), biases too.
+        bound = 1.0 / math.sqrt(spec.hidden_size)
+        return rng.uniform(-bound, bound, shape)
+    if is_bias:
+        return np.zeros(shape)
+    if scheme is Init.NORMAL:
+        return rng.normal(0.0, 0.01, shape)
+    if name == "head.weight":
+        return _xavier(rng, shape, fan_in=shape[1], fan_out=shape[0])
+    # Fused recurrent weights: Glorot per gate block, each block (H, I_k) mapping I_k -> H.
+    blocks = [_xavier(rng, (spec.hidden_size, shape[1]), fan_in=shape[1], fan_out=spec.hidden_size)
+              for _ in range(spec.num_gates)]
+    return np.concatenate(blocks, axis=0)
+
+
+def _xavier(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int, fan_out: int) -> np.ndarray:
+    bound = math.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-bound, bound, shape)
+
+
+def check_params(spec: ModelSpec, params: Mapping[str, np.ndarray]) -> Params:
+    """Return `params` as float32 arrays after checking names and shapes against `spec`."""
+    expected = param_shapes(spec)
+    missing = sorted(set(expected) - set(params))
+    extra = sorted(set(params) - set(expected))
+    if missing or extra:
+        raise SeqcoreError(
+            f"Parameters do not fit the model: missing {missing or 'none'}, unexpected {extra or 'none'}.")
+    checked: Params = {}
+    for name, shape in expected.items():
+        value = np.asarray(params[name])
+        if value.shape != shape:
+            raise SeqcoreError(f"Parameter {name} has shape {value.shape}, the model needs {shape}.")
+        checked[name] = value.astype(np.float32, copy=False)
+    return checked

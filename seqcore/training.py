@@ -1,0 +1,125 @@
+"""The training protocol shared by every task and both backends.
+
+One step: forward and backward on a batch, read the loss (stop on NaN / inf), clip the
+gradients by their global norm, update. One epoch: the steps over a stream of batches, with
+the recurrent state either carried across batches (and detached, truncated backpropagation
+through time) or begun afresh every batch. Batches here are TIME-MAJOR: inputs (T, N) ids or
+(T, N, I) floats; targets shaped like the model's outputs without the last axis (ids) or with
+it (regression).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Callable, Iterable, Optional
+
+import numpy as np
+
+from .backend import Backend, Model, State, Trainer
+from .errors import SeqcoreError
+from .specs import Loss
+
+Batch = tuple[np.ndarray, np.ndarray]
+
+
+class NonFiniteLoss(SeqcoreError):
+    """The loss became NaN or infinite; `step` counts batches from 1 within the epoch."""
+
+    def __init__(self, value: float, epoch: int, step: int):
+        self.value, self.epoch, self.step = value, epoch, step
+        super().__init__(f"The loss became {value} at epoch {epoch}, step {step}; training stopped.")
+
+
+def clip_factor(norm: float, max_norm: float) -> float:
+    """Scale that brings the gradients' global norm down to `max_norm` (1 when under it or off)."""
+    if max_norm <= 0 or norm <= max_norm:
+        return 1.0
+    return max_norm / norm
+
+
+@dataclasses.dataclass
+class EpochStats:
+    """Sums over one epoch. `timed_*` leave out the warm-up step (see `train_epoch`)."""
+
+    loss_sum: float = 0.0  # mean batch loss x number of targets, summed
+    num_targets: int = 0
+    num_steps: int = 0
+    timed_tokens: int = 0
+    timed_seconds: float = 0.0
+    max_grad_norm: float = 0.0
+
+    @property
+    def mean_loss(self) -> float:
+        return self.loss_sum / max(self.num_targets, 1)
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(min(self.mean_loss, 700.0))  # exp overflows float64 past ~709
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.timed_tokens / self.timed_seconds if self.timed_seconds > 0 else float("nan")
+
+
+StepCallback = Callable[[int, float, EpochStats], None]
+
+
+def train_epoch(backend: Backend, model: Model, trainer: Trainer, batches: Iterable[Batch], *,
+                loss: Loss, clip: float, carry_state: bool, epoch: int = 1, warmup_steps: int = 0,
+                on_step: Optional[StepCallback] = None) -> EpochStats:
+    """Train over `batches` once.
+
+    carry_state: True for sequential partitioning (row i of a batch continues row i of the
+    previous one, so the state is carried and detached); False for independent batches.
+    warmup_steps: leading steps left out of the throughput figure (graph building, allocation).
+    """
+    stats = EpochStats()
+    state: Optional[State] = None
+    state_batch = -1
+    for step, (inputs, targets) in enumerate(batches, start=1):
+        started = time.perf_counter()
+        batch_size = inputs.shape[1]
+        if carry_state and state is not None and batch_size == state_batch:
+            state = backend.detach_state(state)
+        else:
+            state, state_batch = backend.begin_state(model, batch_size), batch_size
+        value, state = backend.forward_backward(model, inputs, targets, state, loss)
+        if not math.isfinite(value):
+            raise NonFiniteLoss(value, epoch, step)
+        norm = backend.grad_norm(model)
+        factor = clip_factor(norm, clip)
+        if factor != 1.0:
+            backend.scale_gradients(model, factor)
+        backend.step(trainer)
+        elapsed = time.perf_counter() - started  # the loss and norm read-outs synchronise the device
+
+        count = int(np.prod(targets.shape if loss is Loss.CROSS_ENTROPY else targets.shape[:-1]))
+        stats.loss_sum += value * count
+        stats.num_targets += count
+        stats.num_steps += 1
+        stats.max_grad_norm = max(stats.max_grad_norm, norm)
+        if step > warmup_steps:
+            stats.timed_tokens += int(np.prod(inputs.shape[:2]))
+            stats.timed_seconds += elapsed
+        if on_step is not None:
+            on_step(step, value, stats)
+    if stats.num_steps == 0:
+        raise SeqcoreError("The training data gave no batch; use a longer text or smaller batches.")
+    return stats
+
+
+def evaluate(backend: Backend, model: Model, batches: Iterable[Batch], *, loss: Loss,
+             carry_state: bool) -> EpochStats:
+    """Mean loss over `batches` without gradients; the state is carried like in training."""
+    stats = EpochStats()
+    state: Optional[State] = None
+    for inputs, targets in batches:
+        if not carry_state or state is None:
+            state = backend.begin_state(model, inputs.shape[1])
+        value, state = backend.evaluate(model, inputs, targets, state, loss)
+        count = int(np.prod(targets.shape if loss is Loss.CROSS_ENTROPY else targets.shape[:-1]))
+        stats.loss_sum += value * count
+        stats.num_targets += count
+        stats.num_steps += 1
+    return stats

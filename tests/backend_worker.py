@@ -1,0 +1,71 @@
+"""Runs every numerics case on one backend, in its own process, through the Backend protocol.
+
+Usage: python tests/backend_worker.py BACKEND OUT.npz
+
+For each case it stores, keyed "<case>/<what>": the outputs of the full sequence run as two
+calls with the state carried between them, the final state, the mean loss and gradients of
+`forward_backward`, the loss of `evaluate`, the exported parameters, the gradient norm,
+gradients after `scale_gradients(0.5)`, and the parameters after one SGD step of lr 0.1.
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from seqcore.backend import load_backend
+from seqcore.specs import Device, Optimizer, Readout
+from tests.cases import all_cases, case_data
+
+SPLIT = 2  # time steps in the first of the two forward calls
+
+
+def run_case(backend, spec, loss, results: dict, name: str) -> None:
+    params, inputs, targets = case_data(spec, loss)
+    model = backend.build_model(spec, params, backend.resolve_device(Device.CPU))
+    batch = inputs.shape[1]
+    first, state = backend.forward(model, inputs[:SPLIT], backend.begin_state(model, batch))
+    second, state = backend.forward(model, inputs[SPLIT:], state)
+    outputs = np.concatenate([first, second]) if spec.readout is Readout.SEQUENCE else second
+    results[f"{name}/outputs"] = outputs
+    for index, part in enumerate(state):
+        results[f"{name}/state{index}"] = np.asarray(_to_numpy(part))
+    results[f"{name}/exported"] = _flat(backend.export_params(model))
+
+    value, _ = backend.forward_backward(model, inputs, targets, backend.begin_state(model, batch), loss)
+    results[f"{name}/loss"] = np.float64(value)
+    results[f"{name}/eval_loss"] = np.float64(
+        backend.evaluate(model, inputs, targets, backend.begin_state(model, batch), loss)[0])
+    grads = backend.gradients(model)
+    results[f"{name}/grads"] = _flat(grads)
+    results[f"{name}/grad_norm"] = np.float64(backend.grad_norm(model))
+    backend.scale_gradients(model, 0.5)
+    results[f"{name}/scaled_grads"] = _flat(backend.gradients(model))
+    trainer = backend.make_trainer(model, Optimizer.SGD, 0.1)
+    backend.step(trainer)
+    results[f"{name}/stepped"] = _flat(backend.export_params(model))
+
+
+def _flat(named: dict) -> np.ndarray:
+    """Parameters in canonical (sorted-name) order as one vector, float64."""
+    return np.concatenate([np.asarray(named[k], dtype=np.float64).ravel() for k in sorted(named)])
+
+
+def _to_numpy(array) -> np.ndarray:
+    """An MXNet array (asnumpy) or a PyTorch tensor (detach, cpu, numpy), without importing either."""
+    if hasattr(array, "asnumpy"):
+        return array.asnumpy()
+    return array.detach().cpu().numpy()
+
+
+def main() -> None:
+    name, out = sys.argv[1], sys.argv[2]
+    backend = load_backend(name)
+    results: dict = {}
+    for case_name, spec, loss in all_cases():
+        run_case(backend, spec, loss, results, case_name)
+    np.savez(out, **results)
+
+
+if __name__ == "__main__":
+    main()

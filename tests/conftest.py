@@ -1,0 +1,56 @@
+"""Backend availability for the tests.
+
+Every test that touches a framework runs it in a subprocess (MXNet and PyTorch must never
+share a process), so this pytest process itself only ever loads NumPy. A backend that cannot
+be loaded is skipped with its real error, unless SEQCORE_TEST_BACKENDS names it: then the
+test fails, so CI cannot pass by skipping.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from seqcore.backend import BACKENDS
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUIRED = {name for name in os.environ.get("SEQCORE_TEST_BACKENDS", "").split(",") if name}
+assert REQUIRED <= set(BACKENDS), f"SEQCORE_TEST_BACKENDS names unknown backends: {REQUIRED - set(BACKENDS)}"
+
+
+def python(*args: str, timeout: float = 600, check: bool = False) -> subprocess.CompletedProcess:
+    """Run `python *args` from the repository root, capturing text output."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    result = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"python {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return result
+
+
+@functools.lru_cache(maxsize=None)
+def backend_problem(name: str) -> str | None:
+    """None when `backends.<name>` loads in a fresh process, else the sentence explaining why not."""
+    result = python("-c", f"from seqcore.backend import load_backend; load_backend({name!r})", timeout=300)
+    if result.returncode == 0:
+        return None
+    return (result.stderr.strip().splitlines() or ["no output"])[-1]
+
+
+def require_backend(name: str) -> None:
+    problem = backend_problem(name)
+    if problem is None:
+        return
+    if name in REQUIRED:
+        pytest.fail(f"backend {name} is required by SEQCORE_TEST_BACKENDS but cannot be loaded: {problem}")
+    pytest.skip(f"backend {name} unavailable: {problem}")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_name(request) -> str:
+    require_backend(request.param)
+    return request.param

@@ -1,0 +1,185 @@
+"""Samplers: shapes, next-token targets, contiguity, coverage of the tail, offsets, seeds.
+
+Most properties use ids = BASE + position, so a value in X names the corpus position it came
+from and every check is a comparison against exact numbers.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from seqcore import sampling
+from seqcore.errors import SeqcoreError
+from seqcore.specs import Sampler
+
+BASE = 1000
+KINDS = [Sampler.RANDOM, Sampler.SEQUENTIAL]
+
+
+@st.composite
+def corpora(draw: st.DrawFn) -> tuple[int, int, int]:
+    """(num_tokens, batch_size, num_steps) with num_tokens just large enough or a bit more."""
+    batch_size = draw(st.integers(1, 5))
+    num_steps = draw(st.integers(1, 6))
+    needed = batch_size * num_steps + num_steps
+    return needed + draw(st.integers(0, 40)), batch_size, num_steps
+
+
+def _epoch(kind: Sampler, num_tokens: int, batch_size: int, num_steps: int, seed: int):
+    ids = BASE + np.arange(num_tokens)
+    return list(sampling.batches(kind, ids, batch_size, num_steps, np.random.default_rng(seed)))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@settings(max_examples=60, deadline=None)
+@given(sizes=corpora(), seed=st.integers(0, 2**32 - 1))
+def test_shapes_and_next_token_targets(kind: Sampler, sizes: tuple[int, int, int], seed: int) -> None:
+    num_tokens, batch_size, num_steps = sizes
+    epoch = _epoch(kind, num_tokens, batch_size, num_steps, seed)
+    assert 1 <= len(epoch) <= sampling.num_batches(kind, num_tokens, batch_size, num_steps)
+    full = epoch[0][0].shape == (batch_size, num_steps)
+    assert full  # check_fits guarantees one full batch at any offset
+    for x, y in epoch:
+        assert x.dtype == y.dtype == np.int64 and x.shape == y.shape and x.ndim == 2
+        assert 1 <= x.shape[0] <= batch_size and 1 <= x.shape[1] <= num_steps
+        if kind is Sampler.RANDOM:
+            assert x.shape[1] == num_steps  # only the last batch may have fewer rows
+        else:
+            assert x.shape[0] == batch_size  # only the last window may be shorter
+        # Each row is a slice of the corpus, and Y is the slice one token later.
+        np.testing.assert_array_equal(x, x[:, :1] + np.arange(x.shape[1]))
+        np.testing.assert_array_equal(y, x + 1)
+        assert x.min() >= BASE and y.max() <= BASE + num_tokens - 1
+    if kind is Sampler.RANDOM:
+        assert all(x.shape[0] == batch_size for x, _ in epoch[:-1])
+    else:
+        assert all(x.shape[1] == num_steps for x, _ in epoch[:-1])
+
+
+@settings(max_examples=60, deadline=None)
+@given(sizes=corpora(), seed=st.integers(0, 2**32 - 1))
+def test_sequential_rows_continue_across_batches(sizes: tuple[int, int, int], seed: int) -> None:
+    num_tokens, batch_size, num_steps = sizes
+    epoch = _epoch(Sampler.SEQUENTIAL, num_tokens, batch_size, num_steps, seed)
+    rows = np.concatenate([x for x, _ in epoch], axis=1)  # (B, L): row i across the epoch
+    offset = rows[0, 0] - BASE
+    row_length = (num_tokens - 1 - offset) // batch_size
+    assert rows.shape == (batch_size, row_length) and row_length >= num_steps
+    # Row i starts where row i - 1 ended and runs on without a gap.
+    expected = BASE + offset + np.arange(batch_size * row_length).reshape(batch_size, row_length)
+    np.testing.assert_array_equal(rows, expected)
+    targets = np.concatenate([y for _, y in epoch], axis=1)
+    np.testing.assert_array_equal(targets, expected + 1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(sizes=corpora(), seed=st.integers(0, 2**32 - 1))
+def test_random_windows_are_the_whole_grid_at_one_offset(
+    sizes: tuple[int, int, int], seed: int
+) -> None:
+    num_tokens, batch_size, num_steps = sizes
+    epoch = _epoch(Sampler.RANDOM, num_tokens, batch_size, num_steps, seed)
+    starts = np.sort(np.concatenate([x[:, 0] for x, _ in epoch])) - BASE
+    offset = starts[0]
+    assert 0 <= offset < num_steps
+    # No window dropped at this offset: the partial last batch is kept.
+    expected = offset + num_steps * np.arange((num_tokens - 1 - offset) // num_steps)
+    np.testing.assert_array_equal(starts, expected)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@settings(max_examples=30, deadline=None)
+@given(sizes=corpora(), seed=st.integers(0, 2**32 - 1))
+def test_every_token_reached_over_epochs(kind: Sampler, sizes: tuple[int, int, int], seed: int) -> None:
+    num_tokens, batch_size, num_steps = sizes
+    ids = BASE + np.arange(num_tokens)
+    rng = np.random.default_rng(seed)
+    read = np.zeros(num_tokens, dtype=bool)  # position appeared in X
+    predicted = np.zeros(num_tokens, dtype=bool)  # position appeared in Y
+    for _ in range(60 * num_steps):  # P(an offset never drawn) <= 6 * (5/6)**360
+        for x, y in sampling.batches(kind, ids, batch_size, num_steps, rng):
+            read[x.ravel() - BASE] = True
+            predicted[y.ravel() - BASE] = True
+        if read[:-1].all() and predicted[1:].all():
+            break
+    assert read[:-1].all() and predicted[1:].all()
+    assert predicted[-1]  # the corpus tail, which d2l's random sampler never reached
+    assert not read[-1] and not predicted[0]  # nothing to predict after / before these
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_offset_covers_zero_to_num_steps_minus_one_only(kind: Sampler) -> None:
+    # 2 x 4 + 4 = 12 tokens needed; 13 given. The first window's first token is ids[offset]
+    # for sequential; for random it is some start, and every start is offset mod num_steps.
+    num_tokens, batch_size, num_steps = 13, 2, 4
+    rng = np.random.default_rng(7)
+    ids = BASE + np.arange(num_tokens)
+    offsets = set()
+    for _ in range(200):
+        epoch = list(sampling.batches(kind, ids, batch_size, num_steps, rng))
+        starts = np.concatenate([x[:, 0] for x, _ in epoch]) - BASE
+        assert len(set(starts % num_steps)) == 1
+        offsets.add(int(starts.min()) if kind is Sampler.RANDOM else int(epoch[0][0][0, 0] - BASE))
+    assert offsets == {0, 1, 2, 3}  # never 4: d2l's inclusive bound is gone
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_same_seed_same_batches_other_seed_differs(kind: Sampler) -> None:
+    ids = np.random.default_rng(0).integers(0, 28, size=500)
+    def run(seed: int) -> list[np.ndarray]:
+        rng = np.random.default_rng(seed)
+        return [a for _ in range(3) for x, y in sampling.batches(kind, ids, 4, 7, rng) for a in (x, y)]
+    first, again = run(11), run(11)
+    assert len(first) == len(again)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    other = run(12)
+    assert len(other) != len(first) or not all(np.array_equal(a, b) for a, b in zip(first, other))
+
+
+def test_batches_do_not_alias_the_corpus() -> None:
+    ids = np.arange(100, dtype=np.int64)
+    for x, _ in sampling.sequential_batches(ids, 2, 5, np.random.default_rng(0)):
+        x[:] = -1
+    np.testing.assert_array_equal(ids, np.arange(100))
+
+
+def test_num_batches_is_reached_at_offset_zero() -> None:
+    # 100 tokens, batch 4, 7 steps: random 99 // 7 = 14 windows -> 4 batches; sequential rows of
+    # 99 // 4 = 24 tokens -> windows of 7, 7, 7, 3 -> 4 batches.
+    assert sampling.num_batches("random", 100, 4, 7) == 4
+    assert sampling.num_batches("sequential", 100, 4, 7) == 4
+    assert sampling.num_batches("sequential", 100, 3, 11) == 3  # rows of 33: 11, 11, 11
+
+
+def test_check_fits_boundary_and_message() -> None:
+    sampling.check_fits(32 * 35 + 35, 32, 35)
+    with pytest.raises(SeqcoreError) as error:
+        sampling.check_fits(32 * 35 + 34, 32, 35)
+    message = str(error.value)
+    assert "1154 tokens" in message and "needs 1155" in message
+    assert "--batch-size" in message and "--num-steps" in message and "longer corpus" in message
+    for kind in KINDS:
+        with pytest.raises(SeqcoreError, match="has 11 tokens but one batch needs 12"):
+            next(sampling.batches(kind, np.arange(11), 2, 4, np.random.default_rng(0)))
+        next(sampling.batches(kind, np.arange(12), 2, 4, np.random.default_rng(0)))
+
+
+@pytest.mark.parametrize(
+    "batch_size, num_steps, message",
+    [(0, 5, "--batch-size must be a positive integer, got 0"),
+     (2, 2.5, "--num-steps must be a positive integer, got 2.5"),
+     (True, 5, "--batch-size must be a positive integer, got True")],
+)
+def test_bad_sizes(batch_size: object, num_steps: object, message: str) -> None:
+    with pytest.raises(SeqcoreError, match=message):
+        sampling.check_fits(1000, batch_size, num_steps)  # type: ignore[arg-type]
+
+
+def test_bad_kind_and_ids() -> None:
+    rng = np.random.default_rng(0)
+    with pytest.raises(SeqcoreError, match="Unknown sampler 'shuffled': choose one of sequential, random"):
+        sampling.batches("shuffled", np.arange(100), 2, 3, rng)
+    with pytest.raises(SeqcoreError, match=r"1-D sequence of integers, got shape \(10, 10\)"):
+        next(sampling.random_batches(np.zeros((10, 10), dtype=np.int64), 2, 3, rng))

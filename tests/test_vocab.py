@@ -1,0 +1,124 @@
+"""Vocabulary order, lookups and the JSON round trip saved in checkpoints."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+
+from seqcore.errors import SeqcoreError
+from seqcore.vocab import Vocab
+
+TOKENS = list("banana bandana")  # a:6 n:4 b:2 d:1 ' ':1
+
+
+def test_order_is_unk_then_frequency_then_token() -> None:
+    vocab = Vocab(TOKENS)
+    assert vocab.idx_to_token == ["<unk>", "a", "n", "b", " ", "d"]
+    assert len(vocab) == 6
+    assert [vocab[t] for t in "and"] == [1, 2, 5]
+
+
+def test_ties_broken_by_token_not_by_first_appearance() -> None:
+    forward = Vocab(["z", "y", "x", "y", "z", "x", "w"])
+    backward = Vocab(["w", "x", "z", "x", "y", "z", "y"])
+    assert forward.idx_to_token == ["<unk>", "x", "y", "z", "w"]
+    assert backward == forward
+
+
+def test_list_of_lines_counts_like_flat_list() -> None:
+    assert Vocab([["the", "cat"], ["the", "end"]]) == Vocab(["the", "cat", "the", "end"])
+    assert Vocab([["the", "cat"], ["the"]]).idx_to_token == ["<unk>", "the", "cat"]
+
+
+def test_min_freq_drops_rare_tokens() -> None:
+    assert Vocab(TOKENS, min_freq=2).idx_to_token == ["<unk>", "a", "n", "b"]
+    assert Vocab(TOKENS, min_freq=5).idx_to_token == ["<unk>", "a"]
+    assert Vocab(TOKENS, min_freq=0) == Vocab(TOKENS, min_freq=1)
+    with pytest.raises(SeqcoreError, match="min_freq must be a non-negative integer, got -1"):
+        Vocab(TOKENS, min_freq=-1)
+
+
+def test_reserved_tokens_kept_in_order_even_when_absent() -> None:
+    vocab = Vocab(TOKENS, min_freq=3, reserved_tokens=["<pad>", "<bos>", "<eos>", "b"])
+    assert vocab.idx_to_token == ["<unk>", "<pad>", "<bos>", "<eos>", "b", "a", "n"]
+    assert vocab.reserved_tokens == ["<pad>", "<bos>", "<eos>", "b"]
+    assert vocab["<eos>"] == 3 and vocab["b"] == 4  # b kept although rarer than min_freq
+
+
+@pytest.mark.parametrize(
+    "reserved, message",
+    [(["<unk>"], "leave it out of the reserved tokens"), (["<pad>", "<pad>"], "more than once")],
+)
+def test_bad_reserved_tokens(reserved: list[str], message: str) -> None:
+    with pytest.raises(SeqcoreError, match=message):
+        Vocab(TOKENS, reserved_tokens=reserved)
+
+
+def test_non_string_tokens_rejected() -> None:
+    with pytest.raises(SeqcoreError, match="Tokens must be strings, got int 3"):
+        Vocab(["a", 3])
+
+
+def test_unknown_tokens_map_to_zero() -> None:
+    vocab = Vocab(TOKENS)
+    assert vocab["q"] == 0 and vocab.unk == 0
+    assert vocab[["b", "q", "a"]] == [3, 0, 1]
+    assert vocab[[["a"], ("n", "zz")]] == [[1], [2, 0]]
+    assert "a" in vocab and "q" not in vocab
+    assert vocab.unknown(["q", "a", "z", "q", "<unk>"]) == ["q", "z"]
+    assert vocab.unknown("bad") == []
+
+
+def test_encode_and_to_tokens() -> None:
+    vocab = Vocab(TOKENS)
+    ids = vocab.encode("band x")
+    assert ids.dtype == np.int64
+    np.testing.assert_array_equal(ids, [3, 1, 2, 5, 4, 0])
+    assert vocab.to_tokens(ids) == ["b", "a", "n", "d", " ", "<unk>"]
+    assert vocab.to_tokens(np.int64(2)) == "n" and vocab.to_tokens(0) == "<unk>"
+    assert vocab.to_tokens([5, 1]) == ["d", "a"]
+    assert vocab.encode([]).shape == (0,)
+    with pytest.raises(SeqcoreError, match="Token index 6 is outside the vocabulary of 6 tokens"):
+        vocab.to_tokens([1, 6])
+    with pytest.raises(SeqcoreError, match="Token indices must be integers"):
+        vocab.to_tokens("a")
+
+
+def test_round_trip_through_json() -> None:
+    vocab = Vocab(TOKENS, reserved_tokens=["<pad>", "<bos>"])
+    text = json.dumps(vocab.to_dict())
+    again = Vocab.from_dict(json.loads(text))
+    assert again == vocab
+    assert again.idx_to_token == vocab.idx_to_token
+    assert again.reserved_tokens == ["<pad>", "<bos>"]
+    np.testing.assert_array_equal(again.encode("bandana?"), vocab.encode("bandana?"))
+    assert vocab != Vocab(TOKENS)
+
+
+def _saved(**changes: Any) -> dict[str, Any]:
+    data = Vocab(TOKENS, reserved_tokens=["<pad>"]).to_dict()
+    data.update(changes)
+    return data
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ([1, 2], "must be a mapping, got list"),
+        ({"idx_to_token": ["<unk>"]}, r"wrong fields \(missing: format, num_reserved, version"),
+        (_saved(extra=1), r"wrong fields \(missing: none; unknown: extra\)"),
+        (_saved(version=2), "this seqcore reads 'seqcore.vocab' version 1"),
+        (_saved(format="d2l"), "'d2l' version 1"),
+        (_saved(idx_to_token=["a", "<unk>"]), "must start with '<unk>' at index 0"),
+        (_saved(idx_to_token=["<unk>", "a", "a"]), r"more than once: \['a'\]"),
+        (_saved(idx_to_token=["<unk>", 3]), "must be a list of strings"),
+        (_saved(idx_to_token="<unk>ab"), "must be a list of strings"),
+        (_saved(num_reserved=9), "of 7 tokens cannot reserve 9"),
+        (_saved(num_reserved="1"), "num_reserved must be an integer"),
+    ],
+)
+def test_from_dict_rejects_bad_data(data: Any, message: str) -> None:
+    with pytest.raises(SeqcoreError, match=message):
+        Vocab.from_dict(data)
