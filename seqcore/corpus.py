@@ -71,7 +71,9 @@ def _read_bytes(path: Path) -> bytes:
     try:
         data = path.read_bytes()
     except OSError as error:
-        raise SeqcoreError(f"The corpus file {path} could not be read ({error.strerror}).") from None
+        raise SeqcoreError(
+            f"The corpus file {path} could not be read ({error.strerror})."
+        ) from None
     if not data:
         raise SeqcoreError(f"The corpus file {path} is empty.")
     return data

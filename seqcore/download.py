@@ -38,7 +38,9 @@ def resolve_cache_dir(explicit: str | Path | None = None) -> Path:
 
 def _check_hash(known_hash: str) -> tuple[str, str]:
     """('sha1', 'hex...') from 'sha1:hex...'; one sentence on anything else."""
-    algorithm, _, digest = known_hash.partition(":") if isinstance(known_hash, str) else ("", "", "")
+    if not isinstance(known_hash, str):
+        known_hash = repr(known_hash)
+    algorithm, _, digest = known_hash.partition(":")
     algorithm = algorithm.lower()
     expected_length = _HEX_DIGITS.get(algorithm)
     if expected_length is None or not re.fullmatch(f"[0-9a-fA-F]{{{expected_length}}}", digest):

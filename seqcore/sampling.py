@@ -21,7 +21,9 @@ Batch = tuple[np.ndarray, np.ndarray]  # X (batch, steps) int64, Y (batch, steps
 def _as_ids(ids: Sequence[int] | np.ndarray) -> np.ndarray:
     array = np.asarray(ids)
     if array.ndim != 1 or not (array.size == 0 or np.issubdtype(array.dtype, np.integer)):
-        raise SeqcoreError(f"Token ids must be a 1-D sequence of integers, got shape {array.shape}.")
+        raise SeqcoreError(
+            f"Token ids must be a 1-D sequence of integers, got shape {array.shape}."
+        )
     return array.astype(np.int64, copy=False)
 
 
@@ -68,17 +70,38 @@ def random_batches(
 
 
 def sequential_batches(
-    ids: Sequence[int] | np.ndarray, batch_size: int, num_steps: int, rng: np.random.Generator
+    ids: Sequence[int] | np.ndarray,
+    batch_size: int,
+    num_steps: int,
+    rng: np.random.Generator | None = None,
+    *,
+    offset: int | None = None,
 ) -> Iterator[Batch]:
     """Rows that continue from one batch to the next; carry and detach the hidden state.
 
     After a fresh offset o in [0, num_steps), the text is cut into batch_size equal rows; row i
     of batch b + 1 continues row i of batch b. A final window shorter than num_steps is yielded
-    too, so each row's tail is trained on.
+    too, so each row's tail is trained on. For evaluation, pass a fixed `offset` (e.g. 0) and no
+    `rng`: then the text only has to give every row one token, not one full batch.
     """
     ids = _as_ids(ids)
-    check_fits(len(ids), batch_size, num_steps)
-    offset = int(rng.integers(0, num_steps))  # d2l drew from [0, num_steps]: a known bug
+    if offset is None:
+        if rng is None:
+            raise SeqcoreError("The sequential sampler needs a random generator or a fixed offset.")
+        check_fits(len(ids), batch_size, num_steps)
+        offset = int(rng.integers(0, num_steps))  # d2l drew from [0, num_steps]: a known bug
+    else:
+        _check_sizes(batch_size, num_steps)
+        is_int = isinstance(offset, (int, np.integer)) and not isinstance(offset, bool)
+        if not is_int or not 0 <= offset < num_steps:
+            raise SeqcoreError(
+                f"The offset must be an integer in [0, {num_steps}), got {offset!r}."
+            )
+        if len(ids) - 1 - offset < batch_size:
+            raise SeqcoreError(
+                f"The text has {len(ids)} tokens, too few for {batch_size} rows after offset "
+                f"{offset}; lower --batch-size or use a longer text."
+            )
     usable = ((len(ids) - 1 - offset) // batch_size) * batch_size  # -1: room for Y's shift
     xs = ids[offset:offset + usable].reshape(batch_size, -1)  # (B, L)
     ys = ids[offset + 1:offset + 1 + usable].reshape(batch_size, -1)  # (B, L)

@@ -41,7 +41,9 @@ def _check_table(idx_to_token: Any, num_reserved: int) -> list[str]:
         repeated = sorted(t for t, n in collections.Counter(idx_to_token).items() if n > 1)
         raise SeqcoreError(f"A vocabulary lists token(s) more than once: {repeated}.")
     if not 0 <= num_reserved < len(idx_to_token):
-        raise SeqcoreError(f"A vocabulary of {len(idx_to_token)} tokens cannot reserve {num_reserved}.")
+        raise SeqcoreError(
+            f"A vocabulary of {len(idx_to_token)} tokens cannot reserve {num_reserved}."
+        )
     return list(idx_to_token)
 
 
@@ -123,7 +125,8 @@ class Vocab:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Vocab):
             return NotImplemented
-        return (self._idx_to_token, self._num_reserved) == (other._idx_to_token, other._num_reserved)
+        same_tokens = self._idx_to_token == other._idx_to_token
+        return same_tokens and self._num_reserved == other._num_reserved
 
     def __repr__(self) -> str:
         head = ", ".join(repr(t) for t in self._idx_to_token[:8])

@@ -22,9 +22,14 @@ REQUIRED = {name for name in os.environ.get("SEQCORE_TEST_BACKENDS", "").split("
 assert REQUIRED <= set(BACKENDS), f"SEQCORE_TEST_BACKENDS names unknown backends: {REQUIRED - set(BACKENDS)}"
 
 
-def python(*args: str, timeout: float = 600, check: bool = False) -> subprocess.CompletedProcess:
-    """Run `python *args` from the repository root, capturing text output."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+def python(*args: str, timeout: float = 600, check: bool = False,
+           path_first: str | None = None) -> subprocess.CompletedProcess:
+    """Run `python *args` from the repository root, capturing text output.
+
+    path_first: a directory searched before everything else (to stand in a broken framework).
+    """
+    path = os.pathsep.join(p for p in (path_first, str(ROOT)) if p)
+    env = {**os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1"}
     result = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=timeout)
     if check and result.returncode != 0:

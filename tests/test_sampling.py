@@ -35,7 +35,9 @@ def _epoch(kind: Sampler, num_tokens: int, batch_size: int, num_steps: int, seed
 @pytest.mark.parametrize("kind", KINDS)
 @settings(max_examples=60, deadline=None)
 @given(sizes=corpora(), seed=st.integers(0, 2**32 - 1))
-def test_shapes_and_next_token_targets(kind: Sampler, sizes: tuple[int, int, int], seed: int) -> None:
+def test_shapes_and_next_token_targets(
+    kind: Sampler, sizes: tuple[int, int, int], seed: int
+) -> None:
     num_tokens, batch_size, num_steps = sizes
     epoch = _epoch(kind, num_tokens, batch_size, num_steps, seed)
     assert 1 <= len(epoch) <= sampling.num_batches(kind, num_tokens, batch_size, num_steps)
@@ -92,9 +94,15 @@ def test_random_windows_are_the_whole_grid_at_one_offset(
 @pytest.mark.parametrize("kind", KINDS)
 @settings(max_examples=30, deadline=None)
 @given(sizes=corpora(), seed=st.integers(0, 2**32 - 1))
-def test_every_token_reached_over_epochs(kind: Sampler, sizes: tuple[int, int, int], seed: int) -> None:
+def test_every_token_reached_over_epochs(
+    kind: Sampler, sizes: tuple[int, int, int], seed: int
+) -> None:
     num_tokens, batch_size, num_steps = sizes
     ids = BASE + np.arange(num_tokens)
+    # Random: offset (n - 1) % num_steps ends on the last token, so all of it is reached.
+    # Sequential: rows hold a multiple of batch_size tokens, so up to batch_size - 1 tokens
+    # past offset 0's rows can stay unread; everything before them is reached.
+    end = num_tokens if kind is Sampler.RANDOM else num_tokens - batch_size + 1
     rng = np.random.default_rng(seed)
     read = np.zeros(num_tokens, dtype=bool)  # position appeared in X
     predicted = np.zeros(num_tokens, dtype=bool)  # position appeared in Y
@@ -102,17 +110,18 @@ def test_every_token_reached_over_epochs(kind: Sampler, sizes: tuple[int, int, i
         for x, y in sampling.batches(kind, ids, batch_size, num_steps, rng):
             read[x.ravel() - BASE] = True
             predicted[y.ravel() - BASE] = True
-        if read[:-1].all() and predicted[1:].all():
+        if read[:end - 1].all() and predicted[1:end].all():
             break
-    assert read[:-1].all() and predicted[1:].all()
-    assert predicted[-1]  # the corpus tail, which d2l's random sampler never reached
+    assert read[:end - 1].all() and predicted[1:end].all()
     assert not read[-1] and not predicted[0]  # nothing to predict after / before these
+    if kind is Sampler.RANDOM:
+        assert predicted[-1]  # the corpus tail, which d2l's random sampler never reached
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_offset_covers_zero_to_num_steps_minus_one_only(kind: Sampler) -> None:
-    # 2 x 4 + 4 = 12 tokens needed; 13 given. The first window's first token is ids[offset]
-    # for sequential; for random it is some start, and every start is offset mod num_steps.
+    # 2 x 4 + 4 = 12 tokens needed; 13 given. The offset is the first token of row 0 for
+    # sequential, and the smallest window start for random.
     num_tokens, batch_size, num_steps = 13, 2, 4
     rng = np.random.default_rng(7)
     ids = BASE + np.arange(num_tokens)
@@ -120,7 +129,8 @@ def test_offset_covers_zero_to_num_steps_minus_one_only(kind: Sampler) -> None:
     for _ in range(200):
         epoch = list(sampling.batches(kind, ids, batch_size, num_steps, rng))
         starts = np.concatenate([x[:, 0] for x, _ in epoch]) - BASE
-        assert len(set(starts % num_steps)) == 1
+        if kind is Sampler.RANDOM:
+            assert len(set(starts % num_steps)) == 1  # one grid of windows per epoch
         offsets.add(int(starts.min()) if kind is Sampler.RANDOM else int(epoch[0][0][0, 0] - BASE))
     assert offsets == {0, 1, 2, 3}  # never 4: d2l's inclusive bound is gone
 
@@ -128,14 +138,35 @@ def test_offset_covers_zero_to_num_steps_minus_one_only(kind: Sampler) -> None:
 @pytest.mark.parametrize("kind", KINDS)
 def test_same_seed_same_batches_other_seed_differs(kind: Sampler) -> None:
     ids = np.random.default_rng(0).integers(0, 28, size=500)
-    def run(seed: int) -> list[np.ndarray]:
+
+    def run(seed: int) -> list[np.ndarray]:  # X, Y, X, Y, ... over three epochs
         rng = np.random.default_rng(seed)
-        return [a for _ in range(3) for x, y in sampling.batches(kind, ids, 4, 7, rng) for a in (x, y)]
+        epochs = [list(sampling.batches(kind, ids, 4, 7, rng)) for _ in range(3)]
+        return [array for epoch in epochs for batch in epoch for array in batch]
+
     first, again = run(11), run(11)
     assert len(first) == len(again)
     assert all(np.array_equal(a, b) for a, b in zip(first, again))
     other = run(12)
     assert len(other) != len(first) or not all(np.array_equal(a, b) for a, b in zip(first, other))
+
+
+def test_fixed_offset_reads_short_text_in_order() -> None:
+    # Evaluation: offset 0, no generator; 12 tokens, 2 rows of 5 (11 // 2), windows 4 + 1.
+    ids = BASE + np.arange(12)
+    epoch = list(sampling.sequential_batches(ids, 2, 4, offset=0))
+    assert [x.shape for x, _ in epoch] == [(2, 4), (2, 1)]
+    rows = np.concatenate([x for x, _ in epoch], axis=1)
+    np.testing.assert_array_equal(rows, BASE + np.arange(10).reshape(2, 5))
+    np.testing.assert_array_equal(np.concatenate([y for _, y in epoch], axis=1), rows + 1)
+    # One row per token is enough here, though far below check_fits' 2 x 4 + 4 = 12.
+    assert len(list(sampling.sequential_batches(BASE + np.arange(3), 2, 4, offset=0))) == 1
+    with pytest.raises(SeqcoreError, match="has 3 tokens, too few for 2 rows after offset 1"):
+        next(sampling.sequential_batches(BASE + np.arange(3), 2, 4, offset=1))
+    with pytest.raises(SeqcoreError, match=r"offset must be an integer in \[0, 4\), got 4"):
+        next(sampling.sequential_batches(ids, 2, 4, offset=4))
+    with pytest.raises(SeqcoreError, match="needs a random generator or a fixed offset"):
+        next(sampling.sequential_batches(ids, 2, 4))
 
 
 def test_batches_do_not_alias_the_corpus() -> None:
@@ -179,7 +210,8 @@ def test_bad_sizes(batch_size: object, num_steps: object, message: str) -> None:
 
 def test_bad_kind_and_ids() -> None:
     rng = np.random.default_rng(0)
-    with pytest.raises(SeqcoreError, match="Unknown sampler 'shuffled': choose one of sequential, random"):
+    message = "Unknown sampler 'shuffled': choose one of sequential, random"
+    with pytest.raises(SeqcoreError, match=message):
         sampling.batches("shuffled", np.arange(100), 2, 3, rng)
     with pytest.raises(SeqcoreError, match=r"1-D sequence of integers, got shape \(10, 10\)"):
         next(sampling.random_batches(np.zeros((10, 10), dtype=np.int64), 2, 3, rng))

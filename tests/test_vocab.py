@@ -45,6 +45,8 @@ def test_reserved_tokens_kept_in_order_even_when_absent() -> None:
     assert vocab.idx_to_token == ["<unk>", "<pad>", "<bos>", "<eos>", "b", "a", "n"]
     assert vocab.reserved_tokens == ["<pad>", "<bos>", "<eos>", "b"]
     assert vocab["<eos>"] == 3 and vocab["b"] == 4  # b kept although rarer than min_freq
+    # A reserved token that also occurs keeps its reserved place and is not listed twice.
+    assert Vocab(TOKENS, reserved_tokens=["n"]).idx_to_token == ["<unk>", "n", "a", "b", " ", "d"]
 
 
 @pytest.mark.parametrize(

@@ -23,15 +23,17 @@ class Backend:
 
     def versions(self) -> dict[str, str]:
         return {"torch": torch.__version__, "numpy": np.__version__,
-                "cuda": torch.version.cuda or "none", "device": devices.gpu_name()}
+                "cuda": torch.version.cuda or "none",
+                "device": devices.describe("gpu" if torch.cuda.is_available() else "cpu")}
 
     def resolve_device(self, device: Device) -> str:
         return devices.resolve_device(device)
 
-    def build_model(self, spec: ModelSpec, params: Mapping[str, np.ndarray], device: str) -> SequenceModel:
+    def build_model(self, spec: ModelSpec, params: Mapping[str, np.ndarray],
+                    device: str) -> SequenceModel:
         model = SequenceModel(spec)  # always fresh: a second run never inherits old weights
-        model.load_params(params)
-        return model.to(devices.torch_device(device))
+        model.load_params(params, devices.context(device))
+        return model
 
     def export_params(self, model: SequenceModel) -> dict[str, np.ndarray]:
         return model.export_params()
@@ -42,7 +44,9 @@ class Backend:
     def detach_state(self, state: State) -> State:
         return tuple(part.detach() for part in state)
 
-    def forward(self, model: SequenceModel, inputs: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+    def forward(self, model: SequenceModel, inputs: np.ndarray,
+                state: State) -> tuple[np.ndarray, State]:
+        # no_grad rather than inference_mode: the returned state may feed a later forward_backward.
         with torch.no_grad():
             outputs, state = model(_inputs(model, inputs), _state(model, state, inputs))
         return outputs.cpu().numpy(), state
@@ -79,8 +83,10 @@ class Backend:
                 if p.grad is not None:
                     p.grad.mul_(factor)
 
-    def make_trainer(self, model: SequenceModel, optimizer: Optimizer, lr: float) -> torch.optim.Optimizer:
-        params = list(model.canonical_parameters().values())
+    def make_trainer(self, model: SequenceModel, optimizer: Optimizer,
+                     lr: float) -> torch.optim.Optimizer:
+        params = list(model.parameter_map().values())
+        _check_lr(lr)
         if Optimizer(optimizer) is Optimizer.SGD:
             return torch.optim.SGD(params, lr=lr, momentum=0.0)
         return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=1e-8)
@@ -89,6 +95,7 @@ class Backend:
         trainer.step()
 
     def set_lr(self, trainer: torch.optim.Optimizer, lr: float) -> None:
+        _check_lr(lr)
         for group in trainer.param_groups:
             group["lr"] = lr
 
@@ -106,28 +113,37 @@ def _inputs(model: SequenceModel, inputs: np.ndarray) -> torch.Tensor:
         want = "(T, N, I) floats" if dense else "(T, N) token ids"
         raise SeqcoreError(f"Inputs must be time-major {want}, got shape {array.shape}.")
     dtype = torch.float32 if dense else torch.int64
-    return torch.as_tensor(array, dtype=dtype).to(model.device)
+    return torch.as_tensor(array, dtype=dtype).to(model.context())
 
 
 def _targets(model: SequenceModel, targets: np.ndarray, loss: Loss) -> torch.Tensor:
     dtype = torch.float32 if Loss(loss) is Loss.MSE else torch.int64
-    return torch.as_tensor(np.asarray(targets), dtype=dtype).to(model.device)
+    return torch.as_tensor(np.asarray(targets), dtype=dtype).to(model.context())
 
 
 def _state(model: SequenceModel, state: State | None, inputs: np.ndarray) -> State:
     """None -> zeros; NumPy or tensors -> float32 tensors on the device (tensors pass unchanged)."""
     if state is None:
         return model.begin_state(np.shape(inputs)[1])
-    return tuple(torch.as_tensor(part, dtype=torch.float32, device=model.device) for part in state)
+    device = model.context()
+    return tuple(torch.as_tensor(part, dtype=torch.float32, device=device) for part in state)
+
+
+def _check_lr(lr: float) -> None:
+    # torch's SGD passes -lr as a float32 scalar: beyond ~3.4e38 it fails with a bare RuntimeError.
+    if not 0 < lr <= float(np.finfo(np.float32).max):
+        raise SeqcoreError(
+            f"The learning rate must be positive and fit in float32 (<= 3.4e38), got {lr!r}.")
 
 
 def _loss(kind: Loss, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over every target id, or mean of (y - y_hat)^2 (no 1/2)."""
     if Loss(kind) is Loss.MSE:
         if targets.shape != outputs.shape:
-            raise SeqcoreError(f"MSE targets have shape {tuple(targets.shape)}, the outputs {tuple(outputs.shape)}.")
+            raise SeqcoreError(f"MSE targets have shape {tuple(targets.shape)}, "
+                               f"the outputs {tuple(outputs.shape)}.")
         return F.mse_loss(outputs, targets)
     if targets.shape != outputs.shape[:-1]:
-        raise SeqcoreError(
-            f"Cross-entropy targets have shape {tuple(targets.shape)}, expected {tuple(outputs.shape[:-1])}.")
+        raise SeqcoreError(f"Cross-entropy targets have shape {tuple(targets.shape)}, "
+                           f"expected {tuple(outputs.shape[:-1])}.")
     return F.cross_entropy(outputs.reshape(-1, outputs.shape[-1]), targets.reshape(-1))

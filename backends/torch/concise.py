@@ -1,4 +1,4 @@
-"""The built-in fused layers (nn.RNN, nn.GRU, nn.LSTM) behind the same interface as ScratchRecurrent.
+"""The built-in fused layers (nn.RNN, nn.GRU, nn.LSTM) behind ScratchRecurrent's interface.
 
 PyTorch names a layer's parameters weight_ih_l{k}, weight_hh_l{k}, bias_ih_l{k}, bias_hh_l{k},
 with exactly the canonical shapes and gate order, so mapping them is a rename.
@@ -12,10 +12,10 @@ from seqcore.specs import Activation, Cell
 
 State = tuple[torch.Tensor, ...]  # (h,) or (h, c), each (L, N, H)
 
-PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+_PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
-def torch_name(canonical: str) -> str:
+def _torch_name(canonical: str) -> str:
     """'l{k}.weight_ih' -> 'weight_ih_l{k}' (the nn.RNN attribute)."""
     layer, name = canonical.split(".")
     return f"{name}_{layer}"
@@ -45,7 +45,7 @@ class ConciseRecurrent(nn.Module):
         outputs, h = self.layer(inputs, state[0])
         return outputs, (h,)
 
-    def canonical_parameters(self) -> dict[str, nn.Parameter]:
+    def parameter_map(self) -> dict[str, nn.Parameter]:
         """Parameters keyed 'l{k}.weight_ih' ... as in seqcore.params, without the 'rnn.' prefix."""
-        names = (f"l{k}.{name}" for k in range(self.num_layers) for name in PARAM_NAMES)
-        return {name: getattr(self.layer, torch_name(name)) for name in names}
+        names = (f"l{k}.{name}" for k in range(self.num_layers) for name in _PARAM_NAMES)
+        return {name: getattr(self.layer, _torch_name(name)) for name in names}

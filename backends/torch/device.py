@@ -5,6 +5,8 @@ NumPy reference do.
 """
 from __future__ import annotations
 
+import os
+
 import torch
 
 from seqcore.errors import SeqcoreError
@@ -28,14 +30,29 @@ def resolve_device(device: Device | str) -> str:
     return "gpu"
 
 
-def torch_device(device: Device | str) -> torch.device:
-    """The torch.device for a device name ('cpu', 'gpu' or 'auto')."""
-    return torch.device("cuda") if resolve_device(device) == "gpu" else torch.device("cpu")
+def context(device: str) -> torch.device:
+    """The torch.device for a resolved device name: cpu or cuda (GPU 0)."""
+    if device not in ("cpu", "gpu"):
+        raise SeqcoreError(f"Unknown resolved device {device!r}: expected 'cpu' or 'gpu'.")
+    if device == "cpu":
+        return torch.device("cpu")
+    resolve_device(Device.GPU)  # a clear sentence without CUDA, and TF32 off in this process
+    return torch.device("cuda", 0)
 
 
-def gpu_name() -> str:
-    """The first CUDA GPU's name, or 'none'."""
-    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+def describe(device: str) -> str:
+    """For reports: 'gpu (NVIDIA H100 80GB HBM3, compute capability 9.0)', 'cpu (2 cores, 2 threads)'."""
+    if device != "gpu" or not torch.cuda.is_available():
+        return f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+    major, minor = compute_capability(0)
+    return f"gpu ({torch.cuda.get_device_name(0)}, compute capability {major}.{minor})"
+
+
+def compute_capability(index: int = 0) -> tuple[int, int] | None:
+    """(major, minor) of CUDA GPU `index`, or None without one."""
+    if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+        return None
+    return torch.cuda.get_device_capability(index)
 
 
 def _no_gpu_sentence() -> str:
@@ -48,9 +65,9 @@ def _no_gpu_sentence() -> str:
 
 
 def _disable_tf32() -> None:
-    # PyTorch lets cuDNN RNNs (and, in old releases, matmuls) use TF32 on Ampere and newer: a
-    # 10-bit mantissa that moves losses in the 3rd-4th digit, so numbers would stop being
-    # comparable with MXNet and the NumPy reference (FACTS.md). The legacy flags are used on
+    # PyTorch lets cuDNN RNNs (and, before torch 1.12, matmuls) use TF32 on Ampere and newer:
+    # a 10-bit mantissa, relative error ~1e-3 per product, far outside the 1e-5 to which runs are
+    # compared with MXNet and the NumPy reference (FACTS.md). The legacy flags are used on
     # purpose: in torch >= 2.9 their setters also write the new fp32_precision settings
     # consistently, whereas setting only the new ones makes any later read of
     # `torch.backends.cudnn.allow_tf32` raise "mix of the legacy and new APIs".

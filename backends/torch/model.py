@@ -33,36 +33,37 @@ class SequenceModel(nn.Module):
                              spec.activation)
         self.head = nn.Linear(spec.hidden_size, spec.output_size)
 
-    @property
-    def device(self) -> torch.device:
-        return self.head.weight.device
-
-    def canonical_parameters(self) -> dict[str, nn.Parameter]:
+    def parameter_map(self) -> dict[str, nn.Parameter]:
         """Every parameter keyed by its canonical name, in seqcore.params order."""
-        found = {f"rnn.{name}": value for name, value in self.rnn.canonical_parameters().items()}
+        found = {f"rnn.{name}": value for name, value in self.rnn.parameter_map().items()}
         found["head.weight"], found["head.bias"] = self.head.weight, self.head.bias
         if self.spec.input_kind is InputKind.EMBEDDING:
             found["embedding.weight"] = self.embedding.weight
         return {name: found[name] for name in param_shapes(self.spec)}
 
-    def load_params(self, params: Mapping[str, np.ndarray]) -> None:
-        """Copy canonical float32 arrays in place (in place keeps nn.RNN's flat weights valid)."""
+    def load_params(self, params: Mapping[str, np.ndarray], ctx: torch.device) -> None:
+        """Place the model on device `ctx` holding exactly `params` (checked against the spec)."""
         checked = check_params(self.spec, params)
-        with torch.no_grad():
-            for name, value in self.canonical_parameters().items():
+        with torch.no_grad():  # in place, before .to(): nn.RNN re-flattens its weights on the move
+            for name, value in self.parameter_map().items():
                 value.copy_(torch.from_numpy(np.ascontiguousarray(checked[name])))
+        self.to(ctx)
+
+    def context(self) -> torch.device:
+        """The device holding the parameters (named as in the MXNet backend: mirrored surface)."""
+        return self.head.weight.device
 
     def export_params(self) -> dict[str, np.ndarray]:
-        return {name: _numpy(value) for name, value in self.canonical_parameters().items()}
+        return {name: _numpy(value) for name, value in self.parameter_map().items()}
 
     def export_gradients(self) -> dict[str, np.ndarray]:
         """Gradients by canonical name; zeros for a parameter that has none yet."""
-        return {name: _numpy(value.grad) if value.grad is not None else np.zeros(value.shape, np.float32)
-                for name, value in self.canonical_parameters().items()}
+        return {name: np.zeros(value.shape, np.float32) if value.grad is None else _numpy(value.grad)
+                for name, value in self.parameter_map().items()}
 
     def begin_state(self, batch_size: int) -> State:
         shape = (self.spec.num_layers, batch_size, self.spec.hidden_size)
-        return tuple(torch.zeros(shape, device=self.device) for _ in range(self.spec.num_states))
+        return tuple(torch.zeros(shape, device=self.context()) for _ in range(self.spec.num_states))
 
     def encode(self, inputs: torch.Tensor) -> torch.Tensor:
         """(T, N) ids or (T, N, I) floats -> (T, N, rnn_input_size) float32."""

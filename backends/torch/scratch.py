@@ -35,15 +35,16 @@ class _ScratchCell(nn.Module):
         for weight in self.parameters():
             nn.init.uniform_(weight, -bound, bound)
 
-    def project_inputs(self, x: torch.Tensor) -> torch.Tensor:
+    def _project(self, x: torch.Tensor) -> torch.Tensor:
         """(..., I) -> (..., G*H): W_ih x + b_ih, for any number of leading (time, batch) axes."""
         return F.linear(x, self.weight_ih, self.bias_ih)
 
     def forward(self, x: torch.Tensor, state: State) -> State:
         """One time step from inputs (N, I): the new state, whose first entry is the output h."""
-        return self.step(self.project_inputs(x), state)
+        return self._recur(self._project(x), state)
 
-    def step(self, xw: torch.Tensor, state: State) -> State:
+    def _recur(self, xw: torch.Tensor, state: State) -> State:
+        """The rest of one step, from xw = W_ih x + b_ih (N, G*H) and the state."""
         raise NotImplementedError
 
 
@@ -57,7 +58,7 @@ class ScratchRNNCell(_ScratchCell):
         super().__init__(input_size, hidden_size)
         self.activation = Activation(activation)
 
-    def step(self, xw: torch.Tensor, state: State) -> State:
+    def _recur(self, xw: torch.Tensor, state: State) -> State:
         z = xw + F.linear(state[0], self.weight_hh, self.bias_hh)  # (N, H)
         return (torch.tanh(z) if self.activation is Activation.TANH else torch.relu(z),)
 
@@ -67,7 +68,7 @@ class ScratchGRUCell(_ScratchCell):
 
     num_gates = 3
 
-    def step(self, xw: torch.Tensor, state: State) -> State:
+    def _recur(self, xw: torch.Tensor, state: State) -> State:
         h = state[0]
         xr, xz, xn = xw.chunk(3, dim=-1)  # (N, H) each
         hr, hz, hn = F.linear(h, self.weight_hh, self.bias_hh).chunk(3, dim=-1)
@@ -82,7 +83,7 @@ class ScratchLSTMCell(_ScratchCell):
 
     num_gates = 4
 
-    def step(self, xw: torch.Tensor, state: State) -> State:
+    def _recur(self, xw: torch.Tensor, state: State) -> State:
         h, c = state
         i, f, g, o = (xw + F.linear(h, self.weight_hh, self.bias_hh)).chunk(4, dim=-1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
@@ -95,7 +96,7 @@ def make_cell(cell: Cell | str, input_size: int, hidden_size: int,
     cell = Cell(cell)
     if cell is Cell.RNN:
         return ScratchRNNCell(input_size, hidden_size, activation)
-    return ScratchGRUCell(input_size, hidden_size) if cell is Cell.GRU else ScratchLSTMCell(input_size, hidden_size)
+    return (ScratchGRUCell if cell is Cell.GRU else ScratchLSTMCell)(input_size, hidden_size)
 
 
 class ScratchRecurrent(nn.Module):
@@ -114,16 +115,20 @@ class ScratchRecurrent(nn.Module):
         finals: list[State] = []  # per layer: its last (h,) or (h, c), each (N, H)
         for k, cell in enumerate(self.layers):
             s = tuple(part[k] for part in state)
-            xw = cell.project_inputs(layer_input)  # (T, N, G*H): every step in one matmul
+            xw = cell._project(layer_input)  # (T, N, G*H): every step in one matmul
             outputs = []
             for t in range(xw.shape[0]):
-                s = cell.step(xw[t], s)
+                s = cell._recur(xw[t], s)
                 outputs.append(s[0])
             layer_input = torch.stack(outputs)  # (T, N, H)
             finals.append(s)
         return layer_input, tuple(torch.stack(parts) for parts in zip(*finals))
 
-    def canonical_parameters(self) -> dict[str, nn.Parameter]:
+    def cells(self) -> list[_ScratchCell]:
+        """The cells, bottom layer first."""
+        return list(self.layers)
+
+    def parameter_map(self) -> dict[str, nn.Parameter]:
         """Parameters keyed 'l{k}.weight_ih' ... as in seqcore.params, without the 'rnn.' prefix."""
         return {f"l{k}.{name}": value for k, cell in enumerate(self.layers)
                 for name, value in cell.named_parameters()}

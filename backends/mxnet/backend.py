@@ -1,0 +1,116 @@
+"""seqcore.backend.Backend on MXNet 1.9.1 (Gluon, numpy mode).
+
+Handles that cross the seam: the model is a SequenceModel, a state is a tuple of mx.np arrays
+(L, N, H), a trainer is a gluon.Trainer. Everything else is NumPy or float.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import mxnet as mx
+import numpy as np
+from mxnet import autograd, gluon, npx
+
+from seqcore.specs import Device, InputKind, Loss, ModelSpec, Optimizer
+
+from . import device as devices
+from .model import SequenceModel
+
+
+class Backend:
+    name = "mxnet"
+
+    def versions(self) -> dict[str, str]:
+        try:
+            num_gpus = mx.context.num_gpus()
+        except mx.base.MXNetError:
+            num_gpus = 0
+        return {"mxnet": mx.__version__, "numpy": np.__version__,
+                "device": devices.describe("gpu" if num_gpus else "cpu")}
+
+    def resolve_device(self, device: Device) -> str:
+        return devices.resolve_device(device)
+
+    def build_model(self, spec: ModelSpec, params: Mapping[str, np.ndarray], device: str) -> SequenceModel:
+        model = SequenceModel(spec)
+        model.load_params(params, devices.context(device))
+        return model
+
+    def export_params(self, model: SequenceModel) -> dict[str, np.ndarray]:
+        return model.export_params()
+
+    def begin_state(self, model: SequenceModel, batch_size: int) -> tuple:
+        return model.begin_state(batch_size)
+
+    def detach_state(self, state: tuple) -> tuple:
+        return tuple(part.detach() for part in state)  # detach() returns a new array in MXNet
+
+    def forward(self, model: SequenceModel, inputs: np.ndarray, state: tuple) -> tuple[np.ndarray, tuple]:
+        outputs, state = model(self._inputs(model, inputs), state)
+        return outputs.asnumpy(), state
+
+    def forward_backward(self, model: SequenceModel, inputs: np.ndarray, targets: np.ndarray, state: tuple,
+                         loss: Loss) -> tuple[float, tuple]:
+        inputs, targets = self._inputs(model, inputs), self._targets(model, targets, loss)
+        with autograd.record():
+            outputs, state = model(inputs, state)
+            value = _loss(loss, outputs, targets)
+        value.backward()  # grad_req 'write' (Gluon's default): each call replaces the gradients
+        return float(value), state
+
+    def evaluate(self, model: SequenceModel, inputs: np.ndarray, targets: np.ndarray, state: tuple,
+                 loss: Loss) -> tuple[float, tuple]:
+        outputs, state = model(self._inputs(model, inputs), state)
+        return float(_loss(loss, outputs, self._targets(model, targets, loss))), state
+
+    def gradients(self, model: SequenceModel) -> dict[str, np.ndarray]:
+        return model.export_gradients()
+
+    def grad_norm(self, model: SequenceModel) -> float:
+        grads = [param.grad() for param in model.parameter_map().values()]
+        return float(mx.np.sqrt(sum((grad * grad).sum() for grad in grads)))  # one read-back
+
+    def scale_gradients(self, model: SequenceModel, factor: float) -> None:
+        for param in model.parameter_map().values():
+            grad = param.grad()  # the buffer the trainer reads, not a copy
+            grad *= factor
+
+    def make_trainer(self, model: SequenceModel, optimizer: Optimizer, lr: float) -> gluon.Trainer:
+        optimizer = Optimizer(optimizer)
+        if optimizer is Optimizer.SGD:
+            options = {"learning_rate": lr, "momentum": 0.0, "wd": 0.0}
+        else:
+            options = {"learning_rate": lr, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8, "wd": 0.0}
+        return gluon.Trainer(model.collect_params(), optimizer.value, options, kvstore=None)
+
+    def step(self, trainer: gluon.Trainer) -> None:
+        trainer.step(1)  # step(batch_size) would divide again: the gradients are already means
+
+    def set_lr(self, trainer: gluon.Trainer, lr: float) -> None:
+        trainer.set_learning_rate(lr)
+
+    @staticmethod
+    def _inputs(model: SequenceModel, inputs: np.ndarray):
+        """(T, N) ids as int32 or (T, N, I) floats as float32, on the model's context."""
+        dtype = np.float32 if model.spec.input_kind is InputKind.DENSE else np.int32
+        return mx.np.array(inputs, dtype=dtype, ctx=model.context())
+
+    @staticmethod
+    def _targets(model: SequenceModel, targets: np.ndarray, loss: Loss):
+        """Class ids as int32 for cross-entropy, values as float32 for MSE."""
+        dtype = np.float32 if Loss(loss) is Loss.MSE else np.int32
+        return mx.np.array(targets, dtype=dtype, ctx=model.context())
+
+
+def _loss(kind: Loss, outputs, targets):
+    """Mean cross-entropy over every target (log_softmax + pick, stable) or mean((y - y_hat)^2).
+
+    No 1/2 factor (gluon's L2Loss has one); targets (T, N) / (N,) ids or the outputs' shape.
+    """
+    if Loss(kind) is Loss.MSE:
+        return ((outputs - targets) ** 2).mean()
+    return -npx.pick(npx.log_softmax(outputs, axis=-1), targets, axis=-1).mean()
+
+
+def create_backend() -> Backend:
+    return Backend()

@@ -1,0 +1,85 @@
+"""One model for every task: input encoding -> recurrent stack -> readout -> Dense head.
+
+Inputs are time-major: (T, N) int ids for ONEHOT / EMBEDDING, (T, N, I) float32 for DENSE.
+Parameters cross in the canonical layout of seqcore.params (names below map onto Gluon's):
+
+    embedding.weight (V, E)   rnn.l{k}.weight_ih ...   head.weight (O, H)   head.bias (O,)
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import mxnet as mx
+import numpy as np
+from mxnet import gluon, npx
+
+from seqcore.params import check_params
+from seqcore.specs import Impl, InputKind, ModelSpec, Readout
+
+from .concise import ConciseRecurrent
+from .scratch import ScratchRecurrent
+
+
+class SequenceModel(gluon.Block):
+    """A scratch or concise recurrent model (spec.impl) built from a ModelSpec.
+
+    A plain Block because ScratchRecurrent is one; the concise stack inside may be hybridized.
+    """
+
+    def __init__(self, spec: ModelSpec, **kwargs):
+        super().__init__(**kwargs)
+        self.spec = spec
+        recurrent = ScratchRecurrent if spec.impl is Impl.SCRATCH else ConciseRecurrent
+        with self.name_scope():
+            if spec.input_kind is InputKind.EMBEDDING:
+                self.embedding = gluon.nn.Embedding(spec.input_size, spec.embed_size)
+            self.rnn = recurrent(spec.cell, spec.rnn_input_size, spec.hidden_size, spec.num_layers,
+                                 spec.activation)
+            # flatten=False: (T, N, H) -> (T, N, O); in_units given so nothing is inferred late.
+            self.head = gluon.nn.Dense(spec.output_size, flatten=False, in_units=spec.hidden_size)
+
+    def parameter_map(self) -> dict[str, gluon.Parameter]:
+        """Every Gluon parameter by canonical name, in seqcore.params.param_shapes order."""
+        names = {}
+        if self.spec.input_kind is InputKind.EMBEDDING:
+            names["embedding.weight"] = self.embedding.weight
+        names.update({f"rnn.{name}": param for name, param in self.rnn.parameter_map().items()})
+        names["head.weight"] = self.head.weight
+        names["head.bias"] = self.head.bias
+        return names
+
+    def load_params(self, params: Mapping[str, np.ndarray], ctx: mx.Context) -> None:
+        """Place the model on `ctx` holding exactly `params` (checked against the spec)."""
+        params = check_params(self.spec, params)
+        self.initialize(mx.init.Zero(), ctx=ctx, force_reinit=True)  # allocates; values set next
+        for name, param in self.parameter_map().items():
+            param.set_data(mx.np.array(params[name], dtype=np.float32, ctx=ctx))
+
+    def export_params(self) -> dict[str, np.ndarray]:
+        return {name: param.data().asnumpy() for name, param in self.parameter_map().items()}
+
+    def export_gradients(self) -> dict[str, np.ndarray]:
+        return {name: param.grad().asnumpy() for name, param in self.parameter_map().items()}
+
+    def context(self) -> mx.Context:
+        return self.head.weight.list_ctx()[0]
+
+    def begin_state(self, batch_size: int) -> tuple:
+        """(h,) or (h, c), zeros of (L, N, H)."""
+        shape = (self.spec.num_layers, batch_size, self.spec.hidden_size)
+        return tuple(mx.np.zeros(shape, dtype=np.float32, ctx=self.context())
+                     for _ in range(self.spec.num_states))
+
+    def encode(self, inputs):
+        """(T, N) ids or (T, N, I) floats -> (T, N, rnn_input_size) float32."""
+        if self.spec.input_kind is InputKind.EMBEDDING:
+            return self.embedding(inputs)
+        if self.spec.input_kind is InputKind.ONEHOT:
+            return npx.one_hot(inputs, self.spec.input_size)
+        return inputs
+
+    def forward(self, inputs, state):
+        """Outputs (T, N, O) for Readout.SEQUENCE or (N, O) for Readout.LAST, and the new state."""
+        outputs, state = self.rnn(self.encode(inputs), tuple(state))  # (T, N, H)
+        features = outputs[-1] if self.spec.readout is Readout.LAST else outputs
+        return self.head(features), tuple(state)

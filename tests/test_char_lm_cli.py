@@ -1,0 +1,94 @@
+"""`python -m tasks.char_lm` on bad input: one sentence on stderr, exit status 2, no traceback,
+nothing good overwritten. Most input is rejected before a framework is even loaded."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import python, require_backend
+
+TINY = ["--epochs", "1", "--max-tokens", "600", "--batch-size", "4", "--num-steps", "5",
+        "--hidden-size", "8", "--no-progress", "--num-preds", "5"]
+
+
+def run_char_lm(*args: str, **kwargs):
+    return python("-m", "tasks.char_lm", *args, **kwargs)
+
+
+def assert_one_sentence(result, *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if line.startswith("error")]
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("flag, value, fragment", [
+    ("--backend", "jax", "invalid choice"),
+    ("--cell", "transformer", "invalid choice"),
+    ("--impl", "fast", "invalid choice"),
+    ("--device", "tpu", "invalid choice"),
+    ("--epochs", "ten", "invalid int value"),
+])
+def test_unknown_choices(flag: str, value: str, fragment: str) -> None:
+    assert_one_sentence(run_char_lm("--backend", "torch", *TINY, flag, value), fragment)
+
+
+@pytest.mark.parametrize("flag, value, fragment", [
+    ("--hidden-size", "0", "hidden size must be a positive integer"),
+    ("--batch-size", "-3", "batch size must be a positive integer"),
+    ("--num-steps", "0", "num steps must be a positive integer"),
+    ("--epochs", "0", "num epochs must be a positive integer"),
+    ("--lr", "0", "learning rate must be a positive number"),
+    ("--lr", "nan", "learning rate must be a positive number"),
+    ("--clip", "-1", "clip must be a non-negative number"),
+    ("--max-tokens", "0", "--max-tokens must be positive"),
+    ("--num-layers", "0", "num layers must be a positive integer"),
+])
+def test_non_positive_sizes_and_rates(flag: str, value: str, fragment: str) -> None:
+    assert_one_sentence(run_char_lm("--backend", "torch", *TINY, flag, value), fragment)
+
+
+def test_corpus_problems(tmp_path: Path) -> None:
+    empty, binary, digits, short = (tmp_path / n for n in ("empty.txt", "binary.txt", "digits.txt", "short.txt"))
+    empty.write_text("")
+    binary.write_bytes(b"\xff\xfe\x00abc\x80")
+    digits.write_text("1234 5678 !!! ???\n")
+    short.write_text("a tiny text")
+    cases = [(tmp_path / "missing.txt", "missing.txt"), (empty, "empty"), (binary, "UTF-8"),
+             (digits, "no letters"), (short, "batch")]
+    for path, fragment in cases:
+        assert_one_sentence(run_char_lm("--backend", "torch", *TINY, "--corpus", str(path)), fragment)
+
+
+def test_prefix_outside_the_vocabulary() -> None:
+    assert_one_sentence(run_char_lm("--backend", "torch", *TINY, "--prefix", "time 2 travel!"), "'2'", "'!'")
+
+
+def test_missing_framework_names_the_extra(tmp_path: Path) -> None:
+    fake = tmp_path / "torch"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise ImportError(\"No module named 'torch'\")\n")
+    result = run_char_lm("--backend", "torch", *TINY, path_first=str(tmp_path))
+    assert_one_sentence(result, "torch backend cannot be loaded", "No module named 'torch'", ".[torch]")
+
+
+def test_gpu_requested_without_one(backend_name: str) -> None:
+    result = run_char_lm("--backend", backend_name, *TINY, "--device", "gpu")
+    if result.returncode == 0:
+        pytest.skip("this machine has a GPU")
+    assert_one_sentence(result, "gpu")
+
+
+def test_nan_loss_stops_and_keeps_the_good_checkpoint(tmp_path: Path) -> None:
+    require_backend("torch")
+    out = str(tmp_path / "run")
+    python("-m", "tasks.char_lm", "--backend", "torch", *TINY, "--out", out, check=True)
+    checkpoint = tmp_path / "run" / "model.safetensors"
+    good = checkpoint.read_bytes()
+    result = run_char_lm("--backend", "torch", *TINY, "--epochs", "3", "--lr", "1e30", "--clip", "0",
+                         "--out", out)
+    assert_one_sentence(result, "The loss became", "epoch 1, step 2", "try a lower --lr")
+    assert checkpoint.read_bytes() == good
