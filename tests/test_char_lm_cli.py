@@ -19,7 +19,7 @@ def run_char_lm(*args: str, **kwargs):
 def assert_one_sentence(result, *fragments: str) -> None:
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.strip().splitlines() if line.startswith("error")]
+    lines = [line for line in result.stderr.strip().splitlines() if "error:" in line]
     assert len(lines) == 1, result.stderr
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
@@ -88,7 +88,7 @@ def test_nan_loss_stops_and_keeps_the_good_checkpoint(tmp_path: Path) -> None:
     python("-m", "tasks.char_lm", "--backend", "torch", *TINY, "--out", out, check=True)
     checkpoint = tmp_path / "run" / "model.safetensors"
     good = checkpoint.read_bytes()
-    result = run_char_lm("--backend", "torch", *TINY, "--epochs", "3", "--lr", "1e30", "--clip", "0",
+    result = run_char_lm("--backend", "torch", *TINY, "--epochs", "3", "--lr", "1e38", "--clip", "0",
                          "--out", out)
     assert_one_sentence(result, "The loss became", "epoch 1, step 2", "try a lower --lr")
     assert checkpoint.read_bytes() == good

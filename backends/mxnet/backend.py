@@ -5,6 +5,7 @@ Handles that cross the seam: the model is a SequenceModel, a state is a tuple of
 """
 from __future__ import annotations
 
+import math
 from typing import Mapping
 
 import mxnet as mx
@@ -31,7 +32,8 @@ class Backend:
     def resolve_device(self, device: Device) -> str:
         return devices.resolve_device(device)
 
-    def build_model(self, spec: ModelSpec, params: Mapping[str, np.ndarray], device: str) -> SequenceModel:
+    def build_model(self, spec: ModelSpec, params: Mapping[str, np.ndarray],
+                    device: str) -> SequenceModel:
         model = SequenceModel(spec)
         model.load_params(params, devices.context(device))
         return model
@@ -45,12 +47,13 @@ class Backend:
     def detach_state(self, state: tuple) -> tuple:
         return tuple(part.detach() for part in state)  # detach() returns a new array in MXNet
 
-    def forward(self, model: SequenceModel, inputs: np.ndarray, state: tuple) -> tuple[np.ndarray, tuple]:
+    def forward(self, model: SequenceModel, inputs: np.ndarray,
+                state: tuple) -> tuple[np.ndarray, tuple]:
         outputs, state = model(self._inputs(model, inputs), state)
         return outputs.asnumpy(), state
 
-    def forward_backward(self, model: SequenceModel, inputs: np.ndarray, targets: np.ndarray, state: tuple,
-                         loss: Loss) -> tuple[float, tuple]:
+    def forward_backward(self, model: SequenceModel, inputs: np.ndarray, targets: np.ndarray,
+                         state: tuple, loss: Loss) -> tuple[float, tuple]:
         inputs, targets = self._inputs(model, inputs), self._targets(model, targets, loss)
         with autograd.record():
             outputs, state = model(inputs, state)
@@ -58,8 +61,8 @@ class Backend:
         value.backward()  # grad_req 'write' (Gluon's default): each call replaces the gradients
         return float(value), state
 
-    def evaluate(self, model: SequenceModel, inputs: np.ndarray, targets: np.ndarray, state: tuple,
-                 loss: Loss) -> tuple[float, tuple]:
+    def evaluate(self, model: SequenceModel, inputs: np.ndarray, targets: np.ndarray,
+                 state: tuple, loss: Loss) -> tuple[float, tuple]:
         outputs, state = model(self._inputs(model, inputs), state)
         return float(_loss(loss, outputs, self._targets(model, targets, loss))), state
 
@@ -76,12 +79,11 @@ class Backend:
             grad *= factor
 
     def make_trainer(self, model: SequenceModel, optimizer: Optimizer, lr: float) -> gluon.Trainer:
-        optimizer = Optimizer(optimizer)
-        if optimizer is Optimizer.SGD:
-            options = {"learning_rate": lr, "momentum": 0.0, "wd": 0.0}
+        if Optimizer(optimizer) is Optimizer.SGD:
+            rule = mx.optimizer.SGD(learning_rate=lr, momentum=0.0, wd=0.0)
         else:
-            options = {"learning_rate": lr, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8, "wd": 0.0}
-        return gluon.Trainer(model.collect_params(), optimizer.value, options, kvstore=None)
+            rule = _Adam(learning_rate=lr, beta1=0.9, beta2=0.999, epsilon=1e-8, wd=0.0)
+        return gluon.Trainer(model.collect_params(), rule, kvstore=None)
 
     def step(self, trainer: gluon.Trainer) -> None:
         trainer.step(1)  # step(batch_size) would divide again: the gradients are already means
@@ -100,6 +102,23 @@ class Backend:
         """Class ids as int32 for cross-entropy, values as float32 for MSE."""
         dtype = np.float32 if Loss(loss) is Loss.MSE else np.int32
         return mx.np.array(targets, dtype=dtype, ctx=model.context())
+
+
+class _Adam(mx.optimizer.Adam):
+    """Adam with epsilon added to the bias-corrected sqrt(v_hat), as in the Adam paper's
+    Algorithm 1 and PyTorch. MXNet adds it to the uncorrected sqrt(v), an epsilon effectively
+    1/sqrt(1 - beta2^t) larger (~32x at step 1), which moves small-gradient weights by up to
+    ~0.35 lr differently; epsilon * sqrt(1 - beta2^t) inside MXNet's update is exactly the former.
+    """
+
+    def update(self, index, weight, grad, state):
+        step = self._index_update_count.get(index, self.begin_num_update) + 1  # the t update() counts
+        epsilon = self.epsilon
+        self.epsilon = epsilon * math.sqrt(1.0 - self.beta2 ** step)
+        try:
+            super().update(index, weight, grad, state)
+        finally:
+            self.epsilon = epsilon
 
 
 def _loss(kind: Loss, outputs, targets):

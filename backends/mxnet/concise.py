@@ -14,14 +14,18 @@ from mxnet import gluon
 from seqcore.specs import Activation, Cell
 
 # canonical suffix -> Gluon suffix
-_GLUON_NAMES = {"weight_ih": "i2h_weight", "weight_hh": "h2h_weight", "bias_ih": "i2h_bias", "bias_hh": "h2h_bias"}
+_GLUON_NAMES = {"weight_ih": "i2h_weight", "weight_hh": "h2h_weight",
+                "bias_ih": "i2h_bias", "bias_hh": "h2h_bias"}
 
 
-class ConciseRecurrent(gluon.HybridBlock):
+class ConciseRecurrent(gluon.Block):
     """gluon.rnn.{RNN,GRU,LSTM} with layout 'TNC', input_size given (no deferred init) and, for RNN,
-    the activation passed explicitly (Gluon's RNN defaults to relu, PyTorch's to tanh)."""
+    the activation passed explicitly (Gluon's RNN defaults to relu, PyTorch's to tanh).
 
-    def __init__(self, cell: Cell | str, input_size: int, hidden_size: int, num_layers: int = 1,
+    A plain Block around the fused layer, which is the HybridBlock: `hybridize()` reaches it.
+    """
+
+    def __init__(self, cell: Cell | str, input_size: int, hidden_size: int, num_layers: int,
                  activation: Activation | str = Activation.TANH, **kwargs):
         super().__init__(**kwargs)
         self.cell = Cell(cell)
@@ -30,7 +34,8 @@ class ConciseRecurrent(gluon.HybridBlock):
                        i2h_weight_initializer=mx.init.Zero(), h2h_weight_initializer=mx.init.Zero())
         with self.name_scope():  # values are loaded from canonical parameters; Zero is a placeholder
             if self.cell is Cell.RNN:
-                self.layer = gluon.rnn.RNN(hidden_size, activation=Activation(activation).value, **options)
+                activation = Activation(activation).value  # explicit: Gluon's default is relu
+                self.layer = gluon.rnn.RNN(hidden_size, activation=activation, **options)
             elif self.cell is Cell.GRU:
                 self.layer = gluon.rnn.GRU(hidden_size, **options)
             else:
@@ -41,6 +46,7 @@ class ConciseRecurrent(gluon.HybridBlock):
         return {f"l{k}.{name}": getattr(self.layer, f"l{k}_{gluon_name}")
                 for k in range(self.num_layers) for name, gluon_name in _GLUON_NAMES.items()}
 
-    def hybrid_forward(self, F, inputs, state):
-        outputs, new_state = self.layer(inputs, list(state))  # (T, N, H), [(L, N, H)] * num_states
+    def forward(self, inputs, state):
+        """inputs (T, N, I), state of (L, N, H) -> outputs (T, N, H) of the top layer, new state."""
+        outputs, new_state = self.layer(inputs, list(state))  # Gluon takes and gives a list
         return outputs, tuple(new_state)

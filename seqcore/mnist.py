@@ -1,0 +1,206 @@
+"""MNIST in its standard IDX files: find them, verify them, read them, batch them as rows.
+
+Where the files come from: `data_dir` when given, else the cache folder (`$SEQCORE_CACHE/mnist`,
+by default ~/.cache/seqcore/mnist). A file missing from that folder is downloaded into it from
+the usual mirrors. Each file may sit there gzip-compressed (`NAME.gz`) or raw (`NAME`); it is
+accepted when its MD5 matches either the mirrors' `.gz` or the original uncompressed content
+(re-compressed copies, such as ../shared/data/mnist, differ from the mirrors in their .gz bytes).
+
+IDX: a 4-byte big-endian magic number (0x0000 0x08 = unsigned bytes, then the number of
+dimensions), one big-endian uint32 per dimension, then the bytes, row-major.
+"""
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import hashlib
+import math
+import os
+import zlib
+from pathlib import Path
+from typing import Iterator, Mapping, Optional, Sequence
+
+import numpy as np
+
+from .download import fetch, resolve_cache_dir
+from .errors import SeqcoreError
+
+IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions (count, rows, columns)
+LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension (count)
+_KIND = {IMAGES_MAGIC: "images", LABELS_MAGIC: "labels"}
+ROWS = COLUMNS = 28
+NUM_CLASSES = 10
+SPLITS = ("train", "test")
+
+
+@dataclasses.dataclass(frozen=True)
+class IdxFile:
+    name: str  # without .gz, as on the mirrors
+    magic: int
+    md5: str  # of the uncompressed content
+    gz_md5: str  # of the mirrors' .gz (as listed by torchvision)
+
+
+# split -> (images, labels); MD5s from ../shared/data/README.md.
+FILES: dict[str, tuple[IdxFile, IdxFile]] = {
+    "train": (IdxFile("train-images-idx3-ubyte", IMAGES_MAGIC, "6bbc9ace898e44ae57da46a324031adb",
+                      "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+              IdxFile("train-labels-idx1-ubyte", LABELS_MAGIC, "a25bea736e30d166cdddb491f175f624",
+                      "d53e105ee54ea40749a09fcbcd1e9432")),
+    "test": (IdxFile("t10k-images-idx3-ubyte", IMAGES_MAGIC, "2646ac647ad5339dbf082846283269ea",
+                     "9fb629c4189551a2d022fa330f9573f3"),
+             IdxFile("t10k-labels-idx1-ubyte", LABELS_MAGIC, "27ae3e4e09519cfbb04c329615203637",
+                     "ec29112dd5afa0611ce80d1b7f02629c")),
+}
+# The mirrors torchvision tries, in its order; each serves the four NAME.gz files.
+MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")
+MIRRORS_ENV = "SEQCORE_MNIST_MIRRORS"  # comma-separated base URLs tried instead (a local mirror, tests)
+
+
+@dataclasses.dataclass(frozen=True)
+class MnistSplit:
+    images: np.ndarray  # (n, 28, 28) uint8, 0 = background
+    labels: np.ndarray  # (n,) uint8, 0..9
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def head(self, limit: Optional[int]) -> "MnistSplit":
+        """The first `limit` examples (a fixed subset), or all of them for None."""
+        if limit is None:
+            return self
+        return MnistSplit(self.images[:limit], self.labels[:limit])
+
+
+def parse_idx(data: bytes, magic: int, source: str) -> np.ndarray:
+    """The array held by the uncompressed IDX bytes `data`, whose magic number must be `magic`."""
+    kind = _KIND.get(magic, "data")
+    if len(data) < 4:
+        raise SeqcoreError(f"{source} is too short to be an IDX file ({len(data)} bytes).")
+    found = int.from_bytes(data[:4], "big")
+    if found != magic:
+        raise SeqcoreError(f"{source} starts with the magic number {found}, not {magic} (MNIST {kind}); "
+                           f"it is damaged or not an MNIST {kind} file.")
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise SeqcoreError(f"{source} ends inside its IDX header; it is truncated.")
+    dims = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    expected = math.prod(dims)
+    if len(data) - header != expected:
+        raise SeqcoreError(f"{source} declares shape {dims}, which needs {expected:,} bytes of data, "
+                           f"but holds {len(data) - header:,}; it is truncated or damaged.")
+    return np.frombuffer(data, np.uint8, offset=header).reshape(dims)
+
+
+def read_idx(path: str | Path, magic: int, expected: Optional[IdxFile] = None) -> np.ndarray:
+    """Read a raw or gzip-compressed IDX file; with `expected`, also check its MD5 (either kind)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise SeqcoreError(f"Cannot read {path} ({error.strerror}).") from None
+    packed_md5 = None
+    if data[:2] == b"\x1f\x8b":  # the gzip magic, whatever the file is called
+        packed_md5 = hashlib.md5(data).hexdigest()
+        try:
+            data = gzip.decompress(data)
+        except (EOFError, OSError, zlib.error) as error:  # truncated, bad CRC, not deflate
+            raise SeqcoreError(f"{path} is not a complete gzip file ({error}); "
+                               f"replace it with a good copy.") from None
+    array = parse_idx(data, magic, str(path))
+    if expected is not None:
+        raw_md5 = hashlib.md5(data).hexdigest()
+        if raw_md5 != expected.md5 and packed_md5 != expected.gz_md5:
+            raise SeqcoreError(
+                f"{path} has MD5 {raw_md5} once uncompressed, not the {expected.md5} of MNIST's "
+                f"{expected.name} (nor is it the mirrors' .gz, {expected.gz_md5}); it is damaged or "
+                f"another data set in the same format, so replace it.")
+    return array
+
+
+def check_pair(images: np.ndarray, labels: np.ndarray, source: str) -> MnistSplit:
+    """An MnistSplit after checking the image size, the counts and the label range."""
+    if images.ndim != 3 or images.shape[1:] != (ROWS, COLUMNS):
+        raise SeqcoreError(f"The {source} images are {images.shape[1:]} pixels, not {ROWS} x {COLUMNS}.")
+    if labels.ndim != 1 or len(labels) != len(images):
+        raise SeqcoreError(f"The {source} files hold {len(images):,} images but {len(labels):,} labels; "
+                           f"they do not belong together.")
+    if len(labels) == 0:
+        raise SeqcoreError(f"The {source} files hold no images.")
+    if labels.max() >= NUM_CLASSES:
+        raise SeqcoreError(f"The {source} labels include {int(labels.max())}; MNIST labels are 0 to 9.")
+    return MnistSplit(images, labels)
+
+
+def data_folder(data_dir: str | Path | None = None, cache_dir: str | Path | None = None) -> Path:
+    """`data_dir` (which must exist), else the `mnist` folder of the download cache."""
+    if data_dir is None:
+        return resolve_cache_dir(cache_dir) / "mnist"
+    folder = Path(data_dir).expanduser()
+    if not folder.is_dir():
+        raise SeqcoreError(f"The MNIST data directory {folder} does not exist.")
+    return folder
+
+
+def locate(spec: IdxFile, folder: Path, mirrors: Sequence[str] = MIRRORS, progress: bool = True,
+           all_names: Sequence[str] = ()) -> Path:
+    """`folder/NAME.gz` or `folder/NAME`; when neither is there, download NAME.gz into `folder`."""
+    for candidate in (folder / f"{spec.name}.gz", folder / spec.name):
+        if candidate.is_file():
+            return candidate
+    reasons = []
+    for mirror in mirrors:
+        try:
+            return fetch(f"{mirror.rstrip('/')}/{spec.name}.gz", f"md5:{spec.gz_md5}",
+                         cache_dir=folder, progress=progress)
+        except SeqcoreError as error:  # first clause of fetch's sentence: what failed and why
+            reasons.append(str(error).split(";")[0].rstrip("."))
+    names = ", ".join(f"{name}.gz" for name in (all_names or [spec.name]))
+    tried = "; ".join(reasons) if reasons else "no mirror was given"
+    raise SeqcoreError(
+        f"The MNIST file {spec.name}.gz is not in {folder} and could not be downloaded ({tried}); "
+        f"put {names} (gzip or raw IDX) in that folder, or pass --data-dir with a folder that holds them.")
+
+
+def mirrors_from_environment() -> tuple[str, ...]:
+    """$SEQCORE_MNIST_MIRRORS split at commas, else MIRRORS."""
+    listed = [url.strip() for url in os.environ.get(MIRRORS_ENV, "").split(",") if url.strip()]
+    return tuple(listed) or MIRRORS
+
+
+def load_split(split: str, data_dir: str | Path | None = None, *, cache_dir: str | Path | None = None,
+               files: Mapping[str, tuple[IdxFile, IdxFile]] = FILES, mirrors: Optional[Sequence[str]] = None,
+               progress: bool = True) -> MnistSplit:
+    """The 'train' or 'test' split, found (or downloaded), checksum-verified and checked.
+
+    mirrors: base URLs to download missing files from; None: $SEQCORE_MNIST_MIRRORS or MIRRORS.
+    """
+    if split not in files:
+        raise SeqcoreError(f"Unknown MNIST split {split!r}: choose one of {', '.join(files)}.")
+    folder = data_folder(data_dir, cache_dir)
+    mirrors = mirrors_from_environment() if mirrors is None else mirrors
+    every = [spec.name for pair in files.values() for spec in pair]
+    images_spec, labels_spec = files[split]
+    images = read_idx(locate(images_spec, folder, mirrors, progress, every), IMAGES_MAGIC, images_spec)
+    labels = read_idx(locate(labels_spec, folder, mirrors, progress, every), LABELS_MAGIC, labels_spec)
+    return check_pair(images, labels, f"{split} ({images_spec.name}, {labels_spec.name})")
+
+
+def num_batches(num_examples: int, batch_size: int) -> int:
+    """Batches per pass: the last one may be smaller (every example is seen once)."""
+    return -(-num_examples // batch_size)
+
+
+def row_batches(data: MnistSplit, batch_size: int,
+                rng: Optional[np.random.Generator] = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """One pass in time-major batches: inputs (28, N, 28) float32, targets (N,) int64.
+
+    Image row t is time step t. Pixels are scaled to [0, 1] and not normalised further (the
+    tutorials this reproduces do the same). `rng` shuffles the order; None keeps the file order.
+    """
+    order = rng.permutation(len(data)) if rng is not None else np.arange(len(data))
+    for start in range(0, len(order), batch_size):
+        index = order[start:start + batch_size]
+        pixels = data.images[index].astype(np.float32) / np.float32(255.0)  # (N, T, 28)
+        yield np.ascontiguousarray(pixels.transpose(1, 0, 2)), data.labels[index].astype(np.int64)
