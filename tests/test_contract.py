@@ -61,7 +61,7 @@ def test_backends_have_the_same_public_surface(filename: str) -> None:
 
 
 def test_backend_classes_implement_the_protocol() -> None:
-    wanted = {name: ["self", *inspect.signature(member).parameters]
+    wanted = {name: list(inspect.signature(member).parameters)
               for name, member in vars(protocol.Backend).items()
               if callable(member) and not name.startswith("_")}
     for name, directory in BACKEND_DIRS.items():

@@ -1,11 +1,14 @@
-"""Where the PyTorch backend runs: 'cpu' or 'gpu' (CUDA), decided once per model.
+"""Where the PyTorch backend runs: 'cpu' or 'gpu' (CUDA GPU 0), mirroring backends/mxnet/device.py.
 
-The GPU path also turns TF32 off, so cuBLAS and cuDNN compute in full FP32 like MXNet and the
-NumPy reference do.
+A GPU counts only if a tiny op runs on it: a wheel without kernels for the GPU's architecture
+sees the GPU and fails at the first kernel. `--device gpu` then stops with one sentence and
+`--device auto` warns and runs on the CPU. The GPU path also turns TF32 off, so cuBLAS and cuDNN
+compute in full FP32 like MXNet and the NumPy reference do.
 """
 from __future__ import annotations
 
 import os
+import warnings
 
 import torch
 
@@ -14,7 +17,7 @@ from seqcore.specs import Device
 
 
 def resolve_device(device: Device | str) -> str:
-    """'cpu' or 'gpu'; AUTO picks the GPU when PyTorch sees one; GPU without CUDA raises."""
+    """'cpu' or 'gpu'. An unusable GPU: explicit gpu raises SeqcoreError, auto falls back to cpu."""
     try:
         device = Device(device)
     except ValueError:
@@ -26,8 +29,17 @@ def resolve_device(device: Device | str) -> str:
         if device is Device.GPU:
             raise SeqcoreError(_no_gpu_sentence())
         return "cpu"
-    _disable_tf32()
-    return "gpu"
+    error_text = _probe_gpu()
+    if error_text is None:
+        _disable_tf32()
+        return "gpu"
+    capability = compute_capability(0)
+    if device is Device.GPU:
+        raise SeqcoreError(describe_gpu_failure(error_text, capability))
+    # The warnings module prints a given message once per process (stderr by default).
+    warnings.warn(f"{_gpu_reason(error_text, capability)}; --device auto runs PyTorch on the CPU.",
+                  RuntimeWarning, stacklevel=2)
+    return "cpu"
 
 
 def context(device: str) -> torch.device:
@@ -53,6 +65,34 @@ def compute_capability(index: int = 0) -> tuple[int, int] | None:
     if not torch.cuda.is_available() or index >= torch.cuda.device_count():
         return None
     return torch.cuda.get_device_capability(index)
+
+
+def describe_gpu_failure(error_text: str, compute_capability: tuple[int, int] | None) -> str:
+    """The one-sentence message for `--device gpu` when a GPU is present but PyTorch fails on it.
+
+    Pure, so it is tested without a GPU: `error_text` is the error text of the probe op.
+    """
+    return f"{_gpu_reason(error_text, compute_capability)}; run PyTorch with --device cpu."
+
+
+def _gpu_reason(error_text: str, capability: tuple[int, int] | None) -> str:
+    """Why PyTorch cannot use the GPU, as the first clause of a sentence."""
+    where = "this GPU" if capability is None else f"compute capability {capability[0]}.{capability[1]}"
+    text = error_text.lower()
+    if "no kernel image" in text or "invalid device function" in text or "not compatible" in text:
+        # A wheel carries kernels for a fixed list of architectures (torch.cuda.get_arch_list()).
+        return f"torch {torch.__version__} has no GPU kernels for {where}"
+    first_line = next((line.strip() for line in error_text.splitlines() if line.strip()), "unknown error")
+    return f"torch {torch.__version__} cannot run on {where} ({first_line})"
+
+
+def _probe_gpu() -> str | None:
+    """Run one small op on cuda:0; the error text if it fails, else None."""
+    try:
+        (torch.ones(2, device="cuda") * 2).cpu()
+    except RuntimeError as error:  # CUDA errors (torch.AcceleratorError included) are RuntimeErrors
+        return str(error)
+    return None
 
 
 def _no_gpu_sentence() -> str:
