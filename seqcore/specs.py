@@ -68,6 +68,7 @@ class Loss(str, Enum):
 
 
 GATES = {Cell.RNN: 1, Cell.GRU: 3, Cell.LSTM: 4}
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 def _enum(kind: type[Enum], value: Any, field: str) -> Enum:
@@ -163,6 +164,8 @@ class TrainSpec:
         for field in ("batch_size", "num_steps", "num_epochs"):
             _positive_int(getattr(self, field), field.replace("_", " "))
         _positive_float(self.lr, "learning rate")
+        if self.lr > FLOAT32_MAX:  # frameworks apply the rate as a float32 scalar
+            raise SeqcoreError(f"learning rate must fit in float32 (at most 3.4e38), got {self.lr!r}.")
         if not isinstance(self.clip, (int, float)) or not math.isfinite(self.clip) or self.clip < 0:
             raise SeqcoreError(f"clip must be a non-negative number (0 turns it off), got {self.clip!r}.")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:

@@ -13,8 +13,10 @@ from tests.conftest import python, require_backend
 CONFIGS = [  # (cell, impl, variant): each implementation and variant, the three cells between them
     ("rnn", "scratch", "onehot"), ("gru", "concise", "onehot"),
     ("lstm", "scratch", "embedding"), ("rnn", "concise", "embedding")]
-# float32 on both sides, 20 Adam steps on one 5-character sequence (measured: within 1e-5).
-LOCKSTEP_RTOL = 1e-4
+# float32 on both sides, 20 Adam steps on one 5-character sequence. The cross-entropy's rounding
+# differs by about 1e-6 absolute from the first step on and stays there while the loss falls towards
+# 0.01, so the relative difference grows to 3e-4 (measured); hence an absolute floor.
+LOCKSTEP_RTOL, LOCKSTEP_ATOL = 1e-4, 1e-5
 COMMON = ["--no-progress", "--device", "cpu"]
 
 
@@ -58,7 +60,7 @@ def test_every_variant_learns(runs, backend_name: str) -> None:
 def test_backends_agree(runs) -> None:
     first, second = runs("mxnet"), runs("torch")
     for name in first:
-        assert first[name]["losses"] == pytest.approx(second[name]["losses"], rel=LOCKSTEP_RTOL), name
+        assert first[name]["losses"] == pytest.approx(second[name]["losses"], rel=LOCKSTEP_RTOL, abs=LOCKSTEP_ATOL), name
 
 
 def test_command_line_prints_every_epoch(tmp_path: Path) -> None:

@@ -23,16 +23,18 @@ pytestmark = pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason=f"no MNIST fil
 DATA = ["--data-dir", str(SHARED_MNIST), "--device", "cpu", "--no-progress"]
 TINY = [*DATA, "--limit-train", "512", "--limit-test", "256", "--hidden-size", "16", "--batch-size", "64"]
 
-# Same weights, same batches, float32 on both sides: the first Adam steps agree to ~1e-6 and the
-# runs drift apart slowly afterwards. 32 steps of the seed000 setting change at most a handful of
-# 512 test predictions (measured: 0 to 2), so 1 percentage point (5 images) is a safe bound, and
-# the test loss agrees to well under 1%.
+# Same weights, same batches, float32 on both sides. 32 Adam steps of the seed000 setting on 2,048
+# images change at most a couple of the 512 test predictions (measured: 0, or 1 before the two
+# Adams agreed), so 1 percentage point (5 images) is a safe bound; the test loss agrees to ~1e-5.
 CROSS_ACCURACY_TOLERANCE = 0.01
-CROSS_LOSS_RTOL = 0.01
-CROSS = [*DATA, "--preset", "seed000", "--limit-train", "1024", "--limit-test", "512", "--hidden-size", "32",
-         "--epochs", "2", "--log-every", "1"]
-# Step-by-step agreement of the training loss over the first LOCKSTEP_STEPS Adam updates.
-LOCKSTEP_STEPS = 32  # both epochs
+CROSS_LOSS_RTOL = 1e-3
+CROSS = [*DATA, "--preset", "seed000", "--limit-train", "2048", "--limit-test", "512", "--hidden-size", "32",
+         "--epochs", "1", "--log-every", "1"]
+# Step-by-step agreement of the training loss over the whole run (32 Adam updates): measured below
+# 4e-6. On this subset, rarely inked border pixels get tiny gradients that make Adam's epsilon
+# matter: with MXNet's own epsilon placement (added to the uncorrected sqrt(v)) the runs parted
+# by 1.6e-5 at step 4 and 4e-4 by step 32, so this catches that difference coming back.
+LOCKSTEP_STEPS = 32
 LOCKSTEP_RTOL = 1e-4
 
 
@@ -125,10 +127,6 @@ def test_backends_reach_the_same_accuracy(both_backends: dict[str, list[dict]]) 
     assert first["test_loss"] == pytest.approx(second["test_loss"], rel=CROSS_LOSS_RTOL)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "MXNet's Adam adds epsilon to sqrt(v) before the bias correction, PyTorch after it, so updates of "
-    "parameters with tiny gradients (border pixels) differ from step 4 on; backends/mxnet must pass "
-    "epsilon * sqrt(1 - beta2**t) at step t to match"))
 def test_adam_steps_in_lockstep(both_backends: dict[str, list[dict]]) -> None:
     first, second = ([r["loss"] for r in records if r["kind"] == "step"][:LOCKSTEP_STEPS]
                      for records in both_backends.values())
