@@ -6,6 +6,7 @@ Checkpoints: a model written by one backend gives the same validation perplexity
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -34,7 +35,10 @@ def train_both(tmp_path: Path, *args: str) -> dict[str, list[dict]]:
     for name in BACKENDS:
         command = [sys.executable, "-m", "tasks.char_lm", "--backend", name, *TINY, *args,
                    "--out", str(tmp_path / name)]
-        processes[name] = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # One thread each: two multi-threaded processes on a small machine oversubscribe it badly.
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        processes[name] = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                           stderr=subprocess.PIPE, text=True)
     for name, process in processes.items():
         _, err = process.communicate(timeout=600)
         assert process.returncode == 0, f"{name}: {err[-3000:]}"
