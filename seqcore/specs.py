@@ -71,7 +71,8 @@ GATES = {Cell.RNN: 1, Cell.GRU: 3, Cell.LSTM: 4}
 FLOAT32_MAX = 3.4028234663852886e38
 
 
-def _enum(kind: type[Enum], value: Any, field: str) -> Enum:
+def parse_enum(kind: type[Enum], value: Any, field: str) -> Enum:
+    """`kind(value)`, or a SeqcoreError listing the choices (e.g. a bad device given from Python)."""
     try:
         return kind(value)
     except ValueError:
@@ -109,11 +110,11 @@ class ModelSpec:
     readout: Readout = Readout.SEQUENCE
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "cell", _enum(Cell, self.cell, "cell"))
-        object.__setattr__(self, "impl", _enum(Impl, self.impl, "impl"))
-        object.__setattr__(self, "input_kind", _enum(InputKind, self.input_kind, "input kind"))
-        object.__setattr__(self, "activation", _enum(Activation, self.activation, "activation"))
-        object.__setattr__(self, "readout", _enum(Readout, self.readout, "readout"))
+        object.__setattr__(self, "cell", parse_enum(Cell, self.cell, "cell"))
+        object.__setattr__(self, "impl", parse_enum(Impl, self.impl, "impl"))
+        object.__setattr__(self, "input_kind", parse_enum(InputKind, self.input_kind, "input kind"))
+        object.__setattr__(self, "activation", parse_enum(Activation, self.activation, "activation"))
+        object.__setattr__(self, "readout", parse_enum(Readout, self.readout, "readout"))
         for field in ("input_size", "hidden_size", "output_size", "num_layers"):
             _positive_int(getattr(self, field), field.replace("_", " "))
         if self.input_kind is InputKind.EMBEDDING:
@@ -158,9 +159,9 @@ class TrainSpec:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "optimizer", _enum(Optimizer, self.optimizer, "optimizer"))
-        object.__setattr__(self, "sampler", _enum(Sampler, self.sampler, "sampler"))
-        object.__setattr__(self, "init", _enum(Init, self.init, "init"))
+        object.__setattr__(self, "optimizer", parse_enum(Optimizer, self.optimizer, "optimizer"))
+        object.__setattr__(self, "sampler", parse_enum(Sampler, self.sampler, "sampler"))
+        object.__setattr__(self, "init", parse_enum(Init, self.init, "init"))
         for field in ("batch_size", "num_steps", "num_epochs"):
             _positive_int(getattr(self, field), field.replace("_", " "))
         _positive_float(self.lr, "learning rate")

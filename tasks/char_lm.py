@@ -17,7 +17,7 @@ from seqcore.errors import SeqcoreError
 from seqcore.lm import RunOptions, model_spec, prepare_data, train_language_model
 from seqcore.params import init_params
 from seqcore.reports import machine_info
-from seqcore.specs import Device, Sampler, TrainSpec
+from seqcore.specs import Device, Sampler, TrainSpec, parse_enum
 
 from .cli import add_model_arguments, add_training_arguments, choices, run_main
 
@@ -50,7 +50,7 @@ def run(*, backend: str = "mxnet", cell: str = "rnn", impl: str = "concise", dev
             raise SeqcoreError(f"--{name} must not be negative, got {value}.")
 
     framework = load_backend(backend)
-    where = framework.resolve_device(Device(device))
+    where = framework.resolve_device(parse_enum(Device, device, "device"))
     model = framework.build_model(spec, init_params(spec, train.init, train.seed), where)
     trainer = framework.make_trainer(model, train.optimizer, train.lr)
     info = {"backend": backend, "device": where, "corpus": corpus or "timemachine", "token": token,

@@ -17,7 +17,7 @@ from seqcore.corpus import load_corpus, split_train_val
 from seqcore.errors import SeqcoreError
 from seqcore.generate import predict
 from seqcore.lm import validation_perplexity
-from seqcore.specs import Device
+from seqcore.specs import Device, parse_enum
 from seqcore.vocab import Vocab
 
 from .cli import choices, run_main
@@ -36,7 +36,8 @@ def run(*, checkpoint: str, backend: str, device: str = "auto", batch_size: int 
     _, val = split_train_val(tokens, saved.progress["val_fraction"], saved.progress["max_tokens"])
 
     framework = load_backend(backend)
-    model = framework.build_model(saved.model_spec, saved.params, framework.resolve_device(Device(device)))
+    where = framework.resolve_device(parse_enum(Device, device, "device"))
+    model = framework.build_model(saved.model_spec, saved.params, where)
     return {
         "checkpoint": checkpoint, "written_by": saved.progress.get("backend"), "backend": backend,
         "epoch": saved.progress.get("epoch"),

@@ -29,10 +29,10 @@ from seqcore.errors import SeqcoreError
 from seqcore.params import init_params
 from seqcore.progress import Progress
 from seqcore.reports import MetricsWriter, machine_info, plot_curves, read_metrics, series
-from seqcore.specs import Device, InputKind, Loss, ModelSpec, Optimizer, Readout, Sampler, TrainSpec
+from seqcore.specs import Device, InputKind, Loss, ModelSpec, Readout, Sampler, TrainSpec, parse_enum
 from seqcore.training import NonFiniteLoss, train_epoch
 
-from .cli import add_model_arguments, choices, run_main
+from .cli import add_model_arguments, add_training_arguments, run_main
 
 VARIANTS = {  # the seed's sizes per version
     "onehot": {"hidden_size": 4, "num_layers": 1, "embed_size": 0, "lr": 0.1},
@@ -72,7 +72,7 @@ def run(*, backend: str = "mxnet", cell: str = "rnn", impl: str = "scratch", var
                       sampler=Sampler.RANDOM, init=init, seed=seed)
 
     framework = load_backend(backend)
-    where = framework.resolve_device(Device(device))
+    where = framework.resolve_device(parse_enum(Device, device, "device"))
     model = framework.build_model(spec, init_params(spec, train.init, train.seed), where)
     trainer = framework.make_trainer(model, train.optimizer, train.lr)
     info = {"backend": backend, "device": where, "variant": variant, "source": source, "target": target,
@@ -117,17 +117,16 @@ def run(*, backend: str = "mxnet", cell: str = "rnn", impl: str = "scratch", var
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tasks.hello", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_model_arguments(parser, cell="rnn", impl="scratch", hidden_size=None, num_layers=None)
+    notes = {dest: "(default: %s)" % ", ".join(f"{VARIANTS[v][dest]} {v}" for v in VARIANTS)
+             for dest in ("hidden_size", "num_layers")}  # defaults that depend on --variant
+    add_model_arguments(parser, cell="rnn", impl="scratch", hidden_size=None, num_layers=None, notes=notes)
+    add_training_arguments(parser, epochs=20, batch_size=None, lr=None, optimizer="adam", clip=0.0,
+                           with_batch_size=False, notes={"lr": "(default: 0.1 onehot, 0.05 embedding)"})
     group = parser.add_argument_group("task")
     group.add_argument("--variant", choices=tuple(VARIANTS), default="onehot", help="(default: %(default)s)")
     group.add_argument("--embed-size", type=int, default=None, help="embedding variant (default: 10)")
     group.add_argument("--source", default="hello", help="(default: %(default)s)")
     group.add_argument("--target", default="ohlol", help="(default: %(default)s)")
-    group.add_argument("--epochs", type=int, default=20, help="(default: %(default)s)")
-    group.add_argument("--lr", type=float, default=None, help="learning rate (default: 0.1 onehot, 0.05 embedding)")
-    group.add_argument("--optimizer", choices=choices(Optimizer), default="adam", help="(default: %(default)s)")
-    group.add_argument("--clip", type=float, default=0.0, help="global-norm clipping, 0 for none (default: 0)")
-    group.add_argument("--no-progress", action="store_true", help="no progress bar")
     group.add_argument("--out", default=None, help="output directory (default: runs/hello/BACKEND-CELL-IMPL-VARIANT)")
     return parser
 

@@ -33,7 +33,7 @@ from seqcore.errors import SeqcoreError
 from seqcore.params import init_params
 from seqcore.progress import Progress
 from seqcore.reports import MetricsWriter, machine_info, plot_curves, read_metrics, series
-from seqcore.specs import Cell, Device, InputKind, Loss, ModelSpec, Readout, Sampler, TrainSpec
+from seqcore.specs import Cell, Device, InputKind, Loss, ModelSpec, Readout, Sampler, TrainSpec, parse_enum
 from seqcore.training import NonFiniteLoss, train_epoch
 
 from .cli import add_model_arguments, add_training_arguments, run_main
@@ -184,7 +184,7 @@ def run(*, mode: str = "next", backend: str = "mxnet", cell: str = "lstm", impl:
                           input_kind=InputKind.DENSE, readout=Readout.SEQUENCE) for c in cells}
 
     framework = load_backend(backend)
-    where = framework.resolve_device(Device(device))
+    where = framework.resolve_device(parse_enum(Device, device, "device"))
     info = {"backend": backend, "device": where, "iterations": iterations,
             "machine": machine_info(framework.versions())}
     out = Path(out)
@@ -209,11 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tasks.sine", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=tuple(MODES), default="next", help="(default: %(default)s)")
-    add_model_arguments(parser, cell="lstm", impl="concise", hidden_size=None)
-    for action in parser._actions:  # this task also trains all three cells side by side
-        if action.dest == "cell":
-            action.choices = [*action.choices, "all"]
-    add_training_arguments(parser, epochs=1, batch_size=None, lr=None, optimizer="adam", clip=0.0)
+    notes = {dest: "(default: %s)" % ", ".join(f"{MODES[m][dest]} {m}" for m in MODES)
+             for dest in ("hidden_size", "batch_size", "lr")}  # defaults that depend on --mode
+    add_model_arguments(parser, cell="lstm", impl="concise", hidden_size=None, extra_cells=("all",), notes=notes)
+    add_training_arguments(parser, epochs=1, batch_size=None, lr=None, optimizer="adam", clip=0.0, notes=notes)
     data = parser.add_argument_group("data")
     data.add_argument("--iterations", type=int, default=None, help="batches per epoch (default: 100 / 300)")
     data.add_argument("--seq-len", type=int, default=None, help="time steps per batch (default: 10 / 100)")
