@@ -15,6 +15,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Sequence, TypeVar
 
+from .download import fetch
 from .errors import SeqcoreError
 
 TIME_MACHINE_SHA1 = "090b5e7e70c295757f55df93cb0a180b9691891a"
@@ -113,8 +114,22 @@ def tokenize(lines: Sequence[str], token: Token | str = Token.CHAR) -> list[str]
     return [word for line in lines for word in line.split()]
 
 
-def load_corpus(path: str | Path | None = None, token: Token | str = Token.CHAR) -> list[str]:
-    """Tokens of the text at `path` (None: the bundled, checksum-verified Time Machine)."""
+def is_url(source: str | Path | None) -> bool:
+    return isinstance(source, str) and source.startswith(("http://", "https://"))
+
+
+def load_corpus(path: str | Path | None = None, token: Token | str = Token.CHAR,
+                known_hash: str | None = None) -> list[str]:
+    """Tokens of the text at `path` (None: the bundled, checksum-verified Time Machine).
+
+    `path` may be an http(s) URL: it is downloaded once into the cache and verified against
+    `known_hash` ('sha256:...', 'sha1:...' or 'md5:...'), which a URL must come with.
+    """
+    if is_url(path):
+        if not known_hash:
+            raise SeqcoreError(f"The corpus {path} is a URL: give its checksum too (--corpus-hash "
+                               "sha256:...), so a changed or corrupt download is caught.")
+        path = fetch(str(path), known_hash)
     text = read_time_machine() if path is None else read_text(path)
     tokens = tokenize(preprocess(text), token)
     if not tokens:

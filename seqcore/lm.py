@@ -27,6 +27,7 @@ from .training import NonFiniteLoss, evaluate, train_epoch
 from .vocab import Vocab
 
 SAMPLER_STREAM = 1  # the batch Generator is seeded with (seed, 1), the weights with seed alone
+TEXT_STREAM = 2  # text samples drawn with a temperature use (seed, 2)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,9 +39,9 @@ class LMData:
 
 
 def prepare_data(corpus: Optional[str], token: str, max_tokens: Optional[int], val_fraction: float,
-                 batch_size: int, num_steps: int) -> LMData:
+                 batch_size: int, num_steps: int, corpus_hash: Optional[str] = None) -> LMData:
     """Read, tokenise and split the corpus; the vocabulary covers the whole text (as in d2l)."""
-    tokens = load_corpus(corpus, token)
+    tokens = load_corpus(corpus, token, corpus_hash)
     vocab = Vocab(tokens)
     train, val = split_train_val(tokens, val_fraction, max_tokens)
     sampling.check_fits(len(train), batch_size, num_steps)
@@ -80,6 +81,7 @@ class RunOptions:
     num_preds: int = 50
     progress: bool = True
     log_steps: bool = False  # one metrics line per batch: the loss the lockstep comparison reads
+    temperature: float = 0.0  # 0: greedy text samples; above 0: drawn from a Generator seeded (seed, 2)
 
 
 def train_language_model(backend: Backend, model: Model, trainer: Trainer, spec: ModelSpec,
@@ -91,6 +93,11 @@ def train_language_model(backend: Backend, model: Model, trainer: Trainer, spec:
     """
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([train.seed, SAMPLER_STREAM])
+    text_rng = np.random.default_rng([train.seed, TEXT_STREAM])
+
+    def sample(prefix: str) -> str:
+        return predict(backend, model, data.vocab, prefix, options.num_preds, data.token,
+                       options.temperature, text_rng)
     metrics = MetricsWriter(out / "metrics.jsonl")
     metrics.write({"kind": "run", "model": spec.to_dict(), "train": train.to_dict(), **info})
     checkpoint_path = out / "model.safetensors"
@@ -123,7 +130,7 @@ def train_language_model(backend: Backend, model: Model, trainer: Trainer, spec:
                 bar.log(f"epoch {epoch}: train ppl {stats.perplexity:.3f}, "
                         f"val ppl {record['val_ppl']:.3f}, {stats.tokens_per_second:,.0f} tokens/s")
             if options.sample_every and epoch % options.sample_every == 0 and not last:
-                bar.log(f"  {predict(backend, model, data.vocab, options.prefixes[0], options.num_preds, data.token)!r}")
+                bar.log(f"  {sample(options.prefixes[0])!r}")
             metrics.write(record)
             if last or (options.checkpoint_every and epoch % options.checkpoint_every == 0):
                 save_checkpoint(checkpoint_path, Checkpoint(
@@ -138,8 +145,7 @@ def train_language_model(backend: Backend, model: Model, trainer: Trainer, spec:
     finally:
         bar.close()
 
-    samples = {p: predict(backend, model, data.vocab, p, options.num_preds, data.token)
-               for p in options.prefixes}
+    samples = {p: sample(p) for p in options.prefixes}
     summary = {"kind": "summary", "epochs": train.num_epochs, "train_ppl": record["train_ppl"],
                "val_ppl": record["val_ppl"], "tokens_per_s_last_epoch": record["tokens_per_s"],
                "wall_s": time.perf_counter() - started, "samples": samples,

@@ -32,7 +32,7 @@ def run(*, checkpoint: str, backend: str, device: str = "auto", batch_size: int 
         raise SeqcoreError(f"{checkpoint} is not a language-model checkpoint (it has no vocabulary).")
     vocab, token = Vocab.from_dict(saved.vocab), saved.progress["token"]
     corpus = saved.progress.get("corpus")
-    tokens = load_corpus(None if corpus == "timemachine" else corpus, token)
+    tokens = load_corpus(None if corpus == "timemachine" else corpus, token, saved.progress.get("corpus_hash"))
     _, val = split_train_val(tokens, saved.progress["val_fraction"], saved.progress["max_tokens"])
 
     framework = load_backend(backend)
