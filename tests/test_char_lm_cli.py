@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import python, require_backend
+from tests.conftest import assert_one_sentence, python, require_backend
 
 TINY = ["--epochs", "1", "--max-tokens", "600", "--batch-size", "4", "--num-steps", "5",
         "--hidden-size", "8", "--no-progress", "--num-preds", "5"]
@@ -14,15 +14,6 @@ TINY = ["--epochs", "1", "--max-tokens", "600", "--batch-size", "4", "--num-step
 
 def run_char_lm(*args: str, **kwargs):
     return python("-m", "tasks.char_lm", *args, **kwargs)
-
-
-def assert_one_sentence(result, *fragments: str) -> None:
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.strip().splitlines() if "error:" in line]
-    assert len(lines) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 @pytest.mark.parametrize("flag, value, fragment", [

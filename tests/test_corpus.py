@@ -9,6 +9,7 @@ import pytest
 from seqcore import corpus
 from seqcore.errors import SeqcoreError
 from seqcore.vocab import Vocab
+from tests.http_server import Server
 
 
 def test_bundled_file_is_the_d2l_file() -> None:
@@ -144,3 +145,24 @@ def test_split_rejects_bad_limits() -> None:
         corpus.split_train_val(list(range(10)), 0.1, max_train_tokens=0)
     with pytest.raises(SeqcoreError, match="too short to hold out"):
         corpus.split_train_val(list(range(3)), 0.1)
+
+
+def test_corpus_by_url_is_downloaded_verified_and_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEQCORE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    served = tmp_path / "served"
+    served.mkdir()
+    text = b"The Time Traveller smiled.\nAre you sure we can move freely in Space?\n"
+    (served / "story.txt").write_bytes(text)
+    server = Server(served)
+    try:
+        url = f"{server.url}/story.txt"
+        with pytest.raises(SeqcoreError, match="give its checksum"):
+            corpus.load_corpus(url)
+        sha256 = "sha256:" + hashlib.sha256(text).hexdigest()
+        tokens = corpus.load_corpus(url, "word", sha256)
+        assert tokens[:3] == ["the", "time", "traveller"]
+        assert corpus.load_corpus(url, "word", sha256) == tokens
+        assert server.requests == ["/story.txt"]  # the second load came from the cache
+    finally:
+        server.close()

@@ -1,10 +1,7 @@
 """Downloads against a local HTTP server on 127.0.0.1: no network needed."""
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
-import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -12,52 +9,24 @@ import pytest
 
 from seqcore import download
 from seqcore.errors import SeqcoreError
+from tests.http_server import Server
 
 PAYLOAD = b"the time traveller for so it will be convenient to speak of him\n" * 50
 SHA1 = hashlib.sha1(PAYLOAD).hexdigest()
 
 
-class _Server:
-    """Serves `root` and records the path of every GET it answers."""
-
-    def __init__(self, root: Path) -> None:
-        requests: list[str] = []
-        self.requests = requests
-
-        class Handler(http.server.SimpleHTTPRequestHandler):
-            def do_GET(self) -> None:
-                requests.append(self.path)
-                super().do_GET()
-
-            def log_message(self, *args: object) -> None:  # keep test output clean
-                pass
-
-        handler = functools.partial(Handler, directory=str(root))
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
-
-
 @pytest.fixture
-def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[_Server]:
+def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # a proxy from the environment must not intercept
     root = tmp_path / "served"
     root.mkdir()
     (root / "book.txt").write_bytes(PAYLOAD)
-    running = _Server(root)
+    running = Server(root)
     yield running
     running.close()
 
 
-def test_download_checks_hash_then_uses_cache(server: _Server, tmp_path: Path) -> None:
+def test_download_checks_hash_then_uses_cache(server: Server, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     path = download.fetch(f"{server.url}/book.txt", f"sha1:{SHA1}", cache_dir=cache, progress=False)
     assert path == cache / "book.txt"
@@ -71,7 +40,7 @@ def test_download_checks_hash_then_uses_cache(server: _Server, tmp_path: Path) -
 
 
 def test_cache_dir_from_environment(
-    server: _Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(download.CACHE_ENV, str(tmp_path / "env-cache"))
     sha256 = hashlib.sha256(PAYLOAD).hexdigest()
@@ -89,7 +58,7 @@ def test_file_placed_by_hand_is_used_offline(tmp_path: Path) -> None:
     assert path.read_bytes() == PAYLOAD
 
 
-def test_checksum_mismatch_keeps_no_file(server: _Server, tmp_path: Path) -> None:
+def test_checksum_mismatch_keeps_no_file(server: Server, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     wrong = "0" * 40
     with pytest.raises(SeqcoreError) as error:
@@ -101,7 +70,7 @@ def test_checksum_mismatch_keeps_no_file(server: _Server, tmp_path: Path) -> Non
     assert list(cache.iterdir()) == []  # neither the final name nor a temporary file
 
 
-def test_http_404(server: _Server, tmp_path: Path) -> None:
+def test_http_404(server: Server, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     url = f"{server.url}/missing.txt"
     with pytest.raises(SeqcoreError) as error:

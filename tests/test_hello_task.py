@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import python, require_backend
+from tests.conftest import assert_one_sentence, python, require_backend
 
 CONFIGS = [  # (cell, impl, variant): each implementation and variant, the three cells between them
     ("rnn", "scratch", "onehot"), ("gru", "concise", "onehot"),
@@ -18,20 +18,6 @@ CONFIGS = [  # (cell, impl, variant): each implementation and variant, the three
 # 0.01, so the relative difference grows to 3e-4 (measured); hence an absolute floor.
 LOCKSTEP_RTOL, LOCKSTEP_ATOL = 1e-4, 1e-5
 COMMON = ["--no-progress", "--device", "cpu"]
-
-
-def assert_one_sentence(result, fragment: str) -> None:
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.strip().splitlines() if "error:" in line]
-    assert len(lines) == 1 and fragment in lines[0], result.stderr
-
-
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch):
-    """The subprocesses use one OpenMP / intra-op thread: on a busy 2-core machine PyTorch's default
-    of 2 threads ran these tiny models up to 70x slower (LSTM, 300 steps: 28.7 s against 0.4 s)."""
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="module")

@@ -2,11 +2,8 @@
 real files in ../shared/data/mnist, and downloading from a local HTTP server (no network)."""
 from __future__ import annotations
 
-import functools
 import gzip
 import hashlib
-import http.server
-import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -16,6 +13,7 @@ import pytest
 from seqcore import mnist
 from seqcore.errors import SeqcoreError
 from tests.conftest import ROOT
+from tests.http_server import Server
 
 SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]  # ../shared/data/README.md
@@ -173,32 +171,6 @@ def test_the_real_files() -> None:
 
 
 # --- downloads, from a server on 127.0.0.1 ---------------------------------------------------------
-
-class Server:
-    """Serves `root` over HTTP and records the path of every GET."""
-
-    def __init__(self, root: Path) -> None:
-        requests: list[str] = []
-        self.requests = requests
-
-        class Handler(http.server.SimpleHTTPRequestHandler):
-            def do_GET(self) -> None:
-                requests.append(self.path)
-                super().do_GET()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
-
 
 @pytest.fixture
 def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Server, dict]]:

@@ -15,7 +15,7 @@ import pytest
 from seqcore.backend import BACKENDS
 from seqcore.checkpoint import load_checkpoint
 from seqcore.reports import read_metrics
-from tests.conftest import ROOT, python, require_backend
+from tests.conftest import ROOT, assert_one_sentence, python, require_backend
 from tests.test_mnist_loader import SHARED_MNIST
 
 pytestmark = pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason=f"no MNIST files at {SHARED_MNIST}")
@@ -36,15 +36,6 @@ CROSS = [*DATA, "--preset", "seed000", "--limit-train", "2048", "--limit-test", 
 # by 1.6e-5 at step 4 and 4e-4 by step 32, so this catches that difference coming back.
 LOCKSTEP_STEPS = 32
 LOCKSTEP_RTOL = 1e-4
-
-
-def assert_one_sentence(result: subprocess.CompletedProcess, *fragments: str) -> None:
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    last = result.stderr.strip().splitlines()[-1]
-    assert "error: " in last, result.stderr
-    for fragment in fragments:
-        assert fragment in last, last
 
 
 @pytest.mark.parametrize("args, fragment", [

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from seqcore.reports import read_metrics
-from tests.conftest import python, require_backend
+from tests.conftest import assert_one_sentence, python, require_backend
 
 TINY = {"next": ["--iterations", "30", "--seq-len", "20", "--hidden-size", "8", "--gen-steps", "20"],
         "sin2cos": ["--iterations", "30", "--hidden-size", "8"]}
@@ -19,20 +19,6 @@ COMMON = ["--no-progress", "--device", "cpu"]
 # apart slowly (measured on the 30 tiny steps: largest relative difference 2e-5).
 LOCKSTEP_RTOL = 1e-4
 GENERATION_MAE = 0.1  # the issue's target over 100 generated steps
-
-
-def assert_one_sentence(result, fragment: str) -> None:
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.strip().splitlines() if "error:" in line]
-    assert len(lines) == 1 and fragment in lines[0], result.stderr
-
-
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch):
-    """The subprocesses use one OpenMP / intra-op thread: on a busy 2-core machine PyTorch's default
-    of 2 threads ran these tiny models up to 70x slower (LSTM, 300 steps: 28.7 s against 0.4 s)."""
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="module")
