@@ -39,8 +39,8 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, cell: str, impl: str
 
 def add_training_arguments(parser: argparse.ArgumentParser, *, epochs: int, batch_size: int | None,
                            lr: float | None, optimizer: str, clip: float, with_batch_size: bool = True,
-                           notes: Mapping[str, str] | None = None) -> None:
-    """The training flags; `notes` as in add_model_arguments."""
+                           notes: Mapping[str, str] | None = None) -> argparse._ArgumentGroup:
+    """The training flags; `notes` as in add_model_arguments. Returns the group for a task's own."""
     notes = notes or {}
     default = lambda dest: notes.get(dest, "(default: %(default)s)")
     group = parser.add_argument_group("training")
@@ -52,6 +52,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, epochs: int, batc
     group.add_argument("--clip", type=float, default=clip,
                        help="clip gradients to this global norm; 0 turns it off (default: %(default)s)")
     group.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return group
 
 
 def run_main(main: Callable[[Optional[Sequence[str]]], int], argv: Optional[Sequence[str]] = None) -> None:

@@ -153,10 +153,10 @@ def build_parser(preset: Preset) -> argparse.ArgumentParser:
                         help="defaults for the flags below (default: %(default)s)")
     add_model_arguments(parser, cell=preset.cell, impl=preset.impl, hidden_size=preset.hidden_size,
                         num_layers=preset.num_layers)
-    add_training_arguments(parser, epochs=preset.epochs, batch_size=preset.batch_size, lr=preset.lr,
-                           optimizer=preset.optimizer, clip=preset.clip)
-    parser.add_argument("--schedule", choices=SCHEDULES, default=preset.schedule,
-                        help="learning rate over the run (default: %(default)s)")
+    training = add_training_arguments(parser, epochs=preset.epochs, batch_size=preset.batch_size,
+                                      lr=preset.lr, optimizer=preset.optimizer, clip=preset.clip)
+    training.add_argument("--schedule", choices=SCHEDULES, default=preset.schedule,
+                          help="learning rate over the run (default: %(default)s)")
     data = parser.add_argument_group("data")
     data.add_argument("--data-dir", default=None,
                       help="folder with the four MNIST IDX files, gzip or raw "
