@@ -135,9 +135,7 @@ def train_classifier(backend: Backend, model: Model, trainer: Trainer, spec: Mod
                 {"epoch": epoch, **info, **{k: v for k, v in record.items() if k != "kind"}}))
             last_saved = epoch
     except NonFiniteLoss as error:
-        kept = (f"The last good checkpoint (epoch {last_saved}) is kept at {checkpoint_path}"
-                if last_saved else "No checkpoint had been written yet")
-        raise SeqcoreError(f"{error} {kept}; try a lower --lr or clipping (--clip).") from None
+        raise error.explain(checkpoint_path, last_saved) from None
     finally:
         bar.close()
 

@@ -18,7 +18,6 @@ from . import sampling
 from .backend import Backend, Model, Trainer
 from .checkpoint import Checkpoint, save_checkpoint
 from .corpus import load_corpus, split_train_val
-from .errors import SeqcoreError
 from .generate import predict
 from .progress import Progress
 from .reports import MetricsWriter, plot_curves, read_metrics, series
@@ -138,10 +137,7 @@ def train_language_model(backend: Backend, model: Model, trainer: Trainer, spec:
                     {"epoch": epoch, "token": data.token, **info, **_numbers(record)}))
                 last_saved = epoch
     except NonFiniteLoss as error:
-        kept = (f"the last good checkpoint (epoch {last_saved}) is kept at {checkpoint_path}"
-                if last_saved else "no checkpoint had been written yet")
-        raise SeqcoreError(
-            f"{error} {kept[0].upper()}{kept[1:]}; try a lower --lr or clipping (--clip).") from None
+        raise error.explain(checkpoint_path, last_saved) from None
     finally:
         bar.close()
 

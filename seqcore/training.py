@@ -30,6 +30,15 @@ class NonFiniteLoss(SeqcoreError):
         self.value, self.epoch, self.step = value, epoch, step
         super().__init__(f"The loss became {value} at epoch {epoch}, step {step}; training stopped.")
 
+    def explain(self, checkpoint: Optional[object] = None, saved_epoch: Optional[int] = None) -> SeqcoreError:
+        """The sentence a task ends with: where it stopped, what was kept, what to try."""
+        kept = ""
+        if checkpoint is not None:
+            kept = (f" The last good checkpoint (epoch {saved_epoch}) is kept at {checkpoint};" if saved_epoch
+                    else " This run had written no checkpoint yet;")
+        return SeqcoreError(f"The loss became {self.value} at epoch {self.epoch}, step {self.step}; "
+                            f"training stopped.{kept} Try a lower --lr or clipping (--clip).")
+
 
 def clip_factor(norm: float, max_norm: float) -> float:
     """Scale that brings the gradients' global norm down to `max_norm` (1 when under it or off)."""

@@ -97,7 +97,7 @@ def run(*, backend: str = "mxnet", cell: str = "rnn", impl: str = "scratch", var
             if verbose:
                 bar.log(f"epoch {epoch:>3}/{epochs}: loss {stats.mean_loss:.4f}, predicted {predicted!r}")
     except NonFiniteLoss as error:
-        raise SeqcoreError(f"{str(error)[:-1]}; try a lower --lr or clipping (--clip).") from None
+        raise error.explain() from None
     finally:
         bar.close()
 

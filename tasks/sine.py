@@ -118,7 +118,7 @@ def train_cell(framework: Backend, spec: ModelSpec, train: TrainSpec, mode: str,
             metrics.write({"kind": "epoch", "epoch": epoch, "train_loss": stats.mean_loss,
                            "max_grad_norm": stats.max_grad_norm, "elapsed_s": time.perf_counter() - started})
     except NonFiniteLoss as error:
-        raise SeqcoreError(f"{str(error)[:-1]}; try a lower --lr or clipping (--clip).") from None
+        raise error.explain() from None
     finally:
         bar.close()
     wall = time.perf_counter() - started
