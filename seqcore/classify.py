@@ -18,6 +18,7 @@ from .backend import Backend, Model, Trainer
 from .checkpoint import Checkpoint, save_checkpoint
 from .errors import SeqcoreError
 from .progress import Progress
+from .reference import cross_entropies
 from .reports import MetricsWriter, plot_curves, read_metrics, series
 from .specs import Loss, ModelSpec, TrainSpec
 from .training import Batch, NonFiniteLoss, train_epoch
@@ -53,9 +54,7 @@ def evaluate_classifier(backend: Backend, model: Model, batches: Iterable[Batch]
     for inputs, targets in batches:
         logits, _ = backend.forward(model, inputs, backend.begin_state(model, inputs.shape[1]))  # (N, C)
         logits = logits.astype(np.float64)
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-        losses.append(-log_probs[np.arange(len(targets)), targets])
+        losses.append(cross_entropies(logits, targets))
         predictions.append(logits.argmax(axis=1))
         labels.append(targets)
     return Evaluation(float(np.concatenate(losses).mean()), np.concatenate(predictions),

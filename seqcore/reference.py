@@ -93,12 +93,20 @@ def forward(spec: ModelSpec, params: Mapping[str, np.ndarray], X: np.ndarray,
     return out, tuple(np.stack(s) for s in new_state)
 
 
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """log softmax over the last axis, shifted by the maximum so exp cannot overflow."""
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def cross_entropies(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """-log p(target) for every target id: logits (..., C), targets (...) -> (...)."""
+    ids = np.asarray(targets, dtype=np.int64)
+    return -np.take_along_axis(log_softmax(logits), ids[..., None], axis=-1)[..., 0]
+
+
 def loss(kind: Loss, outputs: np.ndarray, targets: np.ndarray) -> float:
     """Mean cross-entropy over every target id, or mean squared error over every element."""
     if Loss(kind) is Loss.MSE:
         return float(np.mean((outputs - targets) ** 2))
-    logits = outputs.reshape(-1, outputs.shape[-1])
-    ids = np.asarray(targets, dtype=np.int64).reshape(-1)
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    return float(-log_probs[np.arange(ids.size), ids].mean())
+    return float(cross_entropies(outputs, targets).mean())
