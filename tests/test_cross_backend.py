@@ -19,7 +19,7 @@ from tests.conftest import ROOT, python, require_backend
 
 LOCKSTEP_STEPS = 20
 # float32 on both sides, different summation orders: per-step differences start near 1e-7 and
-# grow with each update; 20 SGD steps at lr 1 stay well inside this (see the measured figures).
+# grow with each update (measured: at most 9e-7 relative over 20 steps for concise LSTM).
 LOCKSTEP_RTOL = 1e-4
 CHECKPOINT_RTOL = 1e-5  # one forward pass over the validation text, no training in between
 
