@@ -90,3 +90,13 @@ def test_cases_cover_every_parameter() -> None:
     for spec, loss in CASES.values():
         params, _, _ = case_data(spec, loss)
         assert set(params) == set(param_shapes(spec))
+
+
+@pytest.mark.parametrize("case", sorted(name for name in CASES if "-scratch-" in name))
+def test_scratch_and_concise_agree(backend_name: str, case: str) -> None:
+    """The written-out cells and the framework's fused layer, on the same weights and batch."""
+    results = worker_results(backend_name)
+    twin = case.replace("-scratch-", "-concise-")
+    for what in ("outputs", "state0", "grads"):
+        np.testing.assert_allclose(results[f"{case}/{what}"], results[f"{twin}/{what}"], rtol=1e-4, atol=1e-6)
+    assert results[f"{case}/loss"] == pytest.approx(float(results[f"{twin}/loss"]), abs=1e-6)
