@@ -2,8 +2,9 @@
 imperatively, and both match the NumPy reference. Prints the worst differences as JSON."""
 import json
 import numpy as np
+
+from backends.mxnet import ScratchGRUCell, ScratchLSTMCell, ScratchRNNCell  # first: it readies NumPy for MXNet
 import mxnet as mx
-from backends.mxnet import ScratchGRUCell, ScratchLSTMCell, ScratchRNNCell
 from seqcore import reference
 
 rng = np.random.default_rng(0)
