@@ -2,6 +2,7 @@
 nothing good overwritten. Most input is rejected before a framework is even loaded."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,14 @@ def test_nan_loss_stops_and_keeps_the_good_checkpoint(tmp_path: Path) -> None:
                          "--out", out)
     assert_one_sentence(result, "The loss became", "epoch 1, step 2", "This run had written no checkpoint yet", "Try a lower --lr")
     assert checkpoint.read_bytes() == good
+
+
+def test_a_second_run_in_one_process_starts_afresh(backend_name: str, tmp_path: Path) -> None:
+    """d2l pitfall: a second training run silently reused the first one's weights."""
+    code = ("import json\nfrom tasks.char_lm import run\n"
+            f"kw = dict(backend={backend_name!r}, epochs=2, max_tokens=600, batch_size=4, num_steps=5, "
+            f"hidden_size=8, num_preds=5, progress=False, device='cpu')\n"
+            f"a = run(out={str(tmp_path / 'a')!r}, **kw)\nb = run(out={str(tmp_path / 'b')!r}, **kw)\n"
+            "print(json.dumps([a['train_ppl'], b['train_ppl'], a['samples'] == b['samples']]))")
+    first, second, same_text = json.loads(python("-c", code, check=True).stdout.strip().splitlines()[-1])
+    assert first == second and same_text
