@@ -29,7 +29,7 @@ from seqcore.lm import model_spec, prepare_data, time_major
 from seqcore.params import init_params
 from seqcore.reports import machine_info
 from seqcore.sampling import sequential_batches
-from seqcore.specs import Cell, Device, Impl, Loss, Optimizer
+from seqcore.specs import Cell, Device, Impl, Loss, Optimizer, parse_enum
 from seqcore.training import train_epoch
 
 from .cli import run_main
@@ -69,6 +69,7 @@ def run(*, backends: Sequence[str] = BACKENDS, cells: Sequence[str] = ("rnn", "g
         bad = sorted(set(chosen) - set(kind))
         if bad or not chosen:
             raise SeqcoreError(f"Unknown {name}(s) {bad or 'none given'}: choose from {', '.join(kind)}.")
+    parse_enum(Device, device, "device")  # here, not in the worker: one sentence before any process starts
     if min(batch_size, num_steps, hidden_size, steps) <= 0 or warmup < 0:
         raise SeqcoreError("Sizes and --steps must be positive and --warmup non-negative.")
     reports = []

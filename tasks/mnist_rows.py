@@ -24,7 +24,7 @@ from seqcore.classify import SCHEDULES, ClassifierRun, Evaluation, train_classif
 from seqcore.errors import SeqcoreError
 from seqcore.params import init_params
 from seqcore.reports import machine_info
-from seqcore.specs import Device, InputKind, ModelSpec, Readout, Sampler, TrainSpec
+from seqcore.specs import Device, InputKind, ModelSpec, Readout, Sampler, TrainSpec, parse_enum
 
 from .cli import add_model_arguments, add_training_arguments, run_main
 
@@ -89,7 +89,7 @@ def run(*, preset: str = "seed000", backend: str = "mxnet", cell: Optional[str] 
     test_data = _limited(mnist.load_split("test", data_dir, progress=progress), limit_test, "--limit-test")
 
     framework = load_backend(backend)
-    where = framework.resolve_device(Device(device))
+    where = framework.resolve_device(parse_enum(Device, device, "device"))
     model = framework.build_model(spec, init_params(spec, train.init, train.seed), where)
     trainer = framework.make_trainer(model, train.optimizer, train.lr)
     info = {"backend": backend, "device": where, "preset": preset,

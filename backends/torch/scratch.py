@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqcore.specs import Activation, Cell
+from seqcore.specs import GATES, Activation, Cell
 
 State = tuple[torch.Tensor, ...]  # (h,) or (h, c), each (N, H) for a cell, (L, N, H) for a stack
 
@@ -51,7 +51,7 @@ class _ScratchCell(nn.Module):
 class ScratchRNNCell(_ScratchCell):
     """h' = act(W_ih x + b_ih + W_hh h + b_hh)."""
 
-    num_gates = 1
+    num_gates = GATES[Cell.RNN]
 
     def __init__(self, input_size: int, hidden_size: int,
                  activation: Activation | str = Activation.TANH) -> None:
@@ -66,7 +66,7 @@ class ScratchRNNCell(_ScratchCell):
 class ScratchGRUCell(_ScratchCell):
     """Gates r, z, n; the reset gate multiplies the hidden projection with its bias b_hn."""
 
-    num_gates = 3
+    num_gates = GATES[Cell.GRU]
 
     def _recur(self, xw: torch.Tensor, state: State) -> State:
         h = state[0]
@@ -81,7 +81,7 @@ class ScratchGRUCell(_ScratchCell):
 class ScratchLSTMCell(_ScratchCell):
     """Gates i, f, g, o: c' = f*c + i*g, h' = o*tanh(c')."""
 
-    num_gates = 4
+    num_gates = GATES[Cell.LSTM]
 
     def _recur(self, xw: torch.Tensor, state: State) -> State:
         h, c = state
