@@ -8,7 +8,7 @@ process never loads two frameworks (MXNet and PyTorch in one process have crashe
 from __future__ import annotations
 
 import importlib
-from typing import Any, Mapping, Protocol
+from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -72,6 +72,21 @@ class Backend(Protocol):
 
     def set_lr(self, trainer: Trainer, lr: float) -> None:
         """Change the learning rate (schedules are decided by the core)."""
+
+    def export_trainer_state(self, model: Model, trainer: Trainer) -> dict[str, np.ndarray]:
+        """The optimizer's state in canonical names, for checkpoints: {} for SGD (no momentum);
+        for Adam `adam.step` (1,) int64 (updates applied) and `adam.m/<param>`, `adam.v/<param>`
+        float32 shaped like the parameter (PyTorch's exp_avg / exp_avg_sq; MXNet's mean / var)."""
+
+    def load_trainer_state(self, model: Model, trainer: Trainer, arrays: Mapping[str, np.ndarray]) -> None:
+        """Restore `export_trainer_state` output (from either backend): the next `step` continues
+        exactly as if the run had not stopped."""
+
+    def state_to_numpy(self, state: State) -> list[np.ndarray]:
+        """The recurrent state as float32 NumPy arrays, (L, N, H) each (h, then c for LSTM)."""
+
+    def state_from_numpy(self, model: Model, arrays: Sequence[np.ndarray]) -> State:
+        """A state on the model's device holding `arrays` (what `state_to_numpy` gave)."""
 
 
 def load_backend(name: str) -> Backend:

@@ -45,6 +45,11 @@ def read_time_machine() -> str:
     return read_checked(time_machine_path(), TIME_MACHINE_SHA1)
 
 
+def sha256_of(path: str | Path | None) -> str:
+    """SHA-256 of a corpus file's bytes (None: the bundled text): what a checkpoint vouches for."""
+    return hashlib.sha256(_read_bytes(time_machine_path() if path is None else Path(path))).hexdigest()
+
+
 def read_checked(path: str | Path, sha1: str) -> str:
     """The UTF-8 text at `path`, refused unless the file's SHA-1 is `sha1`."""
     path = Path(path)
@@ -69,6 +74,8 @@ def _read_bytes(path: Path) -> bytes:
         raise SeqcoreError(f"The corpus file {path} does not exist.")
     if path.is_dir():
         raise SeqcoreError(f"The corpus path {path} is a directory, not a text file.")
+    if not path.is_file():  # a FIFO would block and /dev/zero never end
+        raise SeqcoreError(f"The corpus path {path} is not a regular file.")
     try:
         data = path.read_bytes()
     except OSError as error:
@@ -125,11 +132,7 @@ def load_corpus(path: str | Path | None = None, token: Token | str = Token.CHAR,
     `path` may be an http(s) URL: it is downloaded once into the cache and verified against
     `known_hash` ('sha256:...', 'sha1:...' or 'md5:...'), which a URL must come with.
     """
-    if is_url(path):
-        if not known_hash:
-            raise SeqcoreError(f"The corpus {path} is a URL: give its checksum too (--corpus-hash "
-                               "sha256:...), so a changed or corrupt download is caught.")
-        path = fetch(str(path), known_hash)
+    path = local_path(path, known_hash)
     text = read_time_machine() if path is None else read_text(path)
     tokens = tokenize(preprocess(text), token)
     if not tokens:
@@ -138,6 +141,16 @@ def load_corpus(path: str | Path | None = None, token: Token | str = Token.CHAR,
             f"{name} contains no letters A-Z, so nothing is left after preprocessing."
         )
     return tokens
+
+
+def local_path(path: str | Path | None, known_hash: str | None = None) -> str | Path | None:
+    """The file a corpus is read from: a URL is downloaded (once, verified) into the cache."""
+    if not is_url(path):
+        return path
+    if not known_hash:
+        raise SeqcoreError(f"The corpus {path} is a URL: give its checksum too (--corpus-hash "
+                           "sha256:...), so a changed or corrupt download is caught.")
+    return fetch(str(path), known_hash)
 
 
 def split_train_val(

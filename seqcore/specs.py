@@ -40,6 +40,13 @@ class Sampler(str, Enum):
     RANDOM = "random"  # independent windows: state reset every batch
 
 
+class Schedule(str, Enum):
+    CONSTANT = "constant"
+    COSINE = "cosine"  # per update, from lr down to 1% of lr at the last update
+    STEP = "step"  # lr x lr_decay after every lr_decay_every epochs
+    PLATEAU = "plateau"  # lr x lr_decay after each evaluation that does not beat the best so far
+
+
 class Init(str, Enum):
     UNIFORM = "uniform"  # PyTorch's RNN default, U(-1/sqrt(H), 1/sqrt(H))
     NORMAL = "normal"  # d2l's scratch models, N(0, 0.01) weights and zero biases
@@ -155,15 +162,27 @@ class TrainSpec:
     clip: float = 1.0  # global-norm clipping threshold; 0 turns clipping off
     optimizer: Optimizer = Optimizer.SGD
     sampler: Sampler = Sampler.SEQUENTIAL
+    # Row i of a batch continues row i of the previous batch: the state is carried (and
+    # detached) across batches. True for sequential partitioning and sin->cos windows.
+    carry_state: bool = True
     init: Init = Init.UNIFORM
     seed: int = 0
+    schedule: Schedule = Schedule.CONSTANT
+    lr_decay: float = 0.25  # the factor of the step and plateau schedules
+    lr_decay_every: int = 10  # epochs between the step schedule's decays
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "optimizer", parse_enum(Optimizer, self.optimizer, "optimizer"))
         object.__setattr__(self, "sampler", parse_enum(Sampler, self.sampler, "sampler"))
         object.__setattr__(self, "init", parse_enum(Init, self.init, "init"))
-        for field in ("batch_size", "num_steps", "num_epochs"):
+        object.__setattr__(self, "schedule", parse_enum(Schedule, self.schedule, "schedule"))
+        for field in ("batch_size", "num_steps", "num_epochs", "lr_decay_every"):
             _positive_int(getattr(self, field), field.replace("_", " "))
+        if not isinstance(self.carry_state, bool):
+            raise SeqcoreError(f"carry state must be true or false, got {self.carry_state!r}.")
+        if (not isinstance(self.lr_decay, (int, float)) or not math.isfinite(self.lr_decay)
+                or not 0 < self.lr_decay <= 1):
+            raise SeqcoreError(f"lr decay must be a number in (0, 1], got {self.lr_decay!r}.")
         _positive_float(self.lr, "learning rate")
         if self.lr > FLOAT32_MAX:  # frameworks apply the rate as a float32 scalar
             raise SeqcoreError(f"learning rate must fit in float32 (at most 3.4e38), got {self.lr!r}.")

@@ -24,11 +24,17 @@ Batch = tuple[np.ndarray, np.ndarray]
 
 
 class NonFiniteLoss(SeqcoreError):
-    """The loss became NaN or infinite; `step` counts batches from 1 within the epoch."""
+    """The loss became NaN or infinite, or passed `limit` (divergence); `step` counts batches
+    from 1 within the epoch. Raised before that batch's update is applied."""
 
-    def __init__(self, value: float, epoch: int, step: int):
-        self.value, self.epoch, self.step = value, epoch, step
-        super().__init__(f"The loss became {value} at epoch {epoch}, step {step}; training stopped.")
+    def __init__(self, value: float, epoch: int, step: int, limit: Optional[float] = None):
+        self.value, self.epoch, self.step, self.limit = value, epoch, step, limit
+        super().__init__(f"{self.what()} at epoch {epoch}, step {step}; training stopped.")
+
+    def what(self) -> str:
+        if self.limit is None:
+            return f"The loss became {self.value}"
+        return f"The loss reached {self.value:.4g}, above the divergence limit {self.limit:.4g}"
 
     def explain(self, checkpoint: Optional[object] = None, saved_epoch: Optional[int] = None) -> SeqcoreError:
         """The sentence a task ends with: where it stopped, what was kept, what to try."""
@@ -36,7 +42,7 @@ class NonFiniteLoss(SeqcoreError):
         if checkpoint is not None:
             kept = (f" The last good checkpoint (epoch {saved_epoch}) is kept at {checkpoint};" if saved_epoch
                     else " This run had written no checkpoint yet;")
-        return SeqcoreError(f"The loss became {self.value} at epoch {self.epoch}, step {self.step}; "
+        return SeqcoreError(f"{self.what()} at epoch {self.epoch}, step {self.step}; "
                             f"training stopped.{kept} Try a lower --lr or clipping (--clip).")
 
 
@@ -71,28 +77,38 @@ class EpochStats:
         return self.timed_tokens / self.timed_seconds if self.timed_seconds > 0 else float("nan")
 
 
-StepCallback = Callable[[int, float, EpochStats], None]
+@dataclasses.dataclass
+class Carry:
+    """The recurrent state one epoch hands from a batch to the next, and its batch size."""
+
+    state: State
+    batch_size: int
+
+
+StepCallback = Callable[[int, float, EpochStats, Optional[Carry]], None]
 
 
 def train_epoch(backend: Backend, model: Model, trainer: Trainer, batches: Iterable[Batch], *,
                 loss: Loss, clip: float, carry_state: bool, epoch: int = 1, warmup_steps: int = 0,
-                on_step: Optional[StepCallback] = None) -> EpochStats:
+                on_step: Optional[StepCallback] = None, stats: Optional[EpochStats] = None, carry: Optional[Carry] = None) -> EpochStats:
     """Train over `batches` once.
 
-    carry_state: True for sequential partitioning (row i of a batch continues row i of the
-    previous one, so the state is carried and detached); False for independent batches.
+    carry_state: True when row i of a batch continues row i of the previous one (sequential
+    partitioning): the state is carried and detached; False for independent batches.
     warmup_steps: leading steps left out of the throughput figure (graph building, allocation).
+    on_step(step, loss, stats, carry) runs after each update; an exception from it stops the
+    epoch after a whole step. To continue an epoch stopped after step k, pass the batches from
+    k + 1 on with the stats and carry that on_step saw at step k.
     """
-    stats = EpochStats()
-    state: Optional[State] = None
-    state_batch = -1
-    for step, (inputs, targets) in enumerate(batches, start=1):
+    stats = stats or EpochStats()
+    first = stats.num_steps + 1
+    for step, (inputs, targets) in enumerate(batches, start=first):
         started = time.perf_counter()
         batch_size = inputs.shape[1]
-        if carry_state and state is not None and batch_size == state_batch:
-            state = backend.detach_state(state)
+        if carry_state and carry is not None and batch_size == carry.batch_size:
+            state = backend.detach_state(carry.state)
         else:
-            state, state_batch = backend.begin_state(model, batch_size), batch_size
+            state = backend.begin_state(model, batch_size)
         value, state = backend.forward_backward(model, inputs, targets, state, loss)
         if not math.isfinite(value):
             raise NonFiniteLoss(value, epoch, step)
@@ -102,6 +118,7 @@ def train_epoch(backend: Backend, model: Model, trainer: Trainer, batches: Itera
             backend.scale_gradients(model, factor)
         backend.step(trainer)
         elapsed = time.perf_counter() - started  # the loss and norm read-outs synchronise the device
+        carry = Carry(state, batch_size) if carry_state else None
 
         count = int(np.prod(targets.shape if loss is Loss.CROSS_ENTROPY else targets.shape[:-1]))
         stats.loss_sum += value * count
@@ -112,7 +129,7 @@ def train_epoch(backend: Backend, model: Model, trainer: Trainer, batches: Itera
             stats.timed_tokens += int(np.prod(inputs.shape[:2]))
             stats.timed_seconds += elapsed
         if on_step is not None:
-            on_step(step, value, stats)
+            on_step(step, value, stats, carry)
     if stats.num_steps == 0:
         raise SeqcoreError("The training data gave no batch; use a longer text or smaller batches.")
     return stats

@@ -1,129 +1,114 @@
 """Character (or word) language model on The Time Machine, d2l chapter 8, on either framework.
 
 Usage: python -m tasks.char_lm --backend mxnet --cell lstm --impl concise [--epochs 500] [--out DIR]
+       python -m tasks.char_lm --out DIR --resume [--epochs 800]     # continue a stopped run
 
 Defaults are the d2l configuration: first 10,000 characters, batch 32, 35 steps, hidden 256,
-lr 1, clip 1, 500 epochs, sequential partitioning. Writes metrics.jsonl, perplexity.png and
-model.safetensors to --out.
+lr 1, clip 1, 500 epochs, sequential partitioning. Validation perplexity is measured on the last
+10% of the book every --eval-every epochs. Writes config.json, metrics.jsonl, metrics.csv,
+perplexity.png, model.safetensors (last) and best.safetensors (best validation) to --out
+(default: the next runs/char_lm/BACKEND-CELL-IMPL/version_N).
 """
 from __future__ import annotations
 
-import argparse
+import dataclasses
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from seqcore.backend import load_backend
+from seqcore.corpus import is_url
 from seqcore.errors import SeqcoreError
-from seqcore.lm import RunOptions, model_spec, prepare_data, train_language_model
-from seqcore.params import init_params
-from seqcore.reports import machine_info
+from seqcore.lm import LanguageModelJob, model_spec, prepare_data
+from seqcore.run import Run
 from seqcore.specs import Device, Sampler, TrainSpec, parse_enum
 
-from .cli import add_model_arguments, add_training_arguments, choices, run_main
+from .cli import TaskConfig, choices, option, parse_config, run_main
 
+TASK = "char_lm"
 PREFIXES = ("time traveller", "traveller")
 
 
-def run(*, backend: str = "mxnet", cell: str = "rnn", impl: str = "concise", device: str = "auto",
-        hidden_size: int = 256, num_layers: int = 1, init: str = "uniform", seed: int = 0,
-        epochs: int = 500, batch_size: int = 32, num_steps: int = 35, lr: float = 1.0,
-        clip: float = 1.0, optimizer: str = "sgd", sampler: str = "sequential",
-        corpus: Optional[str] = None, corpus_hash: Optional[str] = None, token: str = "char", max_tokens: Optional[int] = 10_000,
-        val_fraction: float = 0.1, prefixes: Sequence[str] = PREFIXES, num_preds: int = 50,
-        temperature: float = 0.0,
-        eval_every: int = 10, checkpoint_every: int = 10, sample_every: int = 0,
-        out: str | Path = "runs/char_lm", progress: bool = True, log_steps: bool = False) -> dict[str, Any]:
+@dataclasses.dataclass(frozen=True)
+class CharLMConfig(TaskConfig):
+    batch_size: int = option(32, "sequences per batch", check="positive")
+    num_steps: int = option(35, "time steps per batch", group="data", check="positive")
+    sampler: str = option("sequential", "sequential: rows continue across batches (state carried); "
+                          "random: independent windows", group="data", choices=choices(Sampler))
+    corpus: Optional[str] = option(None, "a UTF-8 text file or an http(s) URL (default: the bundled "
+                                   "Time Machine)", group="data", kind=str)
+    corpus_hash: Optional[str] = option(None, "checksum of a --corpus URL, e.g. sha256:HEX", group="data", kind=str)
+    token: str = option("char", "", group="data", choices=("char", "word"))
+    max_tokens: Optional[int] = option(10_000, "train on the first N tokens; 0 for all", group="data",
+                                       check="non_negative", kind=int)
+    val_fraction: float = option(0.1, "the corpus tail held out for validation", group="data",
+                                 check="non_negative")
+    prefixes: tuple = option(PREFIXES, "text to continue at each evaluation and at the end", group="output",
+                             resumable=True)
+    num_preds: int = option(50, "tokens generated per prefix", group="output", check="positive", resumable=True)
+    temperature: float = option(0.0, "0 picks the likeliest token (greedy); above 0 samples, seeded",
+                                group="output", check="non_negative", resumable=True)
+    eval_every: Optional[int] = option(10, "epochs between validation passes", group="output",
+                                       check="positive", kind=int, resumable=True)
+    checkpoint_every: int = option(10, "epochs between checkpoints (also the last and every new best)",
+                                   group="output", check="positive", resumable=True)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 <= self.val_fraction < 1:
+            raise SeqcoreError(f"--val-fraction must be in [0, 1), got {self.val_fraction!r}.")
+        if not self.prefixes or any(not p.strip() for p in self.prefixes):
+            raise SeqcoreError("--prefix must be non-empty text.")
+
+    def train_spec(self) -> TrainSpec:
+        return TrainSpec(batch_size=self.batch_size, num_steps=self.num_steps, num_epochs=self.epochs,
+                         lr=self.lr, clip=self.clip, optimizer=self.optimizer, sampler=self.sampler,
+                         carry_state=self.sampler == Sampler.SEQUENTIAL.value, init=self.init,
+                         seed=self.seed, schedule=self.schedule, lr_decay=self.lr_decay,
+                         lr_decay_every=self.lr_decay_every)
+
+
+def run(config: CharLMConfig) -> dict[str, Any]:
     """Train and return the summary (train / validation perplexity, tokens/s, samples, paths)."""
-    train = TrainSpec(batch_size=batch_size, num_steps=num_steps, num_epochs=epochs, lr=lr, clip=clip,
-                      optimizer=optimizer, sampler=sampler, init=init, seed=seed)
-    if max_tokens is not None and max_tokens <= 0:
-        raise SeqcoreError(f"--max-tokens must be positive or 'all', got {max_tokens}.")
-    data = prepare_data(corpus, token, max_tokens, val_fraction, batch_size, num_steps, corpus_hash)
-    spec = model_spec(cell, impl, len(data.vocab), hidden_size, num_layers)
-    for prefix in prefixes:  # fail before training, not after it
-        tokens = list(prefix) if token == "char" else prefix.split()
-        if data.vocab.unknown(tokens):
-            unknown = ", ".join(repr(t) for t in data.vocab.unknown(tokens))
-            raise SeqcoreError(f"The prefix {prefix!r} has tokens outside the vocabulary: {unknown}.")
-    for name, value in (("eval-every", eval_every), ("checkpoint-every", checkpoint_every),
-                        ("sample-every", sample_every), ("num-preds", num_preds), ("temperature", temperature)):
-        if value < 0:
-            raise SeqcoreError(f"--{name} must not be negative, got {value}.")
-
-    framework = load_backend(backend)
-    where = framework.resolve_device(parse_enum(Device, device, "device"))
-    model = framework.build_model(spec, init_params(spec, train.init, train.seed), where)
-    trainer = framework.make_trainer(model, train.optimizer, train.lr)
-    info = {"backend": backend, "device": where, "corpus": corpus or "timemachine",
-            "corpus_hash": corpus_hash, "token": token,
-            "max_tokens": max_tokens, "val_fraction": val_fraction,
-            "num_train_tokens": int(len(data.train_ids)), "num_val_tokens": int(len(data.val_ids)),
-            "machine": machine_info(framework.versions())}
-    options = RunOptions(eval_every=eval_every or epochs, checkpoint_every=checkpoint_every,
-                         sample_every=sample_every, prefixes=tuple(prefixes), num_preds=num_preds,
-                         temperature=temperature,
-                         progress=progress, log_steps=log_steps)
-    return train_language_model(framework, model, trainer, spec, train, data, Path(out), options, info)
+    train = config.train_spec()  # every flag is checked before any file is read or written
+    settings = config.settings(TASK, f"{config.backend}-{config.cell}-{config.impl}")
+    with Run(TASK, config.saved(), settings, train) as training:  # the folder is checked first
+        data = prepare_data(config.corpus, config.token, config.max_tokens or None, config.val_fraction,
+                            config.batch_size, config.num_steps, config.corpus_hash)
+        spec = model_spec(config.cell, config.impl, len(data.vocab), config.hidden_size, config.num_layers)
+        for prefix in config.prefixes:  # fail before training, not after it
+            unknown = data.vocab.unknown(list(prefix) if config.token == "char" else prefix.split())
+            if unknown:
+                raise SeqcoreError(f"The prefix {prefix!r} has tokens outside the vocabulary: "
+                                   f"{', '.join(repr(t) for t in unknown)}.")
+        backend = load_backend(config.backend)
+        device = backend.resolve_device(parse_enum(Device, config.device, "device"))
+        info = {"backend": config.backend, "device": device, "corpus": _resolved(config.corpus),
+                "corpus_hash": config.corpus_hash, "token": config.token, "max_tokens": config.max_tokens or None,
+                "val_fraction": config.val_fraction, "num_train_tokens": int(len(data.train_ids)),
+                "num_val_tokens": int(len(data.val_ids))}
+        job = LanguageModelJob(data, train, info, config.prefixes, config.num_preds, config.temperature)
+        summary = training.fit(job, backend, device, spec)
+    return {**summary, "out": str(settings.out)}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m tasks.char_lm", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_model_arguments(parser, cell="rnn", impl="concise", hidden_size=256)
-    add_training_arguments(parser, epochs=500, batch_size=32, lr=1.0, optimizer="sgd", clip=1.0)
-    data = parser.add_argument_group("data")
-    data.add_argument("--num-steps", type=int, default=35, help="time steps per batch (default: %(default)s)")
-    data.add_argument("--sampler", choices=choices(Sampler), default="sequential", help="(default: %(default)s)")
-    data.add_argument("--corpus", default=None,
-                      help="a UTF-8 text file or an http(s) URL (default: the bundled Time Machine)")
-    data.add_argument("--corpus-hash", default=None,
-                      help="checksum of a --corpus URL, e.g. sha256:HEX (downloads are cached and verified)")
-    data.add_argument("--token", choices=("char", "word"), default="char", help="(default: %(default)s)")
-    data.add_argument("--max-tokens", type=_max_tokens, default=10_000,
-                      help="train on the first N tokens, or 'all' (default: %(default)s)")
-    data.add_argument("--val-fraction", type=float, default=0.1,
-                      help="the corpus tail held out for validation (default: %(default)s)")
-    report = parser.add_argument_group("output")
-    report.add_argument("--prefix", action="append", dest="prefixes", default=None,
-                        help="text to continue after training; repeatable (default: %s)" % ", ".join(PREFIXES))
-    report.add_argument("--num-preds", type=int, default=50, help="tokens generated per prefix (default: %(default)s)")
-    report.add_argument("--temperature", type=float, default=0.0,
-                        help="0 picks the likeliest token (greedy); above 0 samples, seeded (default: 0)")
-    report.add_argument("--eval-every", type=int, default=10, help="epochs between validation passes (default: %(default)s)")
-    report.add_argument("--checkpoint-every", type=int, default=10, help="(default: %(default)s)")
-    report.add_argument("--sample-every", type=int, default=0, help="epochs between text samples, 0 for none")
-    report.add_argument("--log-steps", action="store_true", help="write every batch's loss to metrics.jsonl")
-    report.add_argument("--out", default=None, help="output directory (default: runs/char_lm/BACKEND-CELL-IMPL)")
-    return parser
-
-
-def _max_tokens(text: str) -> Optional[int]:
-    if text == "all":
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of tokens or 'all', got {text!r}") from None
+def _resolved(corpus: Optional[str]) -> str:
+    """The corpus as a checkpoint records it: 'timemachine', a URL, or an absolute path."""
+    if corpus is None:
+        return "timemachine"
+    return corpus if is_url(corpus) else str(Path(corpus).resolve())
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    out = args.out or f"runs/char_lm/{args.backend}-{args.cell}-{args.impl}"
-    summary = run(backend=args.backend, cell=args.cell, impl=args.impl, device=args.device,
-                  hidden_size=args.hidden_size, num_layers=args.num_layers, init=args.init, seed=args.seed,
-                  epochs=args.epochs, batch_size=args.batch_size, num_steps=args.num_steps, lr=args.lr,
-                  clip=args.clip, optimizer=args.optimizer, sampler=args.sampler, corpus=args.corpus,
-                  corpus_hash=args.corpus_hash, temperature=args.temperature,
-                  token=args.token, max_tokens=args.max_tokens, val_fraction=args.val_fraction,
-                  prefixes=args.prefixes or PREFIXES, num_preds=args.num_preds, eval_every=args.eval_every,
-                  checkpoint_every=args.checkpoint_every, sample_every=args.sample_every, out=out,
-                  progress=not args.no_progress, log_steps=args.log_steps)
-    print(f"{summary['backend']} {args.impl} {args.cell} on {summary['device']}: "
-          f"train perplexity {summary['train_ppl']:.3f}, validation perplexity {summary['val_ppl']:.3f}, "
+    config = parse_config(CharLMConfig, TASK, argv, __doc__,
+                          defaults={"max_tokens": "10000"})
+    summary = run(config)
+    print(f"{summary['backend']} {config.impl} {config.cell} on {summary['device']}: "
+          f"train perplexity {summary['train_ppl']:.3f}, validation perplexity {summary['val_ppl']:.3f} "
+          f"(best {summary['best_val_ppl']:.3f} at epoch {summary['best_epoch']}), "
           f"{summary['tokens_per_s_last_epoch']:,.0f} tokens/s (last epoch), {summary['wall_s']:.1f} s")
     for prefix, text in summary["samples"].items():
         print(f"{prefix!r} -> {text!r}")
-    print(f"metrics, perplexity.png and model.safetensors written to {out}")
+    print(f"written to {summary['out']}")
     return 0
 
 

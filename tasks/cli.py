@@ -1,68 +1,255 @@
-"""What every task's command line shares: the model flags, and the promise that bad input
-ends in one sentence on stderr and exit status 2, never a traceback."""
+"""What every task's command line shares.
+
+Each task has one frozen config dataclass; its flags, defaults, help and checks are derived
+from the fields once, here (`--hidden-size` from `hidden_size`, `--no-progress` from
+`progress=True`). `parse_config` layers, from lowest to highest: the field defaults, a
+`--config FILE` (a run's config.json), the saved config of the folder being resumed, and the
+flags given. Bad input ends in one sentence on stderr and exit status 2, never a traceback.
+"""
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import math
+import shlex
 import sys
-from typing import Callable, Mapping, Optional, Sequence
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from seqcore.backend import BACKENDS
 from seqcore.errors import SeqcoreError
-from seqcore.specs import Cell, Device, Impl, Init, Optimizer
+from seqcore.outdir import Mode, next_version
+from seqcore.progress import protect_output
+from seqcore.run import RunInterrupted, RunSettings, read_run_config
+from seqcore.specs import Cell, Device, Impl, Init, Optimizer, Schedule
 
 
 def choices(kind) -> list[str]:
     return [member.value for member in kind]
 
 
-def add_model_arguments(parser: argparse.ArgumentParser, *, cell: str, impl: str, hidden_size: int | None,
-                        num_layers: int | None = 1, extra_cells: Sequence[str] = (),
-                        notes: Mapping[str, str] | None = None) -> None:
-    """The model flags. extra_cells: more --cell values a task accepts (sine's 'all');
-    notes: help text by flag destination, for defaults that depend on another flag."""
-    notes = notes or {}
-    default = lambda dest: notes.get(dest, "(default: %(default)s)")
-    group = parser.add_argument_group("model")
-    group.add_argument("--backend", choices=BACKENDS, default="mxnet", help="framework (default: %(default)s)")
-    group.add_argument("--cell", choices=[*choices(Cell), *extra_cells], default=cell,
-                       help="recurrent cell (default: %(default)s)")
-    group.add_argument("--impl", choices=choices(Impl), default=impl,
-                       help="scratch: cell equations written out; concise: the framework's layer (default: %(default)s)")
-    group.add_argument("--device", choices=choices(Device), default=Device.AUTO.value,
-                       help="auto picks a usable GPU, else the CPU (default: %(default)s)")
-    group.add_argument("--hidden-size", type=int, default=hidden_size, help=default("hidden_size"))
-    group.add_argument("--num-layers", type=int, default=num_layers, help=default("num_layers"))
-    group.add_argument("--init", choices=choices(Init), default=Init.UNIFORM.value,
-                       help="initial weights, drawn once in NumPy (default: %(default)s)")
-    group.add_argument("--seed", type=int, default=0, help="weights and batches (default: %(default)s)")
+def option(default: Any, help: str, *, group: str = "training", choices: Sequence[str] | None = None,
+           check: str | None = None, kind: type | None = None, saved: bool = True,
+           resumable: bool = False) -> Any:
+    """A config field and its flag. check: 'positive', 'non_negative' or 'fraction' (in (0, 1]);
+    kind: the value type when the default is None; saved=False: not part of the run's config
+    (--resume, --overwrite); resumable: may differ when a run is resumed (--epochs)."""
+    return dataclasses.field(default=default, metadata={
+        "help": help, "group": group, "choices": choices, "check": check, "kind": kind,
+        "saved": saved, "resumable": resumable})
 
 
-def add_training_arguments(parser: argparse.ArgumentParser, *, epochs: int, batch_size: int | None,
-                           lr: float | None, optimizer: str, clip: float, with_batch_size: bool = True,
-                           notes: Mapping[str, str] | None = None) -> argparse._ArgumentGroup:
-    """The training flags; `notes` as in add_model_arguments. Returns the group for a task's own."""
-    notes = notes or {}
-    default = lambda dest: notes.get(dest, "(default: %(default)s)")
-    group = parser.add_argument_group("training")
-    group.add_argument("--epochs", type=int, default=epochs, help=default("epochs"))
-    if with_batch_size:
-        group.add_argument("--batch-size", type=int, default=batch_size, help=default("batch_size"))
-    group.add_argument("--lr", type=float, default=lr, help="learning rate " + default("lr"))
-    group.add_argument("--optimizer", choices=choices(Optimizer), default=optimizer, help="(default: %(default)s)")
-    group.add_argument("--clip", type=float, default=clip,
-                       help="clip gradients to this global norm; 0 turns it off (default: %(default)s)")
-    group.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return group
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskConfig:
+    """The fields every training task has: model, training and output."""
+
+    backend: str = option("mxnet", "framework", group="model", choices=BACKENDS)
+    cell: str = option("rnn", "recurrent cell", group="model", choices=choices(Cell))
+    impl: str = option("concise", "scratch: cell equations written out; concise: the framework's layer",
+                       group="model", choices=choices(Impl))
+    device: str = option("auto", "auto picks a usable GPU, else the CPU", group="model",
+                         choices=choices(Device), resumable=True)
+    hidden_size: Optional[int] = option(256, "hidden units per layer", group="model", check="positive", kind=int)
+    num_layers: Optional[int] = option(1, "stacked recurrent layers", group="model", check="positive", kind=int)
+    init: str = option("uniform", "initial weights, drawn once in NumPy", group="model", choices=choices(Init))
+    seed: int = option(0, "weights and batches", group="model", check="non_negative")
+    epochs: Optional[int] = option(500, "train to this epoch (with --resume: continue to it)",
+                                   check="positive", kind=int, resumable=True)
+    lr: Optional[float] = option(1.0, "learning rate", check="positive", kind=float)
+    optimizer: Optional[str] = option("sgd", "", choices=choices(Optimizer), kind=str)
+    clip: Optional[float] = option(1.0, "clip gradients to this global norm; 0 turns it off",
+                                   check="non_negative", kind=float)
+    schedule: Optional[str] = option("constant", "learning rate over the run: constant, cosine (to 1%), step "
+                                     "(x --lr-decay every --lr-decay-every epochs), plateau (x --lr-decay "
+                                     "after an evaluation without a new best)", choices=choices(Schedule), kind=str)
+    lr_decay: float = option(0.25, "factor of the step and plateau schedules", check="fraction")
+    lr_decay_every: int = option(10, "epochs between the step schedule's decays", check="positive")
+    patience: int = option(0, "stop after this many evaluations without a new best; 0: never",
+                           check="non_negative", resumable=True)
+    divergence: float = option(10.0, "stop when a loss exceeds this multiple of the first epoch's mean "
+                               "loss; 0: only NaN/inf", check="non_negative", resumable=True)
+    eval_every: Optional[int] = option(1, "epochs between evaluations", group="output", check="positive",
+                                       kind=int, resumable=True)
+    checkpoint_every: int = option(1, "epochs between checkpoints (also the last and every new best)",
+                                   group="output", check="positive", resumable=True)
+    log_every: int = option(0, "steps per training-loss line in metrics.jsonl; 0: none",
+                            group="output", check="non_negative", resumable=True)
+    out: Optional[str] = option(None, "output folder (default: the next runs/TASK/.../version_N)",
+                                group="output", kind=str, resumable=True)
+    resume: bool = option(False, "continue the run in --out", group="output", saved=False)
+    overwrite: bool = option(False, "replace the run in --out (its files are removed first)",
+                             group="output", saved=False)
+    progress: bool = option(True, "no progress bar", group="output", resumable=True)
+    tensorboard: bool = option(False, "also write TensorBoard event files (pip install tensorboardX)",
+                               group="output", resumable=True)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.resume and self.overwrite:
+            raise SeqcoreError("--resume and --overwrite exclude each other: continue the run or replace it.")
+        if self.resume and not self.out:
+            raise SeqcoreError("--resume needs --out, the folder of the run to continue.")
+        if self.tensorboard:
+            try:
+                import tensorboardX  # noqa: F401  (the optional extra)
+            except ImportError:
+                raise SeqcoreError("--tensorboard needs tensorboardX: pip install -e '.[tensorboard]'.") from None
+
+    def saved(self) -> dict[str, Any]:
+        """The fields that describe the run, as stored in config.json."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata.get("saved", True)}
+
+    def mode(self) -> Mode:
+        return Mode.RESUME if self.resume else Mode.OVERWRITE if self.overwrite else Mode.NEW
+
+    def settings(self, task: str, default_folder: str, **task_settings: Any) -> RunSettings:
+        """Where and how the run layer runs this config; without --out, the next version folder."""
+        out = Path(self.out) if self.out else next_version(Path("runs") / task / default_folder)
+        command = f"python -m tasks.{task} --out {shlex.quote(str(out))} --resume"
+        return RunSettings(out=out, mode=self.mode(), eval_every=self.eval_every,
+                           checkpoint_every=self.checkpoint_every, patience=self.patience,
+                           divergence=self.divergence, log_every=self.log_every, progress=self.progress,
+                           tensorboard=self.tensorboard, resume_command=command, **task_settings)
+
+
+def check_fields(config: Any) -> None:
+    """Every field against its option's check and choices, in sentences that name the flag."""
+    for field in dataclasses.fields(config):
+        value, meta = getattr(config, field.name), field.metadata
+        if value is None:
+            continue
+        name = flag(field.name)
+        if meta.get("choices") is not None and value not in meta["choices"]:
+            raise SeqcoreError(f"{name} must be one of {', '.join(meta['choices'])}, got {value!r}.")
+        check = meta.get("check")
+        if check is None:
+            continue
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or not math.isfinite(value) or (check == "positive" and value <= 0) or (
+                check == "non_negative" and value < 0) or (check == "fraction" and not 0 < value <= 1):
+            wanted = {"positive": "a positive number", "non_negative": "zero or more",
+                      "fraction": "a number in (0, 1]"}[check]
+            raise SeqcoreError(f"{name} must be {wanted}, got {value!r}.")
+        if field.metadata.get("kind", type(field.default)) is int and not isinstance(value, int):
+            raise SeqcoreError(f"{name} must be a whole number, got {value!r}.")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # the usage line and one sentence, exit 2 (no help dump)
+        self.print_usage(sys.stderr)
+        raise SeqcoreError(f"{self.prog}: {message}.")
+
+
+def build_parser(config_class: type, prog: str, doc: str, defaults: Mapping[str, str] | None = None
+                 ) -> argparse.ArgumentParser:
+    """Flags for every field of `config_class`; defaults: help text for defaults set elsewhere."""
+    parser = _Parser(prog=prog, description=doc.split("\n\n")[0], argument_default=argparse.SUPPRESS,
+                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_epilog(doc))
+    parser.add_argument("--config", metavar="FILE", help="rerun the configuration in a run's config.json "
+                        "(the flags given override it)")
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for field in dataclasses.fields(config_class):
+        meta = field.metadata
+        group = groups.setdefault(meta["group"], parser.add_argument_group(meta["group"]))
+        shown = (defaults or {}).get(field.name, field.default)
+        if isinstance(field.default, bool):
+            if field.default:
+                group.add_argument(f"--no-{field.name.replace('_', '-')}", dest=field.name,
+                                   action="store_false", help=meta["help"])
+            else:
+                group.add_argument(flag(field.name), action="store_true", help=meta["help"])
+            continue
+        if isinstance(field.default, tuple):
+            group.add_argument(flag(field.name[:-1] if field.name.endswith("es") else field.name),
+                               dest=field.name, action="append", metavar="TEXT",
+                               help=f"{meta['help']}; repeatable (default: {', '.join(field.default)})")
+            continue
+        kind = meta.get("kind") or type(field.default)
+        group.add_argument(flag(field.name), type=kind if kind in (int, float) else str,
+                           choices=meta.get("choices"), metavar=None if meta.get("choices") else kind.__name__.upper(),
+                           help=f"{meta['help']} (default: {shown})".lstrip())
+    return parser
+
+
+def _epilog(doc: str) -> str:
+    return "\n\n".join(doc.split("\n\n")[1:])
+
+
+RESUME_HINT = "a resumed run keeps its configuration; start a new run (another --out) to change it"
+
+
+def parse_config(config_class: type, task: str, argv: Optional[Sequence[str]], doc: str,
+                 defaults: Mapping[str, str] | None = None) -> Any:
+    """The config a command line describes: defaults < --config FILE < the resumed run < flags."""
+    parser = build_parser(config_class, f"python -m tasks.{task}", doc, defaults)
+    given = vars(parser.parse_args(argv))
+    fields = {f.name: f for f in dataclasses.fields(config_class)}
+    base: dict[str, Any] = {}
+    if "config" in given:
+        saved = read_run_config_file(Path(given.pop("config")))
+        if saved["task"] != task:
+            raise SeqcoreError(f"--config holds a {saved['task']} configuration, not a {task} one.")
+        base = {k: v for k, v in saved["config"].items() if k != "out"}  # a rerun gets its own folder
+    if given.get("resume") and given.get("out"):
+        saved = read_run_config(Path(given["out"]))
+        if saved["task"] != task:
+            raise SeqcoreError(f"{given['out']} holds a {saved['task']} run, not a {task} run; resume it "
+                               f"with python -m tasks.{saved['task']}.")
+        base = saved["config"]
+        for name, value in given.items():
+            if name in base and not fields[name].metadata["resumable"] and _differs(value, base[name]):
+                raise SeqcoreError(f"{flag(name)} {_show(value)} differs from the run in {given['out']} "
+                                   f"({_show(base[name])}); {RESUME_HINT}.")
+    unknown = sorted(set(base) - set(fields))
+    if unknown:
+        raise SeqcoreError(f"The saved configuration has fields this task does not know: {', '.join(unknown)}.")
+    values = {**base, **given}
+    for name, value in values.items():
+        if isinstance(fields[name].default, tuple) and isinstance(value, list):
+            values[name] = tuple(value)
+    return config_class(**values)
+
+
+def read_run_config_file(path: Path) -> dict[str, Any]:
+    if path.is_dir():
+        return read_run_config(path)
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SeqcoreError(f"--config {path}: no such file.") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise SeqcoreError(f"--config {path} cannot be read ({error}).") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict) or "task" not in saved:
+        raise SeqcoreError(f"--config {path} is not a run's config.json.")
+    return saved
+
+
+def _differs(given: Any, saved: Any) -> bool:
+    return (list(given) if isinstance(given, tuple) else given) != saved
+
+
+def _show(value: Any) -> str:
+    return ", ".join(value) if isinstance(value, (list, tuple)) else str(value)
 
 
 def run_main(main: Callable[[Optional[Sequence[str]]], int], argv: Optional[Sequence[str]] = None) -> None:
-    """Run a task's `main` and exit: 0 on success, 2 with one sentence on bad input."""
+    """Run a task's `main` and exit: 0 on success, 2 with one sentence on bad input, 128 + the
+    signal's number when a signal stopped training (after its checkpoint)."""
+    protect_output()
     try:
         code = main(argv)
+    except RunInterrupted as stop:
+        print(f"stopped: {stop}", file=sys.stderr)
+        code = stop.exit_code
     except SeqcoreError as error:
         print(f"error: {error}", file=sys.stderr)
         code = 2
     except KeyboardInterrupt:
-        print("error: interrupted; the last checkpoint written is kept.", file=sys.stderr)
+        print("error: interrupted at once; the last complete checkpoint is kept.", file=sys.stderr)
         code = 130
     sys.exit(code)

@@ -6,12 +6,14 @@ Handles that cross the seam: the model is a SequenceModel, a state is a tuple of
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon, npx
 
+from seqcore.errors import SeqcoreError
+from seqcore.params import param_shapes
 from seqcore.specs import Device, InputKind, Loss, ModelSpec, Optimizer
 
 from . import device as devices
@@ -91,6 +93,47 @@ class Backend:
     def set_lr(self, trainer: gluon.Trainer, lr: float) -> None:
         trainer.set_learning_rate(lr)
 
+    def export_trainer_state(self, model: SequenceModel,
+                             trainer: gluon.Trainer) -> dict[str, np.ndarray]:
+        rule = trainer.optimizer
+        if not isinstance(rule, mx.optimizer.Adam):
+            return {}  # SGD without momentum keeps nothing between steps
+        updater, = trainer._updaters  # one per context, and a model lives on one
+        arrays = {"adam.step": np.array([rule.num_update], np.int64)}
+        for name, param in model.parameter_map().items():
+            # (mean, var) by the trainer's index of the parameter, made by its first update.
+            state = updater.states.get(trainer._param2idx[param.name])
+            for part, key in enumerate("mv"):
+                arrays[f"adam.{key}/{name}"] = (state[part].asnumpy() if state
+                                                else np.zeros(param.shape, np.float32))
+        return arrays
+
+    def load_trainer_state(self, model: SequenceModel, trainer: gluon.Trainer,
+                           arrays: Mapping[str, np.ndarray]) -> None:
+        rule = trainer.optimizer
+        adam = isinstance(rule, mx.optimizer.Adam)
+        _check_trainer_state(model.spec, adam, arrays)
+        if not adam:
+            return
+        updater, = trainer._updaters
+        step = int(arrays["adam.step"][0])
+        for name, param in model.parameter_map().items():
+            index = trainer._param2idx[param.name]
+            # Classic NDArrays on the weight's context, as Adam.create_state makes them.
+            updater.states[index] = tuple(
+                mx.nd.array(arrays[f"adam.{key}/{name}"], ctx=model.context(), dtype=np.float32)
+                for key in "mv")
+            updater.states_synced[index] = True
+            # t of the bias correction and of _Adam's epsilon: the next update counts step + 1.
+            rule._index_update_count[index] = step
+        pass
+
+    def state_to_numpy(self, state: tuple) -> list[np.ndarray]:
+        return [part.asnumpy() for part in state]
+
+    def state_from_numpy(self, model: SequenceModel, arrays: Sequence[np.ndarray]) -> tuple:
+        return tuple(mx.np.array(part, dtype=np.float32, ctx=model.context()) for part in arrays)
+
     @staticmethod
     def _inputs(model: SequenceModel, inputs: np.ndarray):
         """(T, N) ids as int32 or (T, N, I) floats as float32, on the model's context."""
@@ -119,6 +162,32 @@ class _Adam(mx.optimizer.Adam):
             super().update(index, weight, grad, state)
         finally:
             self.epsilon = epsilon
+
+
+def _check_trainer_state(spec: ModelSpec, adam: bool, arrays: Mapping[str, np.ndarray]) -> None:
+    """One sentence naming the first way `arrays` differs from what the trainer keeps."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    if adam:
+        shapes["adam.step"] = (1,)
+        for name, shape in param_shapes(spec).items():
+            shapes[f"adam.m/{name}"] = shapes[f"adam.v/{name}"] = shape
+    kind = "Adam" if adam else "SGD"
+    missing = [name for name in shapes if name not in arrays]
+    unexpected = [name for name in arrays if name not in shapes]
+    if missing or unexpected:
+        problems = [f"{what} {_names(names)}"
+                    for what, names in (("lacks", missing), ("has unexpected", unexpected)) if names]
+        raise SeqcoreError(
+            f"The trainer state does not fit the {kind} trainer: it {' and '.join(problems)}.")
+    for name, shape in shapes.items():
+        if np.shape(arrays[name]) != shape:
+            raise SeqcoreError(f"The trainer state's {name} has shape {np.shape(arrays[name])}, "
+                               f"the {kind} trainer needs {shape}.")
+
+
+def _names(names: list[str]) -> str:
+    """The first three names, and how many more."""
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 def _loss(kind: Loss, outputs, targets):

@@ -5,17 +5,21 @@ torch.optim optimizer. NumPy inputs are moved to the model's device on every cal
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from seqcore.errors import SeqcoreError
+from seqcore.params import param_shapes
 from seqcore.specs import Device, InputKind, Loss, ModelSpec, Optimizer
 
 from . import device as devices
-from .model import SequenceModel, State
+from .model import SequenceModel, State, _numpy
+
+
+_MOMENTS = (("m", "exp_avg"), ("v", "exp_avg_sq"))  # canonical adam.m / adam.v -> Adam's state keys
 
 
 class Backend:
@@ -99,6 +103,40 @@ class Backend:
         for group in trainer.param_groups:
             group["lr"] = lr
 
+    def export_trainer_state(self, model: SequenceModel,
+                             trainer: torch.optim.Optimizer) -> dict[str, np.ndarray]:
+        if not isinstance(trainer, torch.optim.Adam):
+            return {}  # SGD without momentum keeps nothing between steps
+        arrays = {"adam.step": np.zeros(1, np.int64)}
+        for name, param in model.parameter_map().items():
+            state = trainer.state.get(param)  # created by the first step: zeros before it
+            if state:
+                arrays["adam.step"][0] = int(state["step"])  # the same count on every parameter
+            for key, slot in _MOMENTS:
+                arrays[f"adam.{key}/{name}"] = (_numpy(state[slot]) if state
+                                                else np.zeros(param.shape, np.float32))
+        return arrays
+
+    def load_trainer_state(self, model: SequenceModel, trainer: torch.optim.Optimizer,
+                           arrays: Mapping[str, np.ndarray]) -> None:
+        adam = isinstance(trainer, torch.optim.Adam)
+        _check_trainer_state(model.spec, adam, arrays)
+        if not adam:
+            return
+        step = float(arrays["adam.step"][0])
+        for name, param in model.parameter_map().items():
+            moments = {slot: torch.tensor(np.asarray(arrays[f"adam.{key}/{name}"], np.float32),
+                                          device=param.device) for key, slot in _MOMENTS}
+            # step: a float32 CPU scalar, as Adam keeps it when neither capturable nor fused.
+            trainer.state[param] = {"step": torch.tensor(step, dtype=torch.float32), **moments}
+
+    def state_to_numpy(self, state: State) -> list[np.ndarray]:
+        return [_numpy(part) for part in state]
+
+    def state_from_numpy(self, model: SequenceModel, arrays: Sequence[np.ndarray]) -> State:
+        return tuple(torch.tensor(np.asarray(part, np.float32), device=model.context())
+                     for part in arrays)
+
 
 def create_backend() -> Backend:
     return Backend()
@@ -134,6 +172,32 @@ def _check_lr(lr: float) -> None:
     if not 0 < lr <= float(np.finfo(np.float32).max):
         raise SeqcoreError(
             f"The learning rate must be positive and fit in float32 (<= 3.4e38), got {lr!r}.")
+
+
+def _check_trainer_state(spec: ModelSpec, adam: bool, arrays: Mapping[str, np.ndarray]) -> None:
+    """One sentence naming the first way `arrays` differs from what the trainer keeps."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    if adam:
+        shapes["adam.step"] = (1,)
+        for name, shape in param_shapes(spec).items():
+            shapes[f"adam.m/{name}"] = shapes[f"adam.v/{name}"] = shape
+    kind = "Adam" if adam else "SGD"
+    missing = [name for name in shapes if name not in arrays]
+    unexpected = [name for name in arrays if name not in shapes]
+    if missing or unexpected:
+        problems = [f"{what} {_names(names)}"
+                    for what, names in (("lacks", missing), ("has unexpected", unexpected)) if names]
+        raise SeqcoreError(
+            f"The trainer state does not fit the {kind} trainer: it {' and '.join(problems)}.")
+    for name, shape in shapes.items():
+        if np.shape(arrays[name]) != shape:
+            raise SeqcoreError(f"The trainer state's {name} has shape {np.shape(arrays[name])}, "
+                               f"the {kind} trainer needs {shape}.")
+
+
+def _names(names: list[str]) -> str:
+    """The first three names, and how many more."""
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 def _loss(kind: Loss, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,472 @@
+"""The run layer: one training run of any task, written once.
+
+A `Run` owns the output folder (lock, config.json), the metrics (in memory, metrics.jsonl,
+metrics.csv, TensorBoard), the progress bar, the learning-rate schedule, checkpoints (last and
+best, with everything a resume needs), signals, divergence and early stopping. A task supplies a
+`Job`: its batches, its evaluation, its plots and its summary.
+
+    with Run("char_lm", config_dict, settings, train) as run:   # folder checked, locked, config.json
+        ...load the data, build the spec and the job...
+        summary = run.fit(job, backend, device, spec)
+
+A resumed run continues from `model.safetensors` exactly: weights, optimizer state, the batch
+Generator at the start of the epoch in progress, the steps of that epoch already done and the
+carried recurrent state, the schedule position, the best figure and the divergence reference.
+On the CPU its per-step losses equal an uninterrupted run's.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import datetime
+import itertools
+import json
+import math
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Optional, Protocol
+
+import numpy as np
+
+from . import __version__
+from .backend import Backend, Model
+from .checkpoint import Checkpoint, atomic_write, load_checkpoint, save_checkpoint
+from .errors import SeqcoreError
+from .outdir import CONFIG, Mode, OutputFolder, describe
+from .params import init_params, param_shapes
+from .progress import Progress
+from .reports import MetricsLog, machine_info, read_metrics
+from .schedules import LearningRate
+from .specs import Loss, ModelSpec, Optimizer, Schedule, TrainSpec
+from .training import Batch, Carry, EpochStats, NonFiniteLoss, train_epoch
+
+BATCH_STREAM = 1  # the batch Generator is seeded with (seed, 1), the weights with seed alone
+LAST, BEST = "model.safetensors", "best.safetensors"
+
+
+class Job(Protocol):
+    """What a task hands the run layer."""
+
+    loss: Loss
+    monitor: str  # the evaluation figure behind best.safetensors, --patience and the plateau schedule
+    maximize: bool  # True when a higher `monitor` is better (accuracy)
+    info: dict[str, Any]  # backend, device, data description: stored in records and checkpoints
+    vocab: Optional[dict[str, Any]]  # Vocab.to_dict() for token tasks, saved in checkpoints
+    fingerprint: dict[str, Any]  # SHA-256 of the data files, saved in checkpoints
+
+    def num_batches(self) -> int:
+        """Batches per epoch (a progress total)."""
+
+    def batches(self, epoch: int, rng: np.random.Generator) -> Iterable[Batch]:
+        """One epoch of time-major batches; all randomness from `rng`."""
+
+    def evaluate(self, run: "Run", backend: Backend, model: Model, epoch: int) -> dict[str, Any]:
+        """Figures for the epoch record (they must include `monitor`), after the epoch's training."""
+
+    def describe(self, record: Mapping[str, Any]) -> str:
+        """The line printed for an evaluated epoch."""
+
+    def plot(self, run: "Run") -> None:
+        """Draw the task's figures into run.folder from run.log (called at every evaluation)."""
+
+    def summary(self, run: "Run", backend: Backend, model: Model) -> dict[str, Any]:
+        """The figures of the finished run (written as the last metrics line)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+    out: Path
+    mode: Mode = Mode.NEW
+    eval_every: int = 1  # epochs between evaluations (and the last epoch)
+    checkpoint_every: int = 1  # epochs between checkpoints (and the last epoch)
+    patience: int = 0  # stop after this many evaluations without a new best; 0: never
+    divergence: float = 10.0  # a loss above this multiple of the reference stops the run; 0: off
+    log_every: int = 0  # steps per 'step' metrics line (their mean loss); 0: none
+    progress: bool = True
+    tensorboard: bool = False
+    resume_command: str = ""  # printed when the run stops early
+
+
+class RunInterrupted(SeqcoreError):
+    """SIGINT or SIGTERM stopped the run after a whole step and a checkpoint."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
+class _Stop(Exception):
+    """Raised from the step callback when a signal asked the run to stop."""
+
+
+@dataclasses.dataclass
+class Position:
+    """Where the run is: saved in every checkpoint, read back by a resume."""
+
+    epochs_done: int = 0
+    steps_done: int = 0  # of epoch `epochs_done + 1`, at a stop inside it
+    epoch_rng: Optional[dict] = None  # the batch Generator at the start of that epoch
+    stats: Optional[dict] = None  # EpochStats of that epoch's steps done
+    generators: dict = dataclasses.field(default_factory=dict)  # the task's other Generators
+    updates: int = 0
+    plateau_scale: float = 1.0
+    best: Optional[float] = None
+    best_epoch: int = 0
+    bad_evaluations: int = 0  # evaluations since the best
+    reference_loss: Optional[float] = None  # divergence reference: the first epoch's mean loss
+    first_loss: Optional[float] = None  # the first step's loss: the reference during epoch 1
+    window: list = dataclasses.field(default_factory=list)  # losses not yet in a 'step' line
+    num_records: int = 0  # metrics lines that belong to the run up to this checkpoint
+    wall_s: float = 0.0  # training time before this process
+
+
+class Run:
+    def __init__(self, task: str, config: Mapping[str, Any], settings: RunSettings, train: TrainSpec):
+        self.task, self.config, self.settings, self.train = task, dict(config), settings, train
+        self.spec: Optional[ModelSpec] = None  # known once the task has read its data (fit)
+        self.folder = Path(settings.out)
+        self._out = OutputFolder(self.folder, settings.mode)
+        self.log: Optional[MetricsLog] = None
+        self.resumed: Optional[Checkpoint] = None
+        self._stop_signal: Optional[int] = None
+        self._old_handlers: dict = {}
+        self._generators: dict[int, np.random.Generator] = {}
+        self._carry: Optional[Carry] = None  # the state after the last step, for a stop inside an epoch
+        self._saved_epoch: Optional[int] = None
+
+    # -- the folder ---------------------------------------------------------------------------
+
+    def __enter__(self) -> "Run":
+        self._out.__enter__()
+        try:
+            if self.settings.mode is Mode.RESUME:
+                self._open_for_resume()
+            else:
+                self._write_config(created=_now(), resumed=[])
+                self.log = MetricsLog(self.folder / "metrics.jsonl", tensorboard=self._tensorboard())
+        except OSError as error:
+            self._out.__exit__(None, None, None)
+            raise SeqcoreError(f"Cannot write to {self.folder} ({describe(error)}).") from None
+        except BaseException:
+            self._out.__exit__(None, None, None)
+            raise
+        self._install_signal_handlers()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._restore_signal_handlers()
+        if self.log is not None and self.log.tensorboard is not None:
+            self.log.tensorboard.close()
+        self._out.__exit__(*exc)
+
+    def _bytes_needed(self) -> int:
+        """Last and best checkpoints plus one being written, with Adam's two moments, and logs."""
+        floats = sum(int(np.prod(shape)) for shape in param_shapes(self.spec).values())
+        per_checkpoint = 4 * floats * (3 if self.train.optimizer is Optimizer.ADAM else 1) + 65536
+        return 3 * per_checkpoint + 2**20
+
+    def _write_config(self, created: str, resumed: list) -> None:
+        record = {"task": self.task, "config": self.config, "argv": sys.argv, "seqcore_version": __version__,
+                  "git_commit": _git_commit(), "created": created, "resumed": resumed,
+                  "machine": machine_info()}
+        atomic_write(self.folder / CONFIG, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1)))
+
+    def _open_for_resume(self) -> None:
+        saved = read_run_config(self.folder)
+        if saved["task"] != self.task:
+            raise SeqcoreError(f"{self.folder} holds a {saved['task']} run, not a {self.task} run; "
+                               f"resume it with python -m tasks.{saved['task']}.")
+        checkpoint = self.folder / LAST
+        self.resumed = load_checkpoint(checkpoint) if checkpoint.is_file() else None
+        kept = self.resumed.position.get("num_records", 0) if self.resumed else 0
+        records = read_metrics(self.folder / "metrics.jsonl", warn=False) if (
+            self.folder / "metrics.jsonl").is_file() else []
+        # Lines after the checkpoint describe steps that will run again: keep only the events.
+        records = records[:kept] + [r for r in records[kept:] if r.get("kind") in ("interrupted", "stopped")]
+        self.log = MetricsLog(self.folder / "metrics.jsonl", records, tensorboard=self._tensorboard())
+        self._write_config(created=saved.get("created", ""), resumed=[*saved.get("resumed", []), _now()])
+
+    def _tensorboard(self):
+        if not self.settings.tensorboard:
+            return None
+        from tensorboardX import SummaryWriter  # the optional extra; checked before the run starts
+
+        return SummaryWriter(str(self.folder / "tensorboard"))
+
+    # -- signals -------------------------------------------------------------------------------
+
+    def _install_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._old_handlers[signum] = signal.signal(signum, self._on_signal)
+
+    def _restore_signal_handlers(self) -> None:
+        for signum, handler in self._old_handlers.items():
+            signal.signal(signum, handler)
+        self._old_handlers.clear()
+
+    def _on_signal(self, signum: int, frame) -> None:
+        if self._stop_signal is not None:  # the second one: out at once, the last checkpoint stays
+            raise KeyboardInterrupt
+        self._stop_signal = signum
+        print(f"\n{signal.Signals(signum).name}: stopping after this step and writing a checkpoint "
+              f"(again to stop at once)", file=sys.stderr)
+
+    # -- randomness ----------------------------------------------------------------------------
+
+    def generator(self, stream: int) -> np.random.Generator:
+        """The Generator seeded (seed, stream), restored on resume (e.g. text sampling)."""
+        if stream not in self._generators:
+            rng = np.random.default_rng([self.train.seed, stream])
+            saved = self.resumed.position.get("generators", {}).get(str(stream)) if self.resumed else None
+            if saved is not None:
+                rng.bit_generator.state = saved
+            self._generators[stream] = rng
+        return self._generators[stream]
+
+    # -- training ------------------------------------------------------------------------------
+
+    def fit(self, job: Job, backend: Backend, device: str, spec: ModelSpec) -> dict[str, Any]:
+        """Train `spec` to `train.num_epochs` (or an early stop) and return the task's summary."""
+        self.spec = spec
+        if self.resumed is not None and self.resumed.model_spec != spec:
+            raise SeqcoreError(f"{self.folder / LAST} holds another model than this run's configuration "
+                               f"describes; the folder was changed by hand.")
+        if self.resumed is not None and self.resumed.data and self.resumed.data != job.fingerprint:
+            raise SeqcoreError(f"The data of the run in {self.folder} changed since it was trained "
+                               f"({_changed(self.resumed.data, job.fingerprint)}); a resume needs the same data.")
+        try:
+            self._out.check_space(self._bytes_needed())
+            return self._fit(job, backend, device)
+        except OSError as error:
+            raise SeqcoreError(f"Cannot write to {self.folder} ({describe(error)}); "
+                               f"{self._kept()}") from None
+
+    def _fit(self, job: Job, backend: Backend, device: str) -> dict[str, Any]:
+        resumed, train, settings = self.resumed, self.train, self.settings
+        try:
+            position = Position(**resumed.position) if resumed and resumed.position else Position()
+        except TypeError:
+            raise SeqcoreError(f"{self.folder / LAST} has a damaged resume position; resume from an "
+                               f"earlier copy or start again with --overwrite.") from None
+        model = backend.build_model(self.spec, resumed.params if resumed else
+                                    init_params(self.spec, train.init, train.seed), device)
+        trainer = backend.make_trainer(model, train.optimizer, train.lr)
+        if resumed:
+            backend.load_trainer_state(model, trainer, resumed.optimizer)
+        self._job, self._backend, self._model, self._trainer = job, backend, model, trainer
+        if not self.log.records:
+            self.log.write({"kind": "run", "task": self.task, "model": self.spec.to_dict(),
+                            "train": self.train.to_dict(), **job.info, "machine": machine_info(backend.versions())})
+        self.position = position
+        per_epoch = job.num_batches()
+        lr = LearningRate(train, per_epoch * train.num_epochs, position.updates, position.plateau_scale)
+        rng = np.random.default_rng([train.seed, BATCH_STREAM])
+        if position.epoch_rng is not None:
+            rng.bit_generator.state = position.epoch_rng
+        if position.epochs_done >= train.num_epochs:
+            raise SeqcoreError(f"The run in {self.folder} has already trained {position.epochs_done} epochs; "
+                               f"give --epochs above that to continue it.")
+        done_before = position.epochs_done * per_epoch + position.steps_done
+        bar = Progress(per_epoch * train.num_epochs, f"{job.info.get('backend', '')} {self.spec.cell.value} "
+                       f"{self.spec.impl.value}", enabled=settings.progress, initial=done_before)
+        self._bar = bar
+        started = time.perf_counter() - position.wall_s
+        self._started = started
+        try:
+            for epoch in range(position.epochs_done + 1, train.num_epochs + 1):
+                position.epoch_rng = copy.deepcopy(rng.bit_generator.state)
+                skip = position.steps_done
+                batches: Iterable[Batch] = itertools.islice(job.batches(epoch, rng), skip, None)
+                stats = EpochStats(**position.stats) if skip and position.stats else None
+                carry = None
+                if skip and resumed is not None and resumed.recurrent_state:
+                    carry = Carry(backend.state_from_numpy(model, resumed.recurrent_state),
+                                  resumed.recurrent_state[0].shape[1])
+                backend.set_lr(trainer, lr.value(epoch))
+                on_step = self._step_callback(epoch, per_epoch, lr, job)
+                try:
+                    stats = train_epoch(backend, model, trainer, batches, loss=job.loss, clip=train.clip,
+                                        carry_state=train.carry_state, epoch=epoch,
+                                        warmup_steps=1 if epoch == 1 and not skip else 0,
+                                        on_step=on_step, stats=stats, carry=carry)
+                except _Stop:
+                    self._stop_inside_epoch(epoch, lr)
+                except NonFiniteLoss as error:
+                    self.log.write({"kind": "stopped", "reason": str(error), "epoch": epoch})
+                    job.plot(self)
+                    raise error.explain(self.folder / LAST, self._last_saved()) from None
+                position.steps_done, position.stats = 0, None
+                if self._end_epoch(epoch, stats, lr, per_epoch, rng):
+                    break
+        finally:
+            bar.close()
+        summary = {"kind": "summary", **job.summary(self, backend, model),
+                   "wall_s": time.perf_counter() - started, "checkpoint": str(self.folder / LAST),
+                   "best_checkpoint": str(self.folder / BEST) if (self.folder / BEST).is_file() else None,
+                   **job.info}
+        self.log.write(summary)
+        self._draw(job)
+        return summary
+
+    def _step_callback(self, epoch: int, per_epoch: int, lr: LearningRate, job: Job):
+        position, settings, backend, trainer = self.position, self.settings, self._backend, self._trainer
+
+        def on_step(step: int, value: float, stats: EpochStats, carry: Optional[Carry]) -> None:
+            position.steps_done, position.stats = step, dataclasses.asdict(stats)
+            self._carry = carry
+            lr.updates += 1
+            if position.first_loss is None:
+                position.first_loss = value
+            reference = position.reference_loss if position.reference_loss is not None else position.first_loss
+            if settings.divergence and reference > 0 and value > settings.divergence * reference:
+                raise NonFiniteLoss(value, epoch, step, settings.divergence * reference)
+            if settings.log_every:
+                position.window.append(value)
+                if len(position.window) == settings.log_every or step == per_epoch:
+                    self.log.write({"kind": "step", "epoch": epoch, "step": step,
+                                    "global_step": lr.updates, "x": epoch - 1 + step / per_epoch,
+                                    "loss": float(np.mean(position.window)), "lr": lr.value(epoch)})
+                    position.window.clear()
+            if self.train.schedule is Schedule.COSINE:
+                backend.set_lr(trainer, lr.value(epoch))
+            self._bar.update(1, {"loss": value, "tok/s": stats.tokens_per_second})
+            if self._stop_signal is not None:
+                raise _Stop
+
+        return on_step
+
+    def _end_epoch(self, epoch: int, stats: EpochStats, lr: LearningRate, per_epoch: int,
+                   rng: np.random.Generator) -> bool:
+        """Record, evaluate, checkpoint; True when the run should stop early."""
+        job, position, settings = self._job, self.position, self.settings
+        if position.reference_loss is None:
+            position.reference_loss = stats.mean_loss
+        last = epoch == self.train.num_epochs
+        record: dict[str, Any] = {"kind": "epoch", "epoch": epoch, "train_loss": stats.mean_loss,
+                                  "train_ppl": stats.perplexity, "tokens_per_s": stats.tokens_per_second,
+                                  "max_grad_norm": stats.max_grad_norm, "lr": lr.value(epoch),
+                                  "elapsed_s": time.perf_counter() - self._started}
+        if job.loss is not Loss.CROSS_ENTROPY:
+            del record["train_ppl"]
+        evaluated = last or epoch % settings.eval_every == 0
+        improved = False
+        if evaluated:
+            record.update(job.evaluate(self, self._backend, self._model, epoch))
+            value = record[job.monitor]
+            improved = value is not None and math.isfinite(value) and (
+                position.best is None or (value > position.best if job.maximize else value < position.best))
+            if improved:
+                position.best, position.best_epoch, position.bad_evaluations = value, epoch, 0
+            else:
+                position.bad_evaluations += 1
+            lr.evaluated(improved)
+            self._bar.log(job.describe(record))
+        self.log.write(record)
+        position.epochs_done, position.updates, position.plateau_scale = epoch, lr.updates, lr.plateau_scale
+        position.epoch_rng = copy.deepcopy(rng.bit_generator.state)  # the next epoch starts here
+        stop = bool(evaluated and settings.patience and position.bad_evaluations >= settings.patience)
+        if last or stop or epoch % settings.checkpoint_every == 0 or improved:
+            self._save(epoch, record, best=improved)
+        if evaluated:
+            self._draw(job)
+        if stop:
+            self.log.write({"kind": "early_stop", "epoch": epoch, "best_epoch": position.best_epoch,
+                            job.monitor: position.best, "patience": settings.patience})
+            self._bar.log(f"no better {job.monitor} for {settings.patience} evaluations: stopping at epoch "
+                          f"{epoch} (best {position.best:.4g} at epoch {position.best_epoch})")
+        return stop
+
+    def _stop_inside_epoch(self, epoch: int, lr: LearningRate) -> None:
+        position = self.position
+        position.updates = lr.updates
+        step = position.steps_done  # the resume skips these batches of `epoch` and continues
+        self._save(epoch - 1, {}, carry=self._carry)
+        signum = self._stop_signal or signal.SIGINT
+        self.log.write({"kind": "interrupted", "signal": signal.Signals(signum).name, "epoch": epoch,
+                        "step": step})
+        self._draw(self._job)
+        command = self.settings.resume_command
+        raise RunInterrupted(f"Stopped by {signal.Signals(signum).name} at epoch {epoch}, step {step}, "
+                             f"with a checkpoint in {self.folder}; continue with: {command}", signum)
+
+    def _save(self, epoch: int, record: Mapping[str, Any], best: bool = False,
+              carry: Optional[Carry] = None) -> None:
+        backend, model, position = self._backend, self._model, self.position
+        params = backend.export_params(model)
+        bad = [name for name, value in params.items() if not np.all(np.isfinite(value))]
+        if bad:  # a good checkpoint has finite weights; the last good one stays in place
+            raise SeqcoreError(f"The weights became non-finite ({bad[0]}) at epoch {epoch}; training stopped. "
+                               f"{self._kept()} Try a lower --lr or clipping (--clip).")
+        position.generators = {str(k): g.bit_generator.state for k, g in self._generators.items()}
+        position.num_records = len(self.log.records)
+        position.wall_s = time.perf_counter() - self._started
+        numbers = {k: v for k, v in record.items() if isinstance(v, (int, float)) and k != "kind"}
+        checkpoint = Checkpoint(
+            self.spec, params, self.train, self._job.vocab,
+            {"epoch": epoch, **self._job.info, **numbers}, backend.export_trainer_state(model, self._trainer),
+            tuple(backend.state_to_numpy(carry.state)) if carry is not None else (),
+            _jsonable(dataclasses.asdict(position)), self._job.fingerprint)
+        save_checkpoint(self.folder / LAST, checkpoint)
+        self._saved_epoch = epoch
+        if best:
+            save_checkpoint(self.folder / BEST, checkpoint)
+
+    def _draw(self, job: Job) -> None:
+        self.log.write_csv(self.folder / "metrics.csv")
+        job.plot(self)
+
+    def _last_saved(self) -> Optional[int]:
+        saved = self._saved_epoch
+        if saved is None and self.resumed is not None:
+            saved = self.resumed.progress.get("epoch")
+        return saved
+
+    def _kept(self) -> str:
+        saved = self._last_saved()
+        if saved is None:
+            return "no checkpoint had been written yet."
+        return f"the last good checkpoint (epoch {saved}) is kept at {self.folder / LAST}."
+
+
+def read_run_config(folder: Path) -> dict[str, Any]:
+    """The config.json of a run folder, or one sentence on why it cannot be read."""
+    path = Path(folder) / CONFIG
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SeqcoreError(f"{folder} holds no run ({CONFIG} is missing).") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise SeqcoreError(f"{path} cannot be read ({error}).") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict) or not isinstance(
+            saved.get("task"), str):
+        raise SeqcoreError(f"{path} is not a seqcore run configuration.")
+    return saved
+
+
+def _changed(saved: Mapping[str, Any], now: Mapping[str, Any]) -> str:
+    return ", ".join(f"{key} was {saved.get(key)}, is {now.get(key)}"
+                     for key in sorted(set(saved) | set(now)) if saved.get(key) != now.get(key))
+
+
+def _jsonable(value: Any) -> Any:
+    """Generator states hold NumPy integers and big ints; JSON keeps them as plain numbers."""
+    return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _git_commit() -> Optional[str]:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
