@@ -1,41 +1,18 @@
-"""Many-to-one sequence classification: the epoch loop around `training.train_epoch`, with test
-accuracy, a confusion matrix, an optional learning-rate schedule, metrics, checkpoints and plots.
-
-The batches come from the caller as NumPy (time-major inputs, (N,) class ids), so both backends
-see the same numbers; the schedule is decided here, in Python, and handed over with `set_lr`.
-"""
+"""Many-to-one sequence classification: test accuracy, the confusion matrix, and the Job that the
+run layer (seqcore.run) trains."""
 from __future__ import annotations
 
 import dataclasses
-import math
-import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 import numpy as np
 
-from .backend import Backend, Model, Trainer
-from .checkpoint import Checkpoint, save_checkpoint
-from .errors import SeqcoreError
-from .progress import Progress
+from .backend import Backend, Model
 from .reference import cross_entropies
-from .reports import MetricsWriter, plot_curves, read_metrics, series
-from .specs import Loss, ModelSpec, TrainSpec
-from .training import Batch, NonFiniteLoss, train_epoch
-
-SCHEDULES = ("constant", "cosine")
-COSINE_FLOOR = 0.01  # the cosine schedule ends at 1% of the peak learning rate
-
-
-def scheduled_lr(schedule: str, lr: float, done: int, total: int) -> float:
-    """Learning rate after `done` of `total` updates: constant, or cosine from lr to lr * 0.01."""
-    if schedule == "constant":
-        return lr
-    if schedule == "cosine":
-        fraction = min(done / max(total, 1), 1.0)
-        return lr * (COSINE_FLOOR + (1 - COSINE_FLOOR) * 0.5 * (1 + math.cos(math.pi * fraction)))
-    raise SeqcoreError(f"Unknown schedule {schedule!r}: choose one of {', '.join(SCHEDULES)}.")
-
+from .reports import plot_curves, series
+from .specs import Loss
+from .training import Batch
 
 @dataclasses.dataclass(frozen=True)
 class Evaluation:
@@ -68,95 +45,64 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: i
     return matrix
 
 
-@dataclasses.dataclass(frozen=True)
-class ClassifierRun:
-    train_batches: Callable[[np.random.Generator], Iterable[Batch]]  # one shuffled pass
-    num_train_batches: int
-    test_batches: Callable[[], Iterable[Batch]]  # the test set in a fixed order
-    schedule: str = "constant"
-    log_every: int = 0  # steps between training-loss lines; 0 picks about 50 per epoch
-    progress: bool = True
+class ClassifierJob:
+    """The run layer's Job for many-to-one classification: shuffled batches from the caller, test
+    loss and accuracy after every epoch (accuracy is the monitored figure), curves and a confusion
+    matrix. Batches are NumPy, time-major inputs and (N,) class ids, the same for both backends."""
 
+    loss = Loss.CROSS_ENTROPY
+    monitor, maximize = "test_accuracy", True
 
-BATCH_STREAM = 1  # the shuffling Generator is seeded with (seed, 1), the weights with seed alone
+    def __init__(self, train_batches: Callable[[np.random.Generator], Iterable[Batch]], num_train_batches: int,
+                 test_batches: Callable[[], Iterable[Batch]], info: dict[str, Any], fingerprint: dict[str, Any],
+                 class_names: Optional[list[str]] = None):
+        self.train_batches, self.num_train_batches, self.test_batches = train_batches, num_train_batches, test_batches
+        self.info, self.fingerprint, self.class_names = info, fingerprint, class_names
+        self.vocab = None
+        self.last: Optional[Evaluation] = None  # the latest test evaluation (confusion matrix, figures)
 
+    def num_batches(self) -> int:
+        return self.num_train_batches
 
-def train_classifier(backend: Backend, model: Model, trainer: Trainer, spec: ModelSpec, train: TrainSpec,
-                     run: ClassifierRun, out: Path, info: dict[str, Any]) -> tuple[dict[str, Any], Evaluation]:
-    """Train for `train.num_epochs`, evaluating on the test set after each epoch.
+    def batches(self, epoch: int, rng: np.random.Generator) -> Iterable[Batch]:
+        return self.train_batches(rng)
 
-    Writes metrics.jsonl, loss.png, accuracy.png, confusion.png and model.safetensors to `out`;
-    returns the summary (also the last line of metrics.jsonl) and the last test evaluation.
-    """
-    out.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng([train.seed, BATCH_STREAM])
-    metrics = MetricsWriter(out / "metrics.jsonl")
-    metrics.write({"kind": "run", "model": spec.to_dict(), "train": train.to_dict(),
-                   "schedule": run.schedule, **info})
-    checkpoint_path = out / "model.safetensors"
-    per_epoch, total = run.num_train_batches, run.num_train_batches * train.num_epochs
-    log_every = run.log_every or max(1, per_epoch // 50)
-    bar = Progress(total, f"{info.get('backend', '')} {spec.cell.value} {spec.impl.value}",
-                   enabled=run.progress)
-    started = time.perf_counter()
-    done, last_saved = 0, None
-    record: dict[str, Any] = {}
-    try:
-        for epoch in range(1, train.num_epochs + 1):
-            window: list[float] = []
+    def evaluate(self, run, backend: Backend, model: Model, epoch: int) -> dict[str, Any]:
+        self.last = evaluate_classifier(backend, model, self.test_batches())
+        return {"test_loss": self.last.loss, "test_accuracy": self.last.accuracy}
 
-            def on_step(step: int, value: float, stats) -> None:
-                nonlocal done
-                done += 1
-                window.append(value)
-                if len(window) == log_every or step == per_epoch:
-                    metrics.write({"kind": "step", "epoch": epoch, "step": step,
-                                   "x": epoch - 1 + step / per_epoch, "loss": float(np.mean(window)),
-                                   "lr": scheduled_lr(run.schedule, train.lr, done - 1, total)})
-                    window.clear()
-                if run.schedule != "constant":  # the next update's rate
-                    backend.set_lr(trainer, scheduled_lr(run.schedule, train.lr, done, total))
-                bar.update(1, {"loss": value, "rows/s": stats.tokens_per_second})
+    def describe(self, record: Mapping[str, Any]) -> str:
+        return (f"epoch {record['epoch']}: train loss {record['train_loss']:.4f}, test loss "
+                f"{record['test_loss']:.4f}, test accuracy {100 * record['test_accuracy']:.2f}%, "
+                f"{record['tokens_per_s']:,.0f} rows/s")
 
-            stats = train_epoch(backend, model, trainer, run.train_batches(rng), loss=Loss.CROSS_ENTROPY,
-                                clip=train.clip, carry_state=False, epoch=epoch,
-                                warmup_steps=1 if epoch == 1 else 0, on_step=on_step)
-            test = evaluate_classifier(backend, model, run.test_batches())
-            record = {"kind": "epoch", "epoch": epoch, "train_loss": stats.mean_loss,
-                      "test_loss": test.loss, "test_accuracy": test.accuracy,
-                      "rows_per_s": stats.tokens_per_second, "max_grad_norm": stats.max_grad_norm,
-                      "elapsed_s": time.perf_counter() - started}
-            metrics.write(record)
-            bar.log(f"epoch {epoch}: train loss {stats.mean_loss:.4f}, test loss {test.loss:.4f}, "
-                    f"test accuracy {100 * test.accuracy:.2f}%, {stats.tokens_per_second:,.0f} rows/s")
-            save_checkpoint(checkpoint_path, Checkpoint(
-                spec, backend.export_params(model), train, None,
-                {"epoch": epoch, **info, **{k: v for k, v in record.items() if k != "kind"}}))
-            last_saved = epoch
-    except NonFiniteLoss as error:
-        raise error.explain(checkpoint_path, last_saved) from None
-    finally:
-        bar.close()
+    def title(self, run) -> str:
+        return f"{self.info.get('backend', '')} {run.spec.impl.value} {run.spec.cell.value}"
 
-    matrix = confusion_matrix(test.labels, test.predictions, spec.output_size)
-    summary = {"kind": "summary", "epochs": train.num_epochs, "train_loss": record["train_loss"],
-               "test_loss": test.loss, "test_accuracy": test.accuracy,
-               "num_correct": int((test.predictions == test.labels).sum()), "num_test": len(test.labels),
-               "rows_per_s_last_epoch": record["rows_per_s"], "wall_s": time.perf_counter() - started,
-               "confusion": matrix.tolist(), "checkpoint": str(checkpoint_path), **info}
-    metrics.write(summary)
-    title = f"{info.get('backend', '')} {spec.impl.value} {spec.cell.value}"
-    records = read_metrics(out / "metrics.jsonl")
-    epochs = [r for r in records if r.get("kind") == "epoch"]
-    plot_curves(out / "loss.png", {"train (batch means)": series(
-        [r for r in records if r.get("kind") == "step"], "x", "loss"),
-        "test": series(epochs, "epoch", "test_loss")},
-        title=f"{title}: cross-entropy", xlabel="epoch", ylabel="loss", logy=True)
-    plot_curves(out / "accuracy.png", {"test": series(epochs, "epoch", "test_accuracy")},
-                title=f"{title}: test accuracy", xlabel="epoch", ylabel="accuracy")
-    plot_confusion(out / "confusion.png", matrix, title=f"{title}: confusion matrix "
-                   f"({100 * test.accuracy:.2f}% correct)")
-    return summary, test
+    def plot(self, run) -> None:
+        epochs, title = run.log.of_kind("epoch"), self.title(run)
+        plot_curves(run.folder / "loss.png", {
+            "train (batch means)": series(run.log.of_kind("step"), "x", "loss"),
+            "test": series(epochs, "epoch", "test_loss")},
+            title=f"{title}: cross-entropy", xlabel="epoch", ylabel="loss", logy=True)
+        plot_curves(run.folder / "accuracy.png", {"test": series(epochs, "epoch", "test_accuracy")},
+                    title=f"{title}: test accuracy", xlabel="epoch", ylabel="accuracy")
+        if self.last is not None:
+            plot_confusion(run.folder / "confusion.png", self.matrix(run), class_names=self.class_names,
+                           title=f"{title}: confusion matrix ({100 * self.last.accuracy:.2f}% correct)")
+
+    def matrix(self, run) -> np.ndarray:
+        return confusion_matrix(self.last.labels, self.last.predictions, run.spec.output_size)
+
+    def summary(self, run, backend: Backend, model: Model) -> dict[str, Any]:
+        last, test = run.log.of_kind("epoch")[-1], self.last
+        if test is None:  # resumed after the last evaluation: evaluate the final weights again
+            test = self.last = evaluate_classifier(backend, model, self.test_batches())
+        return {"epochs": last["epoch"], "train_loss": last["train_loss"], "test_loss": test.loss,
+                "test_accuracy": test.accuracy, "best_test_accuracy": run.position.best,
+                "best_epoch": run.position.best_epoch,
+                "num_correct": int((test.predictions == test.labels).sum()), "num_test": len(test.labels),
+                "rows_per_s_last_epoch": last["tokens_per_s"], "confusion": self.matrix(run).tolist()}
 
 
 def plot_confusion(path: Path, matrix: np.ndarray, *, title: str,

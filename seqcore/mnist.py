@@ -61,6 +61,7 @@ MIRRORS_ENV = "SEQCORE_MNIST_MIRRORS"  # comma-separated base URLs tried instead
 class MnistSplit:
     images: np.ndarray  # (n, 28, 28) uint8, 0 = background
     labels: np.ndarray  # (n,) uint8, 0..9
+    sha256: Mapping[str, str] = dataclasses.field(default_factory=dict)  # file name -> SHA-256 of its bytes
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -69,7 +70,7 @@ class MnistSplit:
         """The first `limit` examples (a fixed subset), or all of them for None."""
         if limit is None:
             return self
-        return MnistSplit(self.images[:limit], self.labels[:limit])
+        return MnistSplit(self.images[:limit], self.labels[:limit], self.sha256)
 
 
 def parse_idx(data: bytes, magic: int, source: str) -> np.ndarray:
@@ -182,9 +183,13 @@ def load_split(split: str, data_dir: str | Path | None = None, *, cache_dir: str
     mirrors = mirrors_from_environment() if mirrors is None else mirrors
     every = [spec.name for pair in files.values() for spec in pair]
     images_spec, labels_spec = files[split]
-    images = read_idx(locate(images_spec, folder, mirrors, progress, every), IMAGES_MAGIC, images_spec)
-    labels = read_idx(locate(labels_spec, folder, mirrors, progress, every), LABELS_MAGIC, labels_spec)
-    return check_pair(images, labels, f"{split} ({images_spec.name}, {labels_spec.name})")
+    images_path = locate(images_spec, folder, mirrors, progress, every)
+    labels_path = locate(labels_spec, folder, mirrors, progress, every)
+    images = read_idx(images_path, IMAGES_MAGIC, images_spec)
+    labels = read_idx(labels_path, LABELS_MAGIC, labels_spec)
+    checked = check_pair(images, labels, f"{split} ({images_spec.name}, {labels_spec.name})")
+    hashes = {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in (images_path, labels_path)}
+    return dataclasses.replace(checked, sha256=hashes)  # what a checkpoint vouches for
 
 
 def num_batches(num_examples: int, batch_size: int) -> int:

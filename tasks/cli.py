@@ -108,13 +108,15 @@ class TaskConfig:
         return Mode.RESUME if self.resume else Mode.OVERWRITE if self.overwrite else Mode.NEW
 
     def settings(self, task: str, default_folder: str, **task_settings: Any) -> RunSettings:
-        """Where and how the run layer runs this config; without --out, the next version folder."""
+        """Where and how the run layer runs this config; without --out, the next version folder.
+        task_settings: RunSettings fields the task decides itself (a computed default)."""
         out = Path(self.out) if self.out else next_version(Path("runs") / task / default_folder)
         command = f"python -m tasks.{task} --out {shlex.quote(str(out))} --resume"
-        return RunSettings(out=out, mode=self.mode(), eval_every=self.eval_every,
-                           checkpoint_every=self.checkpoint_every, patience=self.patience,
-                           divergence=self.divergence, log_every=self.log_every, progress=self.progress,
-                           tensorboard=self.tensorboard, resume_command=command, **task_settings)
+        settings = dict(out=out, mode=self.mode(), eval_every=self.eval_every,
+                        checkpoint_every=self.checkpoint_every, patience=self.patience,
+                        divergence=self.divergence, log_every=self.log_every, progress=self.progress,
+                        tensorboard=self.tensorboard, resume_command=command)
+        return RunSettings(**{**settings, **task_settings})
 
 
 def check_fields(config: Any) -> None:

@@ -6,12 +6,12 @@ Usage: python -m tasks.mnist_rows --preset seed000 --backend torch --data-dir ..
 Presets: seed000 (LSTM 64, batch 64, Adam 0.01, 1 epoch), seed003 (tanh RNN, 2 layers of 128,
 batch 100, Adam 0.001, 2 epochs), best (LSTM 128, batch 64, Adam 0.003 decayed by a cosine to 1%,
 clip 1, 5 epochs).
-Any flag overrides the preset. Writes metrics.jsonl, loss.png, accuracy.png, confusion.png,
-digits.png and model.safetensors to --out.
+Any flag overrides the preset. Writes config.json, metrics.jsonl, metrics.csv, loss.png,
+accuracy.png, confusion.png, digits.png, model.safetensors and best.safetensors (best test
+accuracy) to --out (default: the next runs/mnist_rows/BACKEND-PRESET/version_N).
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -20,14 +20,15 @@ import numpy as np
 
 from seqcore import mnist
 from seqcore.backend import load_backend
-from seqcore.classify import SCHEDULES, ClassifierRun, Evaluation, train_classifier
+from seqcore.classify import ClassifierJob, Evaluation
 from seqcore.errors import SeqcoreError
-from seqcore.params import init_params
-from seqcore.reports import machine_info
-from seqcore.specs import Device, InputKind, ModelSpec, Readout, Sampler, TrainSpec, parse_enum
+from seqcore.run import Run
+from seqcore.specs import (Cell, Device, Impl, InputKind, ModelSpec, Optimizer, Readout, Sampler, Schedule,
+                           TrainSpec, parse_enum)
 
-from .cli import add_model_arguments, add_training_arguments, run_main
+from .cli import TaskConfig, choices, option, parse_config, run_main
 
+TASK = "mnist_rows"
 EVAL_BATCH = 1000  # test images per forward pass; changes no result
 
 
@@ -51,70 +52,88 @@ PRESETS = {
     "best": Preset("lstm", 128, 1, epochs=5, batch_size=64, lr=0.003, optimizer="adam", clip=1.0,
                    schedule="cosine"),
 }
+FROM_PRESET = "the preset's"
 
 
-def run(*, preset: str = "seed000", backend: str = "mxnet", cell: Optional[str] = None,
-        impl: Optional[str] = None, device: str = "auto", hidden_size: Optional[int] = None,
-        num_layers: Optional[int] = None, epochs: Optional[int] = None, batch_size: Optional[int] = None,
-        lr: Optional[float] = None, optimizer: Optional[str] = None, clip: Optional[float] = None,
-        schedule: Optional[str] = None, init: str = "uniform", seed: int = 0,
-        data_dir: Optional[str] = None, limit_train: Optional[int] = None,
-        limit_test: Optional[int] = None, out: str | Path | None = None, progress: bool = True,
-        log_every: int = 0) -> dict[str, Any]:
-    """Train and test; returns the summary (accuracy, loss, confusion matrix, rows/s, paths).
+@dataclasses.dataclass(frozen=True)
+class MnistConfig(TaskConfig):
+    """Fields left at None take the preset's value."""
 
-    Arguments left at None take the preset's value.
-    """
-    if preset not in PRESETS:
-        raise SeqcoreError(f"Unknown preset {preset!r}: choose one of {', '.join(PRESETS)}.")
-    chosen = PRESETS[preset]
-    schedule = pick(schedule, chosen.schedule)
-    if schedule not in SCHEDULES:
-        raise SeqcoreError(f"Unknown schedule {schedule!r}: choose one of {', '.join(SCHEDULES)}.")
-    spec = ModelSpec(cell=pick(cell, chosen.cell), impl=pick(impl, chosen.impl), input_size=mnist.COLUMNS,
-                     hidden_size=pick(hidden_size, chosen.hidden_size), output_size=mnist.NUM_CLASSES,
-                     num_layers=pick(num_layers, chosen.num_layers), input_kind=InputKind.DENSE,
-                     readout=Readout.LAST)
-    train = TrainSpec(batch_size=pick(batch_size, chosen.batch_size), num_steps=mnist.ROWS,
-                      num_epochs=pick(epochs, chosen.epochs), lr=pick(lr, chosen.lr),
-                      clip=pick(clip, chosen.clip), optimizer=pick(optimizer, chosen.optimizer),
-                      sampler=Sampler.RANDOM, init=init, seed=seed)
-    for flag, value in (("--limit-train", limit_train), ("--limit-test", limit_test)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-            raise SeqcoreError(f"{flag} must be a positive number of images, got {value!r}.")
-    if log_every < 0:
-        raise SeqcoreError(f"--log-every must not be negative, got {log_every}.")
+    preset: str = option("seed000", "defaults for the model and training flags", group="model",
+                         choices=tuple(PRESETS))
+    cell: Optional[str] = option(None, "recurrent cell", group="model", choices=choices(Cell), kind=str)
+    impl: Optional[str] = option(None, "scratch: cell equations written out; concise: the framework's layer",
+                                 group="model", choices=choices(Impl), kind=str)
+    hidden_size: Optional[int] = option(None, "hidden units per layer", group="model", check="positive", kind=int)
+    num_layers: Optional[int] = option(None, "stacked recurrent layers", group="model", check="positive", kind=int)
+    epochs: Optional[int] = option(None, "train to this epoch (with --resume: continue to it)",
+                                   check="positive", kind=int, resumable=True)
+    batch_size: Optional[int] = option(None, "images per batch", check="positive", kind=int)
+    lr: Optional[float] = option(None, "learning rate", check="positive", kind=float)
+    optimizer: Optional[str] = option(None, "", choices=choices(Optimizer), kind=str)
+    clip: Optional[float] = option(None, "clip gradients to this global norm; 0 turns it off",
+                                   check="non_negative", kind=float)
+    schedule: Optional[str] = option(None, "learning rate over the run: constant, cosine (to 1%), step, plateau",
+                                     choices=choices(Schedule), kind=str)
+    data_dir: Optional[str] = option(None, "folder with the four MNIST IDX files, gzip or raw (default: the "
+                                     "download cache, $SEQCORE_CACHE/mnist)", group="data", kind=str)
+    limit_train: int = option(0, "train on the first N images only; 0: all", group="data", check="non_negative")
+    limit_test: int = option(0, "test on the first N images only; 0: all", group="data", check="non_negative")
+    log_every: int = option(0, "steps per training-loss line in metrics.jsonl; 0: about 50 per epoch",
+                            group="output", check="non_negative", resumable=True)
 
-    train_data = _limited(mnist.load_split("train", data_dir, progress=progress), limit_train, "--limit-train")
-    test_data = _limited(mnist.load_split("test", data_dir, progress=progress), limit_test, "--limit-test")
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise SeqcoreError(f"--preset must be one of {', '.join(PRESETS)}, got {self.preset!r}.")
+        chosen = dataclasses.asdict(PRESETS[self.preset])
+        for name, value in chosen.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+        super().__post_init__()
 
-    framework = load_backend(backend)
-    where = framework.resolve_device(parse_enum(Device, device, "device"))
-    model = framework.build_model(spec, init_params(spec, train.init, train.seed), where)
-    trainer = framework.make_trainer(model, train.optimizer, train.lr)
-    info = {"backend": backend, "device": where, "preset": preset,
-            "num_train": len(train_data), "num_test": len(test_data),
-            "data_dir": str(mnist.data_folder(data_dir)), "machine": machine_info(framework.versions())}
-    plan = ClassifierRun(
-        train_batches=lambda rng: mnist.row_batches(train_data, train.batch_size, rng),
-        num_train_batches=mnist.num_batches(len(train_data), train.batch_size),
-        test_batches=lambda: mnist.row_batches(test_data, EVAL_BATCH),
-        schedule=schedule, log_every=log_every, progress=progress)
-    out = Path(out or f"runs/mnist_rows/{backend}-{preset}")
-    summary, test = train_classifier(framework, model, trainer, spec, train, plan, out, info)
-    plot_digits(out / "digits.png", test_data, test, title=f"{backend} {preset}: test digits")
-    return {**summary, "rows_per_s": summary["rows_per_s_last_epoch"], "out": str(out)}
+    def train_spec(self) -> TrainSpec:
+        return TrainSpec(batch_size=self.batch_size, num_steps=mnist.ROWS, num_epochs=self.epochs, lr=self.lr,
+                         clip=self.clip, optimizer=self.optimizer, sampler=Sampler.RANDOM, carry_state=False,
+                         init=self.init, seed=self.seed, schedule=self.schedule, lr_decay=self.lr_decay,
+                         lr_decay_every=self.lr_decay_every)
+
+    def model_spec(self) -> ModelSpec:
+        return ModelSpec(cell=self.cell, impl=self.impl, input_size=mnist.COLUMNS, hidden_size=self.hidden_size,
+                         output_size=mnist.NUM_CLASSES, num_layers=self.num_layers, input_kind=InputKind.DENSE,
+                         readout=Readout.LAST)
 
 
-def pick(value: Any, default: Any) -> Any:
-    """A run() argument, or the preset's value where it was left at None."""
-    return default if value is None else value
+def run(config: MnistConfig) -> dict[str, Any]:
+    """Train and test; returns the summary (accuracy, loss, confusion matrix, rows/s, paths)."""
+    train, spec = config.train_spec(), config.model_spec()
+    per_epoch = mnist.num_batches(config.limit_train or 60_000, train.batch_size)
+    settings = config.settings(TASK, f"{config.backend}-{config.preset}",
+                               **({} if config.log_every else {"log_every": max(1, per_epoch // 50)}))
+    with Run(TASK, config.saved(), settings, train) as training:  # the folder is checked first
+        train_data = _limited(mnist.load_split("train", config.data_dir, progress=config.progress),
+                              config.limit_train, "--limit-train")
+        test_data = _limited(mnist.load_split("test", config.data_dir, progress=config.progress),
+                             config.limit_test, "--limit-test")
+        backend = load_backend(config.backend)
+        device = backend.resolve_device(parse_enum(Device, config.device, "device"))
+        info = {"backend": config.backend, "device": device, "preset": config.preset,
+                "num_train": len(train_data), "num_test": len(test_data),
+                "data_dir": str(mnist.data_folder(config.data_dir).resolve())}
+        job = ClassifierJob(
+            train_batches=lambda rng: mnist.row_batches(train_data, train.batch_size, rng),
+            num_train_batches=mnist.num_batches(len(train_data), train.batch_size),
+            test_batches=lambda: mnist.row_batches(test_data, EVAL_BATCH), info=info,
+            fingerprint={**train_data.sha256, **test_data.sha256})
+        summary = training.fit(job, backend, device, spec)
+        plot_digits(settings.out / "digits.png", test_data, job.last,
+                    title=f"{config.backend} {config.preset}: test digits")
+    return {**summary, "rows_per_s": summary["rows_per_s_last_epoch"], "out": str(settings.out)}
 
 
-def _limited(data: mnist.MnistSplit, limit: Optional[int], flag: str) -> mnist.MnistSplit:
-    if limit is not None and limit > len(data):
+def _limited(data: mnist.MnistSplit, limit: int, flag: str) -> mnist.MnistSplit:
+    if limit > len(data):
         raise SeqcoreError(f"{flag} {limit:,} is more than the {len(data):,} images available.")
-    return data.head(limit)
+    return data.head(limit or None)
 
 
 def plot_digits(path: Path, data: mnist.MnistSplit, test: Evaluation, *, title: str,
@@ -146,48 +165,16 @@ def plot_digits(path: Path, data: mnist.MnistSplit, test: Evaluation, *, title: 
     return path
 
 
-def build_parser(preset: Preset) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m tasks.mnist_rows", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", choices=tuple(PRESETS), default="seed000",
-                        help="defaults for the flags below (default: %(default)s)")
-    add_model_arguments(parser, cell=preset.cell, impl=preset.impl, hidden_size=preset.hidden_size,
-                        num_layers=preset.num_layers)
-    training = add_training_arguments(parser, epochs=preset.epochs, batch_size=preset.batch_size,
-                                      lr=preset.lr, optimizer=preset.optimizer, clip=preset.clip)
-    training.add_argument("--schedule", choices=SCHEDULES, default=preset.schedule,
-                          help="learning rate over the run (default: %(default)s)")
-    data = parser.add_argument_group("data")
-    data.add_argument("--data-dir", default=None,
-                      help="folder with the four MNIST IDX files, gzip or raw "
-                           "(default: the download cache, $SEQCORE_CACHE/mnist)")
-    data.add_argument("--limit-train", type=int, default=None, help="train on the first N images only")
-    data.add_argument("--limit-test", type=int, default=None, help="test on the first N images only")
-    report = parser.add_argument_group("output")
-    report.add_argument("--log-every", type=int, default=0,
-                        help="steps per training-loss line in metrics.jsonl; 0: about 50 per epoch")
-    report.add_argument("--out", default=None, help="output directory (default: runs/mnist_rows/BACKEND-PRESET)")
-    return parser
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    # Two passes: the preset first, so that its values are the defaults (and the --help) of the rest.
-    first = argparse.ArgumentParser(add_help=False)
-    first.add_argument("--preset", default="seed000")
-    name = first.parse_known_args(argv)[0].preset
-    args = build_parser(PRESETS.get(name, PRESETS["seed000"])).parse_args(argv)
-    summary = run(preset=args.preset, backend=args.backend, cell=args.cell, impl=args.impl,
-                  device=args.device, hidden_size=args.hidden_size, num_layers=args.num_layers,
-                  epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
-                  clip=args.clip, schedule=args.schedule, init=args.init, seed=args.seed,
-                  data_dir=args.data_dir, limit_train=args.limit_train, limit_test=args.limit_test,
-                  out=args.out, progress=not args.no_progress, log_every=args.log_every)
-    print(f"{summary['backend']} {args.impl} {args.cell} ({args.preset}) on {summary['device']}: "
+    config = parse_config(MnistConfig, TASK, argv, __doc__, defaults={
+        name: FROM_PRESET for name in ("cell", "impl", "hidden_size", "num_layers", "epochs", "batch_size", "lr",
+                                       "optimizer", "clip", "schedule")})
+    summary = run(config)
+    print(f"{summary['backend']} {config.impl} {config.cell} ({config.preset}) on {summary['device']}: "
           f"test accuracy {100 * summary['test_accuracy']:.2f}% "
           f"({summary['num_correct']:,} / {summary['num_test']:,}), test loss {summary['test_loss']:.4f}, "
           f"{summary['rows_per_s']:,.0f} rows/s (last epoch), {summary['wall_s']:.1f} s")
-    print(f"metrics, loss.png, accuracy.png, confusion.png, digits.png and model.safetensors "
-          f"written to {summary['out']}")
+    print(f"written to {summary['out']}")
     return 0
 
 

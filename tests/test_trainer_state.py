@@ -111,7 +111,8 @@ def test_recurrent_state_through_numpy_continues_exactly(backend_name: str, case
     ("adam_into_sgd", ["SGD trainer", "unexpected adam.step"]),
     ("lstm_into_gru", ["adam.m/rnn.l0.weight_ih has shape (20, 7)", "needs (15, 7)"]),
 ])
-def test_mismatched_trainer_state_is_one_sentence(backend_name: str, kind: str, fragments: list[str]) -> None:
+def test_mismatched_trainer_state_is_one_sentence(backend_name: str, kind: str,
+                                                  fragments: list[str]) -> None:
     message = str(results(backend_name)[f"errors/{kind}"])
     assert message, f"loading the {kind} trainer state raised no SeqcoreError"
     assert "\n" not in message and message.endswith(".")
@@ -143,6 +144,10 @@ def test_trainer_state_loads_into_the_other_backend(case: str, exporter: str, lo
     require_both()
     own = results(exporter)
     got = crossed(loader, exporter)
+    reloaded, saved = part(got, f"{case}/reloaded/"), part(own, f"{case}/adam/at{STOP}/trainer/")
+    assert sorted(reloaded) == sorted(saved)
+    for name, value in saved.items():  # loaded, then exported again: the very same arrays
+        np.testing.assert_array_equal(reloaded[name], value, err_msg=name)
     assert float(got[f"{case}/loss4"]) == pytest.approx(own[f"{case}/adam/losses"][STOP], rel=1e-5)
     want = part(own, f"{case}/adam/at{STOP + 1}/params/")
     stepped = part(got, f"{case}/params4/")

@@ -126,7 +126,7 @@ class Backend:
             updater.states_synced[index] = True
             # t of the bias correction and of _Adam's epsilon: the next update counts step + 1.
             rule._index_update_count[index] = step
-        pass
+        rule.num_update = step
 
     def state_to_numpy(self, state: tuple) -> list[np.ndarray]:
         return [part.asnumpy() for part in state]

@@ -5,14 +5,15 @@ Usage: python tests/scripts/trainer_state_worker.py BACKEND OUT.npz [EXPORTED.np
 Without EXPORTED, for every case and optimizer ("<case>/<adam|sgd>/..."): the losses of an
 uninterrupted run of 5 steps with the recurrent state carried, its checkpoints after steps 3, 4
 and 5 ("at3/", "at4/", "at5/": params/<name>, trainer/<name>, state<i>), and the run resumed
-from "at3" on a fresh model and trainer (exported again at once: "reloaded/"; after its 2 steps:
-"resumed_losses", "resumed/"); the trainer state of a
-fresh Adam trainer ("<case>/fresh/"); outputs, losses and gradients of the second half of a
-sequence with its recurrent state as returned and as round-tripped through NumPy
-("<case>/original/", "<case>/restored/"); the sentence each mismatched trainer state raises
-("errors/<kind>", empty when nothing was raised).
+from "at3" on a fresh model and trainer, exported again at once ("reloaded/") and after its 2
+steps ("resumed_losses", "resumed/"); the trainer state of a fresh Adam trainer
+("<case>/fresh/"); outputs, losses and gradients of the second half of a sequence with its
+recurrent state as returned and as round-tripped through NumPy ("<case>/original/",
+"<case>/restored/"); the sentence each mismatched trainer state raises ("errors/<kind>", empty
+when nothing was raised).
 With EXPORTED (another backend's OUT), each case's Adam run resumed from that backend's "at3":
-the loss and parameters of step 4 ("<case>/loss4", "<case>/params4/<name>").
+its trainer state exported at once ("<case>/reloaded/<name>"), and the loss and parameters of
+step 4 ("<case>/loss4", "<case>/params4/<name>").
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from seqcore.errors import SeqcoreError
 from seqcore.specs import Activation, Cell, Device, Impl, Loss, Optimizer, Readout
 from tests.cases import BATCH, case_data, spec_for
 
-LR, STEPS, STOP, HALF = 0.01, 5, 3, 2  # Adam lr, steps in all, steps before the checkpoint, time split
+LR, STEPS, STOP, HALF = 0.01, 5, 3, 2  # learning rate, steps in all, steps before the stop, time split
 # LSTM and GRU, scratch and concise, on tests.cases.SHAPES 0 (one-hot LM, 2 layers) and 1
 # (embedding classifier, last-step readout).
 CASES = {f"{cell.value}-{impl.value}-{shape}": spec_for(cell, Activation.TANH, impl, shape)
@@ -45,7 +46,8 @@ def session(backend, spec, params, optimizer, saved: dict | None = None):
     if saved is None:
         return model, trainer, backend.begin_state(model, BATCH)
     backend.load_trainer_state(model, trainer, _part(saved, "trainer/"))
-    return model, trainer, backend.state_from_numpy(model, [saved[f"state{i}"] for i in range(spec.num_states)])
+    state = [saved[f"state{i}"] for i in range(spec.num_states)]
+    return model, trainer, backend.state_from_numpy(model, state)
 
 
 def step(backend, model, trainer, state, batch):
@@ -63,6 +65,7 @@ def snapshot(backend, model, trainer, state) -> dict[str, np.ndarray]:
 
 
 def checkpointed(backend, spec, optimizer, prefix: str, results: dict) -> None:
+    """STEPS steps in one go, and the same stopped after STOP and resumed on fresh objects."""
     data = batches(spec)
     params = case_data(spec, LOSS)[0]
     model, trainer, state = session(backend, spec, params, optimizer)
@@ -96,7 +99,8 @@ def continued(backend, spec, name: str, results: dict) -> None:
     for label, carried in (("original", state), ("restored", backend.state_from_numpy(model, arrays))):
         outputs, _ = backend.forward(model, inputs[HALF:], carried)
         evaluated, _ = backend.evaluate(model, inputs[HALF:], second, carried, LOSS)
-        trained, _ = backend.forward_backward(model, inputs[HALF:], second, backend.detach_state(carried), LOSS)
+        detached = backend.detach_state(carried)
+        trained, _ = backend.forward_backward(model, inputs[HALF:], second, detached, LOSS)
         results[f"{name}/{label}/outputs"] = outputs
         results[f"{name}/{label}/losses"] = np.array([evaluated, trained])
         results.update(_prefixed(f"{name}/{label}/grads/", backend.gradients(model)))
@@ -130,6 +134,7 @@ def cross(backend, exported: dict, results: dict) -> None:
     for name, spec in CASES.items():
         saved = _part(exported, f"{name}/adam/at{STOP}/")
         model, trainer, state = session(backend, spec, _part(saved, "params/"), Optimizer.ADAM, saved)
+        results.update(_prefixed(f"{name}/reloaded/", backend.export_trainer_state(model, trainer)))
         value, _ = step(backend, model, trainer, state, batches(spec)[STOP])
         results[f"{name}/loss4"] = np.array(value)
         results.update(_prefixed(f"{name}/params4/", backend.export_params(model)))
