@@ -137,6 +137,7 @@ class Run:
         self._generators: dict[int, np.random.Generator] = {}
         self._carry: Optional[Carry] = None  # the state after the last step, for a stop inside an epoch
         self._saved_epoch: Optional[int] = None
+        self._saved_config: dict[str, Any] = {}
 
     # -- the folder ---------------------------------------------------------------------------
 
@@ -147,7 +148,6 @@ class Run:
                 self._open_for_resume()
             else:
                 self._write_config(created=_now(), resumed=[])
-                self.log = MetricsLog(self.folder / "metrics.jsonl", tensorboard=self._tensorboard())
         except OSError as error:
             self._out.__exit__(None, None, None)
             raise SeqcoreError(f"Cannot write to {self.folder} ({describe(error)}).") from None
@@ -180,15 +180,21 @@ class Run:
         if saved["task"] != self.task:
             raise SeqcoreError(f"{self.folder} holds a {saved['task']} run, not a {self.task} run; "
                                f"resume it with python -m tasks.{saved['task']}.")
+        self._saved_config = saved
         checkpoint = self.folder / LAST
         self.resumed = load_checkpoint(checkpoint) if checkpoint.is_file() else None
-        kept = self.resumed.position.get("num_records", 0) if self.resumed else 0
-        records = read_metrics(self.folder / "metrics.jsonl", warn=False) if (
-            self.folder / "metrics.jsonl").is_file() else []
-        # Lines after the checkpoint describe steps that will run again: keep only the events.
-        records = records[:kept] + [r for r in records[kept:] if r.get("kind") in ("interrupted", "stopped")]
-        self.log = MetricsLog(self.folder / "metrics.jsonl", records, tensorboard=self._tensorboard())
-        self._write_config(created=saved.get("created", ""), resumed=[*saved.get("resumed", []), _now()])
+
+    def _open_log(self) -> None:
+        """The metrics log; a resume keeps the lines up to its checkpoint (the ones after it describe
+        steps that run again), and the interruption events, and records itself in config.json."""
+        path, records = self.folder / "metrics.jsonl", []
+        if self.settings.mode is Mode.RESUME:
+            kept = self.resumed.position.get("num_records", 0) if self.resumed else 0
+            records = read_metrics(path, warn=False) if path.is_file() else []
+            records = records[:kept] + [r for r in records[kept:] if r.get("kind") in ("interrupted", "stopped")]
+            saved = self._saved_config
+            self._write_config(created=saved.get("created", ""), resumed=[*saved.get("resumed", []), _now()])
+        self.log = MetricsLog(path, records, tensorboard=self._tensorboard())
 
     def _tensorboard(self):
         if not self.settings.tensorboard:
@@ -260,9 +266,6 @@ class Run:
         if resumed:
             backend.load_trainer_state(model, trainer, resumed.optimizer)
         self._job, self._backend, self._model, self._trainer = job, backend, model, trainer
-        if not self.log.records:
-            self.log.write({"kind": "run", "task": self.task, "model": self.spec.to_dict(),
-                            "train": self.train.to_dict(), **job.info, "machine": machine_info(backend.versions())})
         self.position = position
         per_epoch = job.num_batches()
         lr = LearningRate(train, per_epoch * train.num_epochs, position.updates, position.plateau_scale)
@@ -272,6 +275,10 @@ class Run:
         if position.epochs_done >= train.num_epochs:
             raise SeqcoreError(f"The run in {self.folder} has already trained {position.epochs_done} epochs; "
                                f"give --epochs above that to continue it.")
+        self._open_log()
+        if not self.log.records:
+            self.log.write({"kind": "run", "task": self.task, "model": self.spec.to_dict(),
+                            "train": self.train.to_dict(), **job.info, "machine": machine_info(backend.versions())})
         done_before = position.epochs_done * per_epoch + position.steps_done
         bar = Progress(per_epoch * train.num_epochs, f"{job.info.get('backend', '')} {self.spec.cell.value} "
                        f"{self.spec.impl.value}", enabled=settings.progress, initial=done_before)
