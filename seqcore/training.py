@@ -40,8 +40,8 @@ class NonFiniteLoss(SeqcoreError):
         """The sentence a task ends with: where it stopped, what was kept, what to try."""
         kept = ""
         if checkpoint is not None:
-            kept = (f" The last good checkpoint (epoch {saved_epoch}) is kept at {checkpoint};" if saved_epoch
-                    else " This run had written no checkpoint yet;")
+            kept = (f" The last good checkpoint (epoch {saved_epoch}) is kept at {checkpoint}." if saved_epoch
+                    else " This run had written no checkpoint yet.")
         return SeqcoreError(f"{self.what()} at epoch {self.epoch}, step {self.step}; "
                             f"training stopped.{kept} Try a lower --lr or clipping (--clip).")
 

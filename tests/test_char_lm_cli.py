@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from seqcore.reports import read_metrics
 from tests.conftest import assert_one_sentence, python, require_backend
 
 TINY = ["--epochs", "1", "--max-tokens", "600", "--batch-size", "4", "--num-steps", "5",
@@ -23,21 +24,25 @@ def run_char_lm(*args: str, **kwargs):
     ("--impl", "fast", "invalid choice"),
     ("--device", "tpu", "invalid choice"),
     ("--epochs", "ten", "invalid int value"),
+    ("--schedule", "linear", "invalid choice"),
 ])
 def test_unknown_choices(flag: str, value: str, fragment: str) -> None:
     assert_one_sentence(run_char_lm("--backend", "torch", *TINY, flag, value), fragment)
 
 
 @pytest.mark.parametrize("flag, value, fragment", [
-    ("--hidden-size", "0", "hidden size must be a positive integer"),
-    ("--batch-size", "-3", "batch size must be a positive integer"),
-    ("--num-steps", "0", "num steps must be a positive integer"),
-    ("--epochs", "0", "num epochs must be a positive integer"),
-    ("--lr", "0", "learning rate must be a positive number"),
-    ("--lr", "nan", "learning rate must be a positive number"),
-    ("--clip", "-1", "clip must be a non-negative number"),
-    ("--max-tokens", "0", "--max-tokens must be positive"),
-    ("--num-layers", "0", "num layers must be a positive integer"),
+    ("--hidden-size", "0", "--hidden-size must be a positive number, got 0"),
+    ("--batch-size", "-3", "--batch-size must be a positive number, got -3"),
+    ("--num-steps", "0", "--num-steps must be a positive number, got 0"),
+    ("--epochs", "0", "--epochs must be a positive number, got 0"),
+    ("--lr", "0", "--lr must be a positive number, got 0"),
+    ("--lr", "nan", "--lr must be a positive number, got nan"),
+    ("--lr", "1e39", "learning rate must fit in float32"),
+    ("--clip", "-1", "--clip must be zero or more, got -1"),
+    ("--max-tokens", "-1", "--max-tokens must be zero or more, got -1"),
+    ("--num-layers", "0", "--num-layers must be a positive number, got 0"),
+    ("--temperature", "nan", "--temperature must be zero or more, got nan"),
+    ("--prefix", "", "--prefix must be non-empty text"),
 ])
 def test_non_positive_sizes_and_rates(flag: str, value: str, fragment: str) -> None:
     assert_one_sentence(run_char_lm("--backend", "torch", *TINY, flag, value), fragment)
@@ -81,17 +86,35 @@ def test_nan_loss_stops_and_keeps_the_good_checkpoint(tmp_path: Path) -> None:
     checkpoint = tmp_path / "run" / "model.safetensors"
     good = checkpoint.read_bytes()
     result = run_char_lm("--backend", "torch", *TINY, "--epochs", "3", "--lr", "1e38", "--clip", "0",
-                         "--out", out)
+                         "--out", str(tmp_path / "nan"))
     assert_one_sentence(result, "The loss became", "epoch 1, step 2", "This run had written no checkpoint yet", "Try a lower --lr")
-    assert checkpoint.read_bytes() == good
+    assert checkpoint.read_bytes() == good  # another run's folder is never touched
+    assert not (tmp_path / "nan" / "model.safetensors").exists()
+
+
+def test_divergence_stops_a_finite_but_exploding_loss(tmp_path: Path) -> None:
+    """lr 100 without clipping: losses 3.3, 20.8, 197.6, ... stay finite, and the run stops at the
+    first one above 10x the reference (the first step's loss during epoch 1) before its update."""
+    require_backend("torch")
+    result = run_char_lm("--backend", "torch", *TINY, "--epochs", "3", "--lr", "100", "--clip", "0",
+                         "--log-every", "1", "--out", str(tmp_path / "run"))
+    assert_one_sentence(result, "The loss reached 197.6", "above the divergence limit 32.88", "epoch 1, step 3",
+                        "no checkpoint yet")
+    records = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    assert [r["kind"] for r in records] == ["run", "step", "step", "stopped"]
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+    unchecked = run_char_lm("--backend", "torch", *TINY, "--epochs", "1", "--lr", "100", "--clip", "0",
+                            "--divergence", "0", "--out", str(tmp_path / "off"))
+    assert unchecked.returncode == 0, unchecked.stderr  # --divergence 0: only NaN / inf stop a run
 
 
 def test_a_second_run_in_one_process_starts_afresh(backend_name: str, tmp_path: Path) -> None:
     """d2l pitfall: a second training run silently reused the first one's weights."""
-    code = ("import json\nfrom tasks.char_lm import run\n"
+    code = ("import json\nfrom tasks.char_lm import CharLMConfig, run\n"
             f"kw = dict(backend={backend_name!r}, epochs=2, max_tokens=600, batch_size=4, num_steps=5, "
             f"hidden_size=8, num_preds=5, progress=False, device='cpu')\n"
-            f"a = run(out={str(tmp_path / 'a')!r}, **kw)\nb = run(out={str(tmp_path / 'b')!r}, **kw)\n"
+            f"a = run(CharLMConfig(out={str(tmp_path / 'a')!r}, **kw))\n"
+            f"b = run(CharLMConfig(out={str(tmp_path / 'b')!r}, **kw))\n"
             "print(json.dumps([a['train_ppl'], b['train_ppl'], a['samples'] == b['samples']]))")
     first, second, same_text = json.loads(python("-c", code, check=True).stdout.strip().splitlines()[-1])
     assert first == second and same_text

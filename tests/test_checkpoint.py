@@ -1,22 +1,52 @@
-"""Checkpoints: exact round trip, atomic replacement, one-sentence errors for bad files."""
+"""Checkpoints (format 2): exact round trip of weights, optimizer state, recurrent state, resume
+position and data fingerprints; format-1 files still load; atomic replacement and the clean-up
+of an interrupted write; one-sentence errors for bad files."""
 from __future__ import annotations
 
+import json
+import os
+import re
+import stat
 from pathlib import Path
 
 import numpy as np
 import pytest
+from safetensors import safe_open
+from safetensors.numpy import load_file, save_file
 
-from seqcore.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from seqcore.checkpoint import (FORMAT, Checkpoint, atomic_write, load_checkpoint, remove_stale_temp_files,
+                                save_checkpoint)
 from seqcore.errors import SeqcoreError
 from seqcore.params import init_params
 from seqcore.specs import ModelSpec, TrainSpec
+from tests.conftest import python
 
 SPEC = ModelSpec(cell="gru", impl="scratch", input_size=6, hidden_size=4, output_size=6, num_layers=2)
+LSTM = ModelSpec(cell="lstm", impl="concise", input_size=5, hidden_size=3, output_size=5, num_layers=2)
 
 
 def checkpoint(seed: int = 0) -> Checkpoint:
     return Checkpoint(SPEC, init_params(SPEC, "xavier", seed), TrainSpec(lr=0.5, sampler="random"),
                       {"idx_to_token": ["<unk>", "a"]}, {"epoch": 7, "backend": "torch"})
+
+
+def full_checkpoint() -> Checkpoint:
+    """Everything format 2 holds: Adam's moments, an LSTM's (h, c) at a stop inside an epoch, a
+    resume position with a Generator's 128-bit state, the corpus fingerprint."""
+    params = init_params(LSTM, "uniform", 3)
+    rng = np.random.default_rng(5)
+    optimizer = {**{f"m.{k}": rng.standard_normal(v.shape).astype(np.float32) for k, v in params.items()},
+                 **{f"v.{k}": rng.random(v.shape).astype(np.float32) for k, v in params.items()},
+                 "step": np.array([12], dtype=np.int64)}
+    state = (rng.standard_normal((2, 4, 3)).astype(np.float32), rng.standard_normal((2, 4, 3)).astype(np.float32))
+    generator = np.random.default_rng(11)
+    generator.integers(0, 10, size=3)  # not the seed's fresh state
+    position = {"epochs_done": 3, "steps_done": 17, "epoch_rng": generator.bit_generator.state,
+                "best": 4.25, "best_epoch": 2, "stats": None}
+    return Checkpoint(LSTM, params, TrainSpec(lr=0.01, optimizer="adam"),
+                      {"idx_to_token": ["<unk>", " ", "a", "b", "c"]},
+                      {"epoch": 3, "backend": "mxnet", "corpus": "timemachine", "val_fraction": 0.1, "max_tokens": None},
+                      optimizer, state, position, {"corpus_sha256": "ab" * 32})
 
 
 def test_round_trip(tmp_path: Path) -> None:
@@ -27,7 +57,48 @@ def test_round_trip(tmp_path: Path) -> None:
     assert loaded.vocab == original.vocab and loaded.progress == original.progress
     for name, value in original.params.items():
         np.testing.assert_array_equal(loaded.params[name], value)
+    assert loaded.optimizer == {} and loaded.recurrent_state == () and loaded.position == {} and loaded.data == {}
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]  # no temporary left behind
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    with safe_open(str(path), framework="np") as handle:
+        assert handle.metadata()["format"] == FORMAT == "seqcore-checkpoint-2"
+
+
+def test_round_trip_of_everything_format_2_holds(tmp_path: Path) -> None:
+    original = full_checkpoint()
+    loaded = load_checkpoint(save_checkpoint(tmp_path / "m.safetensors", original))
+    assert loaded.model_spec == LSTM and loaded.train_spec == original.train_spec
+    assert loaded.vocab == original.vocab and loaded.progress == original.progress
+    assert loaded.position == original.position and loaded.data == original.data
+    for name, value in original.params.items():
+        np.testing.assert_array_equal(loaded.params[name], value)
+    assert set(loaded.optimizer) == set(original.optimizer)
+    for name, value in original.optimizer.items():
+        assert loaded.optimizer[name].dtype == value.dtype
+        np.testing.assert_array_equal(loaded.optimizer[name], value)
+    assert len(loaded.recurrent_state) == 2
+    for saved, value in zip(loaded.recurrent_state, original.recurrent_state):
+        np.testing.assert_array_equal(saved, value)
+    # The Generator continues exactly where it stopped.
+    restored, reference = np.random.default_rng(), np.random.default_rng(11)
+    reference.integers(0, 10, size=3)
+    restored.bit_generator.state = loaded.position["epoch_rng"]
+    np.testing.assert_array_equal(restored.random(5), reference.random(5))
+
+
+def test_format_1_files_still_load(tmp_path: Path) -> None:
+    """Format 1: weights only, no position or data metadata."""
+    original = checkpoint()
+    path = tmp_path / "old.safetensors"
+    save_file(dict(original.params), str(path), metadata={
+        "format": "seqcore-checkpoint-1", "model_spec": json.dumps(SPEC.to_dict()),
+        "train_spec": json.dumps(original.train_spec.to_dict()), "vocab": json.dumps(original.vocab),
+        "progress": json.dumps(original.progress)})
+    loaded = load_checkpoint(path)
+    assert loaded.model_spec == SPEC and loaded.progress == original.progress and loaded.vocab == original.vocab
+    assert loaded.optimizer == {} and loaded.recurrent_state == () and loaded.position == {} and loaded.data == {}
+    for name, value in original.params.items():
+        np.testing.assert_array_equal(loaded.params[name], value)
 
 
 def test_failed_write_keeps_the_previous_checkpoint(tmp_path: Path) -> None:
@@ -38,6 +109,37 @@ def test_failed_write_keeps_the_previous_checkpoint(tmp_path: Path) -> None:
         save_checkpoint(path, broken)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
+
+
+def test_an_interrupted_write_leaves_a_temp_file_that_is_removed(tmp_path: Path) -> None:
+    """A process killed inside atomic_write (no except clause runs) leaves its temp file beside
+    the target, never a damaged target; remove_stale_temp_files deletes only such files."""
+    path = save_checkpoint(tmp_path / "m.safetensors", checkpoint(0))
+    before = path.read_bytes()
+    kept = [tmp_path / ".seqcore.lock", tmp_path / "notes.tmp", tmp_path / "metrics.jsonl"]
+    for other in kept:
+        other.write_text("x")
+    script = ("import os, sys\nfrom pathlib import Path\nfrom seqcore.checkpoint import atomic_write\n"
+              "def write(tmp):\n    Path(tmp).write_bytes(b'half a checkpoint')\n    os._exit(9)\n"
+              "atomic_write(Path(sys.argv[1]), write)\n")
+    result = python("-c", script, str(path))
+    assert result.returncode == 9, result.stderr
+    stale = sorted(tmp_path.glob(".m.safetensors.*.tmp"))
+    assert len(stale) == 1 and stale[0].read_bytes() == b"half a checkpoint"
+    assert path.read_bytes() == before and load_checkpoint(path).progress == checkpoint(0).progress
+    assert remove_stale_temp_files(tmp_path) == stale
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m.safetensors", *(p.name for p in kept)])
+    assert remove_stale_temp_files(tmp_path) == []
+
+
+def test_atomic_write_removes_its_temp_file_on_an_exception(tmp_path: Path) -> None:
+    def write(tmp: str) -> None:
+        Path(tmp).write_bytes(b"partial")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(tmp_path / "m.safetensors", write)
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("content, message", [
@@ -54,8 +156,55 @@ def test_bad_files(tmp_path: Path, content, message: str) -> None:
 
 
 def test_plain_safetensors_file_is_not_a_checkpoint(tmp_path: Path) -> None:
-    from safetensors.numpy import save_file
-
     save_file({"w": np.zeros(3, np.float32)}, str(tmp_path / "w.safetensors"))
     with pytest.raises(SeqcoreError, match="not a seqcore checkpoint"):
         load_checkpoint(tmp_path / "w.safetensors")
+
+
+def rewrite(path: Path, tensors=None, **metadata) -> Path:
+    """The checkpoint at `path` with some tensors and metadata entries replaced (None: removed)."""
+    with safe_open(str(path), framework="np") as handle:
+        meta = dict(handle.metadata())
+    arrays = {**load_file(str(path)), **(tensors or {})}
+    for key, value in metadata.items():
+        if value is None:
+            meta.pop(key)
+        else:
+            meta[key] = value
+    save_file(arrays, str(path), metadata=meta)
+    return path
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"tensors": {"head.weight": np.full((6, 4), np.nan, np.float32)}}, "non-finite values in head.weight"),
+    ({"tensors": {"head.bias": np.array([1, np.inf, 0, 0, 0, 0], np.float32)}}, "non-finite values in head.bias"),
+    ({"tensors": {"head.weight": np.ones((6, 4), np.int32)}}, "head.weight as int32, not floating point"),
+    ({"tensors": {"head.bias": np.ones(6, bool)}}, "not floating point"),
+    ({"tensors": {"head.bias": np.zeros(7, np.float32)}}, "head.bias has shape (7,)"),
+    ({"model_spec": None}, "the key 'model_spec' is missing"),
+    ({"progress": None}, "the key 'progress' is missing"),
+    ({"vocab": "{not json"}, "not JSON"),
+    ({"progress": "[1, 2]"}, "progress is a list, not a JSON object"),
+    ({"data": "\"abc\""}, "data is a str, not a JSON object"),
+    ({"position": "3"}, "position is a int, not a JSON object"),
+    ({"vocab": "7"}, "vocab is a int, not a JSON object"),
+    ({"model_spec": json.dumps({**SPEC.to_dict(), "cell": "transformer"})}, "Unknown cell 'transformer'"),
+    ({"model_spec": json.dumps({**SPEC.to_dict(), "colour": "red"})}, "Unknown ModelSpec field(s): colour"),
+    ({"model_spec": json.dumps({k: v for k, v in SPEC.to_dict().items() if k != "hidden_size"})},
+     "damaged seqcore metadata (ModelSpec.__init__() missing 1 required positional argument: 'hidden_size')"),
+    ({"format": "seqcore-checkpoint-9"}, "not a seqcore checkpoint"),
+])
+def test_damaged_checkpoints_are_refused(tmp_path: Path, change: dict, message: str) -> None:
+    path = save_checkpoint(tmp_path / "m.safetensors", checkpoint())
+    rewrite(path, **change)
+    with pytest.raises(SeqcoreError, match=re.escape(message)) as error:
+        load_checkpoint(path)
+    if not message.startswith(("head.bias has shape", "Unknown")):  # those come from the specs' own checks
+        assert str(path) in str(error.value)
+
+
+def test_saving_keeps_the_mode_of_an_ordinary_file(tmp_path: Path) -> None:
+    path = save_checkpoint(tmp_path / "m.safetensors", checkpoint(0))
+    save_checkpoint(path, checkpoint(1))  # replaced over an existing file
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+    np.testing.assert_array_equal(load_checkpoint(path).params["head.bias"], checkpoint(1).params["head.bias"])

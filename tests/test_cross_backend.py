@@ -49,7 +49,7 @@ def train_both(tmp_path: Path, *args: str) -> dict[str, list[dict]]:
     ("lstm", "concise", "sequential"), ("gru", "scratch", "random"), ("rnn", "concise", "sequential")])
 def test_lockstep_losses(tmp_path: Path, cell: str, impl: str, sampler: str) -> None:
     metrics = train_both(tmp_path, "--cell", cell, "--impl", impl, "--sampler", sampler,
-                         "--epochs", "1", "--log-steps")
+                         "--epochs", "1", "--log-every", "1")
     losses = {name: [r["loss"] for r in records if r["kind"] == "step"][:LOCKSTEP_STEPS]
               for name, records in metrics.items()}
     first, second = losses.values()

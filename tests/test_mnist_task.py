@@ -40,12 +40,12 @@ LOCKSTEP_RTOL = 1e-4
 
 @pytest.mark.parametrize("args, fragment", [
     (["--preset", "fastest"], "invalid choice: 'fastest'"),
-    (["--hidden-size", "0"], "hidden size must be a positive integer"),
-    (["--batch-size", "-1"], "batch size must be a positive integer"),
-    (["--epochs", "0"], "num epochs must be a positive integer"),
-    (["--num-layers", "0"], "num layers must be a positive integer"),
-    (["--lr", "-0.1"], "learning rate must be a positive number"),
-    (["--limit-train", "0"], "--limit-train must be a positive number of images"),
+    (["--hidden-size", "0"], "--hidden-size must be a positive number, got 0"),
+    (["--batch-size", "-1"], "--batch-size must be a positive number, got -1"),
+    (["--epochs", "0"], "--epochs must be a positive number, got 0"),
+    (["--num-layers", "0"], "--num-layers must be a positive number, got 0"),
+    (["--lr", "-0.1"], "--lr must be a positive number, got -0.1"),
+    (["--limit-train", "-5"], "--limit-train must be zero or more, got -5"),
     (["--limit-test", "20000"], "--limit-test 20,000 is more than the 10,000 images available"),
     (["--schedule", "linear"], "invalid choice: 'linear'"),
 ])
@@ -80,7 +80,8 @@ def test_short_run_learns(backend_name: str, tmp_path: Path) -> None:
     out = tmp_path / "run"
     kwargs = dict(preset="seed000", backend=backend_name, device="cpu", data_dir=str(SHARED_MNIST),
                   limit_train=512, limit_test=256, hidden_size=16, epochs=3, out=str(out), progress=False)
-    code = f"import json; from tasks.mnist_rows import run; print(json.dumps(run(**{kwargs!r})))"
+    code = ("import json; from tasks.mnist_rows import MnistConfig, run; "
+            f"print(json.dumps(run(MnistConfig(**{kwargs!r}))))")
     summary = json.loads(python("-c", code, check=True).stdout.strip().splitlines()[-1])
     epochs = [r for r in read_metrics(out / "metrics.jsonl") if r["kind"] == "epoch"]
     assert [r["epoch"] for r in epochs] == [1, 2, 3]
@@ -93,6 +94,8 @@ def test_short_run_learns(backend_name: str, tmp_path: Path) -> None:
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
     saved = load_checkpoint(summary["checkpoint"])
     assert saved.progress["epoch"] == 3 and saved.model_spec.readout.value == "last"
+    assert set(saved.data) == {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                               "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"}  # SHA-256 each
 
 
 @pytest.fixture(scope="module")
