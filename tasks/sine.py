@@ -2,240 +2,224 @@
 
 Usage: python -m tasks.sine --mode next --backend torch --cell all [--out DIR]
        python -m tasks.sine --mode sin2cos --backend mxnet --cell rnn
+       python -m tasks.sine --out DIR --resume [--epochs 3]     # continue a stopped run
 
 sin2cos (the seed tutorial): window k holds --seq-len 10 points of [k*pi, (k+1)*pi); input sin(t),
 target cos(t); one window per iteration, the state carried and detached from one window to the
-next; 100 iterations, hidden 32, Adam lr 0.02. Afterwards the next 10 windows are predicted from a
+next; 100 iterations, hidden 32, Adam lr 0.02. Each evaluation predicts the next 10 windows from a
 zero state (prediction.png; eval_mse leaves out the first, warm-up window). Row j of a batch is
 shifted by 2*pi*j/N.
 next: every iteration reads --seq-len 100 values sin(phase + 0.1*k) and predicts the next value at
 each step (state reset per batch); 300 iterations, hidden 16, Adam lr 0.01. --phase fixed (default)
 trains on the segment that starts at phase 0; --phase random draws each row's phase from
-[-pi/2, pi/2), where the first value alone fixes the curve. Then the model generates --gen-steps
+[-pi/2, pi/2), where the first value alone fixes the curve. Each evaluation generates --gen-steps
 values from the single value sin(0), each prediction fed back in with the state carried
 (generation.png, generation_mae against the true curve).
-MSE without the 1/2 factor on both backends. Writes metrics.jsonl, loss.png, the wave figure and
-model.safetensors to --out; --cell all trains RNN, GRU and LSTM into --out/<cell>/ and draws them
-together in --out.
+An epoch is --iterations batches (1 epoch by default); the next epoch of sin2cos continues with
+the windows after them. The mode's figure (eval_mse or generation_mae) is measured every
+--eval-every epochs and picks best.safetensors. MSE without the 1/2 factor on both backends.
+Writes config.json, metrics.jsonl (a loss line per step), metrics.csv, loss.png, the wave figure,
+model.safetensors and best.safetensors to --out (default: the next
+runs/sine/MODE-BACKEND-CELL-IMPL/version_N).
+--cell all trains RNN, GRU and LSTM, each a run of its own in --out/<cell>/, then draws the three
+together in --out; with --resume, the cells short of --epochs continue, the ones not begun start,
+and the ones done are kept; --overwrite replaces all three.
 """
 from __future__ import annotations
 
-import argparse
-import time
+import dataclasses
+import datetime
+import json
+import sys
+import types
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Optional, Sequence
 
-import numpy as np
-
-from seqcore.backend import Backend, Model, load_backend
-from seqcore.checkpoint import Checkpoint, save_checkpoint
+from seqcore.backend import Backend, load_backend
+from seqcore.checkpoint import atomic_write, load_checkpoint
 from seqcore.errors import SeqcoreError
-from seqcore.params import init_params
-from seqcore.progress import Progress
-from seqcore.reports import MetricsWriter, machine_info, plot_curves, read_metrics, series
-from seqcore.specs import Cell, Device, InputKind, Loss, ModelSpec, Readout, Sampler, TrainSpec, parse_enum
-from seqcore.training import NonFiniteLoss, train_epoch
+from seqcore.outdir import CONFIG, Mode, OutputFolder
+from seqcore.reports import MetricsLog, read_metrics
+from seqcore.run import BEST, LAST, Run, RunSettings, read_run_config
+from seqcore.sine import NEXT, PHASES, SIN2COS, SineJob, loss_points, plot_losses, plot_waves
+from seqcore.specs import Cell, Device, InputKind, ModelSpec, Optimizer, Readout, Sampler, TrainSpec, parse_enum
 
-from .cli import add_model_arguments, add_training_arguments, run_main
+from .cli import TaskConfig, choices, option, parse_config, run_main
 
+TASK = "sine"
+ALL = "all"
 MODES = {  # per-mode defaults: the seed's sizes
-    "sin2cos": {"seq_len": 10, "hidden_size": 32, "iterations": 100, "batch_size": 1, "lr": 0.02},
-    "next": {"seq_len": 100, "hidden_size": 16, "iterations": 300, "batch_size": 1, "lr": 0.01},
+    SIN2COS: {"seq_len": 10, "hidden_size": 32, "iterations": 100, "lr": 0.02},
+    NEXT: {"seq_len": 100, "hidden_size": 16, "iterations": 300, "lr": 0.01},
 }
-STEP = 0.1  # rad between samples in next mode: 100 steps span 10 rad, about 1.6 periods
-EVAL_WINDOWS = 10  # sin2cos windows predicted after training
-DATA_STREAM = 1  # the batch Generator is seeded with (seed, 1), the weights with seed alone
-Batch = tuple[np.ndarray, np.ndarray]
 
 
-def sin2cos_batches(first: int, count: int, seq_len: int, batch_size: int) -> Iterator[Batch]:
-    shift = 2 * np.pi * np.arange(batch_size) / batch_size  # (N,)
-    for k in range(first, first + count):
-        t = np.linspace(k * np.pi, (k + 1) * np.pi, seq_len, endpoint=False)[:, None] + shift  # (T, N)
-        yield np.sin(t)[..., None].astype(np.float32), np.cos(t)[..., None].astype(np.float32)
+@dataclasses.dataclass(frozen=True)
+class SineConfig(TaskConfig):
+    """Fields left at None take the --mode's value (MODES)."""
+
+    mode: str = option(NEXT, "sin2cos: sin(t) -> cos(t), the state carried across windows; next: next-step "
+                       "prediction, then generation", group="data", choices=tuple(MODES))
+    cell: str = option("lstm", "recurrent cell; all: RNN, GRU and LSTM, each a run in --out/<cell>/",
+                       group="model", choices=(*choices(Cell), ALL))
+    hidden_size: Optional[int] = option(None, "hidden units per layer", group="model", check="positive", kind=int)
+    epochs: Optional[int] = option(1, "train to this epoch of --iterations batches (with --resume: continue "
+                                   "to it)", check="positive", kind=int, resumable=True)
+    batch_size: int = option(1, "sequences per batch", check="positive")
+    lr: Optional[float] = option(None, "learning rate", check="positive", kind=float)
+    optimizer: Optional[str] = option("adam", "", choices=choices(Optimizer), kind=str)
+    clip: Optional[float] = option(0.0, "clip gradients to this global norm; 0 turns it off",
+                                   check="non_negative", kind=float)
+    iterations: Optional[int] = option(None, "batches per epoch", group="data", check="positive", kind=int)
+    seq_len: Optional[int] = option(None, "time steps per batch", group="data", check="positive", kind=int)
+    phase: str = option("fixed", "next mode: fixed trains on the segment from phase 0, random draws each "
+                        "row's phase from [-pi/2, pi/2)", group="data", choices=PHASES)
+    gen_steps: int = option(100, "next mode: values generated at each evaluation", group="output",
+                            check="positive", resumable=True)
+    log_every: int = option(1, "steps per training-loss line in metrics.jsonl; 0: none", group="output",
+                            check="non_negative", resumable=True)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise SeqcoreError(f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}.")
+        for name, value in MODES[self.mode].items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+        super().__post_init__()
+
+    def settings(self, task: str, default_folder: str, **task_settings: Any) -> RunSettings:
+        """TaskConfig.settings, which reads new / resume / overwrite from `self.mode()`: the --mode
+        field hides that method here, so the folder's mode is passed in (see the report to cli.py)."""
+        folder_mode = Mode.RESUME if self.resume else Mode.OVERWRITE if self.overwrite else Mode.NEW
+        view = {**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)}, "mode": lambda: folder_mode}
+        return TaskConfig.settings(types.SimpleNamespace(**view), task, default_folder, **task_settings)
+
+    def cells(self) -> list[str]:
+        return choices(Cell) if self.cell == ALL else [self.cell]
+
+    def train_spec(self) -> TrainSpec:
+        sin2cos = self.mode == SIN2COS
+        return TrainSpec(batch_size=self.batch_size, num_steps=self.seq_len, num_epochs=self.epochs, lr=self.lr,
+                         clip=self.clip, optimizer=self.optimizer,
+                         sampler=Sampler.SEQUENTIAL if sin2cos else Sampler.RANDOM, carry_state=sin2cos,
+                         init=self.init, seed=self.seed, schedule=self.schedule, lr_decay=self.lr_decay,
+                         lr_decay_every=self.lr_decay_every)
+
+    def model_spec(self, cell: str) -> ModelSpec:
+        return ModelSpec(cell=cell, impl=self.impl, input_size=1, hidden_size=self.hidden_size, output_size=1,
+                         num_layers=self.num_layers, input_kind=InputKind.DENSE, readout=Readout.SEQUENCE)
+
+    def job(self, cell: str, device: str) -> SineJob:
+        info = {"backend": self.backend, "device": device, "mode": self.mode, "phase": self.phase,
+                "iterations": self.iterations}
+        return SineJob(self.mode, self.phase, self.iterations, self.seq_len, self.batch_size, self.gen_steps,
+                       cell, info, f"{self.backend} {self.impl} {cell}")
 
 
-def next_batches(rng: np.random.Generator, count: int, seq_len: int, batch_size: int,
-                 phase: str) -> Iterator[Batch]:
-    for _ in range(count):
-        start = rng.uniform(-np.pi / 2, np.pi / 2, batch_size) if phase == "random" else np.zeros(batch_size)
-        wave = np.sin(start + STEP * np.arange(seq_len + 1)[:, None])[..., None].astype(np.float32)  # (T+1, N, 1)
-        yield wave[:-1], wave[1:]
+def run(config: SineConfig) -> dict[str, Any]:
+    """Train and return the summary (first and final loss, the mode's figure, paths); with --cell
+    all, {'cells': {cell: summary}, 'out': ...}."""
+    train = config.train_spec()  # every flag is checked before any file is read or written
+    specs = {cell: config.model_spec(cell) for cell in config.cells()}
+    settings = config.settings(TASK, f"{config.mode}-{config.backend}-{config.cell}-{config.impl}")
+    if config.cell == ALL:
+        return _run_all(config, train, specs, settings)
+    with Run(TASK, config.saved(), settings, train) as training:  # the folder is checked first
+        backend, device = _backend(config)
+        summary = training.fit(config.job(config.cell, device), backend, device, specs[config.cell])
+    return {**summary, "out": str(settings.out)}
 
 
-def generate(backend: Backend, model: Model, first: float, num_steps: int) -> np.ndarray:
-    """Feed `first`, then each prediction, back in one step at a time: (num_steps,) values."""
-    state, value, points = backend.begin_state(model, 1), np.full((1, 1, 1), first, np.float32), []
-    for _ in range(num_steps):
-        value, state = backend.forward(model, value.astype(np.float32), state)  # (1, 1, 1)
-        points.append(float(value[0, 0, 0]))
-    return np.asarray(points)
+def _backend(config: SineConfig) -> tuple[Backend, str]:
+    backend = load_backend(config.backend)
+    return backend, backend.resolve_device(parse_enum(Device, config.device, "device"))
 
 
-def plot_waves(path: Path, t: np.ndarray, truth: np.ndarray, truth_label: str,
-               predictions: dict[str, np.ndarray], title: str) -> None:
-    """The true curve as a line, each model's values as points."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(6.4, 4.0), dpi=120)
-    axes.plot(t, truth, color="black", linewidth=1.2, label=truth_label)
-    for label, values in predictions.items():
-        axes.plot(t, values, ".", markersize=4, label=label)
-    axes.set(title=title, xlabel="t (rad)", ylabel="value")
-    axes.grid(alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
-
-
-def train_cell(framework: Backend, spec: ModelSpec, train: TrainSpec, mode: str, iterations: int,
-               phase: str, gen_steps: int, out: Path, progress: bool, info: dict[str, Any]) -> dict[str, Any]:
-    out.mkdir(parents=True, exist_ok=True)
-    model = framework.build_model(spec, init_params(spec, train.init, train.seed), info["device"])
-    trainer = framework.make_trainer(model, train.optimizer, train.lr)
-    rng = np.random.default_rng([train.seed, DATA_STREAM])
-    metrics = MetricsWriter(out / "metrics.jsonl")
-    metrics.write({"kind": "run", "mode": mode, "model": spec.to_dict(), "train": train.to_dict(), **info})
-    bar = Progress(iterations * train.num_epochs, f"{info['backend']} {spec.cell.value} {spec.impl.value} {mode}",
-                   enabled=progress)
-    started, losses = time.perf_counter(), []
-    try:
-        for epoch in range(1, train.num_epochs + 1):
-            def on_step(step: int, value: float, stats) -> None:
-                losses.append(value)
-                metrics.write({"kind": "step", "epoch": epoch, "step": step, "loss": value})
-                bar.update(1, {"loss": value})
-
-            batches = (sin2cos_batches((epoch - 1) * iterations, iterations, train.num_steps, train.batch_size)
-                       if mode == "sin2cos" else
-                       next_batches(rng, iterations, train.num_steps, train.batch_size, phase))
-            stats = train_epoch(framework, model, trainer, batches, loss=Loss.MSE, clip=train.clip,
-                                carry_state=train.sampler is Sampler.SEQUENTIAL, epoch=epoch, on_step=on_step)
-            metrics.write({"kind": "epoch", "epoch": epoch, "train_loss": stats.mean_loss,
-                           "max_grad_norm": stats.max_grad_norm, "elapsed_s": time.perf_counter() - started})
-    except NonFiniteLoss as error:
-        raise error.explain() from None
-    finally:
-        bar.close()
-    wall = time.perf_counter() - started
-
-    if mode == "sin2cos":  # the windows after the training stretch, from a zero state
-        state, targets, outputs = framework.begin_state(model, 1), [], []
-        for inputs, target in sin2cos_batches(iterations * train.num_epochs, EVAL_WINDOWS, train.num_steps, 1):
-            output, state = framework.forward(model, inputs, state)  # (T, 1, 1), state carried
-            targets.append(target[:, 0, 0])
-            outputs.append(output[:, 0, 0])
-        truth, values = np.concatenate(targets), np.concatenate(outputs)
-        t0 = iterations * train.num_epochs * np.pi
-        t = np.linspace(t0, t0 + EVAL_WINDOWS * np.pi, truth.size, endpoint=False)
-        warm = train.num_steps  # the first window starts from a zero state, where sin 0 = 0 is ambiguous
-        figures = {"eval_mse": float(np.mean((values[warm:] - truth[warm:]) ** 2))}
-    else:
-        values = generate(framework, model, 0.0, gen_steps)
-        t = STEP * np.arange(1, gen_steps + 1)
-        truth = np.sin(t)
-        figures = {"generation_mae": float(np.mean(np.abs(values - truth)))}
-    summary = {"kind": "summary", "mode": mode, "cell": spec.cell.value, "first_loss": losses[0],
-               "final_loss": float(np.mean(losses[-10:])), **figures, "wall_s": wall,
-               "checkpoint": str(out / "model.safetensors"), **info}
-    save_checkpoint(out / "model.safetensors", Checkpoint(
-        spec, framework.export_params(model), train, None,
-        {"epoch": train.num_epochs, "mode": mode, "phase": phase, **{k: v for k, v in summary.items()
-                                                                      if k not in ("kind", "machine")}}))
-    metrics.write(summary)
-    label = f"{info['backend']} {spec.impl.value} {spec.cell.value}"
-    plot_curves(out / "loss.png", {spec.cell.value: series(read_metrics(out / "metrics.jsonl"), "step", "loss")},
-                title=f"{label}: {mode} training loss", xlabel="iteration", ylabel="MSE", logy=True)
-    wave = "prediction.png" if mode == "sin2cos" else "generation.png"
-    plot_waves(out / wave, t, truth, "cos(t)" if mode == "sin2cos" else "sin(t)",
-               {spec.cell.value: values}, f"{label}: {mode}")
-    summary["curve"] = (t.tolist(), truth.tolist(), values.tolist())  # for the --cell all figure
-    return summary
+def _run_all(config: SineConfig, train: TrainSpec, specs: dict[str, ModelSpec],
+             settings: RunSettings) -> dict[str, Any]:
+    """Each cell a run of its own in OUT/<cell>/, then the three drawn together in OUT. OUT holds
+    this command's config.json (what --resume and --config read) and is locked while it runs."""
+    out = settings.out
+    with OutputFolder(out, settings.mode):
+        resume = settings.mode is Mode.RESUME
+        done = {cell: _epochs_done(out / cell) if resume else 0 for cell in specs}
+        if all(epochs >= train.num_epochs for epochs in done.values()):
+            raise SeqcoreError(f"The runs in {out} have already trained {min(done.values())} epochs; "
+                               f"give --epochs above that to continue them.")
+        _write_folder_config(out, config, resume)
+        backend, device = _backend(config)
+        summaries, losses, waves = {}, {}, {}
+        for cell, spec in specs.items():
+            job = config.job(cell, device)
+            mode = Mode.RESUME if resume and (out / cell / CONFIG).is_file() else Mode.NEW
+            cell_config = {**config.saved(), "cell": cell, "out": str(out / cell)}
+            # The resume command printed on a stop names OUT, so that it continues all three.
+            with Run(TASK, cell_config, dataclasses.replace(settings, out=out / cell, mode=mode), train) as training:
+                if training.resumed is not None and training.resumed.position.get("epochs_done", 0) >= train.num_epochs:
+                    summaries[cell], records = _kept(training, job, backend, device, spec)
+                else:
+                    summaries[cell] = training.fit(job, backend, device, spec)
+                    records = training.log.records
+            losses[cell], waves[cell] = loss_points(records, config.iterations), job.wave
+        log = MetricsLog(out / "metrics.jsonl")
+        for summary in summaries.values():
+            log.write(summary)
+        label = f"{config.backend} {config.impl}"
+        plot_losses(out / "loss.png", losses, f"{label}: {config.mode} training loss")
+        plot_waves(out / job.figure_name, waves, job.truth_label, f"{label}: {config.mode}, RNN vs GRU vs LSTM")
+    return {"kind": "summary", "mode": config.mode, "backend": config.backend, "cells": summaries, "out": str(out)}
 
 
-def run(*, mode: str = "next", backend: str = "mxnet", cell: str = "lstm", impl: str = "concise",
-        device: str = "auto", hidden_size: Optional[int] = None, num_layers: int = 1, init: str = "uniform",
-        seed: int = 0, epochs: int = 1, iterations: Optional[int] = None, seq_len: Optional[int] = None,
-        batch_size: Optional[int] = None, lr: Optional[float] = None, clip: float = 0.0,
-        optimizer: str = "adam", phase: str = "fixed", gen_steps: int = 100, out: str | Path = "runs/sine",
-        progress: bool = True) -> dict[str, Any]:
-    """Train one cell (or 'all' three) and return the summary; with 'all', {'cells': {cell: summary}}."""
-    if mode not in MODES:
-        raise SeqcoreError(f"Unknown mode {mode!r}: choose one of {', '.join(MODES)}.")
-    if phase not in ("fixed", "random"):
-        raise SeqcoreError(f"Unknown phase {phase!r}: choose fixed or random.")
-    defaults = MODES[mode]
-    iterations = defaults["iterations"] if iterations is None else iterations
-    seq_len = defaults["seq_len"] if seq_len is None else seq_len
-    for name, value in (("iterations", iterations), ("seq-len", seq_len), ("gen-steps", gen_steps)):
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise SeqcoreError(f"--{name} must be a positive integer, got {value!r}.")
-    train = TrainSpec(batch_size=defaults["batch_size"] if batch_size is None else batch_size,
-                      num_steps=seq_len, num_epochs=epochs, lr=defaults["lr"] if lr is None else lr, clip=clip,
-                      optimizer=optimizer, sampler=Sampler.SEQUENTIAL if mode == "sin2cos" else Sampler.RANDOM,
-                      init=init, seed=seed)
-    cells = [c.value for c in Cell] if cell == "all" else [cell]
-    specs = {c: ModelSpec(cell=c, impl=impl, input_size=1, output_size=1, num_layers=num_layers,
-                          hidden_size=defaults["hidden_size"] if hidden_size is None else hidden_size,
-                          input_kind=InputKind.DENSE, readout=Readout.SEQUENCE) for c in cells}
-
-    framework = load_backend(backend)
-    where = framework.resolve_device(parse_enum(Device, device, "device"))
-    info = {"backend": backend, "device": where, "iterations": iterations,
-            "machine": machine_info(framework.versions())}
-    out = Path(out)
-    summaries = {c: train_cell(framework, specs[c], train, mode, iterations, phase, gen_steps,
-                               out / c if cell == "all" else out, progress, info) for c in cells}
-    if cell != "all":
-        return summaries[cell]
-    metrics = MetricsWriter(out / "metrics.jsonl")
-    for summary in summaries.values():
-        metrics.write({k: v for k, v in summary.items() if k != "curve"})
-    plot_curves(out / "loss.png", {c: series(read_metrics(out / c / "metrics.jsonl"), "step", "loss")
-                                   for c in cells},
-                title=f"{backend} {impl}: {mode} training loss", xlabel="iteration", ylabel="MSE", logy=True)
-    t, truth, _ = summaries[cells[0]]["curve"]
-    plot_waves(out / ("prediction.png" if mode == "sin2cos" else "generation.png"), np.asarray(t),
-               np.asarray(truth), "cos(t)" if mode == "sin2cos" else "sin(t)",
-               {c: np.asarray(s["curve"][2]) for c, s in summaries.items()}, f"{backend} {impl}: {mode}, RNN vs GRU vs LSTM")
-    return {"kind": "summary", "mode": mode, "backend": backend, "cells": summaries}
+def _epochs_done(folder: Path) -> int:
+    path = folder / LAST
+    return load_checkpoint(path).position.get("epochs_done", 0) if path.is_file() else 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m tasks.sine", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mode", choices=tuple(MODES), default="next", help="(default: %(default)s)")
-    notes = {dest: "(default: %s)" % ", ".join(f"{MODES[m][dest]} {m}" for m in MODES)
-             for dest in ("hidden_size", "batch_size", "lr")}  # defaults that depend on --mode
-    add_model_arguments(parser, cell="lstm", impl="concise", hidden_size=None, extra_cells=("all",), notes=notes)
-    add_training_arguments(parser, epochs=1, batch_size=None, lr=None, optimizer="adam", clip=0.0, notes=notes)
-    data = parser.add_argument_group("data")
-    data.add_argument("--iterations", type=int, default=None, help="batches per epoch (default: 100 / 300)")
-    data.add_argument("--seq-len", type=int, default=None, help="time steps per batch (default: 10 / 100)")
-    data.add_argument("--phase", choices=("fixed", "random"), default="fixed", help="next mode (default: %(default)s)")
-    data.add_argument("--gen-steps", type=int, default=100, help="values generated (default: %(default)s)")
-    data.add_argument("--out", default=None, help="output directory (default: runs/sine/MODE-BACKEND-CELL-IMPL)")
-    return parser
+def _kept(training: Run, job: SineJob, backend: Backend, device: str, spec: ModelSpec) -> tuple[dict, list]:
+    """A cell that had already reached --epochs: its summary from its records and checkpoint, its
+    wave measured again on the checkpoint's weights (for the combined figure)."""
+    checkpoint, folder = training.resumed, training.folder
+    if checkpoint.model_spec != spec:
+        raise SeqcoreError(f"{folder / LAST} holds another model than this run's configuration describes; "
+                           f"the folder was changed by hand.")
+    records = read_metrics(folder / "metrics.jsonl")
+    position = checkpoint.position
+    job.measure(backend, backend.build_model(spec, checkpoint.params, device), position["epochs_done"])
+    summary = {"kind": "summary", **job.summarize(records, position.get("first_loss"), position.get("best"),
+                                                  position.get("best_epoch", 0)),
+               "wall_s": position.get("wall_s"), "checkpoint": str(folder / LAST),
+               "best_checkpoint": str(folder / BEST) if (folder / BEST).is_file() else None, **job.info,
+               "kept": True}
+    return summary, records
+
+
+def _write_folder_config(folder: Path, config: SineConfig, resume: bool) -> None:
+    """OUT/config.json of --cell all (each cell's folder has its own)."""
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    saved: dict[str, Any] = {}
+    if resume:
+        saved = read_run_config(folder)
+        if saved["task"] != TASK or saved["config"].get("cell") != ALL:
+            what = saved["task"] if saved["task"] != TASK else f"single {saved['config'].get('cell')} sine"
+            raise SeqcoreError(f"{folder} holds a {what} run, not a --cell all one; resume it as it was started.")
+    record = {"task": TASK, "config": config.saved(), "cells": config.cells(), "argv": sys.argv,
+              "created": saved.get("created", now), "resumed": [*saved.get("resumed", []), now] if resume else []}
+    atomic_write(folder / CONFIG, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1)))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    out = args.out or f"runs/sine/{args.mode}-{args.backend}-{args.cell}-{args.impl}"
-    result = run(mode=args.mode, backend=args.backend, cell=args.cell, impl=args.impl, device=args.device,
-                 hidden_size=args.hidden_size, num_layers=args.num_layers, init=args.init, seed=args.seed,
-                 epochs=args.epochs, iterations=args.iterations, seq_len=args.seq_len, batch_size=args.batch_size,
-                 lr=args.lr, clip=args.clip, optimizer=args.optimizer, phase=args.phase,
-                 gen_steps=args.gen_steps, out=out, progress=not args.no_progress)
-    for summary in result.get("cells", {args.cell: result}).values():
-        figure = ("eval MSE {eval_mse:.5f}" if args.mode == "sin2cos" else
-                  "generation MAE {generation_mae:.4f} over %d steps" % args.gen_steps).format(**summary)
-        print(f"{args.backend} {args.impl} {summary['cell']} on {summary['device']} ({args.mode}): training loss "
-              f"{summary['first_loss']:.4f} -> {summary['final_loss']:.6f}, {figure}, {summary['wall_s']:.1f} s")
-    print(f"metrics, plots and checkpoint(s) written to {out}")
+    config = parse_config(SineConfig, TASK, argv, __doc__, defaults={
+        name: ", ".join(f"{values[name]} {mode}" for mode, values in MODES.items())
+        for name in ("hidden_size", "iterations", "seq_len", "lr")})  # defaults that depend on --mode
+    result = run(config)
+    for summary in result["cells"].values() if config.cell == ALL else [result]:
+        figure = (f"eval MSE {summary['eval_mse']:.5f}" if config.mode == SIN2COS else
+                  f"generation MAE {summary['generation_mae']:.4f} over {config.gen_steps} steps")
+        kept = " (kept: it had reached --epochs)" if summary.get("kept") else ""
+        print(f"{config.backend} {config.impl} {summary['cell']} on {summary['device']} ({config.mode}): training "
+              f"loss {summary['first_loss']:.4f} -> {summary['final_loss']:.6f}, {figure}, "
+              f"{summary['wall_s']:.1f} s{kept}")
+    print(f"written to {result['out']}")
     return 0
 
 

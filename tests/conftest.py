@@ -23,8 +23,8 @@ assert REQUIRED <= set(BACKENDS), f"SEQCORE_TEST_BACKENDS names unknown backends
 
 
 def python(*args: str, timeout: float = 600, check: bool = False,
-           path_first: str | None = None) -> subprocess.CompletedProcess:
-    """Run `python *args` from the repository root, capturing text output.
+           path_first: str | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """Run `python *args` (from the repository root unless `cwd`), capturing text output.
 
     path_first: a directory searched before everything else (to stand in a broken framework).
     """
@@ -32,7 +32,7 @@ def python(*args: str, timeout: float = 600, check: bool = False,
     # One OpenMP / intra-op thread: on a busy 2-core machine PyTorch's default of 2 threads ran
     # the tests' tiny models up to 70x slower (LSTM, 300 steps: 28.7 s against 0.4 s).
     env = {"OMP_NUM_THREADS": "1", **os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1"}
-    result = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+    result = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True,
                             timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"python {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}")

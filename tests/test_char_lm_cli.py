@@ -118,3 +118,29 @@ def test_a_second_run_in_one_process_starts_afresh(backend_name: str, tmp_path: 
             "print(json.dumps([a['train_ppl'], b['train_ppl'], a['samples'] == b['samples']]))")
     first, second, same_text = json.loads(python("-c", code, check=True).stdout.strip().splitlines()[-1])
     assert first == second and same_text
+
+
+def test_logs_people_already_use(tmp_path: Path) -> None:
+    """config.json (reruns with --config), metrics.csv, TensorBoard events, last and best checkpoints."""
+    require_backend("torch")
+    out = tmp_path / "run"
+    python("-m", "tasks.char_lm", "--backend", "torch", *TINY, "--epochs", "3", "--eval-every", "1",
+           "--tensorboard", "--out", str(out), check=True)
+    config = json.loads((out / "config.json").read_text())
+    assert config["task"] == "char_lm" and config["config"]["epochs"] == 3 and config["config"]["hidden_size"] == 8
+    assert {"argv", "seqcore_version", "git_commit", "created", "machine"} <= set(config)
+    header, *rows = (out / "metrics.csv").read_text().splitlines()
+    assert header.startswith("epoch,train_loss,train_ppl") and "val_ppl" in header and len(rows) == 3
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert (out / "model.safetensors").is_file() and (out / "best.safetensors").is_file()
+    rerun = tmp_path / "rerun"
+    python("-m", "tasks.char_lm", "--config", str(out / "config.json"), "--out", str(rerun), check=True)
+    assert read_metrics(rerun / "metrics.jsonl")[-1]["train_ppl"] == read_metrics(out / "metrics.jsonl")[-1]["train_ppl"]
+
+
+def test_without_out_each_run_gets_a_new_version_folder(tmp_path: Path) -> None:
+    require_backend("torch")
+    for _ in range(2):
+        python("-m", "tasks.char_lm", "--backend", "torch", *TINY, cwd=tmp_path, check=True)
+    assert sorted(p.name for p in (tmp_path / "runs" / "char_lm" / "torch-rnn-concise").iterdir()) == [
+        "version_0", "version_1"]

@@ -45,7 +45,8 @@ def full_checkpoint() -> Checkpoint:
                 "best": 4.25, "best_epoch": 2, "stats": None}
     return Checkpoint(LSTM, params, TrainSpec(lr=0.01, optimizer="adam"),
                       {"idx_to_token": ["<unk>", " ", "a", "b", "c"]},
-                      {"epoch": 3, "backend": "mxnet", "corpus": "timemachine", "val_fraction": 0.1, "max_tokens": None},
+                      {"epoch": 3, "backend": "mxnet", "corpus": "timemachine", "val_fraction": 0.1,
+                       "max_tokens": None},
                       optimizer, state, position, {"corpus_sha256": "ab" * 32})
 
 

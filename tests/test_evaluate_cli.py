@@ -275,7 +275,8 @@ def test_the_runs_own_validation_perplexity(trained: Trained, backend_name: str)
 def test_older_checkpoint_without_corpus_checksum(trained: Trained, tmp_path: Path) -> None:
     """No data.corpus_sha256 (written before format 2): a warning, then the same figure."""
     copy = tamper(trained.checkpoint, tmp_path / "model.safetensors", _edit_meta(lambda m: m.pop("data")))
-    result = evaluate("--checkpoint", str(copy), "--backend", "torch", "--json", watch=(trained.folder.parent, tmp_path))
+    result = evaluate("--checkpoint", str(copy), "--backend", "torch", "--json",
+                      watch=(trained.folder.parent, tmp_path))
     assert result.returncode == 0, result.stderr
     assert "warning:" in result.stderr and "records no SHA-256" in result.stderr
     assert "error:" not in result.stderr
