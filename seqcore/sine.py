@@ -182,7 +182,7 @@ class SineJob:
         epochs = [r for r in records if r.get("kind") == "epoch"]
         steps = [r["loss"] for r in records if r.get("kind") == "step"]
         evaluated = [r for r in epochs if r.get(self.monitor) is not None] or [{}]
-        return {"mode": self.mode, "cell": self.cell, "epochs": epochs[-1]["epoch"],
+        return {"cell": self.cell, "epochs": epochs[-1]["epoch"],
                 "first_loss": first_loss,
                 "final_loss": float(np.mean(steps[-FINAL_STEPS:])) if steps else epochs[-1]["train_loss"],
                 self.monitor: evaluated[-1].get(self.monitor), f"best_{self.monitor}": best,

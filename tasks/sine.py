@@ -88,8 +88,8 @@ class SineConfig(TaskConfig):
         super().__post_init__()
 
     def settings(self, task: str, default_folder: str, **task_settings: Any) -> RunSettings:
-        """TaskConfig.settings, which reads new / resume / overwrite from `self.mode()`: the --mode
-        field hides that method here, so the folder's mode is passed in (see the report to cli.py)."""
+        """TaskConfig.settings, which asks `self.mode()` for new / resume / overwrite: here the --mode
+        field hides that method, so TaskConfig.settings reads this config through a view that has it."""
         folder_mode = Mode.RESUME if self.resume else Mode.OVERWRITE if self.overwrite else Mode.NEW
         view = {**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)}, "mode": lambda: folder_mode}
         return TaskConfig.settings(types.SimpleNamespace(**view), task, default_folder, **task_settings)
