@@ -110,13 +110,13 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     for key, kind in (("model_spec", dict), ("train_spec", (dict, type(None))), ("vocab", (dict, type(None))),
                       ("progress", dict), ("position", dict), ("data", dict)):
         if not isinstance(fields[key], kind):
-            raise SeqcoreError(f"{path} has damaged seqcore metadata: {key} is a "
+            raise SeqcoreError(f"{path} has damaged seqcore metadata: {key} is of type "
                                f"{type(fields[key]).__name__}, not a JSON object.")
     try:
         model_spec = ModelSpec.from_dict(fields["model_spec"])
         train = TrainSpec.from_dict(fields["train_spec"]) if fields["train_spec"] else None
-    except (TypeError, ValueError) as error:
-        raise SeqcoreError(f"{path} has damaged seqcore metadata ({error}).") from None
+    except (TypeError, ValueError, SeqcoreError) as error:
+        raise SeqcoreError(f"{path} has damaged seqcore metadata: {str(error).rstrip('.')}.") from None
     params = {k: v for k, v in tensors.items() if not k.startswith((OPTIMIZER, STATE))}
     for name, value in params.items():
         if value.dtype.kind != "f":

@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
-from .checkpoint import remove_stale_temp_files
+from .checkpoint import TEMP_SUFFIX, remove_stale_temp_files
 from .errors import SeqcoreError
 
 CONFIG = "config.json"  # marks a folder as a seqcore run
@@ -45,6 +45,9 @@ class OutputFolder:
 
     def __enter__(self) -> "OutputFolder":
         self._create()
+        # Catalogue fix: refuse a folder this mode may not use before the lock file is created, so a
+        # refused run leaves no .seqcore.lock in someone's folder; the check is repeated under the lock.
+        self._check_mode(ignore_stale=True)
         self._acquire()
         try:
             self._apply_mode()
@@ -57,14 +60,16 @@ class OutputFolder:
         self._release()
 
     def _create(self) -> None:
-        if self.path.exists() and not self.path.is_dir():
-            raise SeqcoreError(f"{self.flag} {self.path} is a file, not a folder.")
-        try:
+        try:  # catalogue fix: exists() raises PermissionError under a folder without permission
+            if self.path.exists() and not self.path.is_dir():
+                raise SeqcoreError(f"{self.flag} {self.path} is a file, not a folder.")
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise SeqcoreError(f"Cannot create the folder {self.path} ({describe(error)}).") from None
         if not os.access(self.path, os.W_OK | os.X_OK):
             raise SeqcoreError(f"The folder {self.path} is not writable.")
+        if not os.access(self.path, os.R_OK):  # catalogue fix: iterdir() would raise PermissionError
+            raise SeqcoreError(f"The folder {self.path} is not readable.")
 
     def _acquire(self) -> None:
         # flock, not a pid file: the kernel releases it when the holder dies, so a crashed run
@@ -88,7 +93,16 @@ class OutputFolder:
 
     def _apply_mode(self) -> None:
         remove_stale_temp_files(self.path)  # a write killed mid-way; safe now that we hold the lock
-        contents = [p for p in self.path.iterdir() if p.name != LOCK]
+        contents = self._check_mode()
+        if self.mode is Mode.OVERWRITE:
+            for item in contents:
+                shutil.rmtree(item) if item.is_dir() and not item.is_symlink() else item.unlink()
+
+    def _check_mode(self, ignore_stale: bool = False) -> list[Path]:
+        """Refuse a folder the mode may not use; returns its contents (without the lock file and,
+        with ignore_stale, the temp files _apply_mode removes). Reads only."""
+        contents = [p for p in self.path.iterdir() if p.name != LOCK and not (
+            ignore_stale and p.name.startswith(".") and p.name.endswith(TEMP_SUFFIX) and p.is_file())]
         is_run = (self.path / CONFIG).is_file()
         if self.mode is Mode.RESUME:
             if not is_run:
@@ -98,11 +112,10 @@ class OutputFolder:
             if contents and not is_run:
                 raise SeqcoreError(f"{self.path} is not empty and holds no seqcore run ({CONFIG}); "
                                    f"--overwrite only replaces runs, so choose another {self.flag}.")
-            for item in contents:
-                shutil.rmtree(item) if item.is_dir() and not item.is_symlink() else item.unlink()
         elif contents:
             hint = "--resume to continue it or --overwrite to replace it" if is_run else f"another {self.flag}"
             raise SeqcoreError(f"{self.path} is not empty; use {hint}.")
+        return contents
 
     def check_space(self, needed_bytes: int) -> None:
         """Refuse to start when the disk cannot hold `needed_bytes` more (checkpoints and logs)."""

@@ -1,6 +1,7 @@
 """'hello' -> 'ohlol': the seed tutorial's character seq2seq toy, on either framework.
 
 Usage: python -m tasks.hello --backend torch --impl scratch [--variant embedding] [--out DIR]
+       python -m tasks.hello --out DIR --resume --epochs 40     # continue a run
 
 Each character of --source is mapped to the character of --target at the same position. The
 vocabulary is the sorted set of their characters ('ehlo', as in the seed). --impl scratch steps
@@ -11,29 +12,29 @@ hidden 8, lr 0.05 (the seed's Embedding version). Both variants end in a linear 
 (the seed's one-hot versions read the hidden state as logits; seqcore models always have one).
 One epoch is one Adam step on the one sequence with a fresh zero state, mean cross-entropy over
 the characters (the seed sums); 20 epochs (the seed ran 15, which LSTM needs all of). Every epoch
-prints that step's loss and the string predicted after it; writes metrics.jsonl, loss.png and
-model.safetensors to --out.
+prints that step's loss and the string predicted after it. The cross-entropy after the step
+(eval_loss: the weights the checkpoint holds) picks best.safetensors. Writes config.json,
+metrics.jsonl, metrics.csv, loss.png, model.safetensors and best.safetensors to --out (default:
+the next runs/hello/BACKEND-CELL-IMPL-VARIANT/version_N).
 """
 from __future__ import annotations
 
-import argparse
-import time
-from pathlib import Path
-from typing import Any, Optional, Sequence
+import dataclasses
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from seqcore.backend import load_backend
-from seqcore.checkpoint import Checkpoint, save_checkpoint
+from seqcore.backend import Backend, Model, load_backend
 from seqcore.errors import SeqcoreError
-from seqcore.params import init_params
-from seqcore.progress import Progress
-from seqcore.reports import MetricsWriter, machine_info, plot_curves, read_metrics, series
-from seqcore.specs import Device, InputKind, Loss, ModelSpec, Readout, Sampler, TrainSpec, parse_enum
-from seqcore.training import NonFiniteLoss, train_epoch
+from seqcore.reference import cross_entropies
+from seqcore.reports import plot_curves, series
+from seqcore.run import Run
+from seqcore.specs import Device, Impl, InputKind, Loss, ModelSpec, Optimizer, Readout, Sampler, TrainSpec, parse_enum
+from seqcore.training import Batch
 
-from .cli import add_model_arguments, add_training_arguments, run_main
+from .cli import TaskConfig, choices, option, parse_config, run_main
 
+TASK = "hello"
 VARIANTS = {  # the seed's sizes per version
     "onehot": {"hidden_size": 4, "num_layers": 1, "embed_size": 0, "lr": 0.1},
     "embedding": {"hidden_size": 8, "num_layers": 2, "embed_size": 10, "lr": 0.05},
@@ -50,99 +51,118 @@ def encode_pair(source: str, target: str) -> tuple[str, np.ndarray, np.ndarray]:
     return (chars, np.array([[ids[c]] for c in source], np.int64), np.array([[ids[c]] for c in target], np.int64))
 
 
-def run(*, backend: str = "mxnet", cell: str = "rnn", impl: str = "scratch", variant: str = "onehot",
-        device: str = "auto", hidden_size: Optional[int] = None, num_layers: Optional[int] = None,
-        embed_size: Optional[int] = None, init: str = "uniform", seed: int = 0, epochs: int = 20,
-        lr: Optional[float] = None, clip: float = 0.0, optimizer: str = "adam", source: str = "hello",
-        target: str = "ohlol", out: str | Path = "runs/hello", progress: bool = True,
-        verbose: bool = True) -> dict[str, Any]:
-    """Train and return the summary (losses, predicted string, first epoch that got it right)."""
-    if variant not in VARIANTS:
-        raise SeqcoreError(f"Unknown variant {variant!r}: choose one of {', '.join(VARIANTS)}.")
-    defaults = VARIANTS[variant]
-    chars, inputs, targets = encode_pair(source, target)
-    spec = ModelSpec(cell=cell, impl=impl, input_size=len(chars), output_size=len(chars),
-                     hidden_size=defaults["hidden_size"] if hidden_size is None else hidden_size,
-                     num_layers=defaults["num_layers"] if num_layers is None else num_layers,
-                     input_kind=InputKind.ONEHOT if variant == "onehot" else InputKind.EMBEDDING,
-                     embed_size=defaults["embed_size"] if embed_size is None else embed_size,
-                     readout=Readout.SEQUENCE)
-    train = TrainSpec(batch_size=1, num_steps=len(source), num_epochs=epochs,
-                      lr=defaults["lr"] if lr is None else lr, clip=clip, optimizer=optimizer,
-                      sampler=Sampler.RANDOM, init=init, seed=seed)
+@dataclasses.dataclass(frozen=True)
+class HelloConfig(TaskConfig):
+    """Fields left at None take the --variant's value (VARIANTS)."""
 
-    framework = load_backend(backend)
-    where = framework.resolve_device(parse_enum(Device, device, "device"))
-    model = framework.build_model(spec, init_params(spec, train.init, train.seed), where)
-    trainer = framework.make_trainer(model, train.optimizer, train.lr)
-    info = {"backend": backend, "device": where, "variant": variant, "source": source, "target": target,
-            "chars": chars, "machine": machine_info(framework.versions())}
-    out = Path(out)
-    metrics = MetricsWriter(out / "metrics.jsonl")
-    metrics.write({"kind": "run", "model": spec.to_dict(), "train": train.to_dict(), **info})
-    bar = Progress(epochs, f"{backend} {cell} {impl} {variant}", enabled=progress)
-    started, first_correct, losses = time.perf_counter(), None, []
-    try:
-        for epoch in range(1, epochs + 1):
-            stats = train_epoch(framework, model, trainer, [(inputs, targets)], loss=Loss.CROSS_ENTROPY,
-                                clip=train.clip, carry_state=False, epoch=epoch)
-            logits, _ = framework.forward(model, inputs, framework.begin_state(model, 1))  # (T, 1, V)
-            predicted = "".join(chars[i] for i in logits[:, 0].argmax(axis=-1))
-            if predicted == target and first_correct is None:
-                first_correct = epoch
-            losses.append(stats.mean_loss)
-            metrics.write({"kind": "epoch", "epoch": epoch, "loss": stats.mean_loss, "predicted": predicted,
-                           "elapsed_s": time.perf_counter() - started})
-            bar.update(1, {"loss": stats.mean_loss})
-            if verbose:
-                bar.log(f"epoch {epoch:>3}/{epochs}: loss {stats.mean_loss:.4f}, predicted {predicted!r}")
-    except NonFiniteLoss as error:
-        raise error.explain() from None
-    finally:
-        bar.close()
+    variant: str = option("onehot", "onehot: one-hot characters; embedding: a learned embedding table",
+                          group="model", choices=tuple(VARIANTS))
+    impl: str = option("scratch", "scratch: the cell stepped over the characters in Python; concise: the "
+                       "framework's layer", group="model", choices=choices(Impl))
+    hidden_size: Optional[int] = option(None, "hidden units per layer", group="model", check="positive", kind=int)
+    num_layers: Optional[int] = option(None, "stacked recurrent layers", group="model", check="positive", kind=int)
+    embed_size: Optional[int] = option(None, "embedding width (embedding variant only)", group="model",
+                                       check="non_negative", kind=int)
+    epochs: Optional[int] = option(20, "train to this epoch, one step each (with --resume: continue to it)",
+                                   check="positive", kind=int, resumable=True)
+    lr: Optional[float] = option(None, "learning rate", check="positive", kind=float)
+    optimizer: Optional[str] = option("adam", "", choices=choices(Optimizer), kind=str)
+    clip: Optional[float] = option(0.0, "clip gradients to this global norm; 0 turns it off",
+                                   check="non_negative", kind=float)
+    source: str = option("hello", "the input characters", group="data")
+    target: str = option("ohlol", "the output characters, one per input character", group="data")
 
-    checkpoint = out / "model.safetensors"
-    summary = {"kind": "summary", "epochs": epochs, "first_loss": losses[0], "final_loss": losses[-1],
-               "predicted": predicted, "first_correct_epoch": first_correct,
-               "wall_s": time.perf_counter() - started, "checkpoint": str(checkpoint), **info}
-    save_checkpoint(checkpoint, Checkpoint(spec, framework.export_params(model), train, None,
-                                           {k: v for k, v in summary.items() if k not in ("kind", "machine")}))
-    metrics.write(summary)
-    plot_curves(out / "loss.png", {variant: series(read_metrics(out / "metrics.jsonl"), "epoch", "loss")},
-                title=f"{backend} {impl} {cell} ({variant}): {source!r} -> {target!r}", xlabel="epoch",
-                ylabel="cross-entropy", logy=True)
-    return summary
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise SeqcoreError(f"--variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}.")
+        for name, value in VARIANTS[self.variant].items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+        super().__post_init__()
+
+    def train_spec(self) -> TrainSpec:
+        return TrainSpec(batch_size=1, num_steps=len(self.source), num_epochs=self.epochs, lr=self.lr,
+                         clip=self.clip, optimizer=self.optimizer, sampler=Sampler.RANDOM, carry_state=False,
+                         init=self.init, seed=self.seed, schedule=self.schedule, lr_decay=self.lr_decay,
+                         lr_decay_every=self.lr_decay_every)
+
+    def model_spec(self, num_chars: int) -> ModelSpec:
+        return ModelSpec(cell=self.cell, impl=self.impl, input_size=num_chars, output_size=num_chars,
+                         hidden_size=self.hidden_size, num_layers=self.num_layers,
+                         input_kind=InputKind.ONEHOT if self.variant == "onehot" else InputKind.EMBEDDING,
+                         embed_size=self.embed_size, readout=Readout.SEQUENCE)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m tasks.hello", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    notes = {dest: "(default: %s)" % ", ".join(f"{VARIANTS[v][dest]} {v}" for v in VARIANTS)
-             for dest in ("hidden_size", "num_layers")}  # defaults that depend on --variant
-    add_model_arguments(parser, cell="rnn", impl="scratch", hidden_size=None, num_layers=None, notes=notes)
-    add_training_arguments(parser, epochs=20, batch_size=None, lr=None, optimizer="adam", clip=0.0,
-                           with_batch_size=False, notes={"lr": "(default: 0.1 onehot, 0.05 embedding)"})
-    group = parser.add_argument_group("task")
-    group.add_argument("--variant", choices=tuple(VARIANTS), default="onehot", help="(default: %(default)s)")
-    group.add_argument("--embed-size", type=int, default=None, help="embedding variant (default: 10)")
-    group.add_argument("--source", default="hello", help="(default: %(default)s)")
-    group.add_argument("--target", default="ohlol", help="(default: %(default)s)")
-    group.add_argument("--out", default=None, help="output directory (default: runs/hello/BACKEND-CELL-IMPL-VARIANT)")
-    return parser
+class HelloJob:
+    """The run layer's Job for the one pair: an epoch is one step on it; each evaluation reads the
+    string predicted after that step and its cross-entropy (eval_loss, the monitored figure)."""
+
+    loss = Loss.CROSS_ENTROPY
+    monitor, maximize = "eval_loss", False
+
+    def __init__(self, chars: str, inputs: np.ndarray, targets: np.ndarray, target: str, num_epochs: int,
+                 info: dict[str, Any], title: str):
+        self.chars, self.inputs, self.targets, self.target = chars, inputs, targets, target
+        self.num_epochs, self.info, self.title = num_epochs, info, title
+        self.vocab: Optional[dict[str, Any]] = None  # the characters travel in `info`
+        self.fingerprint: dict[str, Any] = {}  # no data files
+
+    def num_batches(self) -> int:
+        return 1
+
+    def batches(self, epoch: int, rng: np.random.Generator) -> Iterable[Batch]:
+        return [(self.inputs, self.targets)]
+
+    def evaluate(self, run, backend: Backend, model: Model, epoch: int) -> dict[str, Any]:
+        logits, _ = backend.forward(model, self.inputs, backend.begin_state(model, 1))  # (T, 1, V)
+        predicted = "".join(self.chars[i] for i in logits[:, 0].argmax(axis=-1))
+        return {"eval_loss": float(cross_entropies(logits.astype(np.float64), self.targets).mean()),
+                "predicted": predicted, "correct": predicted == self.target}
+
+    def describe(self, record: Mapping[str, Any]) -> str:
+        return (f"epoch {record['epoch']:>3}/{self.num_epochs}: loss {record['train_loss']:.4f}, "
+                f"predicted {record['predicted']!r}")
+
+    def plot(self, run) -> None:
+        plot_curves(run.folder / "loss.png", {self.info["variant"]: series(run.log.of_kind("epoch"), "epoch",
+                                                                           "train_loss")},
+                    title=self.title, xlabel="epoch", ylabel="cross-entropy", logy=True)
+
+    def summary(self, run, backend: Backend, model: Model) -> dict[str, Any]:
+        epochs = run.log.of_kind("epoch")
+        evaluated = [r for r in epochs if "predicted" in r]
+        return {"epochs": epochs[-1]["epoch"], "first_loss": epochs[0]["train_loss"],
+                "final_loss": epochs[-1]["train_loss"], "predicted": evaluated[-1]["predicted"],
+                "first_correct_epoch": next((r["epoch"] for r in evaluated if r["correct"]), None),
+                "best_eval_loss": run.position.best, "best_epoch": run.position.best_epoch}
+
+
+def run(config: HelloConfig) -> dict[str, Any]:
+    """Train and return the summary (losses, predicted string, first epoch that got it right, paths)."""
+    chars, inputs, targets = encode_pair(config.source, config.target)
+    train, spec = config.train_spec(), config.model_spec(len(chars))  # checked before any file is written
+    settings = config.settings(TASK, f"{config.backend}-{config.cell}-{config.impl}-{config.variant}")
+    with Run(TASK, config.saved(), settings, train) as training:  # the folder is checked first
+        backend = load_backend(config.backend)
+        device = backend.resolve_device(parse_enum(Device, config.device, "device"))
+        info = {"backend": config.backend, "device": device, "variant": config.variant, "source": config.source,
+                "target": config.target, "chars": chars}
+        title = (f"{config.backend} {config.impl} {config.cell} ({config.variant}): "
+                 f"{config.source!r} -> {config.target!r}")
+        job = HelloJob(chars, inputs, targets, config.target, config.epochs, info, title)
+        summary = training.fit(job, backend, device, spec)
+    return {**summary, "out": str(settings.out)}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    out = args.out or f"runs/hello/{args.backend}-{args.cell}-{args.impl}-{args.variant}"
-    summary = run(backend=args.backend, cell=args.cell, impl=args.impl, variant=args.variant, device=args.device,
-                  hidden_size=args.hidden_size, num_layers=args.num_layers, embed_size=args.embed_size,
-                  init=args.init, seed=args.seed, epochs=args.epochs, lr=args.lr, clip=args.clip,
-                  optimizer=args.optimizer, source=args.source, target=args.target, out=out,
-                  progress=not args.no_progress)
-    print(f"{args.backend} {args.impl} {args.cell} ({args.variant}) on {summary['device']}: loss "
+    config = parse_config(HelloConfig, TASK, argv, __doc__, defaults={
+        name: ", ".join(f"{values[name]} {variant}" for variant, values in VARIANTS.items())
+        for name in ("hidden_size", "num_layers", "embed_size", "lr")})  # defaults that depend on --variant
+    summary = run(config)
+    print(f"{config.backend} {config.impl} {config.cell} ({config.variant}) on {summary['device']}: loss "
           f"{summary['first_loss']:.4f} -> {summary['final_loss']:.4f}, predicted {summary['predicted']!r} "
           f"(first right at epoch {summary['first_correct_epoch']}), {summary['wall_s']:.1f} s")
-    print(f"metrics, loss.png and model.safetensors written to {out}")
+    print(f"written to {summary['out']}")
     return 0
 
 

@@ -164,7 +164,7 @@ TAMPERED = {
     "corpus a number": (_set("progress", "corpus", 7), "corpus is 7 (int)"),
     "corpus_hash a list": (_set("progress", "corpus_hash", ["sha256"]), "corpus_hash is ['sha256'] (list)"),
     "epoch a string": (_set("progress", "epoch", "1"), "epoch is '1' (str)"),
-    "progress a list": (_edit_meta(lambda m: m.__setitem__("progress", [])), "progress is a list, not a JSON object"),
+    "progress a list": (_edit_meta(lambda m: m.__setitem__("progress", [])), "progress is of type list, not a JSON object"),
     "corpus_sha256 damaged": (_set("data", "corpus_sha256", "abc"), "corpus_sha256 is 'abc', not 64 hexadecimal"),
     "no validation text": (_set("progress", "val_fraction", 0), "there is no validation text to measure"),
     "corpus elsewhere": (_set("progress", "corpus", "/nonexistent/seqcore/book.txt"),
