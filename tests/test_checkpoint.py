@@ -192,7 +192,7 @@ def rewrite(path: Path, tensors=None, **metadata) -> Path:
     ({"model_spec": json.dumps({**SPEC.to_dict(), "cell": "transformer"})}, "Unknown cell 'transformer'"),
     ({"model_spec": json.dumps({**SPEC.to_dict(), "colour": "red"})}, "Unknown ModelSpec field(s): colour"),
     ({"model_spec": json.dumps({k: v for k, v in SPEC.to_dict().items() if k != "hidden_size"})},
-     "damaged seqcore metadata (ModelSpec.__init__() missing 1 required positional argument: 'hidden_size')"),
+     "damaged seqcore metadata: ModelSpec.__init__() missing 1 required positional argument: 'hidden_size'."),
     ({"format": "seqcore-checkpoint-9"}, "not a seqcore checkpoint"),
 ])
 def test_damaged_checkpoints_are_refused(tmp_path: Path, change: dict, message: str) -> None:

@@ -1,0 +1,343 @@
+"""Faults a training run must survive, on the real command lines in subprocesses.
+
+1. SIGINT (or SIGTERM) in the middle of an epoch, then --resume: the finished run equals an
+   uninterrupted one step for step (bitwise on the CPU), and metrics.jsonl reads as one run.
+2. SIGKILL at random moments, checkpoint writes included: every checkpoint left behind loads,
+   every stale temp file is removed by the next resume, and the finished run still equals an
+   uninterrupted one exactly.
+3. A reader that closes stdout (`... | head -1`) does not stop the run.
+4. Stale temp files are removed by --resume and by --overwrite.
+5. The folder lock: a second live run is refused in one sentence; a SIGKILLed run's lock is free.
+
+The reference and the faulted runs use the same backend on the CPU with one thread each, so
+equal means equal: losses, epoch figures, summaries and final tensors are compared with ==.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import pytest
+
+from seqcore.checkpoint import load_checkpoint
+from tests.conftest import ROOT, assert_one_sentence, require_backend
+from tests.test_mnist_loader import SHARED_MNIST
+
+LAST, BEST = "model.safetensors", "best.safetensors"
+STALE = ".model.safetensors.*.tmp"  # a checkpoint write cut off by a kill
+TIMING = ("tokens_per_s", "elapsed_s", "wall_s", "tokens_per_s_last_epoch", "rows_per_s_last_epoch",
+          "checkpoint", "best_checkpoint")  # figures of the clock or of the folder, not of the run
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def _env() -> dict[str, str]:
+    # One OpenMP / intra-op thread for every training process (see conftest.python).
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+
+
+def start(task: str, args: Sequence[str], logs: Path) -> subprocess.Popen:
+    """`python -m tasks.<task> *args` in the background, stdout and stderr into files under `logs`
+    (files, not pipes: a pipe nobody reads could fill and stall the run)."""
+    logs.mkdir(parents=True, exist_ok=True)
+    number = len(list(logs.glob("*.out")))
+    out, err = open(logs / f"{number}.out", "w"), open(logs / f"{number}.err", "w")
+    process = subprocess.Popen([sys.executable, "-m", f"tasks.{task}", *args], cwd=ROOT, env=_env(),
+                               stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+    out.close(), err.close()
+    process.stderr_path = logs / f"{number}.err"  # type: ignore[attr-defined]
+    return process
+
+
+def stderr_of(process: subprocess.Popen) -> str:
+    return process.stderr_path.read_text()  # type: ignore[attr-defined]
+
+
+def finish(process: subprocess.Popen, timeout: float = 300) -> str:
+    """Wait for a run that must succeed; its stderr."""
+    code = process.wait(timeout=timeout)
+    assert code == 0, f"{process.args} exited {code}:\n{stderr_of(process)[-3000:]}"
+    return stderr_of(process)
+
+
+def run_task(task: str, args: Sequence[str], timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", f"tasks.{task}", *args], cwd=ROOT, env=_env(),
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def records(folder: Path) -> list[dict[str, Any]]:
+    """metrics.jsonl, without a torn last line (a killed write)."""
+    path = folder / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    lines, result = path.read_text().splitlines(), []
+    for number, line in enumerate(lines, start=1):
+        try:
+            result.append(json.loads(line))
+        except ValueError:
+            assert number == len(lines), f"{path}: line {number} of {len(lines)} is damaged"
+    return result
+
+
+def of_kind(rows: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [r for r in rows if r.get("kind") == kind]
+
+
+def without_timing(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
+
+
+def assert_same_run(got: Path, want: Path) -> None:
+    """The finished run in `got` equals the uninterrupted one in `want`: every step line, every
+    epoch record and the summary (less clock figures and paths), and the final tensors."""
+    a, b = records(got), records(want)
+    assert len(of_kind(a, "run")) == 1 and len(of_kind(a, "summary")) == 1, [r["kind"] for r in a if r["kind"] != "step"]
+    steps_a, steps_b = of_kind(a, "step"), of_kind(b, "step")
+    assert len(steps_a) == len(steps_b)
+    for x, y in zip(steps_a, steps_b):
+        assert x == y, f"first differing step line:\n got  {x}\n want {y}"
+    assert without_timing(of_kind(a, "epoch")) == without_timing(of_kind(b, "epoch"))
+    assert without_timing(of_kind(a, "summary")) == without_timing(of_kind(b, "summary"))
+    for name in (LAST, BEST):
+        x, y = load_checkpoint(got / name), load_checkpoint(want / name)
+        for part in ("params", "optimizer"):
+            left, right = getattr(x, part), getattr(y, part)
+            assert sorted(left) == sorted(right), (name, part)
+            for key in left:
+                np.testing.assert_array_equal(left[key], right[key], err_msg=f"{name} {part} {key}")
+
+
+class Tail:
+    """The complete lines appended to a growing metrics.jsonl, read incrementally."""
+
+    def __init__(self, path: Path):
+        self.path, self.offset, self.rest, self.rows = path, 0, b"", []
+
+    def poll(self) -> list[dict[str, Any]]:
+        try:
+            with self.path.open("rb") as handle:
+                handle.seek(self.offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return self.rows
+        self.offset += len(data)
+        *lines, self.rest = (self.rest + data).split(b"\n")
+        self.rows += [json.loads(line) for line in lines if line.strip()]
+        return self.rows
+
+
+def wait_until(process: subprocess.Popen, condition: Callable[[], bool], what: str, timeout: float = 240,
+               interval: float = 0.002) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process.poll() is not None:
+            raise AssertionError(f"the run ended ({process.returncode}) before {what}:\n{stderr_of(process)[-3000:]}")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"no {what} within {timeout} s")
+        time.sleep(interval)
+
+
+def resume_command(task: str, out: Path) -> str:
+    return f"continue with: python -m tasks.{task} --out {shlex.quote(str(out))} --resume"
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. SIGINT / SIGTERM in the middle of an epoch, then --resume
+
+QUIET = ["--no-progress", "--log-every", "1"]
+CHAR_LM = ["--epochs", "3", "--max-tokens", "11000", "--batch-size", "4", "--num-steps", "5", "--hidden-size", "8",
+           "--num-preds", "5", "--eval-every", "1", "--checkpoint-every", "1", *QUIET]  # ~500 steps per epoch
+ADAM_STEP = ["--optimizer", "adam", "--lr", "0.01", "--schedule", "step", "--lr-decay-every", "1"]
+MNIST = ["--data-dir", str(SHARED_MNIST), "--limit-train", "512", "--limit-test", "128", "--hidden-size", "16",
+         "--batch-size", "4", "--epochs", "3", "--eval-every", "3", *ADAM_STEP, *QUIET]  # 128 steps per epoch
+
+SIGNAL_CASES = {
+    "char_lm-sequential-sgd": ("char_lm", [*CHAR_LM, "--sampler", "sequential"], signal.SIGINT),
+    "char_lm-random-adam-step": ("char_lm", [*CHAR_LM, "--sampler", "random", *ADAM_STEP], signal.SIGINT),
+    "mnist_rows-adam-step": ("mnist_rows", MNIST, signal.SIGTERM),
+}
+
+
+@pytest.mark.parametrize("case", list(SIGNAL_CASES))
+def test_signal_then_resume_equals_uninterrupted_run(tmp_path: Path, backend_name: str, case: str) -> None:
+    task, args, signum = SIGNAL_CASES[case]
+    if task == "mnist_rows" and not SHARED_MNIST.is_dir():
+        pytest.skip(f"no MNIST files in {SHARED_MNIST}")
+    args = ["--backend", backend_name, *args]
+    reference, out = tmp_path / "reference", tmp_path / "run"
+    # Both at once (deterministic on the CPU, whatever the timing): the reference in the background.
+    uninterrupted = start(task, [*args, "--out", str(reference)], tmp_path / "logs")
+    interrupted = start(task, [*args, "--out", str(out)], tmp_path / "logs")
+    tail = Tail(out / "metrics.jsonl")
+    # The steps of epoch 1 give the epoch's length; the signal goes a fifth into epoch 2.
+    wait_until(interrupted, lambda: bool(of_kind(tail.poll(), "epoch")), "the first epoch record")
+    per_epoch = max(r["step"] for r in of_kind(tail.rows, "step") if r["epoch"] == 1)
+    target = per_epoch + per_epoch // 5
+    wait_until(interrupted, lambda: any(r.get("global_step", 0) >= target for r in tail.poll()[-5:]),
+               f"step {target}")
+    interrupted.send_signal(signum)
+    code = interrupted.wait(timeout=120)
+    err = stderr_of(interrupted)
+    assert code == 128 + signum, f"exit {code}:\n{err[-3000:]}"
+    assert resume_command(task, out) in err and "Traceback" not in err, err
+    stop = of_kind(records(out), "interrupted")
+    assert len(stop) == 1 and stop[0]["signal"] == signum.name, stop
+    # in the middle of epoch 2, so the resume restarts inside an epoch (Generator, stats, carried state)
+    assert stop[0]["epoch"] == 2 and 0 < stop[0]["step"] < per_epoch, (stop, per_epoch)
+    assert load_checkpoint(out / LAST).position["steps_done"] == stop[0]["step"]
+
+    finish(start(task, ["--out", str(out), "--resume"], tmp_path / "logs"))
+    finish(uninterrupted)
+    assert_same_run(out, reference)
+    kinds = [r["kind"] for r in records(out) if r["kind"] != "step"]
+    assert kinds.count("interrupted") == 1, kinds
+    print(f"\n{case} {backend_name}: {signum.name} at epoch 2, step {stop[0]['step']} of {per_epoch}; "
+          f"resumed run equals the uninterrupted one ({len(of_kind(records(out), 'step'))} steps)")
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. SIGKILL at random moments, checkpoint writes included
+
+KILLS_PER_BACKEND = 15
+# Tiny epochs with a checkpoint after each and no evaluation until the last: a large part of the
+# training time is spent writing model.safetensors, so some kills land inside a write.
+KILL_ARGS = ["--epochs", "100", "--max-tokens", "300", "--batch-size", "4", "--num-steps", "5",
+             "--hidden-size", "8", "--num-preds", "5", "--sampler", "sequential", "--optimizer", "adam",
+             "--lr", "0.01", "--schedule", "step", "--lr-decay", "0.5", "--lr-decay-every", "30",
+             "--eval-every", "1000", "--checkpoint-every", "1", *QUIET]
+
+
+def times_resumed(folder: Path) -> int:
+    """How many resumes got as far as recording themselves in config.json (after the stale temp
+    files are removed, which happens once the lock is held)."""
+    try:
+        return len(json.loads((folder / "config.json").read_text())["resumed"])
+    except (FileNotFoundError, ValueError, KeyError):
+        return 0
+
+
+def test_sigkill_at_random_moments(tmp_path: Path, backend_name: str) -> None:
+    task, args = "char_lm", ["--backend", backend_name, *KILL_ARGS]
+    logs = tmp_path / "logs"
+    reference = tmp_path / "reference"
+    began = time.monotonic()
+    finish(start(task, [*args, "--out", str(reference)], logs))
+    full = time.monotonic() - began  # start-up and training: kills fall in [1 s, full]
+    rng = random.Random(f"sigkill-{backend_name}")
+    kills = inside_write = runs = finished_early = loaded = 0
+    while kills < KILLS_PER_BACKEND:
+        runs += 1
+        assert runs <= 4 * KILLS_PER_BACKEND, "the runs keep finishing before their kill"
+        out = tmp_path / f"run{runs}"
+        pending: set[str] = set()  # stale temp files the next resume must remove
+        while True:
+            fresh = not (out / "config.json").is_file()  # killed before config.json: start it again
+            command = [*args, "--out", str(out)] if fresh else ["--out", str(out), "--resume"]
+            resumed_before = times_resumed(out)
+            process = start(task, command, logs)
+            try:
+                code = process.wait(timeout=rng.uniform(1.0, full))
+            except subprocess.TimeoutExpired:
+                process.send_signal(signal.SIGKILL)
+                code = process.wait()
+                assert code == -signal.SIGKILL
+            else:
+                assert code == 0, f"{command} exited {code}:\n{stderr_of(process)[-3000:]}"
+                finished_early += 1
+            if pending and times_resumed(out) > resumed_before:  # this resume got the lock
+                assert not any((out / name).exists() for name in pending), f"stale temp files kept: {pending}"
+                pending.clear()
+            if code == 0:
+                break
+            kills += 1
+            stale = {p.name for p in out.glob(STALE)}
+            inside_write += bool(stale)
+            pending |= stale
+            if (out / LAST).exists():
+                load_checkpoint(out / LAST)  # never half a checkpoint
+                loaded += 1
+            if (out / BEST).exists():
+                load_checkpoint(out / BEST)
+            if of_kind(records(out), "summary"):  # killed after its summary, on the way out
+                break
+        assert not list(out.glob(".*.tmp")), list(out.glob(".*.tmp"))
+        assert_same_run(out, reference)
+    message = (f"{backend_name}: {kills} SIGKILLs over {runs} runs, {inside_write} inside a checkpoint write "
+               f"(a stale {STALE} left), {loaded} checkpoints loaded after a kill, {finished_early} processes "
+               f"finished before their kill; every finished run equals the uninterrupted one")
+    print("\n" + message)
+    assert kills >= KILLS_PER_BACKEND, message
+
+
+# ---------------------------------------------------------------------------------------------
+# 3.-5. A closed stdout, stale temp files, the lock
+
+TINY = ["--max-tokens", "600", "--batch-size", "4", "--num-steps", "5", "--hidden-size", "8",
+        "--num-preds", "5", "--eval-every", "1", "--no-progress"]
+
+
+def test_closed_stdout_does_not_stop_the_run(tmp_path: Path, backend_name: str) -> None:
+    out = tmp_path / "run"
+    command = " ".join(shlex.quote(part) for part in (
+        sys.executable, "-m", "tasks.char_lm", "--backend", backend_name, "--epochs", "6", *TINY, "--out", str(out)))
+    # head exits after the first epoch's line; the run writes five more and its summary into nothing
+    done = subprocess.run(["bash", "-c", f"set +o pipefail; {command} | head -1; exit ${{PIPESTATUS[0]}}"],
+                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("epoch 1:") and done.stdout.count("\n") == 1, done.stdout
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
+    assert load_checkpoint(out / LAST).progress["epoch"] == 6
+    rows = records(out)
+    assert len(of_kind(rows, "summary")) == 1 and of_kind(rows, "summary")[0]["epochs"] == 6
+
+
+def test_stale_temp_files_are_removed_by_resume_and_overwrite(tmp_path: Path) -> None:
+    require_backend("torch")
+    out = tmp_path / "run"
+    args = ["--backend", "torch", "--epochs", "1", *TINY, "--out", str(out)]
+    assert run_task("char_lm", args).returncode == 0
+    stale = out / ".model.safetensors.abc.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    done = run_task("char_lm", ["--out", str(out), "--resume", "--epochs", "2"])
+    assert done.returncode == 0, done.stderr
+    assert not stale.exists() and load_checkpoint(out / LAST).progress["epoch"] == 2
+    stale.write_bytes(b"half a checkpoint")
+    done = run_task("char_lm", [*args, "--overwrite"])
+    assert done.returncode == 0, done.stderr
+    assert not stale.exists() and load_checkpoint(out / LAST).progress["epoch"] == 1
+    assert not list(out.glob(".*.tmp"))
+
+
+def test_lock_refuses_a_second_run_and_dies_with_its_holder(tmp_path: Path) -> None:
+    require_backend("torch")
+    out, logs = tmp_path / "run", tmp_path / "logs"
+    args = ["--backend", "torch", *TINY, "--max-tokens", "3000", "--log-every", "1", "--out", str(out)]
+    first = start("char_lm", [*args, "--epochs", "8"], logs)
+    tail = Tail(out / "metrics.jsonl")
+    wait_until(first, lambda: bool(of_kind(tail.poll(), "step")), "a step line")
+    for second in ([*args, "--epochs", "8"], ["--out", str(out), "--resume", "--epochs", "9"]):
+        assert_one_sentence(run_task("char_lm", second), "Another run is writing to")
+    finish(first)
+    assert len(of_kind(records(out), "summary")) == 1
+
+    # A SIGKILLed holder: the kernel drops its flock, so the next --resume gets the folder.
+    killed = start("char_lm", ["--out", str(out), "--resume", "--epochs", "16"], logs)
+    tail = Tail(out / "metrics.jsonl")
+    wait_until(killed, lambda: any(r.get("epoch", 0) > 8 for r in of_kind(tail.poll(), "step")),
+               "a step line of epoch 9")
+    killed.send_signal(signal.SIGKILL)
+    assert killed.wait(timeout=60) == -signal.SIGKILL
+    done = run_task("char_lm", ["--out", str(out), "--resume"])
+    assert done.returncode == 0, done.stderr
+    assert of_kind(records(out), "summary")[-1]["epochs"] == 16
