@@ -70,7 +70,11 @@ def read_text(path: str | Path) -> str:
 
 
 def _read_bytes(path: Path) -> bytes:
-    if not path.exists():
+    try:  # catalogue fix: exists() raises PermissionError inside a folder without permission
+        exists = path.exists()
+    except OSError as error:
+        raise SeqcoreError(f"The corpus file {path} could not be read ({error.strerror}).") from None
+    if not exists:
         raise SeqcoreError(f"The corpus file {path} does not exist.")
     if path.is_dir():
         raise SeqcoreError(f"The corpus path {path} is a directory, not a text file.")

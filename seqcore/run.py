@@ -22,6 +22,7 @@ import datetime
 import itertools
 import json
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -163,9 +164,27 @@ class Run:
             self.log.tensorboard.close()
         self._out.__exit__(*exc)
 
+    def _num_params(self) -> int:
+        # math.prod, not np.prod: NumPy's int64 silently wraps for an absurd --hidden-size (catalogue fix)
+        return sum(math.prod(shape) for shape in param_shapes(self.spec).values())
+
+    def _check_memory(self) -> None:
+        """Catalogue fix: refuse, in one sentence and before anything is allocated, a model whose
+        weights and gradients (and Adam's two moments), 4 bytes each, exceed the available memory
+        (an absurd --hidden-size used to be refused by the disk check, or to fail allocating)."""
+        floats = self._num_params()
+        adam = self.train.optimizer is Optimizer.ADAM
+        needed = 4 * floats * (4 if adam else 2)
+        available = _available_memory()
+        if available is not None and needed > available:
+            raise SeqcoreError(f"A model of {floats:,} parameters needs about {needed / 2**30:,.1f} GB of memory "
+                               f"for its weights and gradients{' and Adam moments' if adam else ''}, but "
+                               f"{available / 2**30:,.1f} GB is available; choose a smaller --hidden-size "
+                               f"(or --num-layers).")
+
     def _bytes_needed(self) -> int:
         """Last and best checkpoints plus one being written, with Adam's two moments, and logs."""
-        floats = sum(int(np.prod(shape)) for shape in param_shapes(self.spec).values())
+        floats = self._num_params()
         per_checkpoint = 4 * floats * (3 if self.train.optimizer is Optimizer.ADAM else 1) + 65536
         return 3 * per_checkpoint + 2**20
 
@@ -183,6 +202,8 @@ class Run:
         self._saved_config = saved
         checkpoint = self.folder / LAST
         self.resumed = load_checkpoint(checkpoint) if checkpoint.is_file() else None
+        if self.resumed is not None and self.resumed.position:
+            _checked_position(checkpoint, self.resumed.position)  # before a framework loads (catalogue fix)
 
     def _open_log(self) -> None:
         """The metrics log; a resume keeps the lines up to its checkpoint (the ones after it describe
@@ -246,6 +267,7 @@ class Run:
         if self.resumed is not None and self.resumed.data and self.resumed.data != job.fingerprint:
             raise SeqcoreError(f"The data of the run in {self.folder} changed since it was trained "
                                f"({_changed(self.resumed.data, job.fingerprint)}); a resume needs the same data.")
+        self._check_memory()
         try:
             self._out.check_space(self._bytes_needed())
             return self._fit(job, backend, device)
@@ -255,11 +277,8 @@ class Run:
 
     def _fit(self, job: Job, backend: Backend, device: str) -> dict[str, Any]:
         resumed, train, settings = self.resumed, self.train, self.settings
-        try:
-            position = Position(**resumed.position) if resumed and resumed.position else Position()
-        except TypeError:
-            raise SeqcoreError(f"{self.folder / LAST} has a damaged resume position; resume from an "
-                               f"earlier copy or start again with --overwrite.") from None
+        position = (_checked_position(self.folder / LAST, resumed.position) if resumed and resumed.position
+                    else Position())
         model = backend.build_model(self.spec, resumed.params if resumed else
                                     init_params(self.spec, train.init, train.seed), device)
         trainer = backend.make_trainer(model, train.optimizer, train.lr)
@@ -268,11 +287,17 @@ class Run:
         self._job, self._backend, self._model, self._trainer = job, backend, model, trainer
         self.position = position
         per_epoch = job.num_batches()
+        if position.steps_done > per_epoch:  # catalogue fix: a damaged position, not an empty epoch
+            raise _damaged_position(self.folder / LAST, f"steps_done is {position.steps_done}, but an "
+                                    f"epoch has {per_epoch} steps")
         lr = LearningRate(train, per_epoch * train.num_epochs, position.updates, position.plateau_scale)
         rng = np.random.default_rng([train.seed, BATCH_STREAM])
         if position.epoch_rng is not None:
             rng.bit_generator.state = position.epoch_rng
-        if position.epochs_done >= train.num_epochs:
+        # FIX (faults tests): a run killed after its last checkpoint but before its summary line has
+        # trained every epoch yet is unfinished; it is finished below (the loop runs no epoch, the
+        # summary is written). Only a run whose summary follows that checkpoint is refused.
+        if position.epochs_done >= train.num_epochs and self._summary_written():
             raise SeqcoreError(f"The run in {self.folder} has already trained {position.epochs_done} epochs; "
                                f"give --epochs above that to continue it.")
         self._open_log()
@@ -320,6 +345,11 @@ class Run:
         self.log.write(summary)
         self._draw(job)
         return summary
+
+    def _summary_written(self) -> bool:
+        """True when metrics.jsonl holds a summary line after the resumed checkpoint's lines."""
+        path, kept = self.folder / "metrics.jsonl", self.resumed.position.get("num_records", 0) if self.resumed else 0
+        return path.is_file() and any(r.get("kind") == "summary" for r in read_metrics(path, warn=False)[kept:])
 
     def _step_callback(self, epoch: int, per_epoch: int, lr: LearningRate, job: Job):
         position, settings, backend, trainer = self.position, self.settings, self._backend, self._trainer
@@ -419,10 +449,13 @@ class Run:
             {"epoch": epoch, **self._job.info, **numbers}, backend.export_trainer_state(model, self._trainer),
             tuple(backend.state_to_numpy(carry.state)) if carry is not None else (),
             _jsonable(dataclasses.asdict(position)), self._job.fingerprint)
-        save_checkpoint(self.folder / LAST, checkpoint)
-        self._saved_epoch = epoch
+        # FIX (faults tests): best before last. A kill between the two writes then leaves the previous
+        # last checkpoint, whose resume trains this epoch again and rewrites the same best; in the
+        # other order the resume's position claimed a best that best.safetensors did not hold.
         if best:
             save_checkpoint(self.folder / BEST, checkpoint)
+        save_checkpoint(self.folder / LAST, checkpoint)
+        self._saved_epoch = epoch
 
     def _draw(self, job: Job) -> None:
         self.log.write_csv(self.folder / "metrics.csv")
@@ -439,6 +472,74 @@ class Run:
         if saved is None:
             return "no checkpoint had been written yet."
         return f"the last good checkpoint (epoch {saved}) is kept at {self.folder / LAST}."
+
+
+def _damaged_position(path: Path, detail: str) -> SeqcoreError:
+    return SeqcoreError(f"{path} has a damaged resume position ({detail}); resume from an earlier copy "
+                        f"or start again with --overwrite.")
+
+
+def _checked_position(path: Path, saved: Mapping[str, Any]) -> Position:
+    """Catalogue fix: a checkpoint's resume position with every field of the type it must have, or one
+    sentence (a damaged one used to end in a TypeError or ValueError deep inside training)."""
+    known = {field.name for field in dataclasses.fields(Position)}
+    unknown = sorted(set(saved) - known)
+    if unknown:
+        raise _damaged_position(path, f"unknown fields {', '.join(unknown)}")
+    position = Position(**saved)
+
+    def real(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    def whole(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+    def rng_state(v: Any) -> bool:
+        try:
+            np.random.default_rng().bit_generator.state = v
+        except (TypeError, ValueError, KeyError):
+            return False
+        return True
+
+    def stats(v: Any) -> bool:
+        if not isinstance(v, dict) or not all(real(x) for x in v.values()):
+            return False
+        try:
+            EpochStats(**v)
+        except TypeError:
+            return False
+        return True
+
+    checks = {name: whole for name in ("epochs_done", "steps_done", "updates", "best_epoch", "bad_evaluations",
+                                       "num_records")}
+    checks.update({
+        "plateau_scale": lambda v: real(v) and v > 0, "wall_s": lambda v: real(v) and v >= 0,
+        "best": lambda v: v is None or real(v), "reference_loss": lambda v: v is None or real(v),
+        "first_loss": lambda v: v is None or real(v), "epoch_rng": lambda v: v is None or rng_state(v),
+        "stats": lambda v: v is None or stats(v),
+        "generators": lambda v: isinstance(v, dict) and all(rng_state(x) for x in v.values()),
+        "window": lambda v: isinstance(v, list) and all(real(x) for x in v)})
+    for name, valid in checks.items():
+        value = getattr(position, name)
+        if not valid(value):
+            shown = repr(value)
+            raise _damaged_position(path, f"{name} is {shown[:60] + '...' if len(shown) > 60 else shown}")
+    return position
+
+
+def _available_memory() -> Optional[int]:
+    """Bytes of memory a new allocation can get: MemAvailable, else the free pages; None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def read_run_config(folder: Path) -> dict[str, Any]:

@@ -23,6 +23,7 @@ PHASES = ("fixed", "random")
 STEP = 0.1  # rad between samples in next mode: 100 steps span 10 rad, about 1.6 periods
 EVAL_WINDOWS = 10  # sin2cos windows predicted at each evaluation
 FINAL_STEPS = 10  # the summary's final loss: the mean of the last 10 step lines
+WAVE_FIGURES = {SIN2COS: ("prediction.png", "cos(t)"), NEXT: ("generation.png", "sin(t)")}  # file, truth
 
 
 def sin2cos_batches(first: int, count: int, seq_len: int, batch_size: int) -> Iterator[Batch]:
@@ -131,14 +132,6 @@ class SineJob:
         self.fingerprint: dict[str, Any] = {}  # no data files: the waves are computed
         self.wave: Optional[Wave] = None  # of the latest evaluation, for the figures
 
-    @property
-    def figure_name(self) -> str:
-        return "prediction.png" if self.mode == SIN2COS else "generation.png"
-
-    @property
-    def truth_label(self) -> str:
-        return "cos(t)" if self.mode == SIN2COS else "sin(t)"
-
     def num_batches(self) -> int:
         return self.iterations
 
@@ -169,8 +162,8 @@ class SineJob:
         plot_losses(run.folder / "loss.png", {self.cell: loss_points(run.log.records, self.iterations)},
                     f"{self.label}: {self.mode} training loss")
         if self.wave is not None:
-            plot_waves(run.folder / self.figure_name, {self.cell: self.wave}, self.truth_label,
-                       f"{self.label}: {self.mode}")
+            name, truth = WAVE_FIGURES[self.mode]
+            plot_waves(run.folder / name, {self.cell: self.wave}, truth, f"{self.label}: {self.mode}")
 
     def summary(self, run, backend: Backend, model: Model) -> dict[str, Any]:
         position = run.position

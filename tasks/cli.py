@@ -159,6 +159,8 @@ def build_parser(config_class: type, prog: str, doc: str, defaults: Mapping[str,
         meta = field.metadata
         group = groups.setdefault(meta["group"], parser.add_argument_group(meta["group"]))
         shown = (defaults or {}).get(field.name, field.default)
+        # catalogue fix: argparse %-formats help text, and "cosine (to 1%)" made --help crash
+        meta = {**meta, "help": meta["help"].replace("%", "%%")}
         if isinstance(field.default, bool):
             if field.default:
                 group.add_argument(f"--no-{field.name.replace('_', '-')}", dest=field.name,
@@ -167,7 +169,8 @@ def build_parser(config_class: type, prog: str, doc: str, defaults: Mapping[str,
                 group.add_argument(flag(field.name), action="store_true", help=meta["help"])
             continue
         if isinstance(field.default, tuple):
-            group.add_argument(flag(field.name[:-1] if field.name.endswith("es") else field.name),
+            # catalogue fix: the singular of 'prefixes' is 'prefix' (this made the flag --prefixe)
+            group.add_argument(flag(_singular(field.name)),
                                dest=field.name, action="append", metavar="TEXT",
                                help=f"{meta['help']}; repeatable (default: {', '.join(field.default)})")
             continue
@@ -176,6 +179,13 @@ def build_parser(config_class: type, prog: str, doc: str, defaults: Mapping[str,
                            choices=meta.get("choices"), metavar=None if meta.get("choices") else kind.__name__.upper(),
                            help=f"{meta['help']} (default: {shown})".lstrip())
     return parser
+
+
+def _singular(name: str) -> str:
+    """The flag of a repeatable field: prefixes -> prefix, texts -> text."""
+    if name.endswith(("xes", "ses", "ches", "shes")):
+        return name[:-2]
+    return name[:-1] if name.endswith("s") else name
 
 
 def _epilog(doc: str) -> str:
