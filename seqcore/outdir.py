@@ -47,7 +47,9 @@ class OutputFolder:
         self._create()
         # Catalogue fix: refuse a folder this mode may not use before the lock file is created, so a
         # refused run leaves no .seqcore.lock in someone's folder; the check is repeated under the lock.
-        self._check_mode(ignore_stale=True)
+        # Where the lock file is already there, the lock goes first (a live run: "Another run is writing").
+        if not (self.path / LOCK).exists():
+            self._check_mode(ignore_stale=True)
         self._acquire()
         try:
             self._apply_mode()

@@ -177,7 +177,8 @@ def build_parser(config_class: type, prog: str, doc: str, defaults: Mapping[str,
         kind = meta.get("kind") or type(field.default)
         group.add_argument(flag(field.name), type=kind if kind in (int, float) else str,
                            choices=meta.get("choices"), metavar=None if meta.get("choices") else kind.__name__.upper(),
-                           help=f"{meta['help']} (default: {shown})".lstrip())
+                           help=(f"{meta['help']} (default: {shown})" if shown is not None
+                                 else meta["help"]).lstrip())
     return parser
 
 

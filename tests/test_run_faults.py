@@ -406,3 +406,19 @@ def test_lock_refuses_a_second_run_and_dies_with_its_holder(tmp_path: Path) -> N
     done = run_task("char_lm", ["--out", str(out), "--resume"])
     assert done.returncode == 0, done.stderr
     assert of_kind(records(out), "summary")[-1]["epochs"] == 16
+
+
+def test_killed_between_last_checkpoint_and_summary_finishes_on_resume(tmp_path: Path) -> None:
+    """A kill after the last epoch's checkpoint but before the summary line (the final plots run in
+    between) left a run that a resume refused as 'already trained'; the resume now writes the summary."""
+    require_backend("torch")
+    out = tmp_path / "run"
+    assert run_task("char_lm", ["--backend", "torch", "--epochs", "2", *TINY, "--out", str(out)]).returncode == 0
+    whole = records(out)
+    assert whole[-1]["kind"] == "summary"
+    (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in whole[:-1]))  # as the kill left it
+    done = run_task("char_lm", ["--out", str(out), "--resume"])
+    assert done.returncode == 0, done.stderr
+    assert without_timing(records(out)) == without_timing(whole)
+    done = run_task("char_lm", ["--out", str(out), "--resume"])  # a finished run is still refused
+    assert done.returncode == 2 and "already trained 2 epochs" in done.stderr, done.stderr
