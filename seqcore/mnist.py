@@ -139,7 +139,11 @@ def data_folder(data_dir: str | Path | None = None, cache_dir: str | Path | None
     if data_dir is None:
         return resolve_cache_dir(cache_dir) / "mnist"
     folder = Path(data_dir).expanduser()
-    if not folder.is_dir():
+    try:
+        found = folder.is_dir()
+    except OSError as error:  # a parent folder without permission
+        raise SeqcoreError(f"The MNIST data directory {folder} cannot be read ({error.strerror}).") from None
+    if not found:
         raise SeqcoreError(f"The MNIST data directory {folder} does not exist.")
     return folder
 

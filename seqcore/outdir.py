@@ -42,6 +42,7 @@ class OutputFolder:
     def __init__(self, path: Path, mode: Mode, flag: str = "--out"):
         self.path, self.mode, self.flag = Path(path), Mode(mode), flag
         self._lock: Optional[int] = None
+        self._created = False  # this run made the folder itself
 
     def __enter__(self) -> "OutputFolder":
         self._create()
@@ -65,6 +66,7 @@ class OutputFolder:
         try:  # catalogue fix: exists() raises PermissionError under a folder without permission
             if self.path.exists() and not self.path.is_dir():
                 raise SeqcoreError(f"{self.flag} {self.path} is a file, not a folder.")
+            self._created = not self.path.exists()
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise SeqcoreError(f"Cannot create the folder {self.path} ({describe(error)}).") from None
@@ -87,6 +89,19 @@ class OutputFolder:
             self._lock = None
             raise SeqcoreError(f"Another run is writing to {self.path} right now; wait for it to "
                                f"finish or choose another {self.flag}.") from None
+
+    def discard(self) -> None:
+        """Undo a new run that was refused before it trained (e.g. a missing corpus): its
+        config.json goes, and the folder too when this run made it, so the same command can be
+        given again once the problem is fixed. Only called while the lock is held."""
+        (self.path / CONFIG).unlink(missing_ok=True)
+        if self._created:
+            self._release()
+            (self.path / LOCK).unlink(missing_ok=True)
+            try:
+                self.path.rmdir()  # only if empty: nothing of anyone else's is removed
+            except OSError:
+                pass
 
     def _release(self) -> None:
         if self._lock is not None:

@@ -47,6 +47,7 @@ from .training import Batch, Carry, EpochStats, NonFiniteLoss, train_epoch
 
 BATCH_STREAM = 1  # the batch Generator is seeded with (seed, 1), the weights with seed alone
 LAST, BEST = "model.safetensors", "best.safetensors"
+PLOT_INTERVAL_S = 10.0  # the figures are redrawn at an evaluation at most this often
 
 
 class Job(Protocol):
@@ -139,6 +140,7 @@ class Run:
         self._carry: Optional[Carry] = None  # the state after the last step, for a stop inside an epoch
         self._saved_epoch: Optional[int] = None
         self._saved_config: dict[str, Any] = {}
+        self._drawn_at = -math.inf
 
     # -- the folder ---------------------------------------------------------------------------
 
@@ -158,11 +160,19 @@ class Run:
         self._install_signal_handlers()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, kind, error, trace) -> None:
         self._restore_signal_handlers()
         if self.log is not None and self.log.tensorboard is not None:
             self.log.tensorboard.close()
-        self._out.__exit__(*exc)
+        if kind is not None and self.log is None and self.settings.mode is Mode.NEW:
+            self._out.discard()  # refused before training: leave no half-made run behind
+        self._out.__exit__(kind, error, trace)
+        if kind is None and self._stop_signal is not None:
+            # The signal came after the last step (summary, figures): the run is complete, but the
+            # caller must still stop (sine --cell all would otherwise train the next cell).
+            name = signal.Signals(self._stop_signal).name
+            raise RunInterrupted(f"Stopped by {name} after the run in {self.folder} had finished; "
+                                 f"its results are complete.", self._stop_signal)
 
     def _num_params(self) -> int:
         # math.prod, not np.prod: NumPy's int64 silently wraps for an absurd --hidden-size (catalogue fix)
@@ -297,7 +307,8 @@ class Run:
         # FIX (faults tests): a run killed after its last checkpoint but before its summary line has
         # trained every epoch yet is unfinished; it is finished below (the loop runs no epoch, the
         # summary is written). Only a run whose summary follows that checkpoint is refused.
-        if position.epochs_done >= train.num_epochs and self._summary_written():
+        if position.epochs_done > train.num_epochs or (position.epochs_done == train.num_epochs
+                                                        and self._summary_written()):
             raise SeqcoreError(f"The run in {self.folder} has already trained {position.epochs_done} epochs; "
                                f"give --epochs above that to continue it.")
         self._open_log()
@@ -331,7 +342,7 @@ class Run:
                     self._stop_inside_epoch(epoch, lr)
                 except NonFiniteLoss as error:
                     self.log.write({"kind": "stopped", "reason": str(error), "epoch": epoch})
-                    job.plot(self)
+                    self._draw(job, force=True)
                     raise error.explain(self.folder / LAST, self._last_saved()) from None
                 position.steps_done, position.stats = 0, None
                 if self._end_epoch(epoch, stats, lr, per_epoch, rng):
@@ -343,7 +354,7 @@ class Run:
                    "best_checkpoint": str(self.folder / BEST) if (self.folder / BEST).is_file() else None,
                    **job.info}
         self.log.write(summary)
-        self._draw(job)
+        self._draw(job, force=True)
         return summary
 
     def _summary_written(self) -> bool:
@@ -427,7 +438,7 @@ class Run:
         signum = self._stop_signal or signal.SIGINT
         self.log.write({"kind": "interrupted", "signal": signal.Signals(signum).name, "epoch": epoch,
                         "step": step})
-        self._draw(self._job)
+        self._draw(self._job, force=True)
         command = self.settings.resume_command
         raise RunInterrupted(f"Stopped by {signal.Signals(signum).name} at epoch {epoch}, step {step}, "
                              f"with a checkpoint in {self.folder}; continue with: {command}", signum)
@@ -457,9 +468,15 @@ class Run:
         save_checkpoint(self.folder / LAST, checkpoint)
         self._saved_epoch = epoch
 
-    def _draw(self, job: Job) -> None:
+    def _draw(self, job: Job, force: bool = False) -> None:
+        """metrics.csv at every evaluation; the figures too, but at most every PLOT_INTERVAL_S
+        seconds unless forced (at the end and at a stop), since drawing can cost more than a
+        small model's epoch (hello: 85% of its time when drawn every epoch)."""
         self.log.write_csv(self.folder / "metrics.csv")
-        job.plot(self)
+        now = time.perf_counter()
+        if force or now - self._drawn_at >= PLOT_INTERVAL_S:
+            job.plot(self)
+            self._drawn_at = now
 
     def _last_saved(self) -> Optional[int]:
         saved = self._saved_epoch

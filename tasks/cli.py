@@ -104,7 +104,7 @@ class TaskConfig:
         """The fields that describe the run, as stored in config.json."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata.get("saved", True)}
 
-    def mode(self) -> Mode:
+    def folder_mode(self) -> Mode:
         return Mode.RESUME if self.resume else Mode.OVERWRITE if self.overwrite else Mode.NEW
 
     def settings(self, task: str, default_folder: str, **task_settings: Any) -> RunSettings:
@@ -112,7 +112,7 @@ class TaskConfig:
         task_settings: RunSettings fields the task decides itself (a computed default)."""
         out = Path(self.out) if self.out else next_version(Path("runs") / task / default_folder)
         command = f"python -m tasks.{task} --out {shlex.quote(str(out))} --resume"
-        settings = dict(out=out, mode=self.mode(), eval_every=self.eval_every,
+        settings = dict(out=out, mode=self.folder_mode(), eval_every=self.eval_every,
                         checkpoint_every=self.checkpoint_every, patience=self.patience,
                         divergence=self.divergence, log_every=self.log_every, progress=self.progress,
                         tensorboard=self.tensorboard, resume_command=command)

@@ -43,7 +43,11 @@ def summarise(run_dirs: Sequence[Path]) -> list[dict[str, Any]]:
         if not path.is_file():
             raise SeqcoreError(f"{run_dir} holds no metrics.jsonl: is it a tasks.char_lm output directory?")
         records = read_metrics(path)
-        run = next(r for r in records if r["kind"] == "run")
+        run = next((r for r in records if r.get("kind") == "run"), None)
+        if run is None:
+            raise SeqcoreError(f"{path} has no run line: it was not written by a seqcore task.")
+        if run.get("task", "char_lm") != "char_lm":
+            raise SeqcoreError(f"{run_dir} holds a {run['task']} run; tasks.compare compares char_lm runs.")
         summary = next((r for r in records if r["kind"] == "summary"), None)
         if summary is None:
             raise SeqcoreError(f"The run in {run_dir} did not finish (no summary line).")

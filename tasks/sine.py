@@ -31,7 +31,6 @@ import dataclasses
 import datetime
 import json
 import sys
-import types
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -91,13 +90,6 @@ class SineConfig(TaskConfig):
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
         super().__post_init__()
-
-    def settings(self, task: str, default_folder: str, **task_settings: Any) -> RunSettings:
-        """TaskConfig.settings, which asks `self.mode()` for new / resume / overwrite: here the --mode
-        field hides that method, so TaskConfig.settings reads this config through a view that has it."""
-        folder_mode = Mode.RESUME if self.resume else Mode.OVERWRITE if self.overwrite else Mode.NEW
-        view = {**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)}, "mode": lambda: folder_mode}
-        return TaskConfig.settings(types.SimpleNamespace(**view), task, default_folder, **task_settings)
 
     def cells(self) -> list[str]:
         return choices(Cell) if self.cell == ALL else [self.cell]

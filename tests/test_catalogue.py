@@ -678,16 +678,12 @@ MNIST_DATA = [
     Case("mnist-limit-train-above-train-set", "mnist-data", mnist_rows("--limit-train", "70000"),
          "--limit-train 70,000 is more than the 60,000 images available"),
     Case("mnist-data-dir-without-permission", "mnist-data", mnist_rows(data=lambda c: c.tmp / "locked" / "mnist"),
-         "permission denied", setup=folder("locked", 0o000), unprivileged=True,
-         xfail="seqcore/mnist.py data_folder(): Path.is_dir() raises PermissionError under a folder without "
-               "permission (traceback); outside this catalogue's remit"),
+         "permission denied", setup=folder("locked", 0o000), unprivileged=True),
 ]
 
 OTHER_TASKS = [
     Case("compare-from-mnist-run", "compare/evaluate",
-         lambda c: ["-m", "tasks.compare", "--out", str(c.tmp / "cmp"), "--from", str(c.mnist_run)], "mnist_rows",
-         xfail="tasks/compare.py summarise() reads train_ppl from a mnist_rows summary: KeyError traceback "
-               "instead of one sentence that the folder holds a mnist_rows run"),
+         lambda c: ["-m", "tasks.compare", "--out", str(c.tmp / "cmp"), "--from", str(c.mnist_run)], "holds a mnist_rows run"),
     Case("compare-from-torn-metrics", "compare/evaluate",
          lambda c: ["-m", "tasks.compare", "--out", str(c.tmp / "cmp"), "--from", str(copy_of_char_run(c))],
          "did not finish (no summary line)",
