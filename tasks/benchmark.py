@@ -26,6 +26,7 @@ import numpy as np
 from seqcore.backend import BACKENDS, load_backend
 from seqcore.errors import SeqcoreError
 from seqcore.lm import model_spec, prepare_data, time_major
+from seqcore.outdir import describe
 from seqcore.params import init_params
 from seqcore.reports import machine_info
 from seqcore.sampling import sequential_batches
@@ -72,6 +73,7 @@ def run(*, backends: Sequence[str] = BACKENDS, cells: Sequence[str] = ("rnn", "g
     parse_enum(Device, device, "device")  # here, not in the worker: one sentence before any process starts
     if min(batch_size, num_steps, hidden_size, steps) <= 0 or warmup < 0:
         raise SeqcoreError("Sizes and --steps must be positive and --warmup non-negative.")
+    check_writable(Path(out))  # before minutes of measuring, not after
     reports = []
     for name in backends:  # one after the other, so they never compete for the cores
         config = json.dumps({"cells": list(cells), "impls": list(impls), "device": device, "batch_size": batch_size,
@@ -81,8 +83,26 @@ def run(*, backends: Sequence[str] = BACKENDS, cells: Sequence[str] = ("rnn", "g
         if done.returncode != 0:
             raise SeqcoreError(f"The {name} benchmark failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
         reports.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    _write(reports, Path(out))
     return reports
+
+
+def check_writable(out: Path) -> None:
+    """Refuse, in one sentence, an --out that cannot take the results."""
+    probe = out / ".benchmark-write-probe"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise SeqcoreError(f"Cannot write the benchmark results to {out} ({describe(error)}).") from None
+
+
+def save(reports: list[dict[str, Any]], out: Path) -> None:
+    """benchmark.json and benchmark.png; a failed write says so in one sentence (the table is printed first)."""
+    try:
+        _write(reports, out)
+    except OSError as error:
+        raise SeqcoreError(f"The results are printed above, but {out} could not take them ({describe(error)}).") from None
 
 
 def format_table(reports: list[dict[str, Any]]) -> str:
@@ -146,6 +166,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                   device=args.device, batch_size=args.batch_size, num_steps=args.num_steps,
                   hidden_size=args.hidden_size, steps=args.steps, warmup=args.warmup, out=args.out)
     print(format_table(reports))
+    save(reports, Path(args.out))
     print(f"benchmark.json and benchmark.png written to {args.out}")
     return 0
 
