@@ -97,3 +97,30 @@ def check_params(spec: ModelSpec, params: Mapping[str, np.ndarray]) -> Params:
             raise SeqcoreError(f"Parameter {name} has shape {value.shape}, the model needs {shape}.")
         checked[name] = value.astype(np.float32, copy=False)
     return checked
+
+
+def check_trainer_state(spec: ModelSpec, adam: bool, arrays: Mapping[str, np.ndarray]) -> None:
+    """Refuse, in one sentence, optimizer state (Backend.export_trainer_state's canonical names)
+    that differs from what an SGD (adam=False: nothing) or Adam trainer of `spec` keeps."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    if adam:
+        shapes["adam.step"] = (1,)
+        for name, shape in param_shapes(spec).items():
+            shapes[f"adam.m/{name}"] = shapes[f"adam.v/{name}"] = shape
+    kind = "Adam" if adam else "SGD"
+    missing = [name for name in shapes if name not in arrays]
+    unexpected = [name for name in arrays if name not in shapes]
+    if missing or unexpected:
+        problems = [f"{what} {_names(names)}"
+                    for what, names in (("lacks", missing), ("has unexpected", unexpected)) if names]
+        raise SeqcoreError(
+            f"The trainer state does not fit the {kind} trainer: it {' and '.join(problems)}.")
+    for name, shape in shapes.items():
+        if np.shape(arrays[name]) != shape:
+            raise SeqcoreError(f"The trainer state's {name} has shape {np.shape(arrays[name])}, "
+                               f"the {kind} trainer needs {shape}.")
+
+
+def _names(names: list[str]) -> str:
+    """The first three names, and how many more."""
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")

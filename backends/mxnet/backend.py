@@ -12,8 +12,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon, npx
 
-from seqcore.errors import SeqcoreError
-from seqcore.params import param_shapes
+from seqcore.params import check_trainer_state
 from seqcore.specs import Device, InputKind, Loss, ModelSpec, Optimizer
 
 from . import device as devices
@@ -112,7 +111,7 @@ class Backend:
                            arrays: Mapping[str, np.ndarray]) -> None:
         rule = trainer.optimizer
         adam = isinstance(rule, mx.optimizer.Adam)
-        _check_trainer_state(model.spec, adam, arrays)
+        check_trainer_state(model.spec, adam, arrays)
         if not adam:
             return
         updater, = trainer._updaters
@@ -162,32 +161,6 @@ class _Adam(mx.optimizer.Adam):
             super().update(index, weight, grad, state)
         finally:
             self.epsilon = epsilon
-
-
-def _check_trainer_state(spec: ModelSpec, adam: bool, arrays: Mapping[str, np.ndarray]) -> None:
-    """One sentence naming the first way `arrays` differs from what the trainer keeps."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    if adam:
-        shapes["adam.step"] = (1,)
-        for name, shape in param_shapes(spec).items():
-            shapes[f"adam.m/{name}"] = shapes[f"adam.v/{name}"] = shape
-    kind = "Adam" if adam else "SGD"
-    missing = [name for name in shapes if name not in arrays]
-    unexpected = [name for name in arrays if name not in shapes]
-    if missing or unexpected:
-        problems = [f"{what} {_names(names)}"
-                    for what, names in (("lacks", missing), ("has unexpected", unexpected)) if names]
-        raise SeqcoreError(
-            f"The trainer state does not fit the {kind} trainer: it {' and '.join(problems)}.")
-    for name, shape in shapes.items():
-        if np.shape(arrays[name]) != shape:
-            raise SeqcoreError(f"The trainer state's {name} has shape {np.shape(arrays[name])}, "
-                               f"the {kind} trainer needs {shape}.")
-
-
-def _names(names: list[str]) -> str:
-    """The first three names, and how many more."""
-    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 def _loss(kind: Loss, outputs, targets):

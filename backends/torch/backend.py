@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from seqcore.errors import SeqcoreError
-from seqcore.params import param_shapes
+from seqcore.params import check_trainer_state
 from seqcore.specs import Device, InputKind, Loss, ModelSpec, Optimizer
 
 from . import device as devices
@@ -120,7 +120,7 @@ class Backend:
     def load_trainer_state(self, model: SequenceModel, trainer: torch.optim.Optimizer,
                            arrays: Mapping[str, np.ndarray]) -> None:
         adam = isinstance(trainer, torch.optim.Adam)
-        _check_trainer_state(model.spec, adam, arrays)
+        check_trainer_state(model.spec, adam, arrays)
         if not adam:
             return
         step = float(arrays["adam.step"][0])
@@ -172,32 +172,6 @@ def _check_lr(lr: float) -> None:
     if not 0 < lr <= float(np.finfo(np.float32).max):
         raise SeqcoreError(
             f"The learning rate must be positive and fit in float32 (<= 3.4e38), got {lr!r}.")
-
-
-def _check_trainer_state(spec: ModelSpec, adam: bool, arrays: Mapping[str, np.ndarray]) -> None:
-    """One sentence naming the first way `arrays` differs from what the trainer keeps."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    if adam:
-        shapes["adam.step"] = (1,)
-        for name, shape in param_shapes(spec).items():
-            shapes[f"adam.m/{name}"] = shapes[f"adam.v/{name}"] = shape
-    kind = "Adam" if adam else "SGD"
-    missing = [name for name in shapes if name not in arrays]
-    unexpected = [name for name in arrays if name not in shapes]
-    if missing or unexpected:
-        problems = [f"{what} {_names(names)}"
-                    for what, names in (("lacks", missing), ("has unexpected", unexpected)) if names]
-        raise SeqcoreError(
-            f"The trainer state does not fit the {kind} trainer: it {' and '.join(problems)}.")
-    for name, shape in shapes.items():
-        if np.shape(arrays[name]) != shape:
-            raise SeqcoreError(f"The trainer state's {name} has shape {np.shape(arrays[name])}, "
-                               f"the {kind} trainer needs {shape}.")
-
-
-def _names(names: list[str]) -> str:
-    """The first three names, and how many more."""
-    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 def _loss(kind: Loss, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
