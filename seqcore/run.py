@@ -321,8 +321,16 @@ class Run:
         self._bar = bar
         started = time.perf_counter() - position.wall_s
         self._started = started
+        # FIX (faults tests): likewise a run killed after the checkpoint of its early stop, before its
+        # early_stop and summary lines, is finished rather than trained an epoch further (its patience
+        # had run out; a larger --patience still continues it).
+        stopped_early = bool(resumed and settings.patience and not position.steps_done
+                             and position.bad_evaluations >= settings.patience and not self._summary_written())
+        if stopped_early:
+            self._early_stop(position.epochs_done)
+        last_epoch = position.epochs_done if stopped_early else train.num_epochs
         try:
-            for epoch in range(position.epochs_done + 1, train.num_epochs + 1):
+            for epoch in range(position.epochs_done + 1, last_epoch + 1):
                 position.epoch_rng = copy.deepcopy(rng.bit_generator.state)
                 skip = position.steps_done
                 batches: Iterable[Batch] = itertools.islice(job.batches(epoch, rng), skip, None)
@@ -424,11 +432,15 @@ class Run:
         if evaluated:
             self._draw(job)
         if stop:
-            self.log.write({"kind": "early_stop", "epoch": epoch, "best_epoch": position.best_epoch,
-                            job.monitor: position.best, "patience": settings.patience})
-            self._bar.log(f"no better {job.monitor} for {settings.patience} evaluations: stopping at epoch "
-                          f"{epoch} (best {position.best:.4g} at epoch {position.best_epoch})")
+            self._early_stop(epoch)
         return stop
+
+    def _early_stop(self, epoch: int) -> None:
+        job, position, settings = self._job, self.position, self.settings
+        self.log.write({"kind": "early_stop", "epoch": epoch, "best_epoch": position.best_epoch,
+                        job.monitor: position.best, "patience": settings.patience})
+        self._bar.log(f"no better {job.monitor} for {settings.patience} evaluations: stopping at epoch "
+                      f"{epoch} (best {position.best:.4g} at epoch {position.best_epoch})")
 
     def _stop_inside_epoch(self, epoch: int, lr: LearningRate) -> None:
         position = self.position

@@ -7,7 +7,8 @@
    uninterrupted one exactly.
 3. A reader that closes stdout (`... | head -1`) does not stop the run.
 4. Stale temp files are removed by --resume and by --overwrite; a run killed between its last
-   checkpoint and its summary line is finished by --resume (it used to be refused).
+   checkpoint and its summary line is finished by --resume (it used to be refused), and one
+   killed after the checkpoint of an early stop trains no further epoch (it used to train one).
 5. The folder lock: a second live run is refused in one sentence; a SIGKILLed run's lock is free.
 
 The reference and the faulted runs use the same backend on the CPU with one thread each, so
@@ -102,7 +103,8 @@ def assert_same_run(got: Path, want: Path) -> None:
     """The finished run in `got` equals the uninterrupted one in `want`: every step line, every
     epoch record and the summary (less clock figures and paths), and the final tensors."""
     a, b = records(got), records(want)
-    assert len(of_kind(a, "run")) == 1 and len(of_kind(a, "summary")) == 1, [r["kind"] for r in a if r["kind"] != "step"]
+    lines = [r["kind"] for r in a if r["kind"] != "step"]
+    assert lines.count("run") == 1 and lines.count("summary") == 1, lines
     steps_a, steps_b = of_kind(a, "step"), of_kind(b, "step")
     assert len(steps_a) == len(steps_b)
     for x, y in zip(steps_a, steps_b):
@@ -234,27 +236,39 @@ def times_resumed(folder: Path) -> int:
 class KilledRun:
     """One run folder, started and resumed until it finishes; its processes may be SIGKILLed.
 
-    A kill comes either `delay` seconds after the start (anywhere: start-up, resume, training,
-    the final evaluation) or, for a `training` kill, `delay` seconds after the process wrote its
-    first checkpoint (training and checkpoint writes, where a kill hurts most)."""
+    A kill comes `delay` seconds after the start (mode 'start': anywhere, start-up, resume,
+    training, the final evaluation), or `delay` seconds after the process wrote its first
+    checkpoint (mode 'training': steps and checkpoint writes), or at the first checkpoint write
+    seen after that (mode 'write': aimed at a write, the moment a kill hurts most)."""
 
     def __init__(self, out: Path, args: list[str], logs: Path):
         self.out, self.args, self.logs = out, args, logs
         self.process: Optional[subprocess.Popen] = None
         self.delay: Optional[float] = None
         self.kill_at: Optional[float] = None
+        self.mode = "start"
+        self.armed = False  # mode 'write': the delay is over, kill when a temp file shows
+        self.aimed = False  # the last kill was aimed at a write
         self.last_inode: Optional[int] = None  # of model.safetensors at the start, for training kills
         self.pending: set[str] = set()  # stale temp files the next resume must remove
         self.resumed_before = 0
 
-    def launch(self, delay: Optional[float], training: bool = False) -> None:
+    def launch(self, delay: Optional[float], mode: str = "start") -> None:
         fresh = not (self.out / "config.json").is_file()  # killed before config.json: start it again
         command = [*self.args, "--out", str(self.out)] if fresh else ["--out", str(self.out), "--resume"]
         self.resumed_before = times_resumed(self.out)
-        self.last_inode = self._inode() if training else None
+        self.mode, self.armed = mode, False
+        self.last_inode = self._inode()
         self.process = start("char_lm", command, self.logs)
         self.delay = delay
-        self.kill_at = None if delay is None or training else time.monotonic() + delay
+        self.kill_at = None if delay is None or mode != "start" else time.monotonic() + delay
+
+    def remaining(self) -> float:
+        """The share of the training still to do, by the last checkpoint."""
+        if not (self.out / LAST).is_file():
+            return 1.0
+        checkpoint = load_checkpoint(self.out / LAST)
+        return 1.0 - checkpoint.position.get("epochs_done", 0) / checkpoint.train_spec.num_epochs
 
     def _inode(self) -> int:
         try:
@@ -267,12 +281,17 @@ class KilledRun:
         return self.process is not None and self.delay is not None
 
     def check(self) -> Optional[str]:
-        """None while the process runs; else 'killed', 'killed inside a write', 'finished' or
-        'complete' (killed after its summary line, on the way out: the run is whole)."""
+        """None while the process runs; else 'finished' or how it was killed: 'killed', 'killed
+        inside a write', 'killed after the last checkpoint' (before the summary line) or 'complete'
+        (after the summary line, on the way out: the run is whole)."""
         code = self.process.poll()
-        if code is None and self.kill_at is None and self.last_inode is not None and self._inode() != self.last_inode:
-            self.kill_at = time.monotonic() + self.delay  # a training kill: the first checkpoint is written
-        if code is None and self.kill_at is not None and time.monotonic() >= self.kill_at:
+        if (code is None and self.mode != "start" and self.delay is not None and self.kill_at is None
+                and not self.armed and self._inode() != self.last_inode):
+            self.kill_at = time.monotonic() + self.delay  # modes 'training', 'write': the first checkpoint is written
+        if code is None and self.mode == "write" and self.kill_at is not None and time.monotonic() >= self.kill_at:
+            self.armed, self.kill_at = True, None
+        if code is None and (self.armed and any(self.out.glob(STALE))
+                             or self.kill_at is not None and time.monotonic() >= self.kill_at):
             self.process.send_signal(signal.SIGKILL)
             code = self.process.wait()
             assert code == -signal.SIGKILL, code
@@ -286,17 +305,21 @@ class KilledRun:
         self.process = None
         if code == 0:
             return "finished"
+        self.aimed = self.mode == "write"
         stale = {p.name for p in self.out.glob(STALE)}
         self.pending |= stale
-        if (self.out / LAST).exists():
-            load_checkpoint(self.out / LAST)  # never half a checkpoint
+        last = load_checkpoint(self.out / LAST) if (self.out / LAST).exists() else None  # never half a one
         if (self.out / BEST).exists():
             load_checkpoint(self.out / BEST)
         if of_kind(records(self.out), "summary"):
             done = run_task("char_lm", ["--out", str(self.out), "--resume"])  # refused, but it removes
             assert done.returncode == 2 and "already trained" in done.stderr, done.stderr  # stale files
             return "complete"
-        return "killed inside a write" if stale else "killed"
+        if stale:
+            return "killed inside a write"
+        if last is not None and last.position["epochs_done"] == last.train_spec.num_epochs:
+            return "killed after the last checkpoint"  # the resume only writes the summary
+        return "killed"
 
 
 def test_sigkill_at_random_moments(tmp_path: Path, backend_name: str) -> None:
@@ -307,12 +330,14 @@ def test_sigkill_at_random_moments(tmp_path: Path, backend_name: str) -> None:
     full = time.monotonic() - began  # start-up and training: kills fall in [1 s, full] after a start
     training = of_kind(records(reference), "epoch")[-1]["elapsed_s"]  # or in [0, training] after a checkpoint
     rng = random.Random(f"sigkill-{backend_name}")
-    counts = {"killed": 0, "killed inside a write": 0, "finished": 0, "complete": 0}
+    outcomes = ("killed", "killed inside a write", "killed after the last checkpoint", "complete")
+    counts = dict.fromkeys([*outcomes, "finished"], 0)
+    aimed = dict.fromkeys(outcomes, 0)  # the kills aimed at a write
     runs: list[KilledRun] = []
     active: list[KilledRun] = []
     deadline = time.monotonic() + 600
     while True:
-        kills = counts["killed"] + counts["killed inside a write"] + counts["complete"]
+        kills = sum(counts[outcome] for outcome in outcomes)
         planned = sum(run.kill_planned for run in active)
         while len(active) < PARALLEL and kills + planned < KILLS_PER_BACKEND:  # a new folder
             runs.append(KilledRun(tmp_path / f"run{len(runs)}", args, logs))
@@ -323,26 +348,32 @@ def test_sigkill_at_random_moments(tmp_path: Path, backend_name: str) -> None:
             if run.process is None:  # (re)start it, with a kill while more kills are wanted
                 if kills + planned >= KILLS_PER_BACKEND:
                     run.launch(None)
-                elif rng.random() < 0.3:  # (start-up takes about half of `full`)
-                    run.launch(rng.uniform(1.0, full))
-                else:
-                    run.launch(rng.uniform(0.0, training), training=True)
+                else:  # (start-up takes about half of `full`: most kills wait for training)
+                    mode = rng.choices(["start", "training", "write"], [3, 4, 3])[0]
+                    run.launch(rng.uniform(1.0, full) if mode == "start" else
+                               rng.uniform(0.0, training * run.remaining()), mode)
                 planned += run.kill_planned
         for run in list(active):
             outcome = run.check()
             if outcome is not None:
                 counts[outcome] += 1
+                if outcome != "finished" and run.aimed:
+                    aimed[outcome] += 1
                 if outcome in ("finished", "complete"):
                     active.remove(run)
                     assert not list(run.out.glob(".*.tmp")), list(run.out.glob(".*.tmp"))
                     assert_same_run(run.out, reference)
         assert time.monotonic() < deadline, counts
-        time.sleep(0.01)
-    kills = counts["killed"] + counts["killed inside a write"] + counts["complete"]
-    message = (f"{backend_name}: {kills} SIGKILLs over {len(runs)} runs, {counts['killed inside a write']} inside a "
-               f"checkpoint write (a stale {STALE} left, removed by the next resume), {counts['complete']} after "
-               f"the summary line; {counts['finished']} processes finished (unkilled, or before their kill); "
-               f"every finished run equals the uninterrupted one ({full:.1f} s for it, {training:.1f} s training)")
+        time.sleep(0.002)
+    kills = sum(counts[outcome] for outcome in outcomes)
+    inside, aimed_inside = counts["killed inside a write"], aimed["killed inside a write"]
+    message = (f"{backend_name}: {kills} SIGKILLs over {len(runs)} runs, {inside} inside a checkpoint write "
+               f"(a stale {STALE} left, removed by the next resume; {aimed_inside} of the {sum(aimed.values())} "
+               f"aimed at a write, {inside - aimed_inside} of the {kills - sum(aimed.values())} at random moments), "
+               f"{counts['killed after the last checkpoint']} between the last checkpoint and the summary line, "
+               f"{counts['complete']} after the summary line; {counts['finished']} processes finished (unkilled, "
+               f"or before their kill); every finished run equals the uninterrupted one ({full:.1f} s for it, "
+               f"{training:.1f} s training)")
     print("\n" + message)
     assert kills >= KILLS_PER_BACKEND, message
 
@@ -398,6 +429,28 @@ def test_stale_temp_files_and_a_kill_before_the_summary(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert not stale.exists() and load_checkpoint(out / LAST).progress["epoch"] == 1
     assert not list(out.glob(".*.tmp"))
+
+
+def test_a_kill_after_the_early_stop_checkpoint_trains_no_further_epoch(tmp_path: Path) -> None:
+    """On the run layer's NumPy stand-in (tests.test_run_layer): the checkpoint of an early stop is
+    written before its early_stop and summary lines; a kill in between used to make the resume
+    train another epoch (and stop again), so the run differed from an unkilled one."""
+    from seqcore.outdir import Mode
+    from tests.test_run_layer import FakeJob, fit
+
+    def job() -> FakeJob:
+        return FakeJob(scores=lambda epoch: [0.5, 0.4, 0.6, 0.6, 0.6, 0.6][epoch - 1])  # best at epoch 2
+
+    fit(tmp_path / "whole", epochs=6, job=job(), patience=2, log_every=1)
+    out = tmp_path / "run"
+    fit(out, epochs=6, job=job(), patience=2, log_every=1)
+    kept = load_checkpoint(out / LAST).position["num_records"]
+    lines = (out / "metrics.jsonl").read_text().splitlines(keepends=True)
+    assert [json.loads(line)["kind"] for line in lines[kept:]] == ["early_stop", "summary"]
+    (out / "metrics.jsonl").write_text("".join(lines[:kept]))  # as the kill left it
+    summary, _ = fit(out, epochs=6, job=job(), patience=2, log_every=1, mode=Mode.RESUME)
+    assert summary["epochs"] == 4
+    assert without_timing(records(out)) == without_timing(records(tmp_path / "whole"))
 
 
 def test_lock_refuses_a_second_run_and_dies_with_its_holder(tmp_path: Path) -> None:
