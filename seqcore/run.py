@@ -18,13 +18,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import datetime
 import itertools
-import json
 import math
-import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -33,16 +29,18 @@ from typing import Any, Iterable, Mapping, Optional, Protocol
 
 import numpy as np
 
-from . import __version__
 from .backend import Backend, Model
-from .checkpoint import Checkpoint, atomic_write, load_checkpoint, save_checkpoint
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .errors import SeqcoreError
-from .outdir import CONFIG, Mode, OutputFolder, describe
-from .params import init_params, param_shapes
+from .outdir import Mode, OutputFolder, describe
+from .params import init_params
+from .position import Position, checked_position, damaged_position
 from .progress import Progress
 from .reports import MetricsLog, machine_info, read_metrics
+from .resources import check_memory, checkpoint_bytes
+from .runconfig import now, read_run_config, write_run_config
 from .schedules import LearningRate
-from .specs import Loss, ModelSpec, Optimizer, Schedule, TrainSpec
+from .specs import Loss, ModelSpec, Schedule, TrainSpec
 from .training import Batch, Carry, EpochStats, NonFiniteLoss, train_epoch
 
 BATCH_STREAM = 1  # the batch Generator is seeded with (seed, 1), the weights with seed alone
@@ -105,27 +103,6 @@ class _Stop(Exception):
     """Raised from the step callback when a signal asked the run to stop."""
 
 
-@dataclasses.dataclass
-class Position:
-    """Where the run is: saved in every checkpoint, read back by a resume."""
-
-    epochs_done: int = 0
-    steps_done: int = 0  # of epoch `epochs_done + 1`, at a stop inside it
-    epoch_rng: Optional[dict] = None  # the batch Generator at the start of that epoch
-    stats: Optional[dict] = None  # EpochStats of that epoch's steps done
-    generators: dict = dataclasses.field(default_factory=dict)  # the task's other Generators
-    updates: int = 0
-    plateau_scale: float = 1.0
-    best: Optional[float] = None
-    best_epoch: int = 0
-    bad_evaluations: int = 0  # evaluations since the best
-    reference_loss: Optional[float] = None  # divergence reference: the first epoch's mean loss
-    first_loss: Optional[float] = None  # the first step's loss: the reference during epoch 1
-    window: list = dataclasses.field(default_factory=list)  # losses not yet in a 'step' line
-    num_records: int = 0  # metrics lines that belong to the run up to this checkpoint
-    wall_s: float = 0.0  # training time before this process
-
-
 class Run:
     def __init__(self, task: str, config: Mapping[str, Any], settings: RunSettings, train: TrainSpec):
         self.task, self.config, self.settings, self.train = task, dict(config), settings, train
@@ -150,7 +127,7 @@ class Run:
             if self.settings.mode is Mode.RESUME:
                 self._open_for_resume()
             else:
-                self._write_config(created=_now(), resumed=[])
+                write_run_config(self.folder, self.task, self.config, created=now(), resumed=[])
         except OSError as error:
             self._out.__exit__(None, None, None)
             raise SeqcoreError(f"Cannot write to {self.folder} ({describe(error)}).") from None
@@ -174,36 +151,6 @@ class Run:
             raise RunInterrupted(f"Stopped by {name} after the run in {self.folder} had finished; "
                                  f"its results are complete.", self._stop_signal)
 
-    def _num_params(self) -> int:
-        # math.prod, not np.prod: NumPy's int64 silently wraps for an absurd --hidden-size (catalogue fix)
-        return sum(math.prod(shape) for shape in param_shapes(self.spec).values())
-
-    def _check_memory(self) -> None:
-        """Catalogue fix: refuse, in one sentence and before anything is allocated, a model whose
-        weights and gradients (and Adam's two moments), 4 bytes each, exceed the available memory
-        (an absurd --hidden-size used to be refused by the disk check, or to fail allocating)."""
-        floats = self._num_params()
-        adam = self.train.optimizer is Optimizer.ADAM
-        needed = 4 * floats * (4 if adam else 2)
-        available = _available_memory()
-        if available is not None and needed > available:
-            raise SeqcoreError(f"A model of {floats:,} parameters needs about {needed / 2**30:,.1f} GB of memory "
-                               f"for its weights and gradients{' and Adam moments' if adam else ''}, but "
-                               f"{available / 2**30:,.1f} GB is available; choose a smaller --hidden-size "
-                               f"(or --num-layers).")
-
-    def _bytes_needed(self) -> int:
-        """Last and best checkpoints plus one being written, with Adam's two moments, and logs."""
-        floats = self._num_params()
-        per_checkpoint = 4 * floats * (3 if self.train.optimizer is Optimizer.ADAM else 1) + 65536
-        return 3 * per_checkpoint + 2**20
-
-    def _write_config(self, created: str, resumed: list) -> None:
-        record = {"task": self.task, "config": self.config, "argv": sys.argv, "seqcore_version": __version__,
-                  "git_commit": _git_commit(), "created": created, "resumed": resumed,
-                  "machine": machine_info()}
-        atomic_write(self.folder / CONFIG, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1)))
-
     def _open_for_resume(self) -> None:
         saved = read_run_config(self.folder)
         if saved["task"] != self.task:
@@ -213,7 +160,7 @@ class Run:
         checkpoint = self.folder / LAST
         self.resumed = load_checkpoint(checkpoint) if checkpoint.is_file() else None
         if self.resumed is not None and self.resumed.position:
-            _checked_position(checkpoint, self.resumed.position)  # before a framework loads (catalogue fix)
+            checked_position(checkpoint, self.resumed.position)  # before a framework loads (catalogue fix)
 
     def _open_log(self) -> None:
         """The metrics log; a resume keeps the lines up to its checkpoint (the ones after it describe
@@ -224,7 +171,8 @@ class Run:
             records = read_metrics(path, warn=False) if path.is_file() else []
             records = records[:kept] + [r for r in records[kept:] if r.get("kind") in ("interrupted", "stopped")]
             saved = self._saved_config
-            self._write_config(created=saved.get("created", ""), resumed=[*saved.get("resumed", []), _now()])
+            write_run_config(self.folder, self.task, self.config, created=saved.get("created", ""),
+                             resumed=[*saved.get("resumed", []), now()])
         self.log = MetricsLog(path, records, tensorboard=self._tensorboard())
 
     def _tensorboard(self):
@@ -277,9 +225,9 @@ class Run:
         if self.resumed is not None and self.resumed.data and self.resumed.data != job.fingerprint:
             raise SeqcoreError(f"The data of the run in {self.folder} changed since it was trained "
                                f"({_changed(self.resumed.data, job.fingerprint)}); a resume needs the same data.")
-        self._check_memory()
+        check_memory(self.spec, self.train)
         try:
-            self._out.check_space(self._bytes_needed())
+            self._out.check_space(checkpoint_bytes(self.spec, self.train))
             return self._fit(job, backend, device)
         except OSError as error:
             raise SeqcoreError(f"Cannot write to {self.folder} ({describe(error)}); "
@@ -287,7 +235,7 @@ class Run:
 
     def _fit(self, job: Job, backend: Backend, device: str) -> dict[str, Any]:
         resumed, train, settings = self.resumed, self.train, self.settings
-        position = (_checked_position(self.folder / LAST, resumed.position) if resumed and resumed.position
+        position = (checked_position(self.folder / LAST, resumed.position) if resumed and resumed.position
                     else Position())
         model = backend.build_model(self.spec, resumed.params if resumed else
                                     init_params(self.spec, train.init, train.seed), device)
@@ -298,7 +246,7 @@ class Run:
         self.position = position
         per_epoch = job.num_batches()
         if position.steps_done > per_epoch:  # catalogue fix: a damaged position, not an empty epoch
-            raise _damaged_position(self.folder / LAST, f"steps_done is {position.steps_done}, but an "
+            raise damaged_position(self.folder / LAST, f"steps_done is {position.steps_done}, but an "
                                     f"epoch has {per_epoch} steps")
         lr = LearningRate(train, per_epoch * train.num_epochs, position.updates, position.plateau_scale)
         rng = np.random.default_rng([train.seed, BATCH_STREAM])
@@ -471,7 +419,7 @@ class Run:
             self.spec, params, self.train, self._job.vocab,
             {"epoch": epoch, **self._job.info, **numbers}, backend.export_trainer_state(model, self._trainer),
             tuple(backend.state_to_numpy(carry.state)) if carry is not None else (),
-            _jsonable(dataclasses.asdict(position)), self._job.fingerprint)
+            position.to_json(), self._job.fingerprint)
         # FIX (faults tests): best before last. A kill between the two writes then leaves the previous
         # last checkpoint, whose resume trains this epoch again and rewrites the same best; in the
         # other order the resume's position claimed a best that best.safetensors did not hold.
@@ -503,107 +451,8 @@ class Run:
         return f"the last good checkpoint (epoch {saved}) is kept at {self.folder / LAST}."
 
 
-def _damaged_position(path: Path, detail: str) -> SeqcoreError:
-    return SeqcoreError(f"{path} has a damaged resume position ({detail}); resume from an earlier copy "
-                        f"or start again with --overwrite.")
-
-
-def _checked_position(path: Path, saved: Mapping[str, Any]) -> Position:
-    """Catalogue fix: a checkpoint's resume position with every field of the type it must have, or one
-    sentence (a damaged one used to end in a TypeError or ValueError deep inside training)."""
-    known = {field.name for field in dataclasses.fields(Position)}
-    unknown = sorted(set(saved) - known)
-    if unknown:
-        raise _damaged_position(path, f"unknown fields {', '.join(unknown)}")
-    position = Position(**saved)
-
-    def real(v: Any) -> bool:
-        return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-    def whole(v: Any) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
-
-    def rng_state(v: Any) -> bool:
-        try:
-            np.random.default_rng().bit_generator.state = v
-        except (TypeError, ValueError, KeyError):
-            return False
-        return True
-
-    def stats(v: Any) -> bool:
-        if not isinstance(v, dict) or not all(real(x) for x in v.values()):
-            return False
-        try:
-            EpochStats(**v)
-        except TypeError:
-            return False
-        return True
-
-    checks = {name: whole for name in ("epochs_done", "steps_done", "updates", "best_epoch", "bad_evaluations",
-                                       "num_records")}
-    checks.update({
-        "plateau_scale": lambda v: real(v) and v > 0, "wall_s": lambda v: real(v) and v >= 0,
-        "best": lambda v: v is None or real(v), "reference_loss": lambda v: v is None or real(v),
-        "first_loss": lambda v: v is None or real(v), "epoch_rng": lambda v: v is None or rng_state(v),
-        "stats": lambda v: v is None or stats(v),
-        "generators": lambda v: isinstance(v, dict) and all(rng_state(x) for x in v.values()),
-        "window": lambda v: isinstance(v, list) and all(real(x) for x in v)})
-    for name, valid in checks.items():
-        value = getattr(position, name)
-        if not valid(value):
-            shown = repr(value)
-            raise _damaged_position(path, f"{name} is {shown[:60] + '...' if len(shown) > 60 else shown}")
-    return position
-
-
-def _available_memory() -> Optional[int]:
-    """Bytes of memory a new allocation can get: MemAvailable, else the free pages; None if unknown."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def read_run_config(folder: Path) -> dict[str, Any]:
-    """The config.json of a run folder, or one sentence on why it cannot be read."""
-    path = Path(folder) / CONFIG
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SeqcoreError(f"{folder} holds no run ({CONFIG} is missing).") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise SeqcoreError(f"{path} cannot be read ({error}).") from None
-    if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict) or not isinstance(
-            saved.get("task"), str):
-        raise SeqcoreError(f"{path} is not a seqcore run configuration.")
-    return saved
-
-
 def _changed(saved: Mapping[str, Any], now: Mapping[str, Any]) -> str:
     return ", ".join(f"{key} was {saved.get(key)}, is {now.get(key)}"
                      for key in sorted(set(saved) | set(now)) if saved.get(key) != now.get(key))
 
 
-def _jsonable(value: Any) -> Any:
-    """Generator states hold NumPy integers and big ints; JSON keeps them as plain numbers."""
-    return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-def _git_commit() -> Optional[str]:
-    root = Path(__file__).resolve().parent.parent
-    try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() or None if done.returncode == 0 else None

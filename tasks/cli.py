@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import shlex
 import sys
@@ -21,7 +20,8 @@ from seqcore.backend import BACKENDS
 from seqcore.errors import SeqcoreError
 from seqcore.outdir import Mode, next_version
 from seqcore.progress import protect_output
-from seqcore.run import RunInterrupted, RunSettings, read_run_config
+from seqcore.run import RunInterrupted, RunSettings
+from seqcore.runconfig import read_run_config
 from seqcore.specs import Cell, Device, Impl, Init, Optimizer, Schedule
 
 
@@ -204,7 +204,7 @@ def parse_config(config_class: type, task: str, argv: Optional[Sequence[str]], d
     fields = {f.name: f for f in dataclasses.fields(config_class)}
     base: dict[str, Any] = {}
     if "config" in given:
-        saved = read_run_config_file(Path(given.pop("config")))
+        saved = read_run_config(Path(given.pop("config")), flag="--config")
         if saved["task"] != task:
             raise SeqcoreError(f"--config holds a {saved['task']} configuration, not a {task} one.")
         base = {k: v for k, v in saved["config"].items() if k != "out"}  # a rerun gets its own folder
@@ -226,20 +226,6 @@ def parse_config(config_class: type, task: str, argv: Optional[Sequence[str]], d
         if isinstance(fields[name].default, tuple) and isinstance(value, list):
             values[name] = tuple(value)
     return config_class(**values)
-
-
-def read_run_config_file(path: Path) -> dict[str, Any]:
-    if path.is_dir():
-        return read_run_config(path)
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SeqcoreError(f"--config {path}: no such file.") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise SeqcoreError(f"--config {path} cannot be read ({error}).") from None
-    if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict) or "task" not in saved:
-        raise SeqcoreError(f"--config {path} is not a run's config.json.")
-    return saved
 
 
 def _differs(given: Any, saved: Any) -> bool:

@@ -28,18 +28,16 @@ and the ones done are kept; --overwrite replaces all three.
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import json
-import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from seqcore.backend import Backend, load_backend
-from seqcore.checkpoint import atomic_write, load_checkpoint
+from seqcore.checkpoint import load_checkpoint
 from seqcore.errors import SeqcoreError
 from seqcore.outdir import CONFIG, Mode, OutputFolder
 from seqcore.reports import MetricsLog, read_metrics
-from seqcore.run import BEST, LAST, Run, RunSettings, read_run_config
+from seqcore.run import BEST, LAST, Run, RunSettings
+from seqcore.runconfig import now, read_run_config, write_run_config
 from seqcore.sine import NEXT, PHASES, SIN2COS, WAVE_FIGURES, SineJob, loss_points, plot_losses, plot_waves
 from seqcore.specs import Cell, Device, InputKind, ModelSpec, Optimizer, Readout, Sampler, TrainSpec, parse_enum
 
@@ -196,16 +194,14 @@ def _kept(training: Run, job: SineJob, backend: Backend, device: str, spec: Mode
 
 def _write_folder_config(folder: Path, config: SineConfig, resume: bool) -> None:
     """OUT/config.json of --cell all (each cell's folder has its own)."""
-    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     saved: dict[str, Any] = {}
     if resume:
         saved = read_run_config(folder)
         if saved["task"] != TASK or saved["config"].get("cell") != ALL:
             what = saved["task"] if saved["task"] != TASK else f"single {saved['config'].get('cell')} sine"
             raise SeqcoreError(f"{folder} holds a {what} run, not a --cell all one; resume it as it was started.")
-    record = {"task": TASK, "config": config.saved(), "cells": config.cells(), "argv": sys.argv,
-              "created": saved.get("created", now), "resumed": [*saved.get("resumed", []), now] if resume else []}
-    atomic_write(folder / CONFIG, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1)))
+    write_run_config(folder, TASK, config.saved(), created=saved.get("created", now()),
+                     resumed=[*saved.get("resumed", []), now()] if resume else [])
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

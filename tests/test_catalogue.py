@@ -434,7 +434,7 @@ RESUME = [
     Case("config-not-json", "resume", char_lm_with(lambda c: ["--config", str(c.tmp / "given.json")]),
          "cannot be read", setup=config_file("hidden_size = 8\n")),
     Case("config-not-a-run-config", "resume", char_lm_with(lambda c: ["--config", str(c.tmp / "given.json")]),
-         "is not a run's config.json", setup=config_file([1, 2, 3])),
+         "is not a seqcore run configuration", setup=config_file([1, 2, 3])),
     Case("config-of-another-task", "resume", char_lm_with(lambda c: ["--config", str(c.mnist_run / "config.json")]),
          "holds a mnist_rows configuration, not a char_lm one"),
     Case("config-folder-of-another-task", "resume", char_lm_with(lambda c: ["--config", str(c.mnist_run)]),
