@@ -44,11 +44,12 @@ def prepare_data(corpus: Optional[str], token: str, max_tokens: Optional[int], v
 
 
 def model_spec(cell: Cell | str, impl: Impl | str, vocab_size: int, hidden_size: int,
-               num_layers: int) -> ModelSpec:
-    """The d2l language model: one-hot characters in, a logit per vocabulary entry out."""
+               num_layers: int, input_kind: InputKind | str = InputKind.ONEHOT, embed_size: int = 0) -> ModelSpec:
+    """The d2l language model: one-hot tokens (or an embedding of `embed_size`, which a large word
+    vocabulary needs) in, a logit per vocabulary entry out."""
     return ModelSpec(cell=cell, impl=impl, input_size=vocab_size, hidden_size=hidden_size,
-                     output_size=vocab_size, num_layers=num_layers, input_kind=InputKind.ONEHOT,
-                     readout=Readout.SEQUENCE)
+                     output_size=vocab_size, num_layers=num_layers, input_kind=input_kind,
+                     embed_size=embed_size, readout=Readout.SEQUENCE)
 
 
 def time_major(batch: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

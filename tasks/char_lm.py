@@ -26,6 +26,7 @@ from .cli import TaskConfig, choices, option, parse_config, run_main
 
 TASK = "char_lm"
 PREFIXES = ("time traveller", "traveller")
+DEFAULT_EMBED_SIZE = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +39,10 @@ class CharLMConfig(TaskConfig):
                                    "Time Machine)", group="data", kind=str)
     corpus_hash: Optional[str] = option(None, "checksum of a --corpus URL, e.g. sha256:HEX", group="data", kind=str)
     token: str = option("char", "", group="data", choices=("char", "word"))
+    input: str = option("onehot", "how tokens enter the model: one-hot vectors (d2l) or a learned embedding",
+                        group="model", choices=("onehot", "embedding"))
+    embed_size: int = option(0, "embedding width with --input embedding (default: 64 there)", group="model",
+                             check="non_negative")
     max_tokens: Optional[int] = option(10_000, "train on the first N tokens; 0 for all", group="data",
                                        check="non_negative", kind=int)
     val_fraction: float = option(0.1, "the corpus tail held out for validation", group="data",
@@ -58,6 +63,10 @@ class CharLMConfig(TaskConfig):
             raise SeqcoreError(f"--val-fraction must be in [0, 1), got {self.val_fraction!r}.")
         if not self.prefixes or any(not p.strip() for p in self.prefixes):
             raise SeqcoreError("--prefix must be non-empty text.")
+        if self.input == "onehot" and self.embed_size:
+            raise SeqcoreError("--embed-size is only used with --input embedding.")
+        if self.input == "embedding" and not self.embed_size:
+            object.__setattr__(self, "embed_size", DEFAULT_EMBED_SIZE)
 
     def train_spec(self) -> TrainSpec:
         return TrainSpec(batch_size=self.batch_size, num_steps=self.num_steps, num_epochs=self.epochs,
@@ -74,7 +83,8 @@ def run(config: CharLMConfig) -> dict[str, Any]:
     with Run(TASK, config.saved(), settings, train) as training:  # the folder is checked first
         data = prepare_data(config.corpus, config.token, config.max_tokens or None, config.val_fraction,
                             config.batch_size, config.num_steps, config.corpus_hash)
-        spec = model_spec(config.cell, config.impl, len(data.vocab), config.hidden_size, config.num_layers)
+        spec = model_spec(config.cell, config.impl, len(data.vocab), config.hidden_size, config.num_layers,
+                          config.input, config.embed_size)
         for prefix in config.prefixes:  # fail before training, not after it
             unknown = data.vocab.unknown(list(prefix) if config.token == "char" else prefix.split())
             if unknown:

@@ -45,11 +45,12 @@ def train_both(tmp_path: Path, *args: str) -> dict[str, list[dict]]:
     return {name: read_metrics(tmp_path / name / "metrics.jsonl") for name in BACKENDS}
 
 
-@pytest.mark.parametrize("cell, impl, sampler", [
-    ("lstm", "concise", "sequential"), ("gru", "scratch", "random"), ("rnn", "concise", "sequential")])
-def test_lockstep_losses(tmp_path: Path, cell: str, impl: str, sampler: str) -> None:
+@pytest.mark.parametrize("cell, impl, sampler, extra", [
+    ("lstm", "concise", "sequential", ()), ("gru", "scratch", "random", ()), ("rnn", "concise", "sequential", ()),
+    ("gru", "concise", "sequential", ("--input", "embedding", "--embed-size", "16"))])
+def test_lockstep_losses(tmp_path: Path, cell: str, impl: str, sampler: str, extra: tuple) -> None:
     metrics = train_both(tmp_path, "--cell", cell, "--impl", impl, "--sampler", sampler,
-                         "--epochs", "1", "--log-every", "1")
+                         "--epochs", "1", "--log-every", "1", *extra)
     losses = {name: [r["loss"] for r in records if r["kind"] == "step"][:LOCKSTEP_STEPS]
               for name, records in metrics.items()}
     first, second = losses.values()
