@@ -1,111 +1,277 @@
-"""Cross-framework comparison of the character language model: the same configuration, seed and
-weights trained on each backend in its own process, then one table and one figure.
+"""The cross-framework comparison report: every task on every backend, one command, one page.
 
-Usage: python -m tasks.compare --out runs/compare -- --cell lstm --impl concise --epochs 500
-       python -m tasks.compare --out runs/compare --from runs/char_lm/mxnet-lstm-concise runs/char_lm/torch-lstm-concise
+Usage: python -m tasks.compare --tasks char_lm,mnist_rows,sine,hello --backends mxnet,torch \\
+           --cells rnn,gru,lstm --impls scratch,concise --device cpu --out runs/reports/NAME [--quick] [--seeds K]
+       python -m tasks.compare --out runs/reports/NAME --from RUN_DIR [RUN_DIR ...]
+       python -m tasks.compare --tasks char_lm --cells lstm --impls concise --out runs/reports/lstm -- --epochs 50
 
-Everything after `--` is passed to `python -m tasks.char_lm` for every backend.
+Every run goes through the run layer into REPORT/runs/TASK/BACKEND-CELL-IMPL[-seedS], as its own
+process (one framework per process), one at a time. Running the same command again keeps the
+finished runs and resumes the interrupted ones; a failed run is shown with its error. --quick
+shrinks every task to minutes; without it each task uses the seeds' and the book's configuration
+(char LM: d2l's 500 epochs; MNIST: the seed000 preset). Flags after `--` are passed to every run.
+--from builds the report from finished run folders (of any tasks, e.g. PyTorch trained on a GPU
+machine and MXNet on a CPU one).
+
+Writes report.html (self-contained), report.md, results.json, results.csv and figures/ to --out.
 """
 from __future__ import annotations
 
 import argparse
+import datetime
+import fcntl
 import json
+import os
+import shlex
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+import numpy as np
+
+from seqcore import comparison
 from seqcore.backend import BACKENDS
 from seqcore.errors import SeqcoreError
-from seqcore.reports import plot_curves, read_metrics, series
+from seqcore.report_build import build
+from seqcore.specs import Cell, Device, Impl
 
 from .cli import run_main
+from .grid import TASKS, Grid, plan
+
+REPORT = "report.json"  # marks a folder as a comparison report, with the command that made it
+BENCHMARK = {"full": [], "quick": ["--steps", "10", "--warmup", "2"],
+             "tiny": ["--steps", "2", "--warmup", "1", "--batch-size", "4", "--num-steps", "5", "--hidden-size", "8"]}
 
 
-def train_each(backends: Sequence[str], char_lm_args: Sequence[str], out: Path) -> list[Path]:
-    """Run tasks.char_lm once per backend, one after the other (timings are not shared), each in
-    its own process: MXNet and PyTorch never share one."""
-    runs = []
-    for name in backends:
-        run_dir = out / name
-        command = [sys.executable, "-m", "tasks.char_lm", *char_lm_args, "--backend", name, "--out", str(run_dir)]
-        print("$", " ".join(command[1:]), flush=True)
-        if subprocess.run(command).returncode != 0:
-            raise SeqcoreError(f"The {name} run failed (its error is printed above).")
-        runs.append(run_dir)
-    return runs
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        raise SeqcoreError(f"{self.prog}: {message}.")
 
 
-def summarise(run_dirs: Sequence[Path]) -> list[dict[str, Any]]:
-    rows = []
-    for run_dir in run_dirs:
-        path = Path(run_dir) / "metrics.jsonl"
+def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+    extra = list(argv[argv.index("--") + 1:]) if "--" in argv else []
+    own = list(argv[:argv.index("--")]) if "--" in argv else list(argv)
+    parser = _Parser(prog="python -m tasks.compare", description=__doc__.split("\n\n")[0],
+                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog="\n\n".join(__doc__.split("\n\n")[1:]))
+    parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated (default: %(default)s)")
+    parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated (default: %(default)s)")
+    parser.add_argument("--cells", default="rnn,gru,lstm", help="comma-separated (default: %(default)s)")
+    parser.add_argument("--impls", default="scratch,concise", help="comma-separated (default: %(default)s)")
+    parser.add_argument("--device", default="cpu", help="cpu, gpu or auto (default: %(default)s)")
+    parser.add_argument("--out", default="runs/reports/report", help="the report folder (default: %(default)s)")
+    parser.add_argument("--quick", action="store_true", help="every task shrunk so the whole grid takes minutes")
+    parser.add_argument("--tiny", action="store_true", help="the smallest sizes that exercise every path (tests)")
+    parser.add_argument("--seeds", type=int, default=1, help="seeds per backend (default: %(default)s)")
+    parser.add_argument("--no-benchmark", dest="benchmark", action="store_false", help="skip the speed section")
+    parser.add_argument("--mnist-dir", default=None, help="MNIST files for mnist_rows (its --data-dir)")
+    parser.add_argument("--resume", action="store_true", help="continue the report in --out, even if made by "
+                        "another command")
+    parser.add_argument("--overwrite", action="store_true", help="replace the report in --out")
+    parser.add_argument("--from", dest="runs", nargs="+", default=None, metavar="DIR",
+                        help="build the report from these finished run folders instead of training")
+    return parser.parse_args(own), extra
+
+
+def _names(text: str, kind: str, allowed: Sequence[str]) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    bad = [n for n in names if n not in allowed]
+    if bad or not names:
+        raise SeqcoreError(f"Unknown {kind}(s) {bad or 'none given'}: choose from {', '.join(allowed)}.")
+    return list(dict.fromkeys(names))
+
+
+def validated(args: argparse.Namespace) -> dict[str, Any]:
+    """The command's identity (stored in report.json), every flag checked before anything is written."""
+    if args.resume and args.overwrite:
+        raise SeqcoreError("--resume and --overwrite exclude each other: continue the report or replace it.")
+    if args.quick and args.tiny:
+        raise SeqcoreError("--quick and --tiny exclude each other.")
+    if args.seeds < 1:
+        raise SeqcoreError(f"--seeds must be a positive number, got {args.seeds}.")
+    if args.device not in [d.value for d in Device]:
+        raise SeqcoreError(f"--device must be one of {', '.join(d.value for d in Device)}, got {args.device!r}.")
+    return {"tasks": _names(args.tasks, "task", TASKS), "backends": _names(args.backends, "backend", BACKENDS),
+            "cells": _names(args.cells, "cell", [c.value for c in Cell]),
+            "impls": _names(args.impls, "impl", [i.value for i in Impl]), "device": args.device,
+            "scale": "quick" if args.quick else "tiny" if args.tiny else "full", "seeds": args.seeds,
+            "benchmark": args.benchmark, "mnist_dir": args.mnist_dir}
+
+
+class ReportFolder:
+    """The report folder's policy, as the run layer's: the same command continues its report;
+    another command's report is refused unless --resume or --overwrite; --overwrite empties only
+    a folder that holds a report; a lock refuses a second live compare on the folder."""
+
+    def __init__(self, out: Path, identity: dict, resume: bool, overwrite: bool):
+        self.out, self.identity, self.resume, self.overwrite = out, identity, resume, overwrite
+        self._lock: Optional[int] = None
+
+    def check(self) -> None:
+        out = self.out
+        if out.exists() and not out.is_dir():
+            raise SeqcoreError(f"--out {out} is a file, not a folder.")
+        saved = self._saved()
+        if saved is None:
+            if out.is_dir() and any(out.iterdir()):
+                raise SeqcoreError(f"--out {out} is not empty and holds no report ({REPORT} is missing); "
+                                   f"choose another --out.")
+            if self.resume:
+                raise SeqcoreError(f"--resume: {out} holds no report to continue.")
+            return
+        if saved.get("identity") != self.identity and not (self.resume or self.overwrite):
+            differs = sorted(k for k in set(saved.get("identity", {})) | set(self.identity)
+                             if saved.get("identity", {}).get(k) != self.identity.get(k))
+            raise SeqcoreError(f"{out} holds the report of another command (it differs in {', '.join(differs)}); "
+                               f"continue it with --resume, replace it with --overwrite, or choose another --out.")
+
+    def _saved(self) -> Optional[dict]:
+        path = self.out / REPORT
         if not path.is_file():
-            raise SeqcoreError(f"{run_dir} holds no metrics.jsonl: is it a tasks.char_lm output directory?")
-        records = read_metrics(path)
-        run = next((r for r in records if r.get("kind") == "run"), None)
-        if run is None:
-            raise SeqcoreError(f"{path} has no run line: it was not written by a seqcore task.")
-        if run.get("task", "char_lm") != "char_lm":
-            raise SeqcoreError(f"{run_dir} holds a {run['task']} run; tasks.compare compares char_lm runs.")
-        summary = next((r for r in records if r["kind"] == "summary"), None)
-        if summary is None:
-            raise SeqcoreError(f"The run in {run_dir} did not finish (no summary line).")
-        rows.append({"dir": str(run_dir), "backend": run["backend"], "device": run["device"],
-                     "cell": run["model"]["cell"], "impl": run["model"]["impl"],
-                     "epochs": summary["epochs"], "train_ppl": summary["train_ppl"], "val_ppl": summary["val_ppl"],
-                     "tokens_per_s": summary["tokens_per_s_last_epoch"], "wall_s": summary["wall_s"],
-                     "curve": series([r for r in records if r["kind"] == "epoch"], "epoch", "train_ppl"),
-                     "machine": run["machine"]})
-    return rows
+            return None
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise SeqcoreError(f"{path} is damaged; replace the report with --overwrite.") from None
+        return saved if isinstance(saved, dict) else {}
+
+    def __enter__(self) -> "ReportFolder":
+        self.check()
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._lock = os.open(self.out / ".report.lock", os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock)
+            raise SeqcoreError(f"Another tasks.compare is writing to {self.out}; wait for it to finish.") from None
+        if self.overwrite and self._saved() is not None:
+            for entry in self.out.iterdir():
+                if entry.name != ".report.lock":
+                    shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+        now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        saved = self._saved() or {}
+        record = {"identity": self.identity, "argv": sys.argv, "created": saved.get("created", now),
+                  "updated": now}
+        (self.out / REPORT).write_text(json.dumps(record, indent=1))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._lock is not None:
+            os.close(self._lock)
 
 
-def report(rows: list[dict[str, Any]], out: Path) -> str:
-    lines = ["| backend | model | device | epochs | train ppl | val ppl | tokens/s (last epoch) | wall s |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r in rows:
-        lines.append(f"| {r['backend']} | {r['impl']} {r['cell']} | {r['device']} | {r['epochs']} | "
-                     f"{r['train_ppl']:.4f} | {r['val_ppl']:.4f} | {r['tokens_per_s']:,.0f} | {r['wall_s']:.1f} |")
-    if len(rows) == 2:
-        a, b = rows
-        lines.append("")
-        lines.append(f"train perplexity differs by {abs(a['train_ppl'] - b['train_ppl']) / min(a['train_ppl'], b['train_ppl']):.2%}; "
-                     f"validation by {abs(a['val_ppl'] - b['val_ppl']) / min(a['val_ppl'], b['val_ppl']):.2%}; "
-                     f"{b['backend']} / {a['backend']} tokens/s = {b['tokens_per_s'] / a['tokens_per_s']:.2f}")
-    machine = rows[0]["machine"]
-    lines.append(f"machine: {machine.get('platform')}, {machine.get('cpu_count')} CPUs, Python {machine.get('python')}")
-    for r in rows:
-        versions = {k: v for k, v in r["machine"].items() if k in ("mxnet", "torch", "numpy", "cuda", "device")}
-        lines.append(f"{r['backend']}: {versions}")
-    text = "\n".join(lines)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "comparison.md").write_text(text + "\n")
-    (out / "comparison.json").write_text(json.dumps([{k: v for k, v in r.items() if k != "curve"} for r in rows], indent=1))
-    plot_curves(out / "comparison.png", {f"{r['backend']} {r['impl']} {r['cell']}": r["curve"] for r in rows},
-                title="training perplexity, same weights and batches", xlabel="epoch", ylabel="perplexity", logy=True)
-    return text
+def cross_checks(report: Path, records: Sequence[dict], backends: Sequence[str], device: str) -> dict[str, list]:
+    """Each finished run's checkpoint on every backend, each backend in its own process: logits max |Δ|,
+    and char_lm validation perplexity on the backend that did not train it."""
+    done = [r for r in records if r["status"] == "done" and (Path(r["folder"]) / "model.safetensors").is_file()]
+    result: dict[str, list] = {"logits": [], "cross_eval": [], "errors": []}
+    if len(backends) < 2 or not done:
+        return result
+    folder = report / "crosscheck"
+    folder.mkdir(parents=True, exist_ok=True)
+    runs = [{"folder": r["folder"], "task": r["task"], "trained_on": r["backend"]} for r in done]
+    (folder / "runs.json").write_text(json.dumps(runs))
+    outputs = {}
+    for backend in backends:
+        print(f"cross-check on {backend} ({len(runs)} checkpoints) ...", flush=True)
+        done_process = subprocess.run([sys.executable, "-m", "tasks.crosscheck", "--backend", backend, "--device",
+                                       device, "--runs", str(folder / "runs.json"), "--out", str(folder / backend)],
+                                      capture_output=True, text=True)
+        if done_process.returncode != 0:
+            last = (done_process.stderr.strip().splitlines() or ["no output"])[-1]
+            result["errors"].append(f"the {backend} cross-check failed: {last}")
+            continue
+        outputs[backend] = json.loads(done_process.stdout.strip().splitlines()[-1])
+        result["errors"] += outputs[backend]["errors"]
+    if len(outputs) < 2:
+        return result
+    first, second = list(outputs)[:2]
+    for index, record in enumerate(done):
+        files = [outputs[b]["logits"].get(str(index)) for b in (first, second)]
+        if None in files:
+            continue
+        a, b = (np.load(folder / name / file) for name, file in zip((first, second), files))
+        result["logits"].append({"task": record["task"], "model": f"{record['cell']} {record['impl']} seed {record['seed']}",
+                                 "trained_on": record["backend"], "backends": [first, second],
+                                 "shape": "x".join(map(str, a.shape)), "max_abs": float(np.max(np.abs(a - b))),
+                                 "scale": float(np.max(np.abs(a)))})
+    for backend, output in outputs.items():
+        measured = {x["folder"]: x["val_ppl"] for x in output["cross_eval"]}
+        for record in done:
+            if record["folder"] in measured:
+                result["cross_eval"].append({"model": f"{record['cell']} {record['impl']} seed {record['seed']}",
+                                             "trained_on": record["backend"], "evaluated_on": backend,
+                                             "own": record["value"], "other": measured[record["folder"]]})
+    return result
+
+
+def benchmark(report: Path, identity: dict) -> tuple[Optional[list], Optional[Path], Optional[str]]:
+    folder = report / "benchmark"
+    if (folder / "benchmark.json").is_file():
+        return json.loads((folder / "benchmark.json").read_text()), folder / "benchmark.png", None
+    command = ["-m", "tasks.benchmark", "--backends", ",".join(identity["backends"]), "--cells",
+               ",".join(identity["cells"]), "--impls", ",".join(identity["impls"]), "--device", identity["device"],
+               *BENCHMARK[identity["scale"]], "--out", str(folder)]
+    print(f"benchmark: {shlex.join(['python', *command])}", flush=True)
+    done = subprocess.run([sys.executable, *command], capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
+    if done.returncode != 0:
+        return None, None, (done.stderr.strip().splitlines() or ["no output"])[-1]
+    return json.loads((folder / "benchmark.json").read_text()), folder / "benchmark.png", None
+
+
+def from_runs(folders: Sequence[str]) -> list[dict]:
+    """The records of finished run folders; one sentence on the first that is not one."""
+    records = [comparison.load_run(Path(folder)) for folder in folders]
+    backends = {r["backend"] for r in records}
+    if len(backends) < 2:
+        first = records[0]
+        raise SeqcoreError(f"{first['folder']} holds a {first['task']} run on {first['backend']}, and no run of "
+                           f"another backend was given; a comparison needs runs of at least two backends.")
+    return records
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    passed = argv[argv.index("--") + 1:] if "--" in argv else []
-    own = argv[:argv.index("--")] if "--" in argv else argv
-    parser = argparse.ArgumentParser(prog="python -m tasks.compare", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated (default: %(default)s)")
-    parser.add_argument("--from", dest="runs", nargs="+", default=None, help="report on finished runs instead")
-    parser.add_argument("--out", default="runs/compare", help="(default: %(default)s)")
-    args = parser.parse_args(own)
+    args, extra = parse(argv)
+    command = shlex.join(["python", "-m", "tasks.compare", *argv])
     out = Path(args.out)
+    started = time.perf_counter()
     if args.runs:
-        run_dirs = [Path(r) for r in args.runs]
+        records = from_runs(args.runs)  # before the folder is touched
+        backends = list(dict.fromkeys(r["backend"] for r in records))
+        identity = {"from": [str(Path(f).resolve()) for f in args.runs]}
+        with ReportFolder(out, identity, args.resume, args.overwrite):
+            checks = cross_checks(out, records, backends, "cpu")
+            paths = build(out, records, backends, command=command, crosscheck=checks,
+                          notes=[f"Built from {len(records)} finished run folders (--from)."])
     else:
-        backends = [b for b in args.backends.split(",") if b]
-        unknown = sorted(set(backends) - set(BACKENDS))
-        if unknown or not backends:
-            raise SeqcoreError(f"Unknown backend(s) {unknown or backends}: choose from {', '.join(BACKENDS)}.")
-        run_dirs = train_each(backends, passed, out)
-    print(report(summarise(run_dirs), out))
-    print(f"comparison.md, comparison.json and comparison.png written to {out}")
+        identity = {**validated(args), "extra": extra}
+        planned = plan(out, identity["tasks"], identity["backends"], identity["cells"], identity["impls"],
+                       identity["device"], identity["scale"], identity["seeds"], identity["mnist_dir"], extra)
+        with ReportFolder(out, identity, args.resume, args.overwrite):
+            grid = Grid(out, planned)
+            records = grid.run()
+            checks = cross_checks(out, records, identity["backends"], identity["device"])
+            bench, png, bench_error = benchmark(out, identity) if identity["benchmark"] else (None, None, None)
+            elapsed = time.perf_counter() - started
+            notes = [f"Sizes: {identity['scale']}" + (" (every task shrunk to minutes; not the published "
+                                                      "configurations)" if identity["scale"] != "full" else
+                                                      " (the seeds' and the book's configurations)") +
+                     f"; {len(planned)} runs, {len(grid.started)} trained by this invocation, "
+                     f"{len(planned) - len(grid.started)} kept from an earlier one; this invocation took "
+                     f"{elapsed:.0f} s; the runs' own wall time (inside the run layer, without process "
+                     f"start-up) sums to {sum(r['wall_s'] or 0 for r in records):.0f} s."]
+            if bench_error:
+                notes.append(f"The benchmark failed: {bench_error}")
+            paths = build(out, records, identity["backends"], command=command, crosscheck=checks,
+                          benchmark=bench, benchmark_png=png, notes=notes)
+    failed = sum(r["status"] != "done" for r in records)
+    print(f"{len(records)} runs ({failed} failed) in {time.perf_counter() - started:.0f} s; "
+          f"report: {paths['html']} ({', '.join(p.name for p in paths.values())})")
     return 0
 
 

@@ -1,0 +1,74 @@
+"""One backend's side of the report's equivalence checks, in a process of its own (one framework).
+
+Usage (internal, started by tasks.compare): python -m tasks.crosscheck --backend torch --device cpu \
+           --runs runs.json --out DIR
+
+For every run folder listed in runs.json ([{"folder", "task", "trained_on"}]), loads its last
+checkpoint into this backend and writes the logits of one forward pass over a fixed input (the
+same for every backend: NumPy, seed 0) to DIR/<index>.npy; for every char_lm run trained on
+another backend, also its validation perplexity here (tasks.evaluate). Prints one JSON line:
+{"backend", "logits": {index: file}, "cross_eval": [...], "errors": [...]}.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from seqcore.backend import BACKENDS, load_backend
+from seqcore.checkpoint import load_checkpoint
+from seqcore.errors import SeqcoreError
+from seqcore.specs import Device, InputKind, parse_enum
+
+from . import evaluate
+from .cli import run_main
+
+INPUT_STEPS, INPUT_BATCH = 10, 2
+
+
+def fixed_input(spec) -> np.ndarray:
+    """The same input on every backend: token ids (T, N) or features (T, N, I)."""
+    rng = np.random.default_rng(0)
+    if spec.input_kind is InputKind.DENSE:
+        return rng.standard_normal((INPUT_STEPS, INPUT_BATCH, spec.input_size)).astype(np.float32)
+    return rng.integers(0, spec.input_size, (INPUT_STEPS, INPUT_BATCH)).astype(np.int64)
+
+
+def check(backend_name: str, device: str, runs: Sequence[dict], out: Path) -> dict[str, Any]:
+    backend = load_backend(backend_name)
+    where = backend.resolve_device(parse_enum(Device, device, "device"))
+    out.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {"backend": backend_name, "device": where, "logits": {}, "cross_eval": [], "errors": []}
+    for index, run in enumerate(runs):
+        folder = Path(run["folder"])
+        try:
+            saved = load_checkpoint(folder / "model.safetensors")
+            model = backend.build_model(saved.model_spec, saved.params, where)
+            logits, _ = backend.forward(model, fixed_input(saved.model_spec), backend.begin_state(model, INPUT_BATCH))
+            np.save(out / f"{index}.npy", np.asarray(logits, dtype=np.float32))
+            result["logits"][str(index)] = f"{index}.npy"
+            if run["task"] == "char_lm" and run["trained_on"] != backend_name:
+                measured = evaluate.run(checkpoint=str(folder), backend=backend_name, device=device, num_preds=5)
+                result["cross_eval"].append({"folder": str(folder), "val_ppl": measured["val_ppl"]})
+        except SeqcoreError as error:
+            result["errors"].append(f"{folder} on {backend_name}: {error}")
+    return result
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tasks.crosscheck", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", choices=BACKENDS, required=True)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--runs", required=True, help="JSON list of {folder, task, trained_on}")
+    parser.add_argument("--out", required=True, help="folder for the logits files")
+    args = parser.parse_args(argv)
+    runs = json.loads(Path(args.runs).read_text())
+    print(json.dumps(check(args.backend, args.device, runs, Path(args.out))))
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
