@@ -141,8 +141,10 @@ def check_fields(config: Any) -> None:
             raise SeqcoreError(f"{name} must be a whole number, got {value!r}.")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # the usage line and one sentence, exit 2 (no help dump)
+class Parser(argparse.ArgumentParser):
+    """argparse whose errors are the usage line and one sentence, exit 2 (no help dump)."""
+
+    def error(self, message: str):
         self.print_usage(sys.stderr)
         raise SeqcoreError(f"{self.prog}: {message}.")
 
@@ -150,7 +152,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser(config_class: type, prog: str, doc: str, defaults: Mapping[str, str] | None = None
                  ) -> argparse.ArgumentParser:
     """Flags for every field of `config_class`; defaults: help text for defaults set elsewhere."""
-    parser = _Parser(prog=prog, description=doc.split("\n\n")[0], argument_default=argparse.SUPPRESS,
+    parser = Parser(prog=prog, description=doc.split("\n\n")[0], argument_default=argparse.SUPPRESS,
                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_epilog(doc))
     parser.add_argument("--config", metavar="FILE", help="rerun the configuration in a run's config.json "
                         "(the flags given override it)")

@@ -38,7 +38,7 @@ from seqcore.errors import SeqcoreError
 from seqcore.report_build import build
 from seqcore.specs import Cell, Device, Impl
 
-from .cli import run_main
+from .cli import Parser, run_main
 from .grid import TASKS, Grid, plan
 
 REPORT = "report.json"  # marks a folder as a comparison report, with the command that made it
@@ -46,16 +46,10 @@ BENCHMARK = {"full": [], "quick": ["--steps", "10", "--warmup", "2"],
              "tiny": ["--steps", "2", "--warmup", "1", "--batch-size", "4", "--num-steps", "5", "--hidden-size", "8"]}
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        self.print_usage(sys.stderr)
-        raise SeqcoreError(f"{self.prog}: {message}.")
-
-
 def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     extra = list(argv[argv.index("--") + 1:]) if "--" in argv else []
     own = list(argv[:argv.index("--")]) if "--" in argv else list(argv)
-    parser = _Parser(prog="python -m tasks.compare", description=__doc__.split("\n\n")[0],
+    parser = Parser(prog="python -m tasks.compare", description=__doc__.split("\n\n")[0],
                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog="\n\n".join(__doc__.split("\n\n")[1:]))
     parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated (default: %(default)s)")
     parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated (default: %(default)s)")

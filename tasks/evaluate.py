@@ -30,7 +30,7 @@ from seqcore.run import BEST, LAST
 from seqcore.specs import Device, InputKind, Readout, parse_enum
 from seqcore.vocab import Vocab
 
-from .cli import _Parser, choices, run_main
+from .cli import Parser, choices, run_main
 
 DEFAULT_BATCH_SIZE, DEFAULT_NUM_STEPS = 32, 35  # when the checkpoint has no training spec
 DEFAULT_PREFIXES = ("time traveller",)
@@ -203,7 +203,7 @@ def check_same_vocab(path: Path, saved: Vocab, rebuilt: Vocab, corpus: str) -> N
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = _Parser(prog="python -m tasks.evaluate", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="python -m tasks.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True,
                         help="a .safetensors written by a task, or a run folder (its model.safetensors)")
     parser.add_argument("--best", action="store_true",
