@@ -70,7 +70,7 @@ def read_text(path: str | Path) -> str:
 
 
 def _read_bytes(path: Path) -> bytes:
-    try:  # catalogue fix: exists() raises PermissionError inside a folder without permission
+    try:  # exists() raises PermissionError inside a folder without permission
         exists = path.exists()
     except OSError as error:
         raise SeqcoreError(f"The corpus file {path} could not be read ({error.strerror}).") from None

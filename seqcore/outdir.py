@@ -46,7 +46,7 @@ class OutputFolder:
 
     def __enter__(self) -> "OutputFolder":
         self._create()
-        # Catalogue fix: refuse a folder this mode may not use before the lock file is created, so a
+        # Refuse a folder this mode may not use before the lock file is created, so a
         # refused run leaves no .seqcore.lock in someone's folder; the check is repeated under the lock.
         # Where the lock file is already there, the lock goes first (a live run: "Another run is writing").
         if not (self.path / LOCK).exists():
@@ -63,7 +63,7 @@ class OutputFolder:
         self._release()
 
     def _create(self) -> None:
-        try:  # catalogue fix: exists() raises PermissionError under a folder without permission
+        try:  # exists() raises PermissionError under a folder without permission
             if self.path.exists() and not self.path.is_dir():
                 raise SeqcoreError(f"{self.flag} {self.path} is a file, not a folder.")
             self._created = not self.path.exists()
@@ -72,7 +72,7 @@ class OutputFolder:
             raise SeqcoreError(f"Cannot create the folder {self.path} ({describe(error)}).") from None
         if not os.access(self.path, os.W_OK | os.X_OK):
             raise SeqcoreError(f"The folder {self.path} is not writable.")
-        if not os.access(self.path, os.R_OK):  # catalogue fix: iterdir() would raise PermissionError
+        if not os.access(self.path, os.R_OK):  # iterdir() would raise PermissionError
             raise SeqcoreError(f"The folder {self.path} is not readable.")
 
     def _acquire(self) -> None:

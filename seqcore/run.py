@@ -117,6 +117,9 @@ class Run:
         self._carry: Optional[Carry] = None  # the state after the last step, for a stop inside an epoch
         self._saved_epoch: Optional[int] = None
         self._saved_config: dict[str, Any] = {}
+        self._resume_position = Position()  # where the resumed checkpoint stopped (checked once)
+        self._later_records: list[dict[str, Any]] = []  # metrics lines written after that checkpoint
+        self._kept_records: list[dict[str, Any]] = []  # metrics lines up to it
         self._drawn_at = -math.inf
 
     # -- the folder ---------------------------------------------------------------------------
@@ -159,17 +162,20 @@ class Run:
         self._saved_config = saved
         checkpoint = self.folder / LAST
         self.resumed = load_checkpoint(checkpoint) if checkpoint.is_file() else None
-        if self.resumed is not None and self.resumed.position:
-            checked_position(checkpoint, self.resumed.position)  # before a framework loads (catalogue fix)
+        if self.resumed is not None and self.resumed.position:  # refused before a framework loads
+            self._resume_position = checked_position(checkpoint, self.resumed.position)
+        path = self.folder / "metrics.jsonl"
+        records = read_metrics(path, warn=False) if path.is_file() else []
+        kept = self._resume_position.num_records
+        self._kept_records, self._later_records = records[:kept], records[kept:]
 
     def _open_log(self) -> None:
         """The metrics log; a resume keeps the lines up to its checkpoint (the ones after it describe
         steps that run again), and the interruption events, and records itself in config.json."""
         path, records = self.folder / "metrics.jsonl", []
         if self.settings.mode is Mode.RESUME:
-            kept = self.resumed.position.get("num_records", 0) if self.resumed else 0
-            records = read_metrics(path, warn=False) if path.is_file() else []
-            records = records[:kept] + [r for r in records[kept:] if r.get("kind") in ("interrupted", "stopped")]
+            records = self._kept_records + [r for r in self._later_records
+                                            if r.get("kind") in ("interrupted", "stopped")]
             saved = self._saved_config
             write_run_config(self.folder, self.task, self.config, created=saved.get("created", ""),
                              resumed=[*saved.get("resumed", []), now()])
@@ -234,9 +240,7 @@ class Run:
                                f"{self._kept()}") from None
 
     def _fit(self, job: Job, backend: Backend, device: str) -> dict[str, Any]:
-        resumed, train, settings = self.resumed, self.train, self.settings
-        position = (checked_position(self.folder / LAST, resumed.position) if resumed and resumed.position
-                    else Position())
+        resumed, train, settings, position = self.resumed, self.train, self.settings, self._resume_position
         model = backend.build_model(self.spec, resumed.params if resumed else
                                     init_params(self.spec, train.init, train.seed), device)
         trainer = backend.make_trainer(model, train.optimizer, train.lr)
@@ -245,16 +249,16 @@ class Run:
         self._job, self._backend, self._model, self._trainer = job, backend, model, trainer
         self.position = position
         per_epoch = job.num_batches()
-        if position.steps_done > per_epoch:  # catalogue fix: a damaged position, not an empty epoch
+        if position.steps_done > per_epoch:  # a damaged position, not an epoch with nothing left to train
             raise damaged_position(self.folder / LAST, f"steps_done is {position.steps_done}, but an "
                                     f"epoch has {per_epoch} steps")
         lr = LearningRate(train, per_epoch * train.num_epochs, position.updates, position.plateau_scale)
         rng = np.random.default_rng([train.seed, BATCH_STREAM])
         if position.epoch_rng is not None:
             rng.bit_generator.state = position.epoch_rng
-        # FIX (faults tests): a run killed after its last checkpoint but before its summary line has
-        # trained every epoch yet is unfinished; it is finished below (the loop runs no epoch, the
-        # summary is written). Only a run whose summary follows that checkpoint is refused.
+        # A run killed after its last checkpoint but before its summary line has trained every epoch
+        # yet is unfinished: it is finished below (the loop runs no epoch, the summary is written).
+        # Only a run whose summary follows that checkpoint is refused.
         if position.epochs_done > train.num_epochs or (position.epochs_done == train.num_epochs
                                                         and self._summary_written()):
             raise SeqcoreError(f"The run in {self.folder} has already trained {position.epochs_done} epochs; "
@@ -269,9 +273,9 @@ class Run:
         self._bar = bar
         started = time.perf_counter() - position.wall_s
         self._started = started
-        # FIX (faults tests): likewise a run killed after the checkpoint of its early stop, before its
-        # early_stop and summary lines, is finished rather than trained an epoch further (its patience
-        # had run out; a larger --patience still continues it).
+        # Likewise a run killed after the checkpoint of its early stop, before its early_stop and
+        # summary lines, is finished rather than trained an epoch further (its patience had run out;
+        # a larger --patience still continues it).
         stopped_early = bool(resumed and settings.patience and not position.steps_done
                              and position.bad_evaluations >= settings.patience and not self._summary_written())
         if stopped_early:
@@ -314,9 +318,8 @@ class Run:
         return summary
 
     def _summary_written(self) -> bool:
-        """True when metrics.jsonl holds a summary line after the resumed checkpoint's lines."""
-        path, kept = self.folder / "metrics.jsonl", self.resumed.position.get("num_records", 0) if self.resumed else 0
-        return path.is_file() and any(r.get("kind") == "summary" for r in read_metrics(path, warn=False)[kept:])
+        """True when metrics.jsonl held a summary line after the resumed checkpoint's lines."""
+        return any(r.get("kind") == "summary" for r in self._later_records)
 
     def _step_callback(self, epoch: int, per_epoch: int, lr: LearningRate, job: Job):
         position, settings, backend, trainer = self.position, self.settings, self._backend, self._trainer
@@ -420,9 +423,9 @@ class Run:
             {"epoch": epoch, **self._job.info, **numbers}, backend.export_trainer_state(model, self._trainer),
             tuple(backend.state_to_numpy(carry.state)) if carry is not None else (),
             position.to_json(), self._job.fingerprint)
-        # FIX (faults tests): best before last. A kill between the two writes then leaves the previous
-        # last checkpoint, whose resume trains this epoch again and rewrites the same best; in the
-        # other order the resume's position claimed a best that best.safetensors did not hold.
+        # Best before last: a kill between the two writes then leaves the previous last checkpoint,
+        # whose resume trains this epoch again and rewrites the same best; in the other order the
+        # resume's position would claim a best that best.safetensors did not hold.
         if best:
             save_checkpoint(self.folder / BEST, checkpoint)
         save_checkpoint(self.folder / LAST, checkpoint)
@@ -433,10 +436,10 @@ class Run:
         seconds unless forced (at the end and at a stop), since drawing can cost more than a
         small model's epoch (hello: 85% of its time when drawn every epoch)."""
         self.log.write_csv(self.folder / "metrics.csv")
-        now = time.perf_counter()
-        if force or now - self._drawn_at >= PLOT_INTERVAL_S:
+        clock = time.perf_counter()
+        if force or clock - self._drawn_at >= PLOT_INTERVAL_S:
             job.plot(self)
-            self._drawn_at = now
+            self._drawn_at = clock
 
     def _last_saved(self) -> Optional[int]:
         saved = self._saved_epoch

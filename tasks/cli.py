@@ -161,7 +161,7 @@ def build_parser(config_class: type, prog: str, doc: str, defaults: Mapping[str,
         meta = field.metadata
         group = groups.setdefault(meta["group"], parser.add_argument_group(meta["group"]))
         shown = (defaults or {}).get(field.name, field.default)
-        # catalogue fix: argparse %-formats help text, and "cosine (to 1%)" made --help crash
+        # argparse %-formats help text: "cosine (to 1%)" would make --help crash
         meta = {**meta, "help": meta["help"].replace("%", "%%")}
         if isinstance(field.default, bool):
             if field.default:
@@ -171,7 +171,7 @@ def build_parser(config_class: type, prog: str, doc: str, defaults: Mapping[str,
                 group.add_argument(flag(field.name), action="store_true", help=meta["help"])
             continue
         if isinstance(field.default, tuple):
-            # catalogue fix: the singular of 'prefixes' is 'prefix' (this made the flag --prefixe)
+            # the flag is the singular: --prefix for `prefixes`
             group.add_argument(flag(_singular(field.name)),
                                dest=field.name, action="append", metavar="TEXT",
                                help=f"{meta['help']}; repeatable (default: {', '.join(field.default)})")
