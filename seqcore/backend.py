@@ -19,7 +19,7 @@ BACKENDS = ("mxnet", "torch")  # import names: folder, CLI value and test id ali
 EXTRAS = {"mxnet": "mxnet", "torch": "torch"}
 
 Model = Any  # framework module holding the parameters, built from canonical NumPy parameters
-State = Any  # framework arrays for the recurrent state, (L, N, H) each
+State = Any  # framework arrays for the recurrent state, (L*D, N, H) each (D = spec.num_directions)
 Trainer = Any  # framework optimizer bound to a model
 
 
@@ -48,8 +48,13 @@ class Backend(Protocol):
         """Inference without gradients: outputs as NumPy, (T, N, O) or (N, O) by spec.readout."""
 
     def forward_backward(self, model: Model, inputs: np.ndarray, targets: np.ndarray, state: State,
-                         loss: Loss) -> tuple[float, State]:
-        """Mean loss of one batch; leaves that batch's gradients (replacing older ones) on the model."""
+                         loss: Loss, masks: Sequence[np.ndarray] | None = None) -> tuple[float, State]:
+        """Mean loss of one batch; leaves that batch's gradients (replacing older ones) on the model.
+
+        masks: seqcore.dropout.draw_masks' float32 arrays (mask_shapes order: the inputs of layers
+        k >= 1, then the head's input), moved to the device and multiplied in; None (or []) trains
+        without dropout. `forward` and `evaluate` never apply dropout.
+        """
 
     def evaluate(self, model: Model, inputs: np.ndarray, targets: np.ndarray, state: State,
                  loss: Loss) -> tuple[float, State]:
@@ -83,7 +88,8 @@ class Backend(Protocol):
         exactly as if the run had not stopped."""
 
     def state_to_numpy(self, state: State) -> list[np.ndarray]:
-        """The recurrent state as float32 NumPy arrays, (L, N, H) each (h, then c for LSTM)."""
+        """The recurrent state as float32 NumPy arrays, (L*D, N, H) each (h, then c for LSTM),
+        entry layer*D + direction."""
 
     def state_from_numpy(self, model: Model, arrays: Sequence[np.ndarray]) -> State:
         """A state on the model's device holding `arrays` (what `state_to_numpy` gave)."""

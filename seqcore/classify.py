@@ -125,6 +125,11 @@ def plot_confusion(path: Path, matrix: np.ndarray, *, title: str,
                       color="white" if dark else "black")
     axes.set(title=title, xlabel="predicted", ylabel="true", xticks=range(size), yticks=range(size),
              xticklabels=names, yticklabels=names)
+    if max(len(name) for name in names) > 3:  # words (Fashion-MNIST), not digits: slant them to fit
+        axes.tick_params(axis="x", labelrotation=45)
+        for label in axes.get_xticklabels():
+            label.set_horizontalalignment("right")
+    axes.tick_params(labelsize=7 if size > 10 else 8)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)

@@ -16,7 +16,7 @@ from .backend import Backend, Model
 from .corpus import load_corpus, local_path, sha256_of, split_train_val
 from .generate import predict
 from .reports import plot_curves, series
-from .specs import Cell, Impl, InputKind, Loss, ModelSpec, Readout, TrainSpec
+from .specs import Cell, GRUReset, Impl, InputKind, Loss, ModelSpec, Readout, TrainSpec
 from .training import evaluate
 from .vocab import Vocab
 
@@ -44,12 +44,14 @@ def prepare_data(corpus: Optional[str], token: str, max_tokens: Optional[int], v
 
 
 def model_spec(cell: Cell | str, impl: Impl | str, vocab_size: int, hidden_size: int,
-               num_layers: int, input_kind: InputKind | str = InputKind.ONEHOT, embed_size: int = 0) -> ModelSpec:
+               num_layers: int, input_kind: InputKind | str = InputKind.ONEHOT, embed_size: int = 0,
+               dropout: float = 0.0, gru_reset: GRUReset | str = GRUReset.AFTER) -> ModelSpec:
     """The d2l language model: one-hot tokens (or an embedding of `embed_size`, which a large word
-    vocabulary needs) in, a logit per vocabulary entry out."""
+    vocabulary needs) in, a logit per vocabulary entry out. Always left to right (never bidirectional:
+    it predicts each token from the ones before it)."""
     return ModelSpec(cell=cell, impl=impl, input_size=vocab_size, hidden_size=hidden_size,
                      output_size=vocab_size, num_layers=num_layers, input_kind=input_kind,
-                     embed_size=embed_size, readout=Readout.SEQUENCE)
+                     embed_size=embed_size, readout=Readout.SEQUENCE, dropout=dropout, gru_reset=gru_reset)
 
 
 def time_major(batch: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -1,17 +1,21 @@
 """Canonical parameters: one NumPy layout that every backend loads and exports.
 
-Names and shapes (G gates: RNN 1, GRU 3, LSTM 4; H hidden; I_k input width of layer k):
+Names and shapes (G gates: RNN 1, GRU 3, LSTM 4; H hidden; D directions, 1 or 2; I_k input
+width of layer k: the encoded input width for k = 0, D*H above):
 
-    embedding.weight        (V, E)        only for InputKind.EMBEDDING
-    rnn.l{k}.weight_ih      (G*H, I_k)    gate blocks stacked: LSTM i, f, g, o; GRU r, z, n
-    rnn.l{k}.weight_hh      (G*H, H)
-    rnn.l{k}.bias_ih        (G*H,)
-    rnn.l{k}.bias_hh        (G*H,)        GRU: b_hn sits inside r * (W_hn h + b_hn)
-    head.weight             (O, H)        Dense / Linear layout, (out, in)
-    head.bias               (O,)
+    embedding.weight                (V, E)        only for InputKind.EMBEDDING
+    rnn.l{k}.weight_ih              (G*H, I_k)    gate blocks stacked: LSTM i, f, g, o; GRU r, z, n
+    rnn.l{k}.weight_hh              (G*H, H)
+    rnn.l{k}.bias_ih                (G*H,)
+    rnn.l{k}.bias_hh                (G*H,)        GRU: b_hn sits inside r * (W_hn h + b_hn)
+    rnn.l{k}.weight_ih_reverse ...  the same four for the reverse direction, when bidirectional,
+                                    right after layer k's forward four
+    head.weight                     (O, D*H)      Dense / Linear layout, (out, in)
+    head.bias                       (O,)
 
-This is exactly the layout of Gluon's fused layers (l{k}_i2h_weight ...) and PyTorch's
-(weight_ih_l{k} ...), so a backend only renames. Values are float32.
+This is exactly the layout of Gluon's fused layers (l{k}_i2h_weight ..., reverse r{k}_i2h_weight
+...) and PyTorch's (weight_ih_l{k} ..., reverse weight_ih_l{k}_reverse ...), so a backend only
+renames. The GRU's gru_reset form changes the equations, not the shapes. Values are float32.
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ from .errors import SeqcoreError
 from .specs import Init, InputKind, ModelSpec
 
 Params = dict[str, np.ndarray]
+DIRECTION_SUFFIXES = ("", "_reverse")  # by direction: forward, reverse (PyTorch's suffix)
 
 
 def param_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
@@ -33,12 +38,13 @@ def param_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
     if spec.input_kind is InputKind.EMBEDDING:
         shapes["embedding.weight"] = (spec.input_size, spec.embed_size)
     for layer in range(spec.num_layers):
-        width = spec.rnn_input_size if layer == 0 else spec.hidden_size
-        shapes[f"rnn.l{layer}.weight_ih"] = (gh, width)
-        shapes[f"rnn.l{layer}.weight_hh"] = (gh, spec.hidden_size)
-        shapes[f"rnn.l{layer}.bias_ih"] = (gh,)
-        shapes[f"rnn.l{layer}.bias_hh"] = (gh,)
-    shapes["head.weight"] = (spec.output_size, spec.hidden_size)
+        width = spec.rnn_input_size if layer == 0 else spec.output_width
+        for suffix in DIRECTION_SUFFIXES[:spec.num_directions]:
+            shapes[f"rnn.l{layer}.weight_ih{suffix}"] = (gh, width)
+            shapes[f"rnn.l{layer}.weight_hh{suffix}"] = (gh, spec.hidden_size)
+            shapes[f"rnn.l{layer}.bias_ih{suffix}"] = (gh,)
+            shapes[f"rnn.l{layer}.bias_hh{suffix}"] = (gh,)
+    shapes["head.weight"] = (spec.output_size, spec.output_width)
     shapes["head.bias"] = (spec.output_size,)
     return shapes
 
@@ -62,8 +68,10 @@ def _draw(rng: np.random.Generator, scheme: Init, name: str, shape: tuple[int, .
             return rng.normal(0.0, 0.01, shape)
         return _xavier(rng, shape, fan_in=shape[1], fan_out=shape[0])
     if scheme is Init.UNIFORM:
-        # PyTorch's nn.RNN/GRU/LSTM and nn.Linear(H, O) defaults: U(-1/sqrt(H), 1/sqrt(H)), biases too.
-        bound = 1.0 / math.sqrt(spec.hidden_size)
+        # PyTorch's nn.RNN/GRU/LSTM and nn.Linear(D*H, O) defaults: U(-1/sqrt(H), 1/sqrt(H)), biases
+        # too; the head's bound is 1/sqrt(D*H), its input width (the same as before for D = 1).
+        fan_in = spec.output_width if name.startswith("head.") else spec.hidden_size
+        bound = 1.0 / math.sqrt(fan_in)
         return rng.uniform(-bound, bound, shape)
     if is_bias:
         return np.zeros(shape)

@@ -11,7 +11,8 @@ best, with everything a resume needs), signals, divergence and early stopping. A
 
 A resumed run continues from `model.safetensors` exactly: weights, optimizer state, the batch
 Generator at the start of the epoch in progress, the steps of that epoch already done and the
-carried recurrent state, the schedule position, the best figure and the divergence reference.
+carried recurrent state, the schedule position, the best figure and the divergence reference
+(dropout masks depend on (seed, epoch, step) alone, seqcore.training.step_masks, and need no state).
 On the CPU its per-step losses equal an uninterrupted run's.
 """
 from __future__ import annotations
@@ -31,6 +32,8 @@ import numpy as np
 
 from .backend import Backend, Model
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from . import distributed
+from .distributed import World
 from .errors import SeqcoreError
 from .outdir import Mode, OutputFolder, describe
 from .params import init_params
@@ -121,10 +124,46 @@ class Run:
         self._later_records: list[dict[str, Any]] = []  # metrics lines written after that checkpoint
         self._kept_records: list[dict[str, Any]] = []  # metrics lines up to it
         self._drawn_at = -math.inf
+        self.world = World()  # this worker's rank among the data-parallel workers (seqcore.distributed)
+        self._comm: Optional[distributed.Communicator] = None
 
     # -- the folder ---------------------------------------------------------------------------
 
     def __enter__(self) -> "Run":
+        self._join_workers()
+        try:
+            if self.world.is_writer:  # rank 0 alone locks and writes the folder; the others read it
+                self._enter_folder()
+            elif self.settings.mode is Mode.RESUME:
+                self._open_for_resume()
+        except BaseException:
+            if self._comm is not None:  # tell the others, so that no rank waits for this one
+                distributed.any_rank(self._comm, True)
+                self._comm.close()
+            raise
+        if self._comm is not None and distributed.any_rank(self._comm, False):
+            self.__exit__(SeqcoreError, None, None)  # releases the folder (a new one is removed)
+            raise SeqcoreError("Another worker refused the run before training; its message says why.")
+        self._install_signal_handlers()
+        return self
+
+    def _join_workers(self) -> None:
+        """Under torchrun or tasks.launch: check that the batch splits, join the other workers
+        (a bounded wait) and compare configurations, before any file is touched."""
+        size = distributed.environment_size()
+        if size <= 1:
+            return
+        distributed.check_rows(self.train.batch_size, size)
+        self._comm = distributed.join(self.config.get("backend", ""), self.config.get("device", "auto"))
+        self.world = self._comm.world
+        try:
+            distributed.agree(self._comm, distributed.config_digest(self.task, self.config, str(self.folder),
+                                                                    self.settings.mode.value))
+        except BaseException:
+            self._comm.close()
+            raise
+
+    def _enter_folder(self) -> None:
         self._out.__enter__()
         try:
             if self.settings.mode is Mode.RESUME:
@@ -137,16 +176,17 @@ class Run:
         except BaseException:
             self._out.__exit__(None, None, None)
             raise
-        self._install_signal_handlers()
-        return self
 
     def __exit__(self, kind, error, trace) -> None:
         self._restore_signal_handlers()
         if self.log is not None and self.log.tensorboard is not None:
             self.log.tensorboard.close()
-        if kind is not None and self.log is None and self.settings.mode is Mode.NEW:
-            self._out.discard()  # refused before training: leave no half-made run behind
-        self._out.__exit__(kind, error, trace)
+        if self._comm is not None:
+            self._comm.close()
+        if self.world.is_writer:
+            if kind is not None and self.log is None and self.settings.mode is Mode.NEW:
+                self._out.discard()  # refused before training: leave no half-made run behind
+            self._out.__exit__(kind, error, trace)
         if kind is None and self._stop_signal is not None:
             # The signal came after the last step (summary, figures): the run is complete, but the
             # caller must still stop (sine --cell all would otherwise train the next cell).
@@ -176,6 +216,10 @@ class Run:
         if self.settings.mode is Mode.RESUME:
             records = self._kept_records + [r for r in self._later_records
                                             if r.get("kind") in ("interrupted", "stopped")]
+        if not self.world.is_writer:
+            self.log = distributed.MemoryLog(records)
+            return
+        if self.settings.mode is Mode.RESUME:
             saved = self._saved_config
             write_run_config(self.folder, self.task, self.config, created=saved.get("created", ""),
                              resumed=[*saved.get("resumed", []), now()])
@@ -233,7 +277,10 @@ class Run:
                                f"({_changed(self.resumed.data, job.fingerprint)}); a resume needs the same data.")
         check_memory(self.spec, self.train)
         try:
-            self._out.check_space(checkpoint_bytes(self.spec, self.train))
+            if self.world.is_writer:
+                self._out.check_space(checkpoint_bytes(self.spec, self.train))
+            if self._comm is not None:  # this worker's rows of every batch, global figures out
+                backend = distributed.DistributedBackend(backend, self._comm, self.spec)
             return self._fit(job, backend, device)
         except OSError as error:
             raise SeqcoreError(f"Cannot write to {self.folder} ({describe(error)}); "
@@ -266,9 +313,10 @@ class Run:
         self._open_log()
         if not self.log.records:
             self.log.write({"kind": "run", "task": self.task, "model": self.spec.to_dict(),
-                            "train": self.train.to_dict(), **job.info, "machine": machine_info(backend.versions())})
+                            "train": self.train.to_dict(), **job.info, "world_size": self.world.size,
+                            "machine": machine_info(backend.versions())})
         done_before = position.epochs_done * per_epoch + position.steps_done
-        bar = Progress(per_epoch * train.num_epochs, f"{job.info.get('backend', '')} {self.spec.cell.value} "
+        bar = distributed.SilentProgress() if not self.world.is_writer else Progress(per_epoch * train.num_epochs, f"{job.info.get('backend', '')} {self.spec.cell.value} "
                        f"{self.spec.impl.value}", enabled=settings.progress, initial=done_before)
         self._bar = bar
         started = time.perf_counter() - position.wall_s
@@ -297,7 +345,8 @@ class Run:
                     stats = train_epoch(backend, model, trainer, batches, loss=job.loss, clip=train.clip,
                                         carry_state=train.carry_state, epoch=epoch,
                                         warmup_steps=1 if epoch == 1 and not skip else 0,
-                                        on_step=on_step, stats=stats, carry=carry)
+                                        on_step=on_step, stats=stats, carry=carry, spec=self.spec,
+                                        seed=train.seed)
                 except _Stop:
                     self._stop_inside_epoch(epoch, lr)
                 except NonFiniteLoss as error:
@@ -343,7 +392,10 @@ class Run:
             if self.train.schedule is Schedule.COSINE:
                 backend.set_lr(trainer, lr.value(epoch))
             self._bar.update(1, {"loss": value, "tok/s": stats.tokens_per_second})
-            if self._stop_signal is not None:
+            stop = self._stop_signal is not None
+            if self._comm is not None:  # every rank stops after the same step
+                stop = distributed.any_rank(self._comm, stop)
+            if stop:
                 raise _Stop
 
         return on_step
@@ -426,15 +478,18 @@ class Run:
         # Best before last: a kill between the two writes then leaves the previous last checkpoint,
         # whose resume trains this epoch again and rewrites the same best; in the other order the
         # resume's position would claim a best that best.safetensors did not hold.
-        if best:
+        if best and self.world.is_writer:
             save_checkpoint(self.folder / BEST, checkpoint)
-        save_checkpoint(self.folder / LAST, checkpoint)
+        if self.world.is_writer:
+            save_checkpoint(self.folder / LAST, checkpoint)
         self._saved_epoch = epoch
 
     def _draw(self, job: Job, force: bool = False) -> None:
         """metrics.csv at every evaluation; the figures too, but at most every PLOT_INTERVAL_S
         seconds unless forced (at the end and at a stop), since drawing can cost more than a
-        small model's epoch (hello: 85% of its time when drawn every epoch)."""
+        small model's epoch (hello: 85% of its time when drawn every epoch). Rank 0 alone draws."""
+        if not self.world.is_writer:
+            return
         self.log.write_csv(self.folder / "metrics.csv")
         clock = time.perf_counter()
         if force or clock - self._drawn_at >= PLOT_INTERVAL_S:

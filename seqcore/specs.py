@@ -69,6 +69,13 @@ class Readout(str, Enum):
     LAST = "last"  # the output layer reads the last time step only: (N, O)
 
 
+class GRUReset(str, Enum):
+    """Where the GRU's reset gate r acts on the candidate n (only for Cell.GRU)."""
+
+    AFTER = "after"  # n = tanh(W_in x + b_in + r * (W_hn h + b_hn)): cuDNN, Gluon, PyTorch
+    BEFORE = "before"  # n = tanh(W_in x + b_in + W_hn (r * h) + b_hn): Cho et al., d2l's scratch GRU
+
+
 class Loss(str, Enum):
     CROSS_ENTROPY = "cross_entropy"  # mean over every target token
     MSE = "mse"  # mean of (y - y_hat)^2, no 1/2 factor, on every backend
@@ -103,6 +110,8 @@ class ModelSpec:
 
     input_size: vocabulary size for ONEHOT and EMBEDDING inputs, feature width for DENSE.
     output_size: vocabulary size for language models, classes or regression width otherwise.
+    Each state part is (L*D, N, H), indexed layer*D + direction as in PyTorch and Gluon
+    (D = num_directions); layer outputs are (T, N, D*H), forward half first.
     """
 
     cell: Cell
@@ -115,6 +124,9 @@ class ModelSpec:
     embed_size: int = 0  # only for InputKind.EMBEDDING
     activation: Activation = Activation.TANH  # only for Cell.RNN; passed explicitly to both frameworks
     readout: Readout = Readout.SEQUENCE
+    bidirectional: bool = False  # a reverse-time direction per layer, outputs concatenated
+    gru_reset: GRUReset = GRUReset.AFTER  # only for Cell.GRU; BEFORE only with Impl.SCRATCH
+    dropout: float = 0.0  # inverted dropout on layer k>=1 inputs and the head input (seqcore.dropout)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cell", parse_enum(Cell, self.cell, "cell"))
@@ -128,6 +140,19 @@ class ModelSpec:
             _positive_int(self.embed_size, "embed size")
         elif self.embed_size != 0:
             raise SeqcoreError("embed size is only used with embedding inputs; leave it at 0.")
+        if not isinstance(self.bidirectional, bool):
+            raise SeqcoreError(f"bidirectional must be true or false, got {self.bidirectional!r}.")
+        object.__setattr__(self, "gru_reset", parse_enum(GRUReset, self.gru_reset, "gru reset"))
+        if self.gru_reset is not GRUReset.AFTER and self.cell is not Cell.GRU:
+            raise SeqcoreError(f"gru reset {self.gru_reset.value!r} only applies to the GRU cell; "
+                               f"leave it at 'after' for {self.cell.value}.")
+        if self.gru_reset is GRUReset.BEFORE and self.impl is not Impl.SCRATCH:
+            raise SeqcoreError("the concise layers of both frameworks apply the GRU reset gate after "
+                               "the hidden matmul; use --impl scratch for --gru-reset before.")
+        if (isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float))
+                or not math.isfinite(self.dropout) or not 0 <= self.dropout < 1):
+            raise SeqcoreError(f"dropout must be a number in [0, 1), got {self.dropout!r}.")
+        object.__setattr__(self, "dropout", float(self.dropout))
 
     @property
     def num_gates(self) -> int:
@@ -137,6 +162,16 @@ class ModelSpec:
     def rnn_input_size(self) -> int:
         """Width of the vectors the first recurrent layer reads."""
         return self.embed_size if self.input_kind is InputKind.EMBEDDING else self.input_size
+
+    @property
+    def num_directions(self) -> int:
+        """2 for a bidirectional stack, else 1 (D in the shapes below)."""
+        return 2 if self.bidirectional else 1
+
+    @property
+    def output_width(self) -> int:
+        """D*H: the width of every layer's outputs, of layer k>=1's inputs and of the head's input."""
+        return self.num_directions * self.hidden_size
 
     @property
     def num_states(self) -> int:

@@ -6,6 +6,11 @@ the recurrent state either carried across batches (and detached, truncated backp
 through time) or begun afresh every batch. Batches here are TIME-MAJOR: inputs (T, N) ids or
 (T, N, I) floats; targets shaped like the model's outputs without the last axis (ids) or with
 it (regression).
+
+Dropout masks are drawn here, in NumPy, once per training step (`step_masks`), from a Generator
+seeded with (train seed, DROPOUT_STREAM, epoch, step) alone: both backends get the same masks,
+and a run resumed inside an epoch at step k + 1 draws step k + 1's masks with no saved state.
+Evaluation, generation and prediction never apply dropout.
 """
 from __future__ import annotations
 
@@ -17,10 +22,28 @@ from typing import Callable, Iterable, Optional
 import numpy as np
 
 from .backend import Backend, Model, State, Trainer
+from .dropout import draw_masks
 from .errors import SeqcoreError
-from .specs import Loss
+from .specs import Loss, ModelSpec
 
 Batch = tuple[np.ndarray, np.ndarray]
+DROPOUT_STREAM = 3  # masks of (epoch e, step s) from (seed, 3, e, s); batches use (seed, 1), text (seed, 2)
+
+
+def step_masks(spec: ModelSpec, seed: int, epoch: int, step: int, num_steps: int,
+               batch_size: int) -> Optional[list[np.ndarray]]:
+    """The dropout masks of training step `step` (from 1) of `epoch` (from 1), for the whole
+    batch of `batch_size` rows and `num_steps` time steps; None when spec.dropout is 0.
+
+    One (T, N, D*H) mask per layer after the first, then the head's input mask: (T, N, D*H) for a
+    SEQUENCE readout, (N, D*H) for LAST (seqcore.dropout.draw_masks). A worker that trains on some
+    rows of the batch takes the same rows of every mask: axis 1 of the (T, N, .) masks, axis 0 of
+    the (N, .) one.
+    """
+    if not spec.dropout:
+        return None
+    rng = np.random.default_rng([seed, DROPOUT_STREAM, epoch, step])
+    return draw_masks(spec, rng, num_steps, batch_size)
 
 
 class NonFiniteLoss(SeqcoreError):
@@ -90,7 +113,8 @@ StepCallback = Callable[[int, float, EpochStats, Optional[Carry]], None]
 
 def train_epoch(backend: Backend, model: Model, trainer: Trainer, batches: Iterable[Batch], *,
                 loss: Loss, clip: float, carry_state: bool, epoch: int = 1, warmup_steps: int = 0,
-                on_step: Optional[StepCallback] = None, stats: Optional[EpochStats] = None, carry: Optional[Carry] = None) -> EpochStats:
+                on_step: Optional[StepCallback] = None, stats: Optional[EpochStats] = None,
+                carry: Optional[Carry] = None, spec: Optional[ModelSpec] = None, seed: int = 0) -> EpochStats:
     """Train over `batches` once.
 
     carry_state: True when row i of a batch continues row i of the previous one (sequential
@@ -99,6 +123,8 @@ def train_epoch(backend: Backend, model: Model, trainer: Trainer, batches: Itera
     on_step(step, loss, stats, carry) runs after each update; an exception from it stops the
     epoch after a whole step. To continue an epoch stopped after step k, pass the batches from
     k + 1 on with the stats and carry that on_step saw at step k.
+    spec, seed: the model's spec and the run's seed, for the dropout masks (`step_masks`); no
+    dropout without a spec.
     """
     stats = stats or EpochStats()
     first = stats.num_steps + 1
@@ -109,7 +135,8 @@ def train_epoch(backend: Backend, model: Model, trainer: Trainer, batches: Itera
             state = backend.detach_state(carry.state)
         else:
             state = backend.begin_state(model, batch_size)
-        value, state = backend.forward_backward(model, inputs, targets, state, loss)
+        masks = step_masks(spec, seed, epoch, step, *inputs.shape[:2]) if spec is not None else None
+        value, state = backend.forward_backward(model, inputs, targets, state, loss, masks=masks)
         if not math.isfinite(value):
             raise NonFiniteLoss(value, epoch, step)
         norm = backend.grad_norm(model)

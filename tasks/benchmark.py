@@ -1,20 +1,28 @@
-"""Training-step throughput of every backend x cell x impl, side by side on one machine.
+"""Training-step throughput of every backend x cell x impl against each framework's own loop.
 
 Usage: python -m tasks.benchmark [--backends mxnet,torch] [--cells rnn,gru,lstm] [--impls scratch,concise]
-                                 [--device cpu] [--batch-size 32] [--num-steps 35] [--hidden-size 256]
+                                 [--device cpu] [--batch-sizes 32] [--num-steps 35] [--hidden-size 256]
+                                 [--token char|word] [--repeats 5] [--steps 10]
 
-Each backend runs in its own process (`--worker`), over the same Time Machine batches and
-weights; a step is the full protocol (forward, backward, clip, update) with the loss read
-every step, as in training. Prints tokens/s, milliseconds per step and peak memory, with the
-machine and versions, and the ratio of each backend to the first one; writes benchmark.json
-and benchmark.png to --out.
+Each backend runs in its own process (`--worker`), over the same Time Machine batches; a step is
+the full protocol (forward, backward, clip, update) with the loss read every step, as in
+training. Beside every seqcore model the same process times the framework's bare loop (a fused
+layer and a dense head written as the framework's users write it: backends/<name>/bare.py), the
+two interleaved repetition by repetition, so the ratio seqcore / bare is measured side by side.
+Prints median tokens/s with the spread (min-max) over the repetitions, generation tokens/s, peak
+memory, the machine and versions; writes benchmark.json and benchmark.png to --out.
+
+--token word trains on the whole book's words (a vocabulary of about 4,600) through an embedding
+(--embed-size), the configuration where a one-hot input is too wide.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import itertools
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -25,45 +33,117 @@ import numpy as np
 
 from seqcore.backend import BACKENDS, load_backend
 from seqcore.errors import SeqcoreError
+from seqcore.generate import predict_ids
 from seqcore.lm import model_spec, prepare_data, time_major
 from seqcore.outdir import describe
 from seqcore.params import init_params
 from seqcore.reports import machine_info
 from seqcore.sampling import sequential_batches
-from seqcore.specs import Cell, Device, Impl, Loss, Optimizer, parse_enum
+from seqcore.specs import Cell, Device, Impl, InputKind, Loss, Optimizer, parse_enum
 from seqcore.training import train_epoch
 
-from .cli import run_main
+from .cli import add_version, run_main
+
+GENERATED = 100  # tokens generated after a 10-token prefix, for the generation figure
 
 
-def measure(backend_name: str, cells: Sequence[str], impls: Sequence[str], device: str, batch_size: int,
-            num_steps: int, hidden_size: int, steps: int, warmup: int) -> dict[str, Any]:
-    """In the worker process: time `steps` training steps after `warmup` for each model."""
-    backend = load_backend(backend_name)
-    where = backend.resolve_device(Device(device))
-    data = prepare_data(None, "char", None, 0.1, batch_size, num_steps)
-    batches = [time_major(b) for b in sequential_batches(data.train_ids, batch_size, num_steps, offset=0)]
-    batches = [b for b in batches if b[0].shape[0] == num_steps]  # whole windows only: equal work per step
-    results = []
-    for cell, impl in itertools.product(cells, impls):
-        spec = model_spec(cell, impl, len(data.vocab), hidden_size, 1)
-        model = backend.build_model(spec, init_params(spec, "uniform", 0), where)
-        trainer = backend.make_trainer(model, Optimizer.SGD, 1.0)
-        run = [batches[i % len(batches)] for i in range(warmup + steps)]
+def spread(samples: Sequence[float]) -> dict[str, Any]:
+    """Median, min and max of per-repetition tokens/s."""
+    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples),
+            "samples": list(samples)}
+
+
+class SeqcoreLoop:
+    """A seqcore model trained through the protocol, with its state carried between calls."""
+
+    def __init__(self, backend, spec, device: str):
+        self.backend = backend
+        self.model = backend.build_model(spec, init_params(spec, "uniform", 0), device)
+        self.trainer = backend.make_trainer(self.model, Optimizer.SGD, 1.0)
+        self.carry = None
+
+    def run(self, batches) -> float:
+        def keep(step, value, stats, carry):
+            self.carry = carry
         started = time.perf_counter()
-        stats = train_epoch(backend, model, trainer, run, loss=Loss.CROSS_ENTROPY, clip=1.0,
-                            carry_state=True, warmup_steps=warmup)
-        results.append({"cell": cell, "impl": impl, "tokens_per_s": stats.tokens_per_second,
-                        "ms_per_step": 1000 * stats.timed_seconds / steps,
-                        "wall_s": time.perf_counter() - started})
-    return {"backend": backend_name, "device": where, "results": results,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        train_epoch(self.backend, self.model, self.trainer, batches, loss=Loss.CROSS_ENTROPY, clip=1.0,
+                    carry_state=True, on_step=keep, carry=self.carry)
+        return time.perf_counter() - started  # the per-step loss read synchronises the device
+
+    def generate(self, prefix, num_preds: int) -> float:
+        started = time.perf_counter()
+        predict_ids(self.backend, self.model, prefix, num_preds)
+        return time.perf_counter() - started
+
+
+def measure(backend_name: str, cells: Sequence[str], impls: Sequence[str], device: str,
+            batch_sizes: Sequence[int], num_steps: int, hidden_size: int, steps: int, warmup: int,
+            repeats: int, token: str = "char", embed_size: int = 0) -> dict[str, Any]:
+    """In the worker process: for every batch size and cell, `repeats` rounds of `steps` steps of
+    each seqcore impl and of the bare loop, interleaved, after `warmup` untimed steps each."""
+    backend = load_backend(backend_name)
+    bare = importlib.import_module(f"backends.{backend_name}.bare")
+    where = backend.resolve_device(Device(device))
+    input_kind = InputKind.EMBEDDING if embed_size else InputKind.ONEHOT
+    results = []
+    for batch_size in batch_sizes:
+        data = prepare_data(None, token, None, 0.1, batch_size, num_steps)
+        vocab_size = len(data.vocab)
+        windows = [time_major(b) for b in sequential_batches(data.train_ids, batch_size, num_steps, offset=0)]
+        windows = [b for b in windows if b[0].shape[0] == num_steps]  # whole windows: equal work per step
+        prefix = data.train_ids[:10].tolist()
+        tokens = steps * num_steps * batch_size
+        for cell in cells:
+            loops = {impl: SeqcoreLoop(backend, model_spec(cell, impl, vocab_size, hidden_size, 1,
+                                                           input_kind, embed_size), where) for impl in impls}
+            loops["bare"] = bare.Loop(cell, vocab_size, hidden_size, where, embed_size=embed_size)
+            memory = _reset_peak_memory(backend_name, where)
+            cursor = itertools.count()
+            take = lambda n: [windows[next(cursor) % len(windows)] for _ in range(n)]
+            for loop in loops.values():
+                loop.run(take(warmup))
+            seconds: dict[str, list[float]] = {name: [] for name in loops}
+            for _ in range(repeats):
+                for name, loop in loops.items():  # interleaved: drifts in machine load hit each alike
+                    seconds[name].append(loop.run(take(steps)))
+            memory = _peak_memory_mb(backend_name, where, memory)
+            generation = {name: GENERATED / loop.generate(prefix, GENERATED) for name, loop in loops.items()}
+            bare_speed = spread([tokens / s for s in seconds["bare"]])
+            for impl in impls:
+                speed = spread([tokens / s for s in seconds[impl]])
+                results.append({
+                    "cell": cell, "impl": impl, "batch_size": batch_size, "vocab_size": vocab_size,
+                    "tokens_per_s": speed["median"], "spread": speed,
+                    "ms_per_step": 1000 * statistics.median(seconds[impl]) / steps,
+                    "bare_tokens_per_s": bare_speed["median"], "bare_spread": bare_speed,
+                    "vs_bare": speed["median"] / bare_speed["median"],
+                    "generate_tokens_per_s": generation[impl], "bare_generate_tokens_per_s": generation["bare"],
+                    "peak_device_mb": memory})
+    return {"backend": backend_name, "device": where, "token": token, "embed_size": embed_size,
+            "num_steps": num_steps, "hidden_size": hidden_size, "steps": steps, "repeats": repeats,
+            "results": results, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "machine": machine_info(backend.versions())}
 
 
+def _reset_peak_memory(backend_name: str, device: str) -> Optional[float]:
+    """PyTorch on a GPU counts its peak allocation per model; elsewhere only the process RSS is known."""
+    if backend_name == "torch" and device == "gpu":
+        import torch  # this worker process runs PyTorch only
+        torch.cuda.reset_peak_memory_stats()
+    return None
+
+
+def _peak_memory_mb(backend_name: str, device: str, _: Optional[float]) -> Optional[float]:
+    if backend_name == "torch" and device == "gpu":
+        import torch
+        return torch.cuda.max_memory_allocated() / 2**20
+    return None
+
+
 def run(*, backends: Sequence[str] = BACKENDS, cells: Sequence[str] = ("rnn", "gru", "lstm"),
-        impls: Sequence[str] = ("scratch", "concise"), device: str = "cpu", batch_size: int = 32,
-        num_steps: int = 35, hidden_size: int = 256, steps: int = 30, warmup: int = 3,
+        impls: Sequence[str] = ("scratch", "concise"), device: str = "cpu", batch_sizes: Sequence[int] = (32,),
+        num_steps: int = 35, hidden_size: int = 256, steps: int = 10, warmup: int = 3, repeats: int = 5,
+        token: str = "char", embed_size: Optional[int] = None,
         out: str | Path = "runs/benchmark") -> list[dict[str, Any]]:
     for name, kind in (("backend", BACKENDS), ("cell", [c.value for c in Cell]), ("impl", [i.value for i in Impl])):
         chosen = {"backend": backends, "cell": cells, "impl": impls}[name]
@@ -71,13 +151,19 @@ def run(*, backends: Sequence[str] = BACKENDS, cells: Sequence[str] = ("rnn", "g
         if bad or not chosen:
             raise SeqcoreError(f"Unknown {name}(s) {bad or 'none given'}: choose from {', '.join(kind)}.")
     parse_enum(Device, device, "device")  # here, not in the worker: one sentence before any process starts
-    if min(batch_size, num_steps, hidden_size, steps) <= 0 or warmup < 0:
-        raise SeqcoreError("Sizes and --steps must be positive and --warmup non-negative.")
+    if token not in ("char", "word"):
+        raise SeqcoreError(f"Unknown --token {token!r}: choose char or word.")
+    embed_size = (64 if token == "word" else 0) if embed_size is None else embed_size
+    if (not batch_sizes or min(*batch_sizes, num_steps, hidden_size, steps, repeats) <= 0
+            or warmup < 0 or embed_size < 0):
+        raise SeqcoreError("Sizes, --steps and --repeats must be positive, --warmup and --embed-size non-negative.")
     check_writable(Path(out))  # before minutes of measuring, not after
     reports = []
     for name in backends:  # one after the other, so they never compete for the cores
-        config = json.dumps({"cells": list(cells), "impls": list(impls), "device": device, "batch_size": batch_size,
-                             "num_steps": num_steps, "hidden_size": hidden_size, "steps": steps, "warmup": warmup})
+        config = json.dumps({"cells": list(cells), "impls": list(impls), "device": device,
+                             "batch_sizes": list(batch_sizes), "num_steps": num_steps, "hidden_size": hidden_size,
+                             "steps": steps, "warmup": warmup, "repeats": repeats, "token": token,
+                             "embed_size": embed_size})
         done = subprocess.run([sys.executable, "-m", "tasks.benchmark", "--worker", name, config],
                               capture_output=True, text=True)
         if done.returncode != 0:
@@ -106,18 +192,29 @@ def save(reports: list[dict[str, Any]], out: Path) -> None:
 
 
 def format_table(reports: list[dict[str, Any]]) -> str:
-    base = {(r["cell"], r["impl"]): r["tokens_per_s"] for r in reports[0]["results"]}
-    lines = ["| backend | device | model | tokens/s | ms/step | vs " + reports[0]["backend"] + " |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    """Markdown: one row per backend x model x batch size, then each backend's scratch / concise
+    ratios and its machine."""
+    lines = ["| backend | device | model | batch | tokens/s (min-max) | bare loop tokens/s | vs bare | "
+             "generate tokens/s (bare) |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for report in reports:
         for r in report["results"]:
-            ratio = r["tokens_per_s"] / base[(r["cell"], r["impl"])]
-            lines.append(f"| {report['backend']} | {report['device']} | {r['impl']} {r['cell']} | "
-                         f"{r['tokens_per_s']:,.0f} | {r['ms_per_step']:.2f} | {ratio:.2f}x |")
+            s, b = r["spread"], r["bare_spread"]
+            lines.append(f"| {report['backend']} | {report['device']} | {r['impl']} {r['cell']} | {r['batch_size']} | "
+                         f"{s['median']:,.0f} ({s['min']:,.0f}-{s['max']:,.0f}) | "
+                         f"{b['median']:,.0f} ({b['min']:,.0f}-{b['max']:,.0f}) | {r['vs_bare']:.2f}x | "
+                         f"{r['generate_tokens_per_s']:,.0f} ({r['bare_generate_tokens_per_s']:,.0f}) |")
     for report in reports:
-        machine = report["machine"]
-        lines.append(f"{report['backend']}: peak RSS {report['peak_rss_mb']:.0f} MB; " +
-                     ", ".join(f"{k} {v}" for k, v in machine.items()))
+        speed = {(r["cell"], r["impl"], r["batch_size"]): r["tokens_per_s"] for r in report["results"]}
+        ratios = [f"{cell} (batch {batch}) {speed[cell, 'scratch', batch] / speed[cell, 'concise', batch]:.2f}"
+                  for cell, impl, batch in speed if impl == "concise" and (cell, "scratch", batch) in speed]
+        if ratios:
+            lines.append(f"{report['backend']}: scratch / concise: " + ", ".join(ratios))
+    for report in reports:
+        lines.append(f"{report['backend']}: {report['token']} tokens, vocabulary {report['results'][0]['vocab_size']}, "
+                     f"{'embedding ' + str(report['embed_size']) if report['embed_size'] else 'one-hot'} input, "
+                     f"{report['num_steps']} steps, hidden {report['hidden_size']}; median of {report['repeats']} x "
+                     f"{report['steps']} steps; peak RSS {report['peak_rss_mb']:.0f} MB; " +
+                     ", ".join(f"{k} {v}" for k, v in report["machine"].items()))
     return "\n".join(lines)
 
 
@@ -129,15 +226,20 @@ def _write(reports: list[dict[str, Any]], out: Path) -> None:
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "benchmark.json").write_text(json.dumps(reports, indent=1))
-    labels = [f"{r['impl']}\n{r['cell']}" for r in reports[0]["results"]]
+    labels = [f"{r['impl']}\n{r['cell']}\nN={r['batch_size']}" for r in reports[0]["results"]]
     x = np.arange(len(labels))
-    width = 0.8 / len(reports)
-    figure, axes = plt.subplots(figsize=(7, 4), dpi=120)
+    width = 0.8 / (2 * len(reports))
+    figure, axes = plt.subplots(figsize=(max(7, len(labels) * 1.1), 4), dpi=120)
     for index, report in enumerate(reports):
-        axes.bar(x + index * width, [r["tokens_per_s"] for r in report["results"]], width,
-                 label=f"{report['backend']} ({report['device']})")
-    axes.set(xticks=x + width * (len(reports) - 1) / 2, xticklabels=labels, ylabel="tokens/s",
-             title="training step throughput, same batches and weights")
+        for offset, key, kind in ((0, "", "seqcore"), (1, "bare_", "bare loop")):
+            rows = report["results"]
+            medians = np.array([r[f"{key}spread"]["median"] for r in rows])
+            low = medians - [r[f"{key}spread"]["min"] for r in rows]
+            high = np.array([r[f"{key}spread"]["max"] for r in rows]) - medians
+            axes.bar(x + (2 * index + offset) * width, medians, width, yerr=[low, high], capsize=2,
+                     label=f"{report['backend']} {kind} ({report['device']})", alpha=1.0 if offset == 0 else 0.55)
+    axes.set(xticks=x + width * (2 * len(reports) - 1) / 2, xticklabels=labels, ylabel="tokens/s (median, min-max)",
+             title="training step throughput: seqcore beside each framework's bare loop")
     axes.legend()
     figure.tight_layout()
     figure.savefig(out / "benchmark.png")
@@ -150,21 +252,32 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(json.dumps(measure(argv[1], **json.loads(argv[2]))))
         return 0
     parser = argparse.ArgumentParser(prog="python -m tasks.benchmark", description=__doc__.split("\n\n")[0])
+    add_version(parser)
     parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--cells", default="rnn,gru,lstm")
     parser.add_argument("--impls", default="scratch,concise")
     parser.add_argument("--device", choices=[d.value for d in Device], default="cpu")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-sizes", default="32", help="comma-separated, e.g. 32,256,1024 (default: %(default)s)")
     parser.add_argument("--num-steps", type=int, default=35)
     parser.add_argument("--hidden-size", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=30, help="timed steps per model (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per repetition (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=5, help="repetitions: median and spread (default: %(default)s)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (default: %(default)s)")
+    parser.add_argument("--token", choices=["char", "word"], default="char",
+                        help="word: the whole book's words through an embedding (default: %(default)s)")
+    parser.add_argument("--embed-size", type=int, default=None, help="embedding width; 0 for one-hot "
+                        "(default: 0 for char, 64 for word)")
     parser.add_argument("--out", default="runs/benchmark")
     args = parser.parse_args(argv)
     split = lambda text: [part for part in text.split(",") if part]
+    try:
+        batch_sizes = [int(part) for part in split(args.batch_sizes)]
+    except ValueError:
+        raise SeqcoreError(f"--batch-sizes takes comma-separated integers, got {args.batch_sizes!r}.") from None
     reports = run(backends=split(args.backends), cells=split(args.cells), impls=split(args.impls),
-                  device=args.device, batch_size=args.batch_size, num_steps=args.num_steps,
-                  hidden_size=args.hidden_size, steps=args.steps, warmup=args.warmup, out=args.out)
+                  device=args.device, batch_sizes=batch_sizes, num_steps=args.num_steps,
+                  hidden_size=args.hidden_size, steps=args.steps, warmup=args.warmup, repeats=args.repeats,
+                  token=args.token, embed_size=args.embed_size, out=args.out)
     print(format_table(reports))
     save(reports, Path(args.out))
     print(f"benchmark.json and benchmark.png written to {args.out}")

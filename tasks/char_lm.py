@@ -59,6 +59,9 @@ class CharLMConfig(TaskConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.bidirectional:
+            raise SeqcoreError("--bidirectional does not fit a language model: it predicts each token from the "
+                               "ones before it, and a reverse direction would read the answer.")
         if not 0 <= self.val_fraction < 1:
             raise SeqcoreError(f"--val-fraction must be in [0, 1), got {self.val_fraction!r}.")
         if not self.prefixes or any(not p.strip() for p in self.prefixes):
@@ -84,7 +87,7 @@ def run(config: CharLMConfig) -> dict[str, Any]:
         data = prepare_data(config.corpus, config.token, config.max_tokens or None, config.val_fraction,
                             config.batch_size, config.num_steps, config.corpus_hash)
         spec = model_spec(config.cell, config.impl, len(data.vocab), config.hidden_size, config.num_layers,
-                          config.input, config.embed_size)
+                          config.input, config.embed_size, config.dropout, config.gru_reset)
         for prefix in config.prefixes:  # fail before training, not after it
             unknown = data.vocab.unknown(list(prefix) if config.token == "char" else prefix.split())
             if unknown:

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import math
+import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -22,7 +25,7 @@ from seqcore.outdir import Mode, next_version
 from seqcore.progress import protect_output
 from seqcore.run import RunInterrupted, RunSettings
 from seqcore.runconfig import read_run_config
-from seqcore.specs import Cell, Device, Impl, Init, Optimizer, Schedule
+from seqcore.specs import Cell, Device, GRUReset, Impl, Init, Optimizer, Schedule
 
 
 def choices(kind) -> list[str]:
@@ -32,7 +35,8 @@ def choices(kind) -> list[str]:
 def option(default: Any, help: str, *, group: str = "training", choices: Sequence[str] | None = None,
            check: str | None = None, kind: type | None = None, saved: bool = True,
            resumable: bool = False) -> Any:
-    """A config field and its flag. check: 'positive', 'non_negative' or 'fraction' (in (0, 1]);
+    """A config field and its flag. check: 'positive', 'non_negative', 'fraction' (in (0, 1]) or
+    'probability' (in [0, 1));
     kind: the value type when the default is None; saved=False: not part of the run's config
     (--resume, --overwrite); resumable: may differ when a run is resumed (--epochs)."""
     return dataclasses.field(default=default, metadata={
@@ -48,7 +52,7 @@ def flag(name: str) -> str:
 class TaskConfig:
     """The fields every training task has: model, training and output."""
 
-    backend: str = option("mxnet", "framework", group="model", choices=BACKENDS)
+    backend: Optional[str] = option(None, "framework", group="model", choices=BACKENDS, kind=str)
     cell: str = option("rnn", "recurrent cell", group="model", choices=choices(Cell))
     impl: str = option("concise", "scratch: cell equations written out; concise: the framework's layer",
                        group="model", choices=choices(Impl))
@@ -57,7 +61,16 @@ class TaskConfig:
     hidden_size: Optional[int] = option(256, "hidden units per layer", group="model", check="positive", kind=int)
     num_layers: Optional[int] = option(1, "stacked recurrent layers", group="model", check="positive", kind=int)
     init: str = option("uniform", "initial weights, drawn once in NumPy", group="model", choices=choices(Init))
-    seed: int = option(0, "weights and batches", group="model", check="non_negative")
+    bidirectional: bool = option(False, "add a reverse direction that reads each sequence from its end; the "
+                                 "output layer reads both directions (at the last step: the forward final and "
+                                 "the reverse final state)", group="model")
+    dropout: float = option(0.0, "while training, zero this fraction of the inputs of each layer after the "
+                            "first and of the output layer (masks drawn in NumPy from --seed, the same on "
+                            "every backend); never at evaluation", group="model", check="probability")
+    gru_reset: str = option(GRUReset.AFTER.value, "where the GRU's reset gate acts: after the hidden matmul "
+                            "(cuDNN, Gluon, PyTorch) or before it (the d2l book's scratch GRU; needs --cell gru "
+                            "--impl scratch)", group="model", choices=choices(GRUReset))
+    seed: int = option(0, "weights, batches and dropout masks", group="model", check="non_negative")
     epochs: Optional[int] = option(500, "train to this epoch (with --resume: continue to it)",
                                    check="positive", kind=int, resumable=True)
     lr: Optional[float] = option(1.0, "learning rate", check="positive", kind=float)
@@ -89,7 +102,10 @@ class TaskConfig:
                                group="output", resumable=True)
 
     def __post_init__(self) -> None:
+        if self.backend is None:
+            object.__setattr__(self, "backend", default_backend())
         check_fields(self)
+        self.check_gru_reset()
         if self.resume and self.overwrite:
             raise SeqcoreError("--resume and --overwrite exclude each other: continue the run or replace it.")
         if self.resume and not self.out:
@@ -99,6 +115,21 @@ class TaskConfig:
                 import tensorboardX  # noqa: F401  (the optional extra)
             except ImportError:
                 raise SeqcoreError("--tensorboard needs tensorboardX: pip install -e '.[tensorboard]'.") from None
+
+    def check_gru_reset(self) -> None:
+        """--gru-reset before exists for the scratch GRU only (the fused layers apply the gate after)."""
+        if self.gru_reset == GRUReset.BEFORE.value and (self.cell != Cell.GRU.value or
+                                                        self.impl != Impl.SCRATCH.value):
+            raise SeqcoreError(f"--gru-reset before needs --cell gru --impl scratch (the frameworks' fused "
+                               f"layers apply the reset gate after the hidden matmul), got --cell {self.cell} "
+                               f"--impl {self.impl}.")
+
+    def model_options(self, cell: Optional[str] = None) -> dict[str, Any]:
+        """The ModelSpec fields of --bidirectional, --dropout and --gru-reset for `cell` (default
+        --cell); --gru-reset reaches GRU models only (sine --cell all trains three cells)."""
+        cell = cell or self.cell
+        return {"bidirectional": self.bidirectional, "dropout": self.dropout,
+                "gru_reset": self.gru_reset if cell == Cell.GRU.value else GRUReset.AFTER.value}
 
     def saved(self) -> dict[str, Any]:
         """The fields that describe the run, as stored in config.json."""
@@ -119,6 +150,63 @@ class TaskConfig:
         return RunSettings(**{**settings, **task_settings})
 
 
+BACKEND_ENV = "SEQCORE_BACKEND"
+BACKEND_DEFAULT = f"${BACKEND_ENV}, else the one framework installed, else mxnet"
+
+
+def default_backend(find: Callable[[str], Any] = importlib.util.find_spec) -> str:
+    """The backend of every task that is not given --backend: $SEQCORE_BACKEND (as KERAS_BACKEND),
+    else the framework that is installed when only one is, else mxnet. Looked up with find_spec,
+    which imports nothing (`find` stands in for it in tests)."""
+    chosen = os.environ.get(BACKEND_ENV, "").strip()
+    if chosen:
+        if chosen not in BACKENDS:
+            raise SeqcoreError(f"{BACKEND_ENV} must be one of {', '.join(BACKENDS)}, got {chosen!r}.")
+        return chosen
+    installed = [name for name in BACKENDS if find(name)]
+    return installed[0] if len(installed) == 1 else "mxnet"
+
+
+def version_text() -> str:
+    """`seqcore VERSION` and the installed framework versions, read from package metadata (no
+    framework is imported, so it answers even where one is broken)."""
+    from importlib import metadata
+
+    def installed(*distributions: str) -> Optional[str]:
+        for name in distributions:
+            try:
+                return metadata.version(name)
+            except metadata.PackageNotFoundError:
+                continue
+        return None
+
+    own = installed("seqcore") or _pyproject_version()
+    frameworks = {"mxnet": installed("mxnet", "mxnet-cu112", "mxnet-cu117"), "torch": installed("torch"),
+                  "numpy": installed("numpy")}
+    listed = ", ".join(f"{name} {found or 'not installed'}" for name, found in frameworks.items())
+    return f"seqcore {own} ({listed})"
+
+
+def _pyproject_version() -> str:
+    """The version in the checkout's pyproject.toml (seqcore run from a source tree, not installed)."""
+    try:
+        text = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text(encoding="utf-8")
+    except OSError:
+        text = ""
+    found = re.search(r'^version\s*=\s*"([^"]+)"', text, re.MULTILINE)
+    if found:
+        return found.group(1)
+    from seqcore import __version__
+
+    return __version__
+
+
+def add_version(parser: argparse.ArgumentParser) -> None:
+    """--version on a task's parser: prints version_text() and exits 0."""
+    parser.add_argument("--version", action="version", version=version_text(),
+                        help="print the seqcore and framework versions and exit")
+
+
 def check_fields(config: Any) -> None:
     """Every field against its option's check and choices, in sentences that name the flag."""
     for field in dataclasses.fields(config):
@@ -133,9 +221,10 @@ def check_fields(config: Any) -> None:
             continue
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not number or not math.isfinite(value) or (check == "positive" and value <= 0) or (
-                check == "non_negative" and value < 0) or (check == "fraction" and not 0 < value <= 1):
+                check == "non_negative" and value < 0) or (check == "fraction" and not 0 < value <= 1) or (
+                check == "probability" and not 0 <= value < 1):
             wanted = {"positive": "a positive number", "non_negative": "zero or more",
-                      "fraction": "a number in (0, 1]"}[check]
+                      "fraction": "a number in (0, 1]", "probability": "a number in [0, 1)"}[check]
             raise SeqcoreError(f"{name} must be {wanted}, got {value!r}.")
         if field.metadata.get("kind", type(field.default)) is int and not isinstance(value, int):
             raise SeqcoreError(f"{name} must be a whole number, got {value!r}.")
@@ -154,6 +243,8 @@ def build_parser(config_class: type, prog: str, doc: str, defaults: Mapping[str,
     """Flags for every field of `config_class`; defaults: help text for defaults set elsewhere."""
     parser = Parser(prog=prog, description=doc.split("\n\n")[0], argument_default=argparse.SUPPRESS,
                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_epilog(doc))
+    add_version(parser)
+    defaults = {"backend": BACKEND_DEFAULT, **(defaults or {})}
     parser.add_argument("--config", metavar="FILE", help="rerun the configuration in a run's config.json "
                         "(the flags given override it)")
     groups: dict[str, argparse._ArgumentGroup] = {}
@@ -217,9 +308,12 @@ def parse_config(config_class: type, task: str, argv: Optional[Sequence[str]], d
                                f"with python -m tasks.{saved['task']}.")
         base = saved["config"]
         for name, value in given.items():
-            if name in base and not fields[name].metadata["resumable"] and _differs(value, base[name]):
+            meta = fields[name].metadata
+            # A field the saved config lacks (a run from before the field existed) ran at its default.
+            saved_value = base.get(name, fields[name].default)
+            if meta["saved"] and not meta["resumable"] and _differs(value, saved_value):
                 raise SeqcoreError(f"{flag(name)} {_show(value)} differs from the run in {given['out']} "
-                                   f"({_show(base[name])}); {RESUME_HINT}.")
+                                   f"({_show(saved_value)}); {RESUME_HINT}.")
     unknown = sorted(set(base) - set(fields))
     if unknown:
         raise SeqcoreError(f"The saved configuration has fields this task does not know: {', '.join(unknown)}.")

@@ -38,12 +38,13 @@ from seqcore.errors import SeqcoreError
 from seqcore.report_build import build
 from seqcore.specs import Cell, Device, Impl
 
-from .cli import Parser, run_main
+from .cli import Parser, add_version, run_main
 from .grid import TASKS, Grid, plan
 
 REPORT = "report.json"  # marks a folder as a comparison report, with the command that made it
-BENCHMARK = {"full": [], "quick": ["--steps", "10", "--warmup", "2"],
-             "tiny": ["--steps", "2", "--warmup", "1", "--batch-size", "4", "--num-steps", "5", "--hidden-size", "8"]}
+BENCHMARK = {"full": [], "quick": ["--steps", "5", "--repeats", "3", "--warmup", "2"],
+             "tiny": ["--steps", "2", "--repeats", "2", "--warmup", "1", "--batch-sizes", "4", "--num-steps", "5",
+                      "--hidden-size", "8"]}
 
 
 def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -51,6 +52,7 @@ def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     own = list(argv[:argv.index("--")]) if "--" in argv else list(argv)
     parser = Parser(prog="python -m tasks.compare", description=__doc__.split("\n\n")[0],
                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog="\n\n".join(__doc__.split("\n\n")[1:]))
+    add_version(parser)
     parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated (default: %(default)s)")
     parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated (default: %(default)s)")
     parser.add_argument("--cells", default="rnn,gru,lstm", help="comma-separated (default: %(default)s)")

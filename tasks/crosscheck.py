@@ -24,7 +24,7 @@ from seqcore.errors import SeqcoreError
 from seqcore.specs import Device, InputKind, parse_enum
 
 from . import evaluate
-from .cli import run_main
+from .cli import add_version, run_main
 
 INPUT_STEPS, INPUT_BATCH = 10, 2
 
@@ -60,6 +60,7 @@ def check(backend_name: str, device: str, runs: Sequence[dict], out: Path) -> di
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tasks.crosscheck", description=__doc__.split("\n\n")[0])
+    add_version(parser)
     parser.add_argument("--backend", choices=BACKENDS, required=True)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--runs", required=True, help="JSON list of {folder, task, trained_on}")

@@ -30,7 +30,7 @@ from seqcore.run import BEST, LAST
 from seqcore.specs import Device, InputKind, Readout, parse_enum
 from seqcore.vocab import Vocab
 
-from .cli import Parser, choices, run_main
+from .cli import BACKEND_DEFAULT, Parser, add_version, choices, default_backend, run_main
 
 DEFAULT_BATCH_SIZE, DEFAULT_NUM_STEPS = 32, 35  # when the checkpoint has no training spec
 DEFAULT_PREFIXES = ("time traveller",)
@@ -204,11 +204,12 @@ def check_same_vocab(path: Path, saved: Vocab, rebuilt: Vocab, corpus: str) -> N
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = Parser(prog="python -m tasks.evaluate", description=__doc__.split("\n\n")[0])
+    add_version(parser)
     parser.add_argument("--checkpoint", required=True,
                         help="a .safetensors written by a task, or a run folder (its model.safetensors)")
     parser.add_argument("--best", action="store_true",
                         help="with a run folder: its best.safetensors (best validation) instead")
-    parser.add_argument("--backend", choices=BACKENDS, default="mxnet")
+    parser.add_argument("--backend", choices=BACKENDS, default=None, help=f"framework (default: {BACKEND_DEFAULT})")
     parser.add_argument("--device", choices=choices(Device), default="auto")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="sequences per evaluation batch (default: the run's)")
@@ -218,6 +219,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--num-preds", type=int, default=50, help="tokens generated per prefix (default: 50)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     args = parser.parse_args(argv)
+    args.backend = args.backend or default_backend()
     result = run(checkpoint=args.checkpoint, backend=args.backend, device=args.device,
                  batch_size=args.batch_size, num_steps=args.num_steps,
                  prefixes=DEFAULT_PREFIXES if args.prefixes is None else args.prefixes,

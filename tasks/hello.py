@@ -79,6 +79,9 @@ class HelloConfig(TaskConfig):
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
         super().__post_init__()
+        if self.bidirectional:
+            raise SeqcoreError("--bidirectional does not fit hello: it is the seed's left-to-right character RNN, "
+                               "which reads the characters once, in order.")
 
     def train_spec(self) -> TrainSpec:
         return TrainSpec(batch_size=1, num_steps=len(self.source), num_epochs=self.epochs, lr=self.lr,
@@ -90,7 +93,7 @@ class HelloConfig(TaskConfig):
         return ModelSpec(cell=self.cell, impl=self.impl, input_size=num_chars, output_size=num_chars,
                          hidden_size=self.hidden_size, num_layers=self.num_layers,
                          input_kind=InputKind.ONEHOT if self.variant == "onehot" else InputKind.EMBEDDING,
-                         embed_size=self.embed_size, readout=Readout.SEQUENCE)
+                         embed_size=self.embed_size, readout=Readout.SEQUENCE, **self.model_options())
 
 
 class HelloJob:

@@ -3,10 +3,20 @@ layer reads the last step's hidden state (many-to-one), on either framework.
 
 Usage: python -m tasks.mnist_rows --preset seed000 --backend torch --data-dir ../shared/data/mnist
 
+--dataset: mnist (default), fashion-mnist, kmnist (each checked against its published MD5s,
+downloaded into $SEQCORE_CACHE/NAME when missing), or idx: the four IDX files in --data-dir
+(train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte,
+.gz or raw), of any image size and number of classes, checked for format and consistency only
+(the run records the data as unverified). An image of R rows of C pixels is R time steps of input
+size C, on any data set; the presets keep their model and training settings.
+
 Presets: seed000 (LSTM 64, batch 64, Adam 0.01, 1 epoch), seed003 (tanh RNN, 2 layers of 128,
 batch 100, Adam 0.001, 2 epochs), best (LSTM 128, batch 64, Adam 0.003 decayed by a cosine to 1%,
 clip 1, 5 epochs).
-Any flag overrides the preset. Writes config.json, metrics.jsonl, metrics.csv, loss.png,
+Any flag overrides the preset. --bidirectional adds a second direction that reads the rows from
+the bottom up; the output layer then reads the forward direction's state after the last row and
+the reverse direction's after the first (both final states). --dropout P drops inputs while
+training only. Writes config.json, metrics.jsonl, metrics.csv, loss.png,
 accuracy.png, confusion.png, digits.png, model.safetensors and best.safetensors (best test
 accuracy) to --out (default: the next runs/mnist_rows/BACKEND-PRESET/version_N).
 """
@@ -18,7 +28,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from seqcore import mnist
+from seqcore import mnist, mnist_sets
 from seqcore.backend import load_backend
 from seqcore.classify import ClassifierJob, Evaluation
 from seqcore.errors import SeqcoreError
@@ -75,8 +85,11 @@ class MnistConfig(TaskConfig):
                                    check="non_negative", kind=float)
     schedule: Optional[str] = option(None, "learning rate over the run: constant, cosine (to 1%), step, plateau",
                                      choices=choices(Schedule), kind=str)
-    data_dir: Optional[str] = option(None, "folder with the four MNIST IDX files, gzip or raw (default: the "
-                                     "download cache, $SEQCORE_CACHE/mnist)", group="data", kind=str)
+    dataset: str = option("mnist", "the data set in MNIST's format; idx: any four IDX files in --data-dir, "
+                          "unverified", group="data", choices=tuple(mnist_sets.DATASETS))
+    data_dir: Optional[str] = option(None, "folder with the four IDX files, gzip or raw (default: the "
+                                     "download cache, $SEQCORE_CACHE/DATASET; needed for --dataset idx)",
+                                     group="data", kind=str)
     limit_train: int = option(0, "train on the first N images only; 0: all", group="data", check="non_negative")
     limit_test: int = option(0, "test on the first N images only; 0: all", group="data", check="non_negative")
     log_every: int = option(0, "steps per training-loss line in metrics.jsonl; 0: about 50 per epoch",
@@ -90,44 +103,81 @@ class MnistConfig(TaskConfig):
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
         super().__post_init__()
+        if self.dataset == mnist_sets.IDX.name and not self.data_dir:
+            raise SeqcoreError("--dataset idx needs --data-dir, the folder holding the four IDX files.")
 
-    def train_spec(self) -> TrainSpec:
-        return TrainSpec(batch_size=self.batch_size, num_steps=mnist.ROWS, num_epochs=self.epochs, lr=self.lr,
+    def train_spec(self, shape: mnist.Shape) -> TrainSpec:
+        return TrainSpec(batch_size=self.batch_size, num_steps=shape.rows, num_epochs=self.epochs, lr=self.lr,
                          clip=self.clip, optimizer=self.optimizer, sampler=Sampler.RANDOM, carry_state=False,
                          init=self.init, seed=self.seed, schedule=self.schedule, lr_decay=self.lr_decay,
                          lr_decay_every=self.lr_decay_every)
 
-    def model_spec(self) -> ModelSpec:
-        return ModelSpec(cell=self.cell, impl=self.impl, input_size=mnist.COLUMNS, hidden_size=self.hidden_size,
-                         output_size=mnist.NUM_CLASSES, num_layers=self.num_layers, input_kind=InputKind.DENSE,
-                         readout=Readout.LAST)
+    def model_spec(self, shape: mnist.Shape) -> ModelSpec:
+        """Input size = the image's row width; one output per class."""
+        return ModelSpec(cell=self.cell, impl=self.impl, input_size=shape.columns, hidden_size=self.hidden_size,
+                         output_size=shape.num_classes, num_layers=self.num_layers, input_kind=InputKind.DENSE,
+                         readout=Readout.LAST, **self.model_options())
 
 
 def run(config: MnistConfig) -> dict[str, Any]:
     """Train and test; returns the summary (accuracy, loss, confusion matrix, rows/s, paths)."""
-    train, spec = config.train_spec(), config.model_spec()
-    per_epoch = mnist.num_batches(config.limit_train or 60_000, train.batch_size)
-    settings = config.settings(TASK, f"{config.backend}-{config.preset}",
+    dataset = mnist_sets.get(config.dataset)
+    # An IDX folder is local and of unknown image size (the time steps): read it first. A named set
+    # is 28 x 28 and may need a download, which waits until the output folder has been checked.
+    early = _load(config, dataset) if dataset.image_shape is None else None
+    shape = early[2] if early else mnist.Shape(*dataset.image_shape, dataset.num_classes)
+    train = config.train_spec(shape)
+    per_epoch = mnist.num_batches(config.limit_train or (len(early[0]) if early else 60_000), train.batch_size)
+    prefix = "" if dataset is mnist.MNIST else f"{dataset.name}-"
+    settings = config.settings(TASK, f"{prefix}{config.backend}-{config.preset}",
                                **({} if config.log_every else {"log_every": max(1, per_epoch // 50)}))
     with Run(TASK, config.saved(), settings, train) as training:  # the folder is checked first
-        train_data = _limited(mnist.load_split("train", config.data_dir, progress=config.progress),
-                              config.limit_train, "--limit-train")
-        test_data = _limited(mnist.load_split("test", config.data_dir, progress=config.progress),
-                             config.limit_test, "--limit-test")
+        train_data, test_data, shape = early or _load(config, dataset)
+        spec = config.model_spec(shape)
         backend = load_backend(config.backend)
         device = backend.resolve_device(parse_enum(Device, config.device, "device"))
+        names = class_names(dataset, shape.num_classes)
         info = {"backend": config.backend, "device": device, "preset": config.preset,
+                "dataset": dataset.name, "data_verified": dataset.verified, "class_names": list(names),
                 "num_train": len(train_data), "num_test": len(test_data),
-                "data_dir": str(mnist.data_folder(config.data_dir).resolve())}
+                "data_dir": str(mnist.data_folder(config.data_dir, dataset=dataset).resolve())}
+        shown = figure_names(dataset, names)
         job = ClassifierJob(
             train_batches=lambda rng: mnist.row_batches(train_data, train.batch_size, rng),
             num_train_batches=mnist.num_batches(len(train_data), train.batch_size),
             test_batches=lambda: mnist.row_batches(test_data, EVAL_BATCH), info=info,
-            fingerprint={**train_data.sha256, **test_data.sha256})
+            fingerprint={**train_data.sha256, **test_data.sha256}, class_names=list(shown))
         summary = training.fit(job, backend, device, spec)
-        plot_digits(settings.out / "digits.png", test_data, job.last,
-                    title=f"{config.backend} {config.preset}: test digits")
+        if training.world.is_writer:  # rank 0 alone writes the folder
+            plot_digits(settings.out / "digits.png", test_data, job.last, names=shown,
+                        title=f"{config.backend} {config.preset}: {dataset.title} test images")
     return {**summary, "rows_per_s": summary["rows_per_s_last_epoch"], "out": str(settings.out)}
+
+
+def _load(config: MnistConfig, dataset: mnist.DataSet) -> tuple[mnist.MnistSplit, mnist.MnistSplit, mnist.Shape]:
+    """Both splits, verified or checked, limited as the flags say, and the shape they share."""
+    train_data = mnist.load_split("train", config.data_dir, dataset=dataset, progress=config.progress)
+    test_data = mnist.load_split("test", config.data_dir, dataset=dataset, progress=config.progress)
+    shape = mnist.check_splits(train_data, test_data, dataset)  # on the whole files: classes from all labels
+    return (_limited(train_data, config.limit_train, "--limit-train"),
+            _limited(test_data, config.limit_test, "--limit-test"), shape)
+
+
+def class_names(dataset: mnist.DataSet, num_classes: int) -> tuple[str, ...]:
+    """The data set's class names, else the label numbers."""
+    return dataset.class_names or tuple(str(label) for label in range(num_classes))
+
+
+def figure_names(dataset: mnist.DataSet, names: tuple[str, ...]) -> tuple[str, ...]:
+    """`names` when matplotlib has a font that draws them, else the data set's plain names."""
+    if dataset.figure_names is None:
+        return names
+    from matplotlib import font_manager
+
+    wanted = ("Noto Sans CJK JP", "Noto Sans JP", "IPAexGothic", "IPAGothic", "TakaoGothic", "VL Gothic",
+              "Droid Sans Fallback")
+    installed = {font.name for font in font_manager.fontManager.ttflist}
+    return names if installed.intersection(wanted) else dataset.figure_names
 
 
 def _limited(data: mnist.MnistSplit, limit: int, flag: str) -> mnist.MnistSplit:
@@ -137,18 +187,20 @@ def _limited(data: mnist.MnistSplit, limit: int, flag: str) -> mnist.MnistSplit:
 
 
 def plot_digits(path: Path, data: mnist.MnistSplit, test: Evaluation, *, title: str,
-                num_first: int = 24, num_wrong: int = 24) -> Path:
-    """The first test digits, then the first misclassified ones; 'p' predicted, 't' true, errors in red."""
+                names: Optional[Sequence[str]] = None, num_first: int = 24, num_wrong: int = 24) -> Path:
+    """The first test images, then the first misclassified ones; 'p' predicted, 't' true (class
+    names when given, else numbers), errors in red."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    named = names is not None and list(names) != [str(label) for label in range(len(names))]
     wrong = np.flatnonzero(test.predictions != test.labels)[:num_wrong]
     shown = np.concatenate([np.arange(min(num_first, len(data))), wrong])
     columns = 8
     rows = max(1, -(-len(shown) // columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.3 + 0.5), dpi=120,
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * (1.5 if named else 1.3) + 0.5), dpi=120,
                                 squeeze=False)
     for slot, axis in enumerate(axes.flat):
         axis.axis("off")
@@ -156,8 +208,8 @@ def plot_digits(path: Path, data: mnist.MnistSplit, test: Evaluation, *, title: 
             index = shown[slot]
             predicted, true = int(test.predictions[index]), int(test.labels[index])
             axis.imshow(data.images[index], cmap="gray_r")
-            axis.set_title(f"p {predicted} / t {true}", fontsize=8,
-                           color="black" if predicted == true else "red")
+            axis.set_title(f"p {names[predicted]}\nt {names[true]}" if named else f"p {predicted} / t {true}",
+                           fontsize=7 if named else 8, color="black" if predicted == true else "red")
     figure.suptitle(f"{title} (first {min(num_first, len(data))}, then {len(wrong)} errors)", fontsize=10)
     figure.tight_layout()
     figure.savefig(path)
@@ -170,7 +222,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         name: FROM_PRESET for name in ("cell", "impl", "hidden_size", "num_layers", "epochs", "batch_size", "lr",
                                        "optimizer", "clip", "schedule")})
     summary = run(config)
-    print(f"{summary['backend']} {config.impl} {config.cell} ({config.preset}) on {summary['device']}: "
+    title = mnist_sets.get(config.dataset).title
+    print(f"{title}, {summary['backend']} {config.impl} {config.cell} ({config.preset}) on {summary['device']}: "
           f"test accuracy {100 * summary['test_accuracy']:.2f}% "
           f"({summary['num_correct']:,} / {summary['num_test']:,}), test loss {summary['test_loss']:.4f}, "
           f"{summary['rows_per_s']:,.0f} rows/s (last epoch), {summary['wall_s']:.1f} s")

@@ -21,6 +21,9 @@ the windows after them. The mode's figure (eval_mse or generation_mae) is measur
 Writes config.json, metrics.jsonl (a loss line per step), metrics.csv, loss.png, the wave figure,
 model.safetensors and best.safetensors to --out (default: the next
 runs/sine/MODE-BACKEND-CELL-IMPL/version_N).
+--bidirectional (sin2cos only) adds a reverse direction over each window; --dropout P drops inputs
+while training only; --gru-reset before (scratch GRU) applies the reset gate before the hidden
+matmul, and with --cell all it reaches the GRU only.
 --cell all trains RNN, GRU and LSTM, each a run of its own in --out/<cell>/, then draws the three
 together in --out; with --resume, the cells short of --epochs continue, the ones not begun start,
 and the ones done are kept; --overwrite replaces all three.
@@ -33,13 +36,15 @@ from typing import Any, Optional, Sequence
 
 from seqcore.backend import Backend, load_backend
 from seqcore.checkpoint import load_checkpoint
+from seqcore.distributed import environment_size
 from seqcore.errors import SeqcoreError
 from seqcore.outdir import CONFIG, Mode, OutputFolder
 from seqcore.reports import MetricsLog, read_metrics
 from seqcore.run import BEST, LAST, Run, RunSettings
 from seqcore.runconfig import now, read_run_config, write_run_config
 from seqcore.sine import NEXT, PHASES, SIN2COS, WAVE_FIGURES, SineJob, loss_points, plot_losses, plot_waves
-from seqcore.specs import Cell, Device, InputKind, ModelSpec, Optimizer, Readout, Sampler, TrainSpec, parse_enum
+from seqcore.specs import (Cell, Device, GRUReset, Impl, InputKind, ModelSpec, Optimizer, Readout, Sampler, TrainSpec,
+                           parse_enum)
 
 from .cli import TaskConfig, choices, option, parse_config, run_main
 
@@ -69,6 +74,10 @@ class SineConfig(TaskConfig):
                                    check="non_negative", kind=float)
     iterations: Optional[int] = option(None, "batches per epoch", group="data", check="positive", kind=int)
     seq_len: Optional[int] = option(None, "time steps per batch", group="data", check="positive", kind=int)
+    gru_reset: str = option(GRUReset.AFTER.value, "where the GRU's reset gate acts: after the hidden matmul "
+                            "(cuDNN, Gluon, PyTorch) or before it (the d2l book's scratch GRU; needs --impl scratch "
+                            "and --cell gru, or --cell all, where it reaches the GRU only)", group="model",
+                            choices=choices(GRUReset))
     phase: str = option("fixed", "next mode: fixed trains on the segment from phase 0, random draws each "
                         "row's phase from [-pi/2, pi/2)", group="data", choices=PHASES)
     # In sin2cos the LSTM's early loss peaks at up to 9.8 times its first step's (seeds 0-5, measured)
@@ -89,6 +98,18 @@ class SineConfig(TaskConfig):
                 object.__setattr__(self, name, value)
         super().__post_init__()
 
+        if self.bidirectional and self.mode != SIN2COS:
+            raise SeqcoreError("--bidirectional needs --mode sin2cos: next-value prediction reads the wave from "
+                               "the left, and a reverse direction would read the value it predicts.")
+
+    def check_gru_reset(self) -> None:
+        """With --cell all, --gru-reset before reaches the GRU only (and needs --impl scratch)."""
+        if self.cell == ALL and self.gru_reset == GRUReset.BEFORE.value and self.impl != Impl.SCRATCH.value:
+            raise SeqcoreError(f"--gru-reset before needs --impl scratch (the frameworks' fused layers apply the "
+                               f"reset gate after the hidden matmul), got --impl {self.impl}.")
+        if self.cell != ALL:
+            super().check_gru_reset()
+
     def cells(self) -> list[str]:
         return choices(Cell) if self.cell == ALL else [self.cell]
 
@@ -102,7 +123,8 @@ class SineConfig(TaskConfig):
 
     def model_spec(self, cell: str) -> ModelSpec:
         return ModelSpec(cell=cell, impl=self.impl, input_size=1, hidden_size=self.hidden_size, output_size=1,
-                         num_layers=self.num_layers, input_kind=InputKind.DENSE, readout=Readout.SEQUENCE)
+                         num_layers=self.num_layers, input_kind=InputKind.DENSE, readout=Readout.SEQUENCE,
+                         **self.model_options(cell))
 
     def job(self, cell: str, device: str) -> SineJob:
         info = {"backend": self.backend, "device": device, "mode": self.mode, "phase": self.phase,
@@ -119,6 +141,8 @@ def run(config: SineConfig) -> dict[str, Any]:
     specs = {cell: config.model_spec(cell) for cell in config.cells()}
     settings = config.settings(TASK, f"{config.mode}-{config.backend}-{config.cell}-{config.impl}")
     if config.cell == ALL:
+        if environment_size() > 1:  # one folder per cell, trained one after another by one process
+            raise SeqcoreError("--cell all cannot run on several workers; train one --cell at a time there.")
         return _run_all(config, train, specs, settings)
     with Run(TASK, config.saved(), settings, train) as training:  # the folder is checked first
         backend, device = _backend(config)
@@ -148,7 +172,9 @@ def _run_all(config: SineConfig, train: TrainSpec, specs: dict[str, ModelSpec],
         for cell, spec in specs.items():
             job = config.job(cell, device)
             mode = Mode.RESUME if resume and (out / cell / CONFIG).is_file() else Mode.NEW
-            cell_config = {**config.saved(), "cell": cell, "out": str(out / cell)}
+            # --gru-reset as it reaches this cell: each cell's folder is a run that resumes on its own
+            cell_config = {**config.saved(), "cell": cell, "out": str(out / cell),
+                           "gru_reset": config.model_options(cell)["gru_reset"]}
             # The resume command printed on a stop still names OUT, so that it continues all three.
             cell_settings = dataclasses.replace(settings, out=out / cell, mode=mode)
             with Run(TASK, cell_config, cell_settings, train) as training:

@@ -4,7 +4,8 @@ Usage: python tests/backend_worker.py BACKEND OUT.npz
 
 For each case it stores, keyed "<case>/<what>": the outputs of the full sequence run as two
 calls with the state carried between them, the final state, the mean loss and gradients of
-`forward_backward`, the loss of `evaluate`, the exported parameters, the gradient norm,
+`forward_backward` (with the case's dropout masks, if any), the loss of `evaluate` (never
+masked), the exported parameters, the gradient norm,
 gradients after `scale_gradients(0.5)`, and the parameters after one SGD step of lr 0.1.
 """
 from __future__ import annotations
@@ -15,9 +16,7 @@ import numpy as np
 
 from seqcore.backend import load_backend
 from seqcore.specs import Device, Optimizer, Readout
-from tests.cases import all_cases, case_data
-
-SPLIT = 2  # time steps in the first of the two forward calls
+from tests.cases import SPLIT, all_cases, case_data, case_masks
 
 
 def run_case(backend, spec, loss, results: dict, name: str) -> None:
@@ -32,7 +31,8 @@ def run_case(backend, spec, loss, results: dict, name: str) -> None:
         results[f"{name}/state{index}"] = np.asarray(_to_numpy(part))
     results[f"{name}/exported"] = _flat(backend.export_params(model))
 
-    value, _ = backend.forward_backward(model, inputs, targets, backend.begin_state(model, batch), loss)
+    value, _ = backend.forward_backward(model, inputs, targets, backend.begin_state(model, batch), loss,
+                                        case_masks(spec))
     results[f"{name}/loss"] = np.float64(value)
     results[f"{name}/eval_loss"] = np.float64(
         backend.evaluate(model, inputs, targets, backend.begin_state(model, batch), loss)[0])

@@ -40,9 +40,11 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional
 
+import numpy as np
 import pytest
 
 from tests.conftest import ROOT
+from tests.idx_files import banded, idx_bytes, write_set
 
 SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
 TIMEOUT = 180
@@ -425,6 +427,12 @@ RESUME = [
          "--lr 0.5 differs from the run"),
     Case("mnist-resume-different-preset", "resume", resume("mnist_rows", lambda c: c.mnist_run, "--preset", "best"),
          "--preset best differs from the run"),
+    Case("resume-different-dropout", "resume", resume("char_lm", lambda c: c.char_run, "--dropout", "0.2"),
+         "--dropout 0.2 differs from the run"),
+    Case("resume-different-gru-reset", "resume", resume("char_lm", lambda c: c.char_run, "--gru-reset", "before"),
+         "--gru-reset before differs from the run"),
+    Case("mnist-resume-bidirectional", "resume", resume("mnist_rows", lambda c: c.mnist_run, "--bidirectional"),
+         "--bidirectional True differs from the run"),
     Case("resume-epochs-not-above-done", "resume", resume("char_lm", lambda c: c.char_run, epochs="1"),
          "has already trained 1 epochs; give --epochs above that"),
     Case("mnist-resume-epochs-not-above-done", "resume", resume("mnist_rows", lambda c: c.mnist_run, epochs="1"),
@@ -602,6 +610,11 @@ CHAR_FLAGS = [
     ("--init", "zeros", "argument --init: invalid choice: 'zeros'"),
     ("--device", "tpu", "argument --device: invalid choice: 'tpu'"),
     ("--preset", "fastest", "unrecognized arguments: --preset fastest"),
+    ("--dropout", "1", "--dropout must be a number in [0, 1), got 1.0"),
+    ("--dropout", "-0.1", "--dropout must be a number in [0, 1), got -0.1"),
+    ("--dropout", "nan", "--dropout must be a number in [0, 1), got nan"),
+    ("--dropout", "inf", "--dropout must be a number in [0, 1), got inf"),
+    ("--gru-reset", "middle", "argument --gru-reset: invalid choice: 'middle'"),
 ]
 
 MNIST_FLAGS = [
@@ -624,6 +637,8 @@ MNIST_FLAGS = [
     ("--schedule", "linear", "argument --schedule: invalid choice: 'linear'"),
     ("--backend", "jax", "argument --backend: invalid choice: 'jax'"),
     ("--optimizer", "lbfgs", "argument --optimizer: invalid choice: 'lbfgs'"),
+    ("--dropout", "1", "--dropout must be a number in [0, 1), got 1.0"),
+    ("--dropout", "-0.1", "--dropout must be a number in [0, 1), got -0.1"),
 ]
 
 
@@ -655,6 +670,38 @@ FLAGS += [
          "choose a smaller --hidden-size"),
 ]
 
+
+def task_flags(task: str, *extra: str) -> Callable[[Ctx], list[str]]:
+    """hello / sine with flags refused when the command line is read."""
+    return lambda c: ["-m", f"tasks.{task}", "--backend", "torch", "--device", "cpu", "--no-progress",
+                      "--out", str(c.out), *extra]
+
+
+GRU_RESET = "--gru-reset before needs --cell gru --impl scratch"
+FLAGS += [
+    # --bidirectional where a model reads left to right; --gru-reset before off the scratch GRU.
+    Case("char_lm--bidirectional", "flags", char_lm("--bidirectional"),
+         "--bidirectional does not fit a language model"),
+    Case("hello--bidirectional", "flags", task_flags("hello", "--bidirectional"), "--bidirectional does not fit hello"),
+    Case("sine--bidirectional-next-mode", "flags", task_flags("sine", "--mode", "next", "--bidirectional"),
+         "--bidirectional needs --mode sin2cos"),
+    Case("char_lm--gru-reset-before-concise", "flags", char_lm("--cell", "gru", "--gru-reset", "before"),
+         f"{GRU_RESET} (the frameworks' fused layers apply the reset gate after the hidden matmul), got --cell gru "
+         f"--impl concise"),
+    Case("char_lm--gru-reset-before-lstm", "flags", char_lm("--cell", "lstm", "--impl", "scratch", "--gru-reset",
+                                                           "before"), "got --cell lstm --impl scratch"),
+    Case("mnist_rows--gru-reset-before-preset-lstm", "flags", _mnist_flag_argv("--gru-reset", "before"),
+         GRU_RESET),
+    Case("hello--gru-reset-before-rnn", "flags", task_flags("hello", "--gru-reset", "before"), GRU_RESET),
+    Case("sine--gru-reset-before-lstm", "flags", task_flags("sine", "--impl", "scratch", "--gru-reset", "before"),
+         GRU_RESET),
+    Case("sine--cell-all-gru-reset-before-concise", "flags", task_flags("sine", "--cell", "all", "--gru-reset",
+                                                                         "before"),
+         "--gru-reset before needs --impl scratch"),
+    Case("hello--dropout=1", "flags", task_flags("hello", "--dropout", "1"), "--dropout must be a number in [0, 1)"),
+    Case("sine--dropout=nan", "flags", task_flags("sine", "--dropout", "nan"), "--dropout must be a number in [0, 1)"),
+]
+
 MNIST_DATA = [
     Case("mnist-data-dir-missing", "mnist-data", mnist_rows(data=lambda c: c.tmp / "nowhere"),
          "The MNIST data directory", setup=None),
@@ -679,6 +726,43 @@ MNIST_DATA = [
          "--limit-train 70,000 is more than the 60,000 images available"),
     Case("mnist-data-dir-without-permission", "mnist-data", mnist_rows(data=lambda c: c.tmp / "locked" / "mnist"),
          "permission denied", setup=folder("locked", 0o000), unprivileged=True),
+]
+
+def idx_set(train=None, test=None, raw: Optional[dict[str, Callable[[], bytes]]] = None) -> Callable[[Ctx], None]:
+    """tmp/idx: a small 12 x 10, 3-class IDX set (tests.idx_files), with the given splits or raw files."""
+    def setup(c: Ctx) -> None:
+        write_set(c.tmp / "idx", train or banded(20), test or banded(6, seed=1),
+                  raw={name: make() for name, make in (raw or {}).items()})
+    return setup
+
+
+def idx_rows(*extra: str) -> Callable[[Ctx], list[str]]:
+    return mnist_rows("--dataset", "idx", *extra, data=lambda c: c.tmp / "idx")
+
+
+IDX_DATA = [
+    Case("idx-wrong-magic", "mnist-data", idx_rows(), "starts with the magic number 2049, not 2051",
+         setup=idx_set(raw={"train-images-idx3-ubyte": lambda: idx_bytes(banded(20)[0], 2049)})),
+    Case("idx-truncated-file", "mnist-data", idx_rows(), "which needs 2,400 bytes of data, but holds 2,000",
+         setup=idx_set(raw={"train-images-idx3-ubyte": lambda: idx_bytes(banded(20)[0], 2051)[:2016]})),
+    Case("idx-count-mismatch", "mnist-data", idx_rows(), "hold 20 images but 19 labels; they do not belong together",
+         setup=idx_set(raw={"train-labels-idx1-ubyte": lambda: idx_bytes(banded(20)[1][:19], 2049)})),
+    Case("idx-size-mismatch", "mnist-data", idx_rows(),
+         "The IDX training images are 12 x 10 pixels but the test images 10 x 12",
+         setup=idx_set(test=banded(6, rows=10, columns=12, seed=1))),
+    Case("idx-single-class", "mnist-data", idx_rows(), "The IDX training labels hold a single class (0)",
+         setup=idx_set(train=(banded(20)[0], np.zeros(20, np.uint8)))),
+    Case("idx-test-class-unseen", "mnist-data", idx_rows(), "but the training labels go up to 1 only",
+         setup=idx_set(train=banded(20, num_classes=2), test=banded(12, num_classes=3, seed=1))),
+    Case("idx-no-labels-file", "mnist-data", idx_rows(), "t10k-labels-idx1-ubyte (or t10k-labels-idx1-ubyte.gz) "
+         "is not in", setup=lambda c: (idx_set()(c), (c.tmp / "idx" / "t10k-labels-idx1-ubyte").unlink())),
+    Case("idx-without-data-dir", "mnist-data",
+         lambda c: ["-m", "tasks.mnist_rows", *MNIST_TINY, "--dataset", "idx", "--out", str(c.out)],
+         "--dataset idx needs --data-dir"),
+    Case("mnist_rows--dataset-emnist", "flags", idx_rows("--dataset", "emnist"), "invalid choice: 'emnist'"),
+    Case("SEQCORE_BACKEND-unknown", "flags", lambda c: ["-m", "tasks.char_lm", "--epochs", "1", "--out", str(c.out)],
+         "SEQCORE_BACKEND must be one of mxnet, torch, got 'tensorflow'",
+         setup=lambda c: c.env.update({"SEQCORE_BACKEND": "tensorflow"})),
 ]
 
 OTHER_TASKS = [
@@ -712,7 +796,7 @@ def _tear_line(path: Path, index: int) -> None:
     path.write_text("".join(lines))
 
 
-CASES: list[Case] = [*OUTPUT, *POLICY, *RESUME, *CHECKPOINT, *CORPUS, *FLAGS, *MNIST_DATA, *OTHER_TASKS]
+CASES: list[Case] = [*OUTPUT, *POLICY, *RESUME, *CHECKPOINT, *CORPUS, *FLAGS, *MNIST_DATA, *IDX_DATA, *OTHER_TASKS]
 assert len({case.id for case in CASES}) == len(CASES), "case ids must be unique"
 
 

@@ -12,16 +12,34 @@ def test_benchmark_reports_every_backend_and_model(tmp_path: Path) -> None:
     for name in BACKENDS:
         require_backend(name)
     result = python("-m", "tasks.benchmark", "--cells", "rnn,gru", "--impls", "scratch,concise", "--steps", "2",
-                    "--warmup", "1", "--batch-size", "4", "--num-steps", "5", "--hidden-size", "8",
+                    "--warmup", "1", "--repeats", "3", "--batch-sizes", "4,6", "--num-steps", "5", "--hidden-size", "8",
                     "--out", str(tmp_path), check=True)
     reports = json.loads((tmp_path / "benchmark.json").read_text())
     assert [r["backend"] for r in reports] == list(BACKENDS)
     for report in reports:
-        assert {(r["cell"], r["impl"]) for r in report["results"]} == {
-            ("rnn", "scratch"), ("rnn", "concise"), ("gru", "scratch"), ("gru", "concise")}
-        assert all(r["tokens_per_s"] > 0 for r in report["results"])
+        assert {(r["cell"], r["impl"], r["batch_size"]) for r in report["results"]} == {
+            (cell, impl, batch) for cell in ("rnn", "gru") for impl in ("scratch", "concise") for batch in (4, 6)}
+        for r in report["results"]:
+            for key in ("spread", "bare_spread"):  # the median of three repetitions, between their extremes
+                assert len(r[key]["samples"]) == 3 and r[key]["min"] <= r[key]["median"] <= r[key]["max"]
+                assert r[key]["median"] == sorted(r[key]["samples"])[1] > 0
+            assert r["vs_bare"] == r["tokens_per_s"] / r["bare_tokens_per_s"]
+            assert r["generate_tokens_per_s"] > 0 and r["bare_generate_tokens_per_s"] > 0
         assert report["machine"][report["backend"]]  # the framework's version is recorded
+    assert "bare loop" in result.stdout and "scratch / concise" in result.stdout
     assert "tokens/s" in result.stdout and (tmp_path / "benchmark.png").stat().st_size > 0
+
+
+def test_benchmark_word_configuration_uses_an_embedding(tmp_path: Path) -> None:
+    """--token word: the whole book's words (vocabulary ~4,600) through an embedding on each backend."""
+    for name in BACKENDS:
+        require_backend(name)
+    python("-m", "tasks.benchmark", "--token", "word", "--cells", "gru", "--impls", "concise", "--steps", "1",
+           "--warmup", "1", "--repeats", "1", "--batch-sizes", "2", "--num-steps", "3", "--hidden-size", "4",
+           "--embed-size", "3", "--out", str(tmp_path), check=True)
+    for report in json.loads((tmp_path / "benchmark.json").read_text()):
+        assert report["token"] == "word" and report["embed_size"] == 3
+        assert 4000 < report["results"][0]["vocab_size"] < 6000
 
 
 def test_benchmark_rejects_unknown_names() -> None:

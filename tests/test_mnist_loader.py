@@ -1,16 +1,20 @@
 """The MNIST loader on small IDX files written here (each corruption the loader must name), on the
-real files in ../shared/data/mnist, and downloading from a local HTTP server (no network)."""
+real files in ../shared/data/mnist, and downloading from a local HTTP server (no network); the
+other named data sets' checksums and mirrors, and a real Fashion-MNIST copy where there is one
+($SEQCORE_FASHION_MNIST_DIR, else ~/.cache/seqcore/fashion-mnist)."""
 from __future__ import annotations
 
 import gzip
 import hashlib
+import os
+import re
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import pytest
 
-from seqcore import mnist
+from seqcore import mnist, mnist_sets
 from seqcore.errors import SeqcoreError
 from tests.conftest import ROOT
 from tests.http_server import Server
@@ -81,7 +85,7 @@ def test_wrong_magic_number(tmp_path: Path) -> None:
     images, labels = small_split()
     # The labels' magic (2049) on the images file: the two files swapped, say.
     table = write_split(tmp_path, idx_bytes(images, 2049), idx_bytes(labels, 2049))
-    with pytest.raises(SeqcoreError, match="starts with the magic number 2049, not 2051 \\(MNIST images\\)"):
+    with pytest.raises(SeqcoreError, match="starts with the magic number 2049, not 2051 \\(IDX images of unsigned bytes\\)"):
         load(tmp_path, table)
 
 
@@ -207,3 +211,63 @@ def test_download_with_the_wrong_checksum_keeps_nothing(tmp_path: Path, served) 
                                            r"[0-9a-f]{32}, not the expected 0{32}, so it was not kept\)"):
         mnist.load_split("test", folder, files=wrong, mirrors=(f"{server.url}/good/",), progress=False)
     assert list(folder.iterdir()) == []
+
+
+# --- the other data sets in MNIST's format (seqcore.mnist_sets) ------------------------------------
+
+FASHION_DIR = Path(os.environ.get("SEQCORE_FASHION_MNIST_DIR", Path.home() / ".cache" / "seqcore" / "fashion-mnist"))
+
+
+def test_named_sets_carry_published_checksums_and_mirrors() -> None:
+    hex32 = re.compile(r"[0-9a-f]{32}")
+    for dataset in (mnist.MNIST, mnist_sets.FASHION_MNIST, mnist_sets.KMNIST):
+        specs = [spec for pair in dataset.files.values() for spec in pair]
+        assert [spec.name for spec in specs] == list(mnist_sets.NAMES)
+        assert all(hex32.fullmatch(spec.gz_md5) for spec in specs) and dataset.mirrors and dataset.verified
+        assert len(dataset.class_names) == 10 and dataset.image_shape == (28, 28)
+    assert all(hex32.fullmatch(spec.md5) for pair in mnist_sets.FASHION_MNIST.files.values() for spec in pair)
+    assert mnist_sets.FASHION_MNIST.class_names[9] == "Ankle boot"
+    assert mnist_sets.KMNIST.class_names[0] == "お" and mnist_sets.KMNIST.figure_names[0] == "o"
+    with pytest.raises(SeqcoreError, match="--dataset must be one of mnist, fashion-mnist, kmnist, idx, got 'emnist'"):
+        mnist_sets.get("emnist")
+
+
+def test_kmnist_takes_only_its_gz_files(tmp_path: Path) -> None:
+    """No MD5 of KMNIST's uncompressed files is published: a raw copy cannot be verified."""
+    images, labels = small_split()
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(idx_bytes(images, 2051))
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(labels, 2049))
+    with pytest.raises(SeqcoreError, match="is uncompressed, and KMNIST publishes only the MD5 of its .gz files"):
+        mnist.load_split("test", tmp_path, dataset=mnist_sets.KMNIST, mirrors=())
+    write_split(tmp_path / "gz", idx_bytes(images, 2051), idx_bytes(labels, 2049))
+    with pytest.raises(SeqcoreError, match=r"and its .gz has MD5 [0-9a-f]{32}, not the 5c965bf0a639b31b8f53240b1b52f4d7 "
+                                           r"of KMNIST's t10k-images-idx3-ubyte.gz"):
+        mnist.load_split("test", tmp_path / "gz", dataset=mnist_sets.KMNIST, mirrors=())
+
+
+@pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason=f"no MNIST files at {SHARED_MNIST}")
+def test_mnist_is_not_fashion_mnist() -> None:
+    with pytest.raises(SeqcoreError, match="not the 8181f5470baa50b63fa0f6fddb340f0a of Fashion-MNIST's "
+                                           "t10k-images-idx3-ubyte"):
+        mnist.load_split("test", SHARED_MNIST, dataset=mnist_sets.FASHION_MNIST)
+
+
+@pytest.mark.skipif(not FASHION_DIR.is_dir(), reason=f"no Fashion-MNIST files at {FASHION_DIR}")
+def test_a_real_fashion_mnist_copy() -> None:
+    """Debian's dataset-fashion-mnist re-compresses the files: accepted by their uncompressed MD5s."""
+    for split, count in (("train", 6000), ("test", 1000)):
+        data = mnist.load_split(split, FASHION_DIR, dataset=mnist_sets.FASHION_MNIST)
+        assert np.bincount(data.labels).tolist() == [count] * 10
+
+
+def test_download_uses_the_sets_own_mirrors_and_checksums(tmp_path: Path, served, monkeypatch) -> None:
+    server, _ = served
+    monkeypatch.setenv("SEQCORE_FASHION_MNIST_MIRRORS", f"{server.url}/good/")
+    monkeypatch.setenv("SEQCORE_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(SeqcoreError) as error:
+        mnist.load_split("test", dataset=mnist_sets.FASHION_MNIST, progress=False)
+    message = str(error.value)
+    assert message.startswith(f"The Fashion-MNIST file t10k-images-idx3-ubyte.gz is not in "
+                              f"{tmp_path / 'cache' / 'fashion-mnist'} and could not be downloaded")
+    assert "not the expected bef4ecab320f06d8554ea6380940ec79" in message  # its published .gz MD5
+    assert server.requests == ["/good/t10k-images-idx3-ubyte.gz"]

@@ -16,7 +16,8 @@ from seqcore.backend import BACKENDS
 from seqcore.checkpoint import load_checkpoint
 from seqcore.reports import read_metrics
 from tests.conftest import ROOT, assert_one_sentence, python, require_backend
-from tests.test_mnist_loader import SHARED_MNIST
+from seqcore import mnist_sets
+from tests.test_mnist_loader import FASHION_DIR, SHARED_MNIST
 
 pytestmark = pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason=f"no MNIST files at {SHARED_MNIST}")
 
@@ -126,3 +127,27 @@ def test_adam_steps_in_lockstep(both_backends: dict[str, list[dict]]) -> None:
                      for records in both_backends.values())
     assert len(first) == LOCKSTEP_STEPS
     assert first == pytest.approx(second, rel=LOCKSTEP_RTOL)
+
+
+@pytest.mark.skipif(not FASHION_DIR.is_dir(), reason=f"no Fashion-MNIST files at {FASHION_DIR}")
+def test_fashion_mnist_names_its_classes(tmp_path: Path) -> None:
+    """A real Fashion-MNIST copy, verified by its published MD5s; the class names reach the summary."""
+    require_backend("torch")
+    out = tmp_path / "run"
+    python("-m", "tasks.mnist_rows", "--dataset", "fashion-mnist", "--data-dir", str(FASHION_DIR), "--backend", "torch",
+           "--device", "cpu", "--no-progress", "--limit-train", "512", "--limit-test", "128", "--hidden-size", "16",
+           "--out", str(out), check=True)
+    summary = read_metrics(out / "metrics.jsonl")[-1]
+    assert summary["dataset"] == "fashion-mnist" and summary["data_verified"] is True
+    assert summary["class_names"][0] == "T-shirt/top" and summary["class_names"][9] == "Ankle boot"
+    assert summary["test_accuracy"] > 0.2  # chance is 0.1
+    assert (out / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_figure_names_fall_back_to_the_romanisation() -> None:
+    from tasks.mnist_rows import class_names, figure_names
+
+    assert class_names(mnist_sets.IDX, 3) == ("0", "1", "2")
+    assert figure_names(mnist_sets.FASHION_MNIST, mnist_sets.FASHION_MNIST.class_names)[0] == "T-shirt/top"
+    shown = figure_names(mnist_sets.KMNIST, mnist_sets.KMNIST.class_names)
+    assert shown in (mnist_sets.KMNIST.class_names, ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"))

@@ -67,7 +67,7 @@ class FakeBackend:
     def state_from_numpy(self, model, arrays):
         return ("state", arrays[0].shape[1])
 
-    def forward_backward(self, model, inputs, targets, state, loss):
+    def forward_backward(self, model, inputs, targets, state, loss, masks=None):
         value = float(self.losses(model.updates))
         model.updates += 1  # one batch, one update: the scripted loss sees the updates so far
         return value, state

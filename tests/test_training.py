@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from seqcore.errors import SeqcoreError
-from seqcore.specs import Loss
-from seqcore.training import NonFiniteLoss, clip_factor, evaluate, train_epoch
+from seqcore.specs import Loss, ModelSpec, Readout
+from seqcore.training import EpochStats, NonFiniteLoss, clip_factor, evaluate, step_masks, train_epoch
 
 
 class FakeBackend:
@@ -30,8 +30,9 @@ class FakeBackend:
         self.calls.append(("detach", state))
         return ("detached", state)
 
-    def forward_backward(self, model, inputs, targets, state, loss):
+    def forward_backward(self, model, inputs, targets, state, loss, masks=None):
         self.calls.append(("fb", state))
+        self.masks = getattr(self, "masks", []) + [masks]
         return self.losses.pop(0), ("after", inputs.shape)
 
     def evaluate(self, model, inputs, targets, state, loss):
@@ -117,3 +118,40 @@ def test_evaluate_carries_state_and_averages() -> None:
     stats = evaluate(fake, None, batches(2), loss=Loss.CROSS_ENTROPY, carry_state=True)
     assert stats.mean_loss == pytest.approx(2.0)
     assert [c[1] for c in fake.calls if c[0] == "eval"][1] == ("after", (5, 2))
+
+
+def dropout_spec(p: float, readout: Readout = Readout.SEQUENCE) -> ModelSpec:
+    return ModelSpec(cell="gru", impl="concise", input_size=3, hidden_size=4, output_size=3, num_layers=3,
+                     bidirectional=True, dropout=p, readout=readout)
+
+
+def test_step_masks_depend_on_seed_epoch_and_step_alone() -> None:
+    spec = dropout_spec(0.5)
+    masks = step_masks(spec, 7, 2, 5, 6, 3)
+    assert [m.shape for m in masks] == [(6, 3, 8)] * 3  # layers 1 and 2, then the head: (T, N, D*H)
+    assert all(m.dtype == np.float32 and set(np.unique(m)) <= {0.0, 2.0} for m in masks)
+    again = step_masks(spec, 7, 2, 5, 6, 3)  # a resumed run asks for step 5 afresh
+    assert all(np.array_equal(a, b) for a, b in zip(masks, again))
+    for other in (step_masks(spec, 8, 2, 5, 6, 3), step_masks(spec, 7, 3, 5, 6, 3), step_masks(spec, 7, 2, 6, 6, 3)):
+        assert not np.array_equal(masks[0], other[0])
+    assert step_masks(dropout_spec(0.0), 7, 2, 5, 6, 3) is None
+    assert step_masks(dropout_spec(0.5, Readout.LAST), 7, 2, 5, 6, 3)[-1].shape == (3, 8)  # (N, D*H)
+
+
+def test_each_training_step_gets_its_masks() -> None:
+    """train_epoch numbers the steps from where the epoch resumes, so step k + 1's masks are the
+    same in a resumed epoch; evaluate() passes none."""
+    spec = dropout_spec(0.3)
+    fake = FakeBackend([1.0] * 3, [0.0] * 3)
+    train_epoch(fake, None, None, batches(3), loss=Loss.CROSS_ENTROPY, clip=0.0, carry_state=False, epoch=2,
+                spec=spec, seed=4)
+    for step, masks in enumerate(fake.masks, start=1):
+        assert all(np.array_equal(a, b) for a, b in zip(masks, step_masks(spec, 4, 2, step, 5, 2)))
+    resumed = FakeBackend([1.0], [0.0])
+    train_epoch(resumed, None, None, batches(1), loss=Loss.CROSS_ENTROPY, clip=0.0, carry_state=False, epoch=2,
+                stats=EpochStats(num_steps=2, num_targets=20), spec=spec, seed=4)
+    assert all(np.array_equal(a, b) for a, b in zip(resumed.masks[0], fake.masks[2]))
+    plain = FakeBackend([1.0], [0.0])
+    train_epoch(plain, None, None, batches(1), loss=Loss.CROSS_ENTROPY, clip=0.0, carry_state=False,
+                spec=dropout_spec(0.0), seed=4)
+    assert plain.masks == [None]

@@ -1,7 +1,7 @@
 """seqcore.backend.Backend on MXNet 1.9.1 (Gluon, numpy mode).
 
 Handles that cross the seam: the model is a SequenceModel, a state is a tuple of mx.np arrays
-(L, N, H), a trainer is a gluon.Trainer. Everything else is NumPy or float.
+(L*D, N, H), a trainer is a gluon.Trainer. Everything else is NumPy or float.
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon, npx
 
+from seqcore.dropout import check_masks
 from seqcore.params import check_trainer_state
 from seqcore.specs import Device, InputKind, Loss, ModelSpec, Optimizer
 
@@ -54,10 +55,12 @@ class Backend:
         return outputs.asnumpy(), state
 
     def forward_backward(self, model: SequenceModel, inputs: np.ndarray, targets: np.ndarray,
-                         state: tuple, loss: Loss) -> tuple[float, tuple]:
+                         state: tuple, loss: Loss,
+                         masks: Sequence[np.ndarray] | None = None) -> tuple[float, tuple]:
+        masks = self._masks(model, masks, inputs)
         inputs, targets = self._inputs(model, inputs), self._targets(model, targets, loss)
         with autograd.record():
-            outputs, state = model(inputs, state)
+            outputs, state = model(inputs, state, masks)
             value = _loss(loss, outputs, targets)
         value.backward()  # grad_req 'write' (Gluon's default): each call replaces the gradients
         return float(value), state
@@ -138,6 +141,14 @@ class Backend:
         """(T, N) ids as int32 or (T, N, I) floats as float32, on the model's context."""
         dtype = np.float32 if model.spec.input_kind is InputKind.DENSE else np.int32
         return mx.np.array(inputs, dtype=dtype, ctx=model.context())
+
+    @staticmethod
+    def _masks(model: SequenceModel, masks: Sequence[np.ndarray] | None, inputs: np.ndarray):
+        """seqcore.dropout masks, checked against the model and batch, as float32 on the context."""
+        checked = check_masks(model.spec, masks, *np.shape(inputs)[:2])
+        if checked is None:
+            return None
+        return [mx.np.array(mask, dtype=np.float32, ctx=model.context()) for mask in checked]
 
     @staticmethod
     def _targets(model: SequenceModel, targets: np.ndarray, loss: Loss):

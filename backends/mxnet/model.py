@@ -1,9 +1,12 @@
 """One model for every task: input encoding -> recurrent stack -> readout -> Dense head.
 
 Inputs are time-major: (T, N) int ids for ONEHOT / EMBEDDING, (T, N, I) float32 for DENSE.
-Parameters cross in the canonical layout of seqcore.params (names below map onto Gluon's):
+The state is (L*D, N, H) per part (D = 2 when bidirectional). Parameters cross in the canonical
+layout of seqcore.params (names below map onto Gluon's):
 
-    embedding.weight (V, E)   rnn.l{k}.weight_ih ...   head.weight (O, H)   head.bias (O,)
+    embedding.weight (V, E)   rnn.l{k}.weight_ih ...   head.weight (O, D*H)   head.bias (O,)
+
+Dropout masks (seqcore.dropout) come with a training call.
 """
 from __future__ import annotations
 
@@ -13,15 +16,22 @@ import mxnet as mx
 import numpy as np
 from mxnet import gluon, npx
 
+from seqcore.checkpoint import load_checkpoint
 from seqcore.params import check_params
 from seqcore.specs import Impl, InputKind, ModelSpec, Readout
 
 from .concise import ConciseRecurrent
+from .device import context, resolve_device
 from .scratch import ScratchRecurrent
 
 
 class SequenceModel(gluon.Block):
-    """A scratch or concise recurrent model (spec.impl) built from a ModelSpec.
+    """A scratch or concise recurrent model (spec.impl) built from a ModelSpec; a gluon Block.
+
+    model(inputs) -> (outputs, state): inputs (T, N) int ids or (T, N, I) float32 features
+    (mx.np arrays), time-major; outputs (N, O) for Readout.LAST or (T, N, O) for
+    Readout.SEQUENCE (logits); state (h,) or (h, c) of (L*D, N, H) each, zeros when not given.
+    `SequenceModel.from_checkpoint(path)` rebuilds a trained model.
 
     A plain Block because ScratchRecurrent is one (its time loop needs T); the concise stack
     inside is hybridized.
@@ -34,14 +44,25 @@ class SequenceModel(gluon.Block):
         with self.name_scope():
             if spec.input_kind is InputKind.EMBEDDING:
                 self.embedding = gluon.nn.Embedding(spec.input_size, spec.embed_size)
+            # scratch: the GRU reset form; concise: whether dropout splits the fused layer per layer
+            option = {"gru_reset": spec.gru_reset} if spec.impl is Impl.SCRATCH else {"dropout": spec.dropout}
             self.rnn = recurrent(spec.cell, spec.rnn_input_size, spec.hidden_size, spec.num_layers,
-                                 spec.activation)
-            # flatten=False: (T, N, H) -> (T, N, O); in_units given so nothing is inferred late.
-            self.head = gluon.nn.Dense(spec.output_size, flatten=False, in_units=spec.hidden_size)
+                                 spec.activation, spec.bidirectional, **option)
+            # flatten=False: (T, N, D*H) -> (T, N, O); in_units given so nothing is inferred late.
+            self.head = gluon.nn.Dense(spec.output_size, flatten=False, in_units=spec.output_width)
         if spec.impl is Impl.CONCISE:
             # One cached graph for the fused layer; static_alloc measured 15-35% faster per CPU
             # training step, and outputs are not overwritten by the next call (checked).
             self.rnn.hybridize(static_alloc=True)
+
+    @classmethod
+    def from_checkpoint(cls, path, device: str = "cpu") -> "SequenceModel":
+        """The model a seqcore checkpoint (.safetensors, from either backend) holds, on `device`
+        ('cpu', 'gpu' or 'auto'); its spec and weights come from the file."""
+        checkpoint = load_checkpoint(path)
+        model = cls(checkpoint.model_spec)
+        model.load_params(checkpoint.params, context(resolve_device(device)))
+        return model
 
     def parameter_map(self) -> dict[str, gluon.Parameter]:
         """Every Gluon parameter by canonical name, in seqcore.params.param_shapes order."""
@@ -70,8 +91,8 @@ class SequenceModel(gluon.Block):
         return self.head.weight.list_ctx()[0]
 
     def begin_state(self, batch_size: int) -> tuple:
-        """(h,) or (h, c), zeros of (L, N, H)."""
-        shape = (self.spec.num_layers, batch_size, self.spec.hidden_size)
+        """(h,) or (h, c), zeros of (L*D, N, H)."""
+        shape = (self.spec.num_layers * self.spec.num_directions, batch_size, self.spec.hidden_size)
         return tuple(mx.np.zeros(shape, dtype=np.float32, ctx=self.context())
                      for _ in range(self.spec.num_states))
 
@@ -83,8 +104,27 @@ class SequenceModel(gluon.Block):
             return npx.one_hot(inputs, self.spec.input_size)
         return inputs
 
-    def forward(self, inputs, state):
-        """Outputs (T, N, O) for Readout.SEQUENCE or (N, O) for Readout.LAST, and the new state."""
-        outputs, state = self.rnn(self.encode(inputs), tuple(state))  # (T, N, H)
-        features = outputs[-1] if self.spec.readout is Readout.LAST else outputs
+    def forward(self, inputs, state=None, masks=None):
+        """Outputs (T, N, O) for Readout.SEQUENCE or (N, O) for Readout.LAST, and the new state.
+
+        state: None starts from zeros for the batch (inputs.shape[1] sequences).
+
+        masks: seqcore.dropout's masks on the model's context (layer inputs, then the head's
+        input), or None to run without dropout.
+        """
+        if state is None:
+            state = self.begin_state(inputs.shape[1])
+        layer_masks = None if masks is None else masks[:-1]
+        outputs, state = self.rnn(self.encode(inputs), tuple(state), layer_masks)  # (T, N, D*H)
+        features = self.last_features(outputs) if self.spec.readout is Readout.LAST else outputs
+        if masks is not None:
+            features = features * masks[-1]
         return self.head(features), tuple(state)
+
+    def last_features(self, outputs):
+        """(T, N, D*H) -> (N, D*H): outputs[-1], or for two directions the forward half at T-1
+        beside the reverse half at t = 0 (both directions' final states; seqcore.reference)."""
+        if self.spec.num_directions == 1:
+            return outputs[-1]
+        size = self.spec.hidden_size
+        return mx.np.concatenate([outputs[-1, :, :size], outputs[0, :, size:]], axis=-1)

@@ -1,6 +1,6 @@
 """Recurrent cells written out from their equations (seqcore/reference.py) with mx.np / npx.
 
-Each cell is a gluon HybridBlock holding the canonical parameters of one layer
+Each cell is a gluon HybridBlock holding the canonical parameters of one direction of one layer
 (G gates: RNN 1, GRU 3, LSTM 4; canonical gate order LSTM i, f, g, o; GRU r, z, n):
 
     weight_ih (G*H, I)   weight_hh (G*H, H)   bias_ih (G*H,)   bias_hh (G*H,)
@@ -9,6 +9,8 @@ Calling a cell runs one time step, `cell(x, state) -> state`, x (N, I), state (h
 of (N, H) each; it also works hybridized. A step is split into `_project` (the input half, which
 does not depend on h) and `_recur` (the rest): ScratchRecurrent projects all T steps of a layer
 in one matmul and then loops over `_recur`, leaving one (N, H) x (H, G*H) matmul per step.
+A reverse direction loops over the projected steps from t = T-1 down to 0 and stores its
+outputs back in input time order.
 `F` is the operator namespace gluon hands to hybrid_forward (mx.nd or mx.sym; ops via F.np/F.npx).
 """
 from __future__ import annotations
@@ -16,7 +18,8 @@ from __future__ import annotations
 import mxnet as mx
 from mxnet import gluon
 
-from seqcore.specs import GATES, Activation, Cell
+from seqcore.params import DIRECTION_SUFFIXES
+from seqcore.specs import GATES, Activation, Cell, GRUReset
 
 _WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
@@ -70,8 +73,15 @@ class ScratchRNNCell(_ScratchCell):
 
 
 class ScratchGRUCell(_ScratchCell):
-    """r, z = sigma(...); n = tanh(W_in x + b_in + r * (W_hn h + b_hn)); h' = (1 - z) n + z h."""
+    """r, z = sigma(...); h' = (1 - z) n + z h, with the reset gate (seqcore.specs.GRUReset)
+    AFTER:  n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
+    BEFORE: n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)."""
     num_gates = GATES[Cell.GRU]
+
+    def __init__(self, input_size: int, hidden_size: int, reset: GRUReset | str = GRUReset.AFTER,
+                 **kwargs):
+        super().__init__(input_size, hidden_size, **kwargs)
+        self.reset = GRUReset(reset)
 
     def _project(self, F, x, weight_ih, bias_ih, bias_hh):
         # b_hn must stay inside r * (W_hn h + b_hn): only b_ih is folded into the input half.
@@ -79,10 +89,18 @@ class ScratchGRUCell(_ScratchCell):
 
     def _recur(self, F, xw, state, weight_hh, bias_hh):
         h = state[0]
-        hw = _linear(F, h, weight_hh, self.gate_width, bias_hh)  # (N, 3H)
-        r = _act(F, self._gate(F, xw, 0) + self._gate(F, hw, 0), "sigmoid")
+        if self.reset is GRUReset.BEFORE:
+            cut, size = 2 * self.hidden_size, self.hidden_size  # rows of W_hr, W_hz above W_hn
+            hw = _linear(F, h, _rows(F, weight_hh, 0, cut), cut, _rows(F, bias_hh, 0, cut))  # (N, 2H)
+            r = _act(F, self._gate(F, xw, 0) + self._gate(F, hw, 0), "sigmoid")
+            hn = _linear(F, r * h, _rows(F, weight_hh, cut, cut + size), size,
+                         _rows(F, bias_hh, cut, cut + size))  # (N, H)
+            n = _act(F, self._gate(F, xw, 2) + hn, "tanh")
+        else:
+            hw = _linear(F, h, weight_hh, self.gate_width, bias_hh)  # (N, 3H)
+            r = _act(F, self._gate(F, xw, 0) + self._gate(F, hw, 0), "sigmoid")
+            n = _act(F, self._gate(F, xw, 2) + r * self._gate(F, hw, 2), "tanh")
         z = _act(F, self._gate(F, xw, 1) + self._gate(F, hw, 1), "sigmoid")
-        n = _act(F, self._gate(F, xw, 2) + r * self._gate(F, hw, 2), "tanh")
         return (n + z * (h - n),)  # = (1 - z) * n + z * h
 
 
@@ -106,6 +124,11 @@ def _linear(F, x, weight, num_hidden: int, bias=None):
     return F.npx.fully_connected(x, weight, bias, num_hidden=num_hidden, flatten=False)
 
 
+def _rows(F, x, start: int, stop: int):
+    """Rows start:stop of a weight (G*H, I) or bias (G*H,); works on hybridized symbols too."""
+    return F.npx.slice(x, begin=(start,), end=(stop,))
+
+
 def _act(F, x, kind: str):
     """sigmoid / tanh / relu via npx.activation: several times faster on CPU than npx.sigmoid or
     np.tanh in MXNet 1.9.1 (oneDNN kernels), same values."""
@@ -123,53 +146,85 @@ def _unstack(x) -> list:
 
 
 def make_cell(cell: Cell | str, input_size: int, hidden_size: int,
-              activation: Activation | str = Activation.TANH) -> _ScratchCell:
-    """The scratch cell for `cell`; `activation` only matters for the plain RNN."""
+              activation: Activation | str = Activation.TANH,
+              gru_reset: GRUReset | str = GRUReset.AFTER) -> _ScratchCell:
+    """The scratch cell for `cell`; `activation` only matters for the plain RNN, `gru_reset`
+    only for the GRU."""
     cell = Cell(cell)
     if cell is Cell.RNN:
         return ScratchRNNCell(input_size, hidden_size, activation)
-    return (ScratchGRUCell if cell is Cell.GRU else ScratchLSTMCell)(input_size, hidden_size)
+    if cell is Cell.GRU:
+        return ScratchGRUCell(input_size, hidden_size, gru_reset)
+    return ScratchLSTMCell(input_size, hidden_size)
 
 
 class ScratchRecurrent(gluon.Block):
-    """A stack of scratch cells run over time: (T, N, I), state of (L, N, H) -> (T, N, H), state.
+    """A stack of scratch cells run over time: (T, N, I), state of (L*D, N, H) -> (T, N, D*H), state.
 
+    With bidirectional=True each layer has a forward cell `l{k}` and a reverse cell `r{k}` (Gluon's
+    fused naming); cells and state entries are indexed layer*D + direction, D = 2.
     A plain Block: the time loop needs T, which a hybridized (symbolic) graph does not know.
     """
 
     def __init__(self, cell: Cell | str, input_size: int, hidden_size: int, num_layers: int,
-                 activation: Activation | str = Activation.TANH, **kwargs):
+                 activation: Activation | str = Activation.TANH, bidirectional: bool = False,
+                 gru_reset: GRUReset | str = GRUReset.AFTER, **kwargs):
         super().__init__(**kwargs)
         self.cell = Cell(cell)
         self.num_layers = num_layers
+        self.num_directions = 2 if bidirectional else 1
         with self.name_scope():
             for layer in range(num_layers):
-                width = input_size if layer == 0 else hidden_size
-                self.register_child(make_cell(self.cell, width, hidden_size, activation), f"l{layer}")
+                width = input_size if layer == 0 else self.num_directions * hidden_size
+                for prefix in "lr"[:self.num_directions]:
+                    self.register_child(make_cell(self.cell, width, hidden_size, activation, gru_reset),
+                                        f"{prefix}{layer}")
 
     def cells(self) -> list[_ScratchCell]:
-        """The cells, bottom layer first."""
-        return [self._children[f"l{layer}"] for layer in range(self.num_layers)]
+        """The cells, bottom layer first, forward before reverse (index layer*D + direction)."""
+        return [self._children[f"{prefix}{layer}"] for layer in range(self.num_layers)
+                for prefix in "lr"[:self.num_directions]]
 
     def parameter_map(self) -> dict[str, gluon.Parameter]:
-        """Gluon parameters by canonical name without the `rnn.` prefix: l{k}.weight_ih ..."""
-        return {f"l{k}.{name}": getattr(cell, name)
-                for k, cell in enumerate(self.cells()) for name in _WEIGHTS}
+        """Gluon parameters by canonical name without the `rnn.` prefix: l{k}.weight_ih ...
+        (l{k}.weight_ih_reverse ... for the reverse cells)."""
+        found = {}
+        for index, cell in enumerate(self.cells()):
+            k, direction = divmod(index, self.num_directions)
+            for name in _WEIGHTS:
+                found[f"l{k}.{name}{DIRECTION_SUFFIXES[direction]}"] = getattr(cell, name)
+        return found
 
-    def forward(self, inputs, state):
-        """inputs (T, N, I), state of (L, N, H) -> outputs (T, N, H) of the top layer, new state."""
+    def forward(self, inputs, state, masks=None):
+        """inputs (T, N, I), state of (L*D, N, H) -> outputs (T, N, D*H) of the top layer, new state.
+
+        masks: (T, N, D*H) dropout masks multiplying the inputs of layers 1 .. L-1, or None.
+        """
         ctx = inputs.ctx
+        cells = self.cells()
         layer_input = inputs  # (T, N, I_k)
-        final = []  # per layer: (h,) or (h, c), each (N, H)
-        for k, cell in enumerate(self.cells()):
-            w_ih, w_hh, b_ih, b_hh = (getattr(cell, name).data(ctx) for name in _WEIGHTS)
-            projected = cell._project(mx.nd, layer_input, w_ih, b_ih, b_hh)  # (T, N, G*H): one matmul
-            layer_state = tuple(part[k] for part in state)
-            outputs = []
-            for step_input in _unstack(projected):  # (N, G*H) each
-                layer_state = cell._recur(mx.nd, step_input, layer_state, w_hh, b_hh)
-                outputs.append(layer_state[0])
-            layer_input = mx.np.stack(outputs)  # (T, N, H)
-            final.append(layer_state)
-        new_state = tuple(mx.np.stack([layer[i] for layer in final]) for i in range(len(state)))
-        return layer_input, new_state  # (T, N, H), (L, N, H) each
+        final = []  # per layer*D + direction: (h,) or (h, c), each (N, H)
+        for k in range(self.num_layers):
+            if masks is not None and k > 0:
+                layer_input = layer_input * masks[k - 1]
+            halves = []
+            for direction in range(self.num_directions):
+                index = k * self.num_directions + direction
+                cell = cells[index]
+                w_ih, w_hh, b_ih, b_hh = (getattr(cell, name).data(ctx) for name in _WEIGHTS)
+                projected = cell._project(mx.nd, layer_input, w_ih, b_ih, b_hh)  # (T, N, G*H): one matmul
+                steps = _unstack(projected)  # (N, G*H) each
+                if direction == 1:
+                    steps.reverse()  # the reverse direction reads t = T-1 first
+                layer_state = tuple(part[index] for part in state)
+                outputs = []
+                for step_input in steps:
+                    layer_state = cell._recur(mx.nd, step_input, layer_state, w_hh, b_hh)
+                    outputs.append(layer_state[0])
+                if direction == 1:
+                    outputs.reverse()  # back to input time order
+                halves.append(mx.np.stack(outputs))  # (T, N, H)
+                final.append(layer_state)
+            layer_input = halves[0] if len(halves) == 1 else mx.np.concatenate(halves, axis=-1)
+        new_state = tuple(mx.np.stack([entry[i] for entry in final]) for i in range(len(state)))
+        return layer_input, new_state  # (T, N, D*H), (L*D, N, H) each

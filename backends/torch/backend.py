@@ -1,6 +1,6 @@
 """The PyTorch implementation of seqcore.backend.Backend.
 
-Handles: the model is a SequenceModel, the state a tuple of (L, N, H) tensors, the trainer a
+Handles: the model is a SequenceModel, the state a tuple of (L*D, N, H) tensors, the trainer a
 torch.optim optimizer. NumPy inputs are moved to the model's device on every call.
 """
 from __future__ import annotations
@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from seqcore.dropout import check_masks
 from seqcore.errors import SeqcoreError
 from seqcore.params import check_trainer_state
 from seqcore.specs import Device, InputKind, Loss, ModelSpec, Optimizer
@@ -56,9 +57,11 @@ class Backend:
         return outputs.cpu().numpy(), state
 
     def forward_backward(self, model: SequenceModel, inputs: np.ndarray, targets: np.ndarray,
-                         state: State, loss: Loss) -> tuple[float, State]:
+                         state: State, loss: Loss,
+                         masks: Sequence[np.ndarray] | None = None) -> tuple[float, State]:
+        masks = _masks(model, masks, inputs)
         model.zero_grad(set_to_none=True)  # replace, never accumulate, the last batch's gradients
-        outputs, state = model(_inputs(model, inputs), _state(model, state, inputs))
+        outputs, state = model(_inputs(model, inputs), _state(model, state, inputs), masks)
         value = _loss(loss, outputs, _targets(model, targets, loss))
         value.backward()
         # backward() freed the graph behind the state, so keeping it attached could only fail later.
@@ -165,6 +168,15 @@ def _state(model: SequenceModel, state: State | None, inputs: np.ndarray) -> Sta
         return model.begin_state(np.shape(inputs)[1])
     device = model.context()
     return tuple(torch.as_tensor(part, dtype=torch.float32, device=device) for part in state)
+
+
+def _masks(model: SequenceModel, masks: Sequence[np.ndarray] | None,
+           inputs: np.ndarray) -> list[torch.Tensor] | None:
+    """seqcore.dropout masks, checked against the model and batch, as float32 on the device."""
+    checked = check_masks(model.spec, masks, *np.shape(inputs)[:2])
+    if checked is None:
+        return None
+    return [torch.tensor(mask, device=model.context()) for mask in checked]
 
 
 def _check_lr(lr: float) -> None:

@@ -1,8 +1,9 @@
 """SequenceModel: input encoding -> recurrent stack (scratch or concise) -> linear head.
 
 Inputs are time-major: (T, N) int token ids for ONEHOT / EMBEDDING, (T, N, I) float32 for DENSE.
-Outputs are (T, N, O) for Readout.SEQUENCE and (N, O) for Readout.LAST. Parameters cross the
-seam as NumPy arrays keyed by the canonical names of seqcore.params.
+Outputs are (T, N, O) for Readout.SEQUENCE and (N, O) for Readout.LAST; the state is (L*D, N, H)
+per part (D = 2 when bidirectional). Parameters cross the seam as NumPy arrays keyed by the
+canonical names of seqcore.params. Dropout masks (seqcore.dropout) come with a training call.
 """
 from __future__ import annotations
 
@@ -13,25 +14,46 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seqcore.checkpoint import load_checkpoint
 from seqcore.params import check_params, param_shapes
 from seqcore.specs import Impl, InputKind, ModelSpec, Readout
 
 from .concise import ConciseRecurrent
+from .device import context, resolve_device
 from .scratch import ScratchRecurrent
 
-State = tuple[torch.Tensor, ...]  # (h,) or (h, c), each (L, N, H)
+State = tuple[torch.Tensor, ...]  # (h,) or (h, c), each (L*D, N, H)
 
 
 class SequenceModel(nn.Module):
+    """A scratch or concise recurrent model (spec.impl) built from a ModelSpec; an nn.Module.
+
+    model(inputs) -> (outputs, state): inputs (T, N) int64 ids or (T, N, I) float32 features,
+    time-major; outputs (N, O) for Readout.LAST or (T, N, O) for Readout.SEQUENCE (logits for
+    a classifier or language model); state (h,) or (h, c) of (L*D, N, H) each, zeros when not
+    given. `SequenceModel.from_checkpoint(path)` rebuilds a trained model.
+    """
+
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__()
         self.spec = spec
         if spec.input_kind is InputKind.EMBEDDING:
             self.embedding = nn.Embedding(spec.input_size, spec.embed_size)
         recurrent = ScratchRecurrent if spec.impl is Impl.SCRATCH else ConciseRecurrent
+        # scratch: the GRU reset form; concise: whether dropout splits the fused layer per layer
+        option = {"gru_reset": spec.gru_reset} if spec.impl is Impl.SCRATCH else {"dropout": spec.dropout}
         self.rnn = recurrent(spec.cell, spec.rnn_input_size, spec.hidden_size, spec.num_layers,
-                             spec.activation)
-        self.head = nn.Linear(spec.hidden_size, spec.output_size)
+                             spec.activation, spec.bidirectional, **option)
+        self.head = nn.Linear(spec.output_width, spec.output_size)
+
+    @classmethod
+    def from_checkpoint(cls, path, device: str = "cpu") -> "SequenceModel":
+        """The model a seqcore checkpoint (.safetensors, from either backend) holds, in eval mode, on
+        `device` ('cpu', 'gpu' or 'auto'); its spec and weights come from the file."""
+        checkpoint = load_checkpoint(path)
+        model = cls(checkpoint.model_spec)
+        model.load_params(checkpoint.params, context(resolve_device(device)))
+        return model.eval()
 
     def parameter_map(self) -> dict[str, nn.Parameter]:
         """Every parameter keyed by its canonical name, in seqcore.params order."""
@@ -62,7 +84,7 @@ class SequenceModel(nn.Module):
                 for name, value in self.parameter_map().items()}
 
     def begin_state(self, batch_size: int) -> State:
-        shape = (self.spec.num_layers, batch_size, self.spec.hidden_size)
+        shape = (self.spec.num_layers * self.spec.num_directions, batch_size, self.spec.hidden_size)
         return tuple(torch.zeros(shape, device=self.context()) for _ in range(self.spec.num_states))
 
     def encode(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -73,10 +95,31 @@ class SequenceModel(nn.Module):
             return self.embedding(inputs)
         return F.one_hot(inputs, self.spec.input_size).to(torch.float32)
 
-    def forward(self, inputs: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        outputs, state = self.rnn(self.encode(inputs), state)  # (T, N, H)
-        features = outputs[-1] if self.spec.readout is Readout.LAST else outputs
+    def forward(self, inputs: torch.Tensor, state: State | None = None,
+                masks: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, State]:
+        """Outputs (T, N, O) or (N, O) by spec.readout, and the new state (L*D, N, H) each.
+
+        state: None starts from zeros for the batch (inputs.shape[1] sequences).
+
+        masks: seqcore.dropout's masks on the model's device (layer inputs, then the head's
+        input), or None to run without dropout.
+        """
+        if state is None:
+            state = self.begin_state(inputs.shape[1])
+        layer_masks = None if masks is None else masks[:-1]
+        outputs, state = self.rnn(self.encode(inputs), state, layer_masks)  # (T, N, D*H)
+        features = self.last_features(outputs) if self.spec.readout is Readout.LAST else outputs
+        if masks is not None:
+            features = features * masks[-1]
         return self.head(features), state
+
+    def last_features(self, outputs: torch.Tensor) -> torch.Tensor:
+        """(T, N, D*H) -> (N, D*H): outputs[-1], or for two directions the forward half at T-1
+        beside the reverse half at t = 0 (both directions' final states; seqcore.reference)."""
+        if self.spec.num_directions == 1:
+            return outputs[-1]
+        size = self.spec.hidden_size
+        return torch.cat((outputs[-1, :, :size], outputs[0, :, size:]), dim=-1)
 
 
 def _numpy(tensor: torch.Tensor) -> np.ndarray:

@@ -1,10 +1,12 @@
 """Recurrent cells written out from their equations with plain tensor ops (seqcore/reference.py).
 
-Every cell holds the canonical parameters of one layer, weight_ih (G*H, I), weight_hh (G*H, H),
-bias_ih (G*H,), bias_hh (G*H,), with the gate order of PyTorch and Gluon (LSTM i, f, g, o;
-GRU r, z, n). A step takes the input projection W_ih x + b_ih already computed: the stack
-projects all T steps of a layer in one matmul before its time loop, which leaves one (N, H) x
-(H, G*H) matmul per step on the sequential path.
+Every cell holds the canonical parameters of one direction of one layer, weight_ih (G*H, I),
+weight_hh (G*H, H), bias_ih (G*H,), bias_hh (G*H,), with the gate order of PyTorch and Gluon
+(LSTM i, f, g, o; GRU r, z, n). A step takes the input projection W_ih x + b_ih already
+computed: the stack projects all T steps of a layer in one matmul before its time loop, which
+leaves one (N, H) x (H, G*H) matmul per step on the sequential path. A reverse direction runs
+the same loop over the projected steps from t = T-1 down to 0 and stores its outputs back in
+input time order.
 """
 from __future__ import annotations
 
@@ -14,9 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqcore.specs import GATES, Activation, Cell
+from seqcore.params import DIRECTION_SUFFIXES
+from seqcore.specs import GATES, Activation, Cell, GRUReset
 
-State = tuple[torch.Tensor, ...]  # (h,) or (h, c), each (N, H) for a cell, (L, N, H) for a stack
+State = tuple[torch.Tensor, ...]  # (h,) or (h, c), each (N, H) for a cell, (L*D, N, H) for a stack
 
 
 class _ScratchCell(nn.Module):
@@ -64,17 +67,30 @@ class ScratchRNNCell(_ScratchCell):
 
 
 class ScratchGRUCell(_ScratchCell):
-    """Gates r, z, n; the reset gate multiplies the hidden projection with its bias b_hn."""
+    """Gates r, z, n; h' = (1 - z) n + z h, with the reset gate (seqcore.specs.GRUReset)
+    AFTER:  n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
+    BEFORE: n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)."""
 
     num_gates = GATES[Cell.GRU]
+
+    def __init__(self, input_size: int, hidden_size: int, reset: GRUReset | str = GRUReset.AFTER) -> None:
+        super().__init__(input_size, hidden_size)
+        self.reset = GRUReset(reset)
 
     def _recur(self, xw: torch.Tensor, state: State) -> State:
         h = state[0]
         xr, xz, xn = xw.chunk(3, dim=-1)  # (N, H) each
-        hr, hz, hn = F.linear(h, self.weight_hh, self.bias_hh).chunk(3, dim=-1)
-        r = torch.sigmoid(xr + hr)
+        if self.reset is GRUReset.BEFORE:
+            cut = 2 * self.hidden_size  # rows of W_hr, W_hz above W_hn
+            hr, hz = F.linear(h, self.weight_hh[:cut], self.bias_hh[:cut]).chunk(2, dim=-1)
+            r = torch.sigmoid(xr + hr)
+            hn = F.linear(r * h, self.weight_hh[cut:], self.bias_hh[cut:])  # (N, H)
+            n = torch.tanh(xn + hn)
+        else:
+            hr, hz, hn = F.linear(h, self.weight_hh, self.bias_hh).chunk(3, dim=-1)
+            r = torch.sigmoid(xr + hr)
+            n = torch.tanh(xn + r * hn)
         z = torch.sigmoid(xz + hz)
-        n = torch.tanh(xn + r * hn)
         return ((1.0 - z) * n + z * h,)
 
 
@@ -91,44 +107,73 @@ class ScratchLSTMCell(_ScratchCell):
 
 
 def make_cell(cell: Cell | str, input_size: int, hidden_size: int,
-              activation: Activation | str = Activation.TANH) -> _ScratchCell:
-    """The scratch cell for `cell`; `activation` only matters for the plain RNN."""
+              activation: Activation | str = Activation.TANH,
+              gru_reset: GRUReset | str = GRUReset.AFTER) -> _ScratchCell:
+    """The scratch cell for `cell`; `activation` only matters for the plain RNN, `gru_reset`
+    only for the GRU."""
     cell = Cell(cell)
     if cell is Cell.RNN:
         return ScratchRNNCell(input_size, hidden_size, activation)
-    return (ScratchGRUCell if cell is Cell.GRU else ScratchLSTMCell)(input_size, hidden_size)
+    if cell is Cell.GRU:
+        return ScratchGRUCell(input_size, hidden_size, gru_reset)
+    return ScratchLSTMCell(input_size, hidden_size)
 
 
 class ScratchRecurrent(nn.Module):
-    """A stack of `num_layers` scratch cells run over time, time-major like nn.RNN."""
+    """A stack of `num_layers` scratch cells run over time, time-major like nn.RNN.
+
+    With bidirectional=True each layer has a forward and a reverse cell; cells (and state
+    entries) are indexed layer*D + direction, D = 2, as PyTorch and Gluon index their states.
+    """
 
     def __init__(self, cell: Cell | str, input_size: int, hidden_size: int, num_layers: int,
-                 activation: Activation | str = Activation.TANH) -> None:
+                 activation: Activation | str = Activation.TANH, bidirectional: bool = False,
+                 gru_reset: GRUReset | str = GRUReset.AFTER) -> None:
         super().__init__()
+        self.num_directions = 2 if bidirectional else 1
+        width = self.num_directions * hidden_size  # inputs of layers k >= 1
         self.layers = nn.ModuleList(
-            make_cell(cell, input_size if k == 0 else hidden_size, hidden_size, activation)
-            for k in range(num_layers))
+            make_cell(cell, input_size if k == 0 else width, hidden_size, activation, gru_reset)
+            for k in range(num_layers) for _ in range(self.num_directions))
 
-    def forward(self, inputs: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """inputs (T, N, I), state of (L, N, H) -> outputs (T, N, H) of the top layer, new state."""
+    def forward(self, inputs: torch.Tensor, state: State,
+                masks: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, State]:
+        """inputs (T, N, I), state of (L*D, N, H) -> outputs (T, N, D*H) of the top layer, new state.
+
+        masks: (T, N, D*H) dropout masks multiplying the inputs of layers 1 .. L-1, or None.
+        """
         layer_input = inputs
-        finals: list[State] = []  # per layer: its last (h,) or (h, c), each (N, H)
-        for k, cell in enumerate(self.layers):
-            s = tuple(part[k] for part in state)
-            xw = cell._project(layer_input)  # (T, N, G*H): every step in one matmul
-            outputs = []
-            for t in range(xw.shape[0]):
-                s = cell._recur(xw[t], s)
-                outputs.append(s[0])
-            layer_input = torch.stack(outputs)  # (T, N, H)
-            finals.append(s)
+        finals: list[State] = []  # per layer*D + direction: its last (h,) or (h, c), each (N, H)
+        num_steps = inputs.shape[0]
+        for k in range(len(self.layers) // self.num_directions):
+            if masks is not None and k > 0:
+                layer_input = layer_input * masks[k - 1]
+            halves = []
+            for direction in range(self.num_directions):
+                index = k * self.num_directions + direction
+                cell = self.layers[index]
+                s = tuple(part[index] for part in state)
+                xw = cell._project(layer_input)  # (T, N, G*H): every step in one matmul
+                outputs: list[torch.Tensor] = [None] * num_steps  # type: ignore[list-item]
+                steps = range(num_steps - 1, -1, -1) if direction == 1 else range(num_steps)
+                for t in steps:  # the reverse direction reads t = T-1 first
+                    s = cell._recur(xw[t], s)
+                    outputs[t] = s[0]
+                halves.append(torch.stack(outputs))  # (T, N, H) in input time order
+                finals.append(s)
+            layer_input = halves[0] if len(halves) == 1 else torch.cat(halves, dim=-1)  # (T, N, D*H)
         return layer_input, tuple(torch.stack(parts) for parts in zip(*finals))
 
     def cells(self) -> list[_ScratchCell]:
-        """The cells, bottom layer first."""
+        """The cells, bottom layer first, forward before reverse (index layer*D + direction)."""
         return list(self.layers)
 
     def parameter_map(self) -> dict[str, nn.Parameter]:
-        """Parameters keyed 'l{k}.weight_ih' ... as in seqcore.params, without the 'rnn.' prefix."""
-        return {f"l{k}.{name}": value for k, cell in enumerate(self.layers)
-                for name, value in cell.named_parameters()}
+        """Parameters keyed 'l{k}.weight_ih' ('l{k}.weight_ih_reverse' ...) as in seqcore.params,
+        without the 'rnn.' prefix."""
+        found = {}
+        for index, cell in enumerate(self.layers):
+            k, direction = divmod(index, self.num_directions)
+            for name, value in cell.named_parameters():
+                found[f"l{k}.{name}{DIRECTION_SUFFIXES[direction]}"] = value
+        return found

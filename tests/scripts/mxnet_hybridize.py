@@ -1,17 +1,21 @@
 """MXNet only: each scratch cell gives the same step hybridized (a cached symbolic graph) as
 imperatively, and both match the NumPy reference. Prints the worst differences as JSON."""
+import functools
 import json
 import numpy as np
 
 from backends.mxnet import ScratchGRUCell, ScratchLSTMCell, ScratchRNNCell  # first: it readies NumPy for MXNet
 import mxnet as mx
 from seqcore import reference
+from seqcore.specs import GRUReset
 
 rng = np.random.default_rng(0)
 worst = {}
-for name, cls, step in (("rnn", ScratchRNNCell, reference.rnn_step), ("gru", ScratchGRUCell, reference.gru_step),
-                        ("lstm", ScratchLSTMCell, reference.lstm_step)):
-    cell = cls(3, 4)
+before = functools.partial(reference.gru_step, reset=GRUReset.BEFORE)
+for name, make, step in (("rnn", ScratchRNNCell, reference.rnn_step), ("gru", ScratchGRUCell, reference.gru_step),
+                         ("gru_before", lambda i, h: ScratchGRUCell(i, h, GRUReset.BEFORE), before),
+                         ("lstm", ScratchLSTMCell, reference.lstm_step)):
+    cell = make(3, 4)
     cell.initialize()
     weights = {k: rng.uniform(-0.5, 0.5, getattr(cell, k).shape).astype(np.float32)
                for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}

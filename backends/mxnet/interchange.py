@@ -1,0 +1,115 @@
+"""A seqcore model as a plain Gluon block, and its `.params` files (`save_parameters`).
+
+PlainModel is the block a Gluon user writes by hand (README, "Weights in each framework's own
+format"; the d2l book's MXNet models): children `embedding` (nn.Embedding, for embedding
+input), `rnn` (gluon.rnn.RNN / GRU / LSTM, layout TNC) and `head` (nn.Dense, flatten=False).
+Its structural parameter names are seqcore.interchange's "gluon" names, so a file written here
+loads with `load_parameters` without seqcore.
+
+Everything here runs in MXNet's legacy (non-NumPy) array mode, the mode of such user code:
+`backends.mxnet` switches the process to NumPy mode when it is imported, so each function
+switches back for its own duration (`_legacy_arrays`).
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Optional, Sequence
+
+import mxnet as mx
+import numpy as np
+from mxnet import gluon
+from mxnet.gluon import nn
+
+from seqcore.errors import SeqcoreError
+from seqcore.specs import Cell, InputKind, ModelSpec, Readout
+
+
+class PlainModel(gluon.Block):
+    """embedding (optional) -> gluon.rnn.RNN / GRU / LSTM -> nn.Dense, with nothing of seqcore;
+    the README's HybridBlock has the same children. Build and call it inside `_legacy_arrays()`."""
+
+    def __init__(self, spec: ModelSpec, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.spec = spec
+        options = dict(num_layers=spec.num_layers, bidirectional=spec.bidirectional, layout="TNC",
+                       input_size=spec.rnn_input_size)
+        with self.name_scope():
+            if spec.input_kind is InputKind.EMBEDDING:
+                self.embedding = nn.Embedding(spec.input_size, spec.embed_size)
+            if spec.cell is Cell.RNN:  # the activation passed explicitly: Gluon's default is relu
+                self.rnn = gluon.rnn.RNN(spec.hidden_size, activation=spec.activation.value, **options)
+            elif spec.cell is Cell.GRU:
+                self.rnn = gluon.rnn.GRU(spec.hidden_size, **options)
+            else:
+                self.rnn = gluon.rnn.LSTM(spec.hidden_size, **options)
+            self.head = nn.Dense(spec.output_size, flatten=False, in_units=spec.output_width)
+
+    def forward(self, inputs, state=None):
+        """inputs (T, N) ids or (T, N, I) floats; state of (L*D, N, H), zeros when None ->
+        logits (T, N, O) (Readout.LAST: (N, O)) and the final state as a tuple."""
+        if self.spec.input_kind is InputKind.EMBEDDING:
+            x = self.embedding(inputs)
+        elif self.spec.input_kind is InputKind.ONEHOT:
+            x = mx.nd.one_hot(inputs, self.spec.input_size)
+        else:
+            x = inputs
+        if state is None:
+            state = self.rnn.begin_state(batch_size=inputs.shape[1], ctx=inputs.context)
+        y, final = self.rnn(x, list(state))  # (T, N, D*H)
+        if self.spec.readout is Readout.LAST:  # forward half at T-1, reverse half at t = 0
+            size = self.spec.hidden_size
+            y = y[-1] if not self.spec.bidirectional else mx.nd.concat(y[-1, :, :size], y[0, :, size:], dim=-1)
+        return self.head(y), tuple(final)
+
+
+@contextlib.contextmanager
+def _legacy_arrays():
+    """MXNet's classic NDArray semantics for the duration (the mode plain Gluon code runs in)."""
+    with mx.util.np_array(False), mx.util.np_shape(False):
+        yield
+
+
+def write_weights(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """`mx.nd.save` of {structural name: NDArray}: what `save_parameters` writes for the plain block."""
+    with _legacy_arrays():
+        mx.nd.save(str(path), {name: mx.nd.array(value, dtype="float32") for name, value in arrays.items()})
+
+
+def read_weights(path: str | Path) -> dict[str, np.ndarray]:
+    """A `.params` file's arrays as NumPy (floating point as float32), or one sentence why not."""
+    path = Path(path)
+    if not path.is_file():
+        raise SeqcoreError(f"No Gluon weight file at {path}.")
+    try:
+        with _legacy_arrays():
+            loaded = mx.nd.load(str(path))
+            if not isinstance(loaded, dict):
+                raise SeqcoreError(f"{path} holds an unnamed list of {len(loaded)} arrays, not a Gluon block's "
+                                   f"parameters; save them with block.save_parameters(path).")
+            arrays = {str(name): value.asnumpy() for name, value in loaded.items()}
+    except mx.base.MXNetError as error:
+        reason = (str(error).strip().splitlines() or ["unreadable"])[-1].split("Check failed: ")[-1][:200]
+        raise SeqcoreError(f"{path} is not a Gluon parameter file that mx.nd.load can read ({reason}).") from None
+    if any(name.startswith(("arg:", "aux:")) for name in arrays):
+        raise SeqcoreError(f"{path} is a symbolic export (arg:/aux: names), not a Block's parameters; load the "
+                           f"model as a Block and save it with block.save_parameters(path).")
+    return {name: value.astype(np.float32) if value.dtype.kind == "f" else value for name, value in arrays.items()}
+
+
+def plain_forward(path: str | Path, spec: ModelSpec, inputs: np.ndarray,
+                  state: Optional[Sequence[np.ndarray]] = None) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Load the file at `path` into PlainModel(spec) with `load_parameters` (nothing missing,
+    nothing extra) and run it on `inputs`: logits and final state as NumPy. The check a written
+    file passes before it is kept."""
+    with _legacy_arrays():
+        model = PlainModel(spec)
+        try:
+            model.load_parameters(str(path), ctx=mx.cpu(), allow_missing=False, ignore_extra=False)
+        except (AssertionError, ValueError, mx.base.MXNetError) as error:
+            raise SeqcoreError(f"The written file does not load into the plain Gluon block "
+                               f"({(str(error).strip().splitlines() or ['no reason'])[0][:200]}).") from None
+        begin = None if state is None else [mx.nd.array(s, dtype="float32") for s in state]
+        logits, final = model(mx.nd.array(inputs, dtype="float32"), begin)
+        return logits.asnumpy(), [part.asnumpy() for part in final]

@@ -1,0 +1,349 @@
+"""Data-parallel training, neutral part: N workers, each on its own rows of every global batch, equal
+to one process on the whole batch.
+
+A batch (T, B, ...) is cut by rows into N contiguous blocks; under sequential partitioning worker r
+keeps the recurrent state of its own block. Each worker takes the mean loss of its rows; its
+gradients enter the global gradient weighted by its share of the rows (1/N for an even split), so
+the global gradient is exactly the one-process gradient of the mean over all B rows. The reported
+loss, the clipping norm (taken on the summed gradients), divergence checks and metrics are global
+figures, the same on every rank; so is every update, so the weights stay equal across ranks.
+
+The frameworks' own engines do the communication (`backends.<name>.distributed.Communicator`:
+DistributedDataParallel over gloo or NCCL, MXNet's dist_sync KVStore); everything here speaks NumPy
+through one collective, `all_sum`. The world is read from the environment the launchers set:
+torchrun's RANK / WORLD_SIZE / MASTER_ADDR / MASTER_PORT, or MXNet's DMLC_* (tasks.launch).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import json
+import os
+import sys
+from typing import Any, Mapping, Optional, Protocol, Sequence
+
+import numpy as np
+
+from .backend import Backend, Model, State, Trainer
+from .errors import SeqcoreError
+from .reports import MetricsLog
+from .specs import Loss, ModelSpec, Readout
+
+TIMEOUT_ENV = "SEQCORE_DIST_TIMEOUT_S"
+DEFAULT_TIMEOUT_S = 120.0  # a collective (or the start-up) waits at most this long for the others
+DMLC_NEEDED = ("DMLC_PS_ROOT_URI", "DMLC_PS_ROOT_PORT", "DMLC_NUM_SERVER", "DMLC_NUM_WORKER")
+
+
+@dataclasses.dataclass(frozen=True)
+class World:
+    rank: int = 0
+    size: int = 1
+
+    @property
+    def is_writer(self) -> bool:
+        """Rank 0 alone writes the run folder and shows progress."""
+        return self.rank == 0
+
+
+class Communicator(Protocol):
+    """What a backend's `distributed.create_communicator(device, timeout_s)` returns."""
+
+    world: World
+
+    def wrap_model(self, model: Model) -> Model:
+        """The handle `forward_backward` trains through (DistributedDataParallel, or the model)."""
+
+    def unwrap(self, model: Model) -> Model:
+        """The plain model behind a `wrap_model` handle."""
+
+    def set_weight(self, weight: float) -> None:
+        """This worker's share of the next gradient: its rows / the batch's rows."""
+
+    def sum_gradients(self, model: Model) -> None:
+        """After backward: every gradient becomes sum over workers of weight x gradient."""
+
+    def all_sum(self, array: np.ndarray) -> np.ndarray:
+        """The element-wise sum of `array` (same shape on every rank) over all ranks."""
+
+    def close(self) -> None:
+        """Leave the group (after the run)."""
+
+
+def environment_size(environ: Mapping[str, str] = os.environ) -> int:
+    """The number of workers the launcher announced (1 when none did), read without a framework."""
+    if "WORLD_SIZE" in environ:
+        return _whole(environ, "WORLD_SIZE")
+    if environ.get("DMLC_ROLE") == "worker":
+        return _whole(environ, "DMLC_NUM_WORKER") if "DMLC_NUM_WORKER" in environ else 1
+    return 1
+
+
+def check_environment(backend: str, environ: Mapping[str, str] = os.environ) -> None:
+    """One sentence for a launch environment the chosen framework cannot use."""
+    if "WORLD_SIZE" in environ and environment_size(environ) > 1:
+        if backend != "torch":
+            raise SeqcoreError(f"torchrun launches the torch backend only; start --backend {backend} "
+                               f"with python -m tasks.launch.")
+        for name in ("RANK", "MASTER_ADDR", "MASTER_PORT"):
+            if not environ.get(name):
+                raise SeqcoreError(f"WORLD_SIZE is set but {name} is not: start the workers with torchrun.")
+        _whole(environ, "RANK")
+        _whole(environ, "MASTER_PORT")
+    elif environ.get("DMLC_ROLE") == "worker":
+        if backend != "mxnet":
+            raise SeqcoreError(f"tasks.launch (DMLC_ROLE) launches the mxnet backend only; start --backend "
+                               f"{backend} with torchrun.")
+        for name in DMLC_NEEDED:
+            if not environ.get(name):
+                raise SeqcoreError(f"DMLC_ROLE=worker is set but {name} is not: the scheduler's address is "
+                                   f"missing; start the workers with python -m tasks.launch.")
+        for name in DMLC_NEEDED[1:]:
+            _whole(environ, name)
+
+
+def _whole(environ: Mapping[str, str], name: str) -> int:
+    try:
+        value = int(environ[name])
+    except ValueError:
+        raise SeqcoreError(f"{name} must be a whole number, got {environ[name]!r}.") from None
+    if value < 0 or (name != "RANK" and value == 0):
+        raise SeqcoreError(f"{name} must be {'zero or more' if name == 'RANK' else 'positive'}, got {value}.")
+    return value
+
+
+def check_rows(batch_size: int, size: int) -> None:
+    """The global batch must split into equal blocks of rows."""
+    if size > batch_size:
+        raise SeqcoreError(f"{size} workers are more than the batch's {batch_size} rows; use at most "
+                           f"{batch_size} workers or a larger --batch-size.")
+    if batch_size % size:
+        raise SeqcoreError(f"The batch of {batch_size} rows does not divide evenly among {size} workers; "
+                           f"use a --batch-size that is a multiple of {size}.")
+
+
+def timeout_s(environ: Mapping[str, str] = os.environ) -> float:
+    try:
+        value = float(environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_S))
+    except ValueError:
+        raise SeqcoreError(f"{TIMEOUT_ENV} must be a number of seconds, got {environ[TIMEOUT_ENV]!r}.") from None
+    if not value > 0:
+        raise SeqcoreError(f"{TIMEOUT_ENV} must be positive, got {value}.")
+    return value
+
+
+def join(backend: str, device: str) -> Optional[Communicator]:
+    """The communicator of this worker, or None for a single process. Ranks above 0 print nothing
+    to stdout from here on: their figures are rank 0's."""
+    if environment_size() <= 1:
+        return None
+    check_environment(backend)
+    module = importlib.import_module(f"backends.{backend}.distributed")
+    communicator = module.create_communicator(device, timeout_s())
+    if not communicator.world.is_writer:
+        sys.stdout = open(os.devnull, "w")  # the worker process exists for this run only
+    return communicator
+
+
+# -- collectives built on all_sum ------------------------------------------------------------------
+
+def all_sum(comm: Communicator, array: np.ndarray) -> np.ndarray:
+    """comm.all_sum, with a lost peer (the framework's own error) said in one sentence."""
+    try:
+        return comm.all_sum(array)
+    except Exception as error:
+        raise lost_peers(comm.world, error) from None
+
+
+def lost_peers(world: World, error: Exception) -> SeqcoreError:
+    if isinstance(error, SeqcoreError):
+        return error
+    return SeqcoreError(f"Worker {world.rank} lost the other workers ({_first_line(error)}); the last "
+                        f"checkpoint resumes the run.")
+
+
+def gather(comm: Communicator, array: np.ndarray) -> np.ndarray:
+    """(size, *shape): every rank's `array`, stacked in rank order (x + 0 is exact)."""
+    slots = np.zeros((comm.world.size, *array.shape), array.dtype)
+    slots[comm.world.rank] = array
+    return all_sum(comm, slots)
+
+
+def any_rank(comm: Communicator, flag: bool) -> bool:
+    return bool(all_sum(comm, np.array([1.0 if flag else 0.0]))[0] > 0)
+
+
+def config_digest(task: str, config: Mapping[str, Any], out: str, mode: str) -> str:
+    text = json.dumps({"task": task, "config": dict(config), "out": out, "mode": mode}, sort_keys=True,
+                      default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def agree(comm: Communicator, digest: str) -> None:
+    """Every rank must run the same configuration (compared at start-up)."""
+    mine = np.frombuffer(bytes.fromhex(digest), np.uint8).astype(np.float32)  # 0..255: exact in float32
+    everyone = gather(comm, mine)
+    differ = [rank for rank in range(comm.world.size) if not np.array_equal(everyone[rank], everyone[0])]
+    if differ:
+        raise SeqcoreError(f"The configuration of worker {differ[0]} differs from worker 0's; start every "
+                           f"worker with the same flags (and the same --out).")
+
+
+# -- the backend every rank trains through ---------------------------------------------------------
+
+@dataclasses.dataclass
+class LocalRows:
+    """A carried recurrent state holding this worker's rows only (the global batch had `batch_size`)."""
+
+    state: State
+    batch_size: int
+
+
+def row_blocks(batch_size: int, size: int) -> list[tuple[int, int]]:
+    """[start, stop) of each worker's rows: contiguous, sizes differ by at most one (a short last
+    batch); a worker left without a row gets an empty block."""
+    bounds = [batch_size * r // size for r in range(size + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+class DistributedBackend:
+    """`seqcore.backend.Backend` for one worker of N: the same methods, global shapes outside.
+
+    Batches, states handed in and losses handed back are the global ones; the inner backend sees
+    this worker's rows. The only collective per step besides the gradients' is the loss sum.
+    """
+
+    def __init__(self, backend: Backend, comm: Communicator, spec: ModelSpec):
+        self.inner, self.comm, self.world, self.spec = backend, comm, comm.world, spec
+        self.name = backend.name
+
+    # pass-through, on the plain model
+    def versions(self) -> dict[str, str]:
+        return self.inner.versions()
+
+    def resolve_device(self, device):
+        return self.inner.resolve_device(device)
+
+    def build_model(self, spec: ModelSpec, params: Mapping[str, np.ndarray], device: str) -> Model:
+        return self.comm.wrap_model(self.inner.build_model(spec, params, device))
+
+    def export_params(self, model: Model) -> dict[str, np.ndarray]:
+        return self.inner.export_params(self.comm.unwrap(model))
+
+    def begin_state(self, model: Model, batch_size: int) -> State:
+        return self.inner.begin_state(self.comm.unwrap(model), batch_size)
+
+    def forward(self, model: Model, inputs: np.ndarray, state: State):
+        return self.inner.forward(self.comm.unwrap(model), inputs, state)  # evaluation: every rank, all rows
+
+    def evaluate(self, model: Model, inputs: np.ndarray, targets: np.ndarray, state: State, loss: Loss):
+        return self.inner.evaluate(self.comm.unwrap(model), inputs, targets, state, loss)
+
+    def gradients(self, model: Model) -> dict[str, np.ndarray]:
+        return self.inner.gradients(self.comm.unwrap(model))
+
+    def grad_norm(self, model: Model) -> float:
+        return self.inner.grad_norm(self.comm.unwrap(model))  # of the summed gradients: global
+
+    def scale_gradients(self, model: Model, factor: float) -> None:
+        self.inner.scale_gradients(self.comm.unwrap(model), factor)
+
+    def make_trainer(self, model: Model, optimizer, lr: float) -> Trainer:
+        return self.inner.make_trainer(self.comm.unwrap(model), optimizer, lr)
+
+    def step(self, trainer: Trainer) -> None:
+        self.inner.step(trainer)
+
+    def set_lr(self, trainer: Trainer, lr: float) -> None:
+        self.inner.set_lr(trainer, lr)
+
+    def export_trainer_state(self, model: Model, trainer: Trainer) -> dict[str, np.ndarray]:
+        return self.inner.export_trainer_state(self.comm.unwrap(model), trainer)
+
+    def load_trainer_state(self, model: Model, trainer: Trainer, arrays: Mapping[str, np.ndarray]) -> None:
+        self.inner.load_trainer_state(self.comm.unwrap(model), trainer, arrays)
+
+    def state_from_numpy(self, model: Model, arrays: Sequence[np.ndarray]) -> State:
+        return self.inner.state_from_numpy(self.comm.unwrap(model), arrays)  # global rows, cut at the next step
+
+    # the rows of this worker
+    def detach_state(self, state: State) -> State:
+        if isinstance(state, LocalRows):
+            return LocalRows(self.inner.detach_state(state.state), state.batch_size)
+        return self.inner.detach_state(state)
+
+    def state_to_numpy(self, state: State) -> list[np.ndarray]:
+        """Global (L, B, H) arrays; for a carried state, gathered from every rank (a collective)."""
+        if not isinstance(state, LocalRows):
+            return self.inner.state_to_numpy(state)
+        return [np.concatenate(list(gather(self.comm, part)), axis=1)  # (N, L, B/N, H) -> (L, B, H)
+                for part in self.inner.state_to_numpy(state.state)]
+
+    def forward_backward(self, model: Model, inputs: np.ndarray, targets: np.ndarray, state: State,
+                         loss: Loss, masks: Any = None) -> tuple[float, State]:
+        batch_size = inputs.shape[1]  # inputs (T, B, ...)
+        start, stop = row_blocks(batch_size, self.world.size)[self.world.rank]
+        weight = (stop - start) / batch_size
+        if stop == start:  # fewer rows than workers (a short last batch): row 0, weighted 0
+            start, stop = 0, 1
+        rows = slice(start, stop)
+        plain = self.comm.unwrap(model)
+        if isinstance(state, LocalRows):
+            local = state.state
+        else:  # a fresh or resumed global state: this worker's rows of it
+            local = self.inner.state_from_numpy(plain, [a[:, rows] for a in self.inner.state_to_numpy(state)])
+        by_time = self.spec.readout is Readout.SEQUENCE  # targets (T, B, ...) or (B, ...)
+        local_targets = targets[:, rows] if by_time else targets[rows]
+        self.comm.set_weight(weight)
+        extra = {} if masks is None else {"masks": _rows_of(masks, rows)}
+        try:  # DDP sums the gradients inside backward: a lost peer surfaces there as the framework's error
+            value, local = self.inner.forward_backward(model, inputs[:, rows], local_targets, local, loss, **extra)
+            self.comm.sum_gradients(model)
+            total = float(self.comm.all_sum(np.array([value * weight], np.float64))[0])
+        except Exception as error:
+            raise lost_peers(self.world, error) from None
+        return total, LocalRows(local, batch_size)
+
+
+def _first_line(error: Exception) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def _rows_of(masks: Any, rows: slice) -> Any:
+    """This worker's rows of dropout masks drawn for the global batch: (T, B, .) by axis 1, (B, .) by 0."""
+    if masks is None:
+        return None
+    if isinstance(masks, Mapping):
+        return {key: _rows_of(value, rows) for key, value in masks.items()}
+    if isinstance(masks, (list, tuple)):
+        return type(masks)(_rows_of(value, rows) for value in masks)
+    array = np.asarray(masks)
+    return array[:, rows] if array.ndim == 3 else array[rows]
+
+
+# -- what ranks above 0 use instead of files and a bar ---------------------------------------------
+
+class MemoryLog(MetricsLog):
+    """The records, kept in memory only (rank 0 writes metrics.jsonl)."""
+
+    def __init__(self, records: Sequence[Mapping[str, Any]] = ()):
+        self.path, self.tensorboard = None, None
+        self.records = [dict(r) for r in records]
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        self.records.append(dict(record))
+
+    def write_csv(self, path, kind: str = "epoch") -> None:
+        pass
+
+
+class SilentProgress:
+    def update(self, steps: int, figures: Mapping[str, float]) -> None:
+        pass
+
+    def log(self, line: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,244 @@
+"""Convert weights between a seqcore checkpoint and each framework's own format.
+
+Usage: python -m tasks.convert --checkpoint runs/char_lm/mxnet-lstm-concise/version_0 --to torch --out lm.pt
+       python -m tasks.convert --checkpoint model.safetensors --to gluon --out lm.params
+       python -m tasks.convert --checkpoint model.safetensors --to onnx --out lm.onnx   # the [onnx] extra
+       python -m tasks.convert --from-gluon d2l_lm.params --vocab vocab.json --out lm.safetensors
+       python -m tasks.convert --from-torch model.pt --input dense --readout last --out model.safetensors
+
+Export (--checkpoint, a .safetensors file or a run folder): a PyTorch state_dict (`torch.save`),
+a Gluon `.params` file (what `save_parameters` writes) or an ONNX graph of the PyTorch module,
+for the plain modules of the README: children `embedding` (when used), `rnn` and `head`.
+Import (--from-torch / --from-gluon): such a file becomes a seqcore checkpoint. Cell, hidden
+size, layers, directions, embedding and output sizes are read from the file's shapes; a flag
+given for one of them is checked against the file. Not in the file: dense or one-hot input
+(--input, default one-hot unless the file has an embedding), the RNN's activation (default the
+framework's own: tanh for PyTorch, relu for Gluon) and the readout. With --vocab, the checkpoint
+is a language model that `tasks.evaluate` measures on --corpus.
+
+Each run loads one framework only (PyTorch for torch and onnx, MXNet for gluon). Nothing is
+kept unless the file, loaded into the plain module, gives the NumPy reference's logits; the
+file is written beside --out and renamed over it. An existing --out needs --overwrite.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from seqcore import reference
+from seqcore.backend import EXTRAS
+from seqcore.checkpoint import Checkpoint, atomic_write, load_checkpoint, save_checkpoint
+from seqcore.corpus import load_corpus, sha256_of
+from seqcore.errors import SeqcoreError
+from seqcore.interchange import (FORMATS, FRAMEWORK, check_convertible, describe, infer_spec, probe_inputs,
+                                 read_vocab, to_canonical, to_foreign)
+from seqcore.params import Params
+from seqcore.specs import Activation, Cell, InputKind, ModelSpec, Readout
+from seqcore.vocab import Vocab
+
+from .cli import Parser, add_version, choices, run_main
+from .evaluate import check_same_vocab, checkpoint_path
+
+TARGETS = (*FORMATS, "onnx")
+TOLERANCE = 1e-4  # relative to the largest logit: float32 frameworks against the float64 reference
+WHAT = {"torch": "a PyTorch state_dict", "gluon": "a Gluon .params file", "onnx": "an ONNX graph"}
+IMPORT_FLAGS = ("cell", "hidden_size", "num_layers", "bidirectional", "input", "activation", "readout",
+                "vocab", "corpus", "token", "max_tokens", "val_fraction")
+
+
+def export(checkpoint: str, to: str, out: str, overwrite: bool = False) -> dict[str, Any]:
+    """Write the checkpoint's model as `to` (torch, gluon or onnx) at `out`, checked first."""
+    target = check_out(out, overwrite)
+    if to == "onnx":
+        check_onnx_installed()
+    path = checkpoint_path(checkpoint, best=False)
+    saved = load_checkpoint(path)
+    spec = saved.model_spec
+    check_convertible(spec)
+    arrays = to_foreign(spec, saved.params, "torch" if to == "onnx" else to)
+    module = interchange(FRAMEWORK.get(to, "torch"))
+    largest: list[float] = []
+
+    def write_and_check(tmp: str) -> None:
+        inputs = probe_inputs(spec)
+        state = reference.begin_state(spec, inputs.shape[1])
+        if to == "onnx":
+            onnx = importlib.import_module("backends.torch._onnx")
+            onnx.export_onnx(tmp, spec, arrays)
+            got = onnx.onnx_forward(tmp, spec, inputs, state)
+        else:
+            module.write_weights(tmp, arrays)
+            got = module.plain_forward(tmp, spec, inputs, state)
+        largest.append(check_against_reference(spec, saved.params, inputs, got, WHAT[to]))
+
+    atomic_write(target, write_and_check)
+    return {"out": str(target), "format": to, "model": describe(spec), "num_tensors": len(arrays),
+            "max_difference": largest[0], "checkpoint": str(path)}
+
+
+def import_weights(source: str, fmt: str, out: str, overwrite: bool = False, *, cell: Optional[str] = None,
+                   hidden_size: Optional[int] = None, num_layers: Optional[int] = None,
+                   bidirectional: Optional[bool] = None, input: Optional[str] = None,
+                   activation: Optional[str] = None, readout: str = Readout.SEQUENCE.value,
+                   vocab: Optional[str] = None, corpus: Optional[str] = None, token: str = "char",
+                   max_tokens: Optional[int] = 10_000, val_fraction: float = 0.1) -> dict[str, Any]:
+    """Read a foreign weight file (fmt torch or gluon) into a seqcore checkpoint at `out`."""
+    target = check_out(out, overwrite)
+    check_lm_flags(vocab, corpus, max_tokens, val_fraction)
+    module = interchange(FRAMEWORK[fmt])
+    arrays = module.read_weights(source)
+    spec = infer_spec(fmt, {k: tuple(v.shape) for k, v in arrays.items()}, str(source), cell=cell,
+                      hidden_size=hidden_size, num_layers=num_layers, bidirectional=bidirectional,
+                      input_kind=input, activation=activation, readout=readout)
+    params = to_canonical(spec, arrays, fmt, str(source))
+    progress: dict[str, Any] = {"backend": FRAMEWORK[fmt], "imported_from": str(Path(source).resolve()),
+                                "imported_format": fmt}
+    data: dict[str, Any] = {}
+    words = None
+    if vocab is not None:
+        words = read_vocab(vocab, spec)
+        progress.update(lm_progress(words, corpus, token, max_tokens, val_fraction))
+        data["corpus_sha256"] = sha256_of(corpus)
+    inputs = probe_inputs(spec)
+    state = reference.begin_state(spec, inputs.shape[1])
+    difference = check_against_reference(spec, params, inputs, module.plain_forward(source, spec, inputs, state),
+                                         WHAT[fmt])
+    save_checkpoint(target, Checkpoint(model_spec=spec, params=params, vocab=words.to_dict() if words else None,
+                                       progress=progress, data=data))
+    return {"out": str(target), "format": fmt, "model": describe(spec), "num_tensors": len(arrays),
+            "max_difference": difference, "spec": spec.to_dict()}
+
+
+def check_out(out: str, overwrite: bool) -> Path:
+    """--out as a path: an existing file only with --overwrite, never a folder."""
+    target = Path(out)
+    if target.is_dir():
+        raise SeqcoreError(f"--out {target} is a folder; name the file to write.")
+    if target.exists() and not overwrite:
+        raise SeqcoreError(f"--out {target} exists; add --overwrite to replace it.")
+    return target
+
+
+def check_onnx_installed() -> None:
+    missing = [name for name in ("onnx", "onnxruntime") if not _installed(name)]
+    if missing:
+        raise SeqcoreError(f"--to onnx needs {' and '.join(missing)}: install the extra with "
+                           f"pip install -e '.[onnx]'.")
+
+
+def _installed(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # a module blocked with sys.modules[name] = None
+        return False
+
+
+def check_lm_flags(vocab: Optional[str], corpus: Optional[str], max_tokens: Optional[int],
+                   val_fraction: float) -> None:
+    if vocab is None and corpus is not None:
+        raise SeqcoreError("--corpus only matters for a language model: give its --vocab too.")
+    if corpus is not None and not Path(corpus).is_file():
+        raise SeqcoreError(f"--corpus {corpus} is not a file (give a local text file; the default is the "
+                           f"bundled Time Machine).")
+    if max_tokens is not None and max_tokens <= 0:
+        raise SeqcoreError(f"--max-tokens must be a positive number, got {max_tokens}.")
+    if not 0 <= val_fraction < 1:
+        raise SeqcoreError(f"--val-fraction must be in [0, 1), got {val_fraction}.")
+
+
+def lm_progress(words: Vocab, corpus: Optional[str], token: str, max_tokens: Optional[int],
+                val_fraction: float) -> dict[str, Any]:
+    """What tasks.evaluate needs to rebuild the validation text, after checking that the
+    vocabulary is the one the corpus gives (else evaluate would refuse the checkpoint)."""
+    check_same_vocab(Path(corpus or "timemachine"), words, Vocab(load_corpus(corpus, token)),
+                     corpus or "timemachine")
+    return {"corpus": str(Path(corpus).resolve()) if corpus else "timemachine", "corpus_hash": None,
+            "token": token, "max_tokens": max_tokens, "val_fraction": val_fraction}
+
+
+def check_against_reference(spec: ModelSpec, params: Params, inputs: np.ndarray,
+                            got: tuple[np.ndarray, Sequence[np.ndarray]], what: str) -> float:
+    """The largest difference between a framework's logits and state and the float64 NumPy
+    reference's; refused above TOLERANCE (relative to the largest logit)."""
+    wide = {name: value.astype(np.float64) for name, value in params.items()}
+    logits, state = reference.forward(spec, wide, inputs)
+    differences = [np.abs(np.asarray(got[0], np.float64) - logits).max()]
+    differences += [np.abs(np.asarray(g, np.float64) - s).max() for g, s in zip(got[1], state)]
+    difference = float(max(differences))
+    if not difference <= TOLERANCE * max(1.0, float(np.abs(logits).max())):
+        raise SeqcoreError(f"{what.capitalize()} of this model gives logits or states {difference:.2g} away from "
+                           f"seqcore's reference, so nothing was written; please report it.")
+    return difference
+
+
+def interchange(framework: str):
+    """`backends.<framework>.interchange`, or one sentence saying how to install the framework."""
+    try:
+        return importlib.import_module(f"backends.{framework}.interchange")
+    except Exception as error:  # mxnet 1.9.1 under NumPy >= 1.24 raises AttributeError, not ImportError
+        raise SeqcoreError(f"This conversion needs {framework}, which cannot be loaded "
+                           f"({type(error).__name__}: {error}); install it with "
+                           f"pip install -e '.[{EXTRAS[framework]}]'.") from None
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = Parser(prog="python -m tasks.convert", description=__doc__.split("\n\n")[0])
+    add_version(parser)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", metavar="PATH", help="export: a .safetensors checkpoint or a run folder")
+    source.add_argument("--from-torch", metavar="FILE", help="import: a PyTorch state_dict file (torch.save)")
+    source.add_argument("--from-gluon", metavar="FILE", help="import: a Gluon .params file (save_parameters)")
+    parser.add_argument("--to", choices=TARGETS, help="export format (with --checkpoint)")
+    parser.add_argument("--out", required=True, metavar="FILE", help="the file to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    group = parser.add_argument_group("import (each is read from the file's shapes when left out, and "
+                                      "checked against it when given)")
+    group.add_argument("--cell", choices=choices(Cell))
+    group.add_argument("--hidden-size", type=int, metavar="INT")
+    group.add_argument("--num-layers", type=int, metavar="INT")
+    group.add_argument("--bidirectional", action="store_true", default=None)
+    group.add_argument("--input", choices=choices(InputKind),
+                       help="default: embedding when the file has embedding.weight, else onehot")
+    group.add_argument("--activation", choices=choices(Activation),
+                       help="an RNN's nonlinearity (default: tanh for --from-torch, relu for --from-gluon, "
+                            "each framework's default)")
+    group.add_argument("--readout", choices=choices(Readout), default=Readout.SEQUENCE.value,
+                       help="the head reads every step (sequence, default) or the last one")
+    group.add_argument("--vocab", metavar="FILE", help="a language model's vocabulary: a JSON list of tokens "
+                       "in index order, '<unk>' first")
+    group.add_argument("--corpus", metavar="FILE", help="with --vocab: the text tasks.evaluate measures on "
+                       "(default: the bundled Time Machine)")
+    group.add_argument("--token", choices=("char", "word"), default="char", help="with --vocab (default: char)")
+    group.add_argument("--max-tokens", type=int, default=10_000, help="with --vocab (default: 10000)")
+    group.add_argument("--val-fraction", type=float, default=0.1, help="with --vocab (default: 0.1)")
+    args = parser.parse_args(argv)
+    given_import = [name for name in IMPORT_FLAGS if getattr(args, name) != parser.get_default(name)]
+    if args.checkpoint is not None:
+        if args.to is None:
+            raise SeqcoreError("--checkpoint needs --to, the format to write: torch, gluon or onnx.")
+        if given_import:
+            raise SeqcoreError(f"--{given_import[0].replace('_', '-')} is for importing (--from-torch, "
+                               f"--from-gluon); a checkpoint already says it.")
+        result = export(args.checkpoint, args.to, args.out, args.overwrite)
+        print(f"wrote {result['out']}: {result['model']} as {WHAT[args.to]} ({result['num_tensors']} tensors); "
+              f"loaded back, it gives seqcore's logits to {result['max_difference']:.1g}")
+        return 0
+    if args.to is not None:
+        raise SeqcoreError("--to is for exporting a --checkpoint; an import always writes a seqcore checkpoint.")
+    fmt, source = ("torch", args.from_torch) if args.from_torch is not None else ("gluon", args.from_gluon)
+    result = import_weights(source, fmt, args.out, args.overwrite, cell=args.cell, hidden_size=args.hidden_size,
+                            num_layers=args.num_layers, bidirectional=args.bidirectional, input=args.input,
+                            activation=args.activation, readout=args.readout, vocab=args.vocab,
+                            corpus=args.corpus, token=args.token, max_tokens=args.max_tokens,
+                            val_fraction=args.val_fraction)
+    print(f"wrote {result['out']}: {result['model']} from {WHAT[fmt]} ({result['num_tensors']} tensors); "
+          f"seqcore's reference gives its logits to {result['max_difference']:.1g}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
