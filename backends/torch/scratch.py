@@ -2,7 +2,8 @@
 
 Every cell holds the canonical parameters of one direction of one layer, weight_ih (G*H, I),
 weight_hh (G*H, H), bias_ih (G*H,), bias_hh (G*H,), with the gate order of PyTorch and Gluon
-(LSTM i, f, g, o; GRU r, z, n). A step takes the input projection W_ih x + b_ih already
+(LSTM i, f, g, o; GRU r, z, n). A step takes the input projection W_ih x + b_ih (+ b_hh for
+the RNN and LSTM, whose hidden bias can be added ahead; the GRU's b_hn sits inside r * (...)) already
 computed: the stack projects all T steps of a layer in one matmul before its time loop, which
 leaves one (N, H) x (H, G*H) matmul per step on the sequential path. A reverse direction runs
 the same loop over the projected steps from t = T-1 down to 0 and stores its outputs back in
@@ -47,7 +48,7 @@ class _ScratchCell(nn.Module):
         return self._recur(self._project(x), state)
 
     def _recur(self, xw: torch.Tensor, state: State) -> State:
-        """The rest of one step, from xw = W_ih x + b_ih (N, G*H) and the state."""
+        """The rest of one step, from xw = _project(x) (N, G*H) and the state."""
         raise NotImplementedError
 
 
@@ -61,8 +62,12 @@ class ScratchRNNCell(_ScratchCell):
         super().__init__(input_size, hidden_size)
         self.activation = Activation(activation)
 
+    def _project(self, x: torch.Tensor) -> torch.Tensor:
+        """W_ih x + (b_ih + b_hh): both biases added once for all steps, not once per step."""
+        return F.linear(x, self.weight_ih, self.bias_ih + self.bias_hh)
+
     def _recur(self, xw: torch.Tensor, state: State) -> State:
-        z = xw + F.linear(state[0], self.weight_hh, self.bias_hh)  # (N, H)
+        z = torch.addmm(xw, state[0], self.weight_hh.t())  # (N, H)
         return (torch.tanh(z) if self.activation is Activation.TANH else torch.relu(z),)
 
 
@@ -86,12 +91,33 @@ class ScratchGRUCell(_ScratchCell):
             r = torch.sigmoid(xr + hr)
             hn = F.linear(r * h, self.weight_hh[cut:], self.bias_hh[cut:])  # (N, H)
             n = torch.tanh(xn + hn)
-        else:
-            hr, hz, hn = F.linear(h, self.weight_hh, self.bias_hh).chunk(3, dim=-1)
-            r = torch.sigmoid(xr + hr)
-            n = torch.tanh(xn + r * hn)
-        z = torch.sigmoid(xz + hz)
-        return ((1.0 - z) * n + z * h,)
+            z = torch.sigmoid(xz + hz)
+            return ((1.0 - z) * n + z * h,)
+        return (_GRUGates.apply(xw, torch.addmm(self.bias_hh, h, self.weight_hh.t()), h),)
+
+
+class _GRUGates(torch.autograd.Function):
+    """The reset-after GRU's gate arithmetic as one autograd node (see _LSTMGates for why).
+
+    xw = W_ih x + b_ih and hh = W_hh h + b_hh, (N, 3H) each, and h (N, H) -> h' (N, H).
+    """
+
+    @staticmethod
+    def forward(ctx, xw: torch.Tensor, hh: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        xr, xz, xn = xw.chunk(3, dim=-1)
+        hr, hz, hn = hh.chunk(3, dim=-1)
+        r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+        n = torch.tanh(torch.addcmul(xn, r, hn))
+        ctx.save_for_backward(r, z, n, hn, h)
+        return torch.lerp(n, h, z)  # (1 - z) n + z h
+
+    @staticmethod
+    def backward(ctx, dh_new: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        r, z, n, hn, h = ctx.saved_tensors
+        dn = dh_new * (1 - z) * (1 - n * n)  # through tanh, on its pre-activation
+        dr = dn * hn * r * (1 - r)
+        dz = dh_new * (h - n) * z * (1 - z)
+        return torch.cat([dr, dz, dn], dim=-1), torch.cat([dr, dz, dn * r], dim=-1), dh_new * z
 
 
 class ScratchLSTMCell(_ScratchCell):
@@ -99,11 +125,40 @@ class ScratchLSTMCell(_ScratchCell):
 
     num_gates = GATES[Cell.LSTM]
 
+    def _project(self, x: torch.Tensor) -> torch.Tensor:
+        """W_ih x + (b_ih + b_hh): both biases added once for all steps, not once per step."""
+        return F.linear(x, self.weight_ih, self.bias_ih + self.bias_hh)
+
     def _recur(self, xw: torch.Tensor, state: State) -> State:
         h, c = state
-        i, f, g, o = (xw + F.linear(h, self.weight_hh, self.bias_hh)).chunk(4, dim=-1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        return torch.sigmoid(o) * torch.tanh(c), c
+        return _LSTMGates.apply(torch.addmm(xw, h, self.weight_hh.t()), c)  # gates (N, 4H)
+
+
+class _LSTMGates(torch.autograd.Function):
+    """The LSTM's gate arithmetic as one autograd node, its backward written out.
+
+    Ten elementwise ops per step each cost an autograd node and a kernel launch; for the model
+    sizes of the book that overhead, not the arithmetic, bounds a scratch LSTM (0.3x nn.LSTM on
+    the CPU before, see docs/BENCHMARKS.md). Equations as in ScratchLSTMCell; shapes (N, 4H), (N, H).
+    """
+
+    @staticmethod
+    def forward(ctx, gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        i, f, g, o = gates.chunk(4, dim=-1)
+        i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+        c_new = torch.addcmul(f * c, i, g)
+        tanh_c = torch.tanh(c_new)
+        ctx.save_for_backward(i, f, g, o, c, tanh_c)
+        return o * tanh_c, c_new
+
+    @staticmethod
+    def backward(ctx, dh: torch.Tensor, dc_new: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        i, f, g, o, c, tanh_c = ctx.saved_tensors
+        dc = dc_new + dh * o * (1 - tanh_c * tanh_c)  # through h' = o tanh(c') and the carried c'
+        # sigmoid' = s (1 - s), tanh' = 1 - t^2, on the pre-activations of i, f, g, o
+        dgates = torch.cat([dc * g * i * (1 - i), dc * c * f * (1 - f), dc * i * (1 - g * g),
+                            dh * tanh_c * o * (1 - o)], dim=-1)
+        return dgates, dc * f
 
 
 def make_cell(cell: Cell | str, input_size: int, hidden_size: int,
@@ -153,7 +208,9 @@ class ScratchRecurrent(nn.Module):
                 index = k * self.num_directions + direction
                 cell = self.layers[index]
                 s = tuple(part[index] for part in state)
-                xw = cell._project(layer_input)  # (T, N, G*H): every step in one matmul
+                # (T, N, G*H): every step in one matmul. unbind, not xw[t]: indexing would
+                # make each step's backward write a whole (T, N, G*H) gradient.
+                xw = cell._project(layer_input).unbind(0)
                 outputs: list[torch.Tensor] = [None] * num_steps  # type: ignore[list-item]
                 steps = range(num_steps - 1, -1, -1) if direction == 1 else range(num_steps)
                 for t in steps:  # the reverse direction reads t = T-1 first
