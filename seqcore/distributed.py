@@ -115,8 +115,10 @@ def _whole(environ: Mapping[str, str], name: str) -> int:
 def check_rows(batch_size: int, size: int) -> None:
     """The global batch must split into equal blocks of rows."""
     if size > batch_size:
-        raise SeqcoreError(f"{size} workers are more than the batch's {batch_size} rows; use at most "
-                           f"{batch_size} workers or a larger --batch-size.")
+        rows, most = ("1 row", "1 worker (one process)") if batch_size == 1 else (f"{batch_size} rows",
+                                                                              f"{batch_size} workers")
+        raise SeqcoreError(f"{size} workers are more than the batch's {rows}; use at most {most} or a larger "
+                           f"--batch-size.")
     if batch_size % size:
         raise SeqcoreError(f"The batch of {batch_size} rows does not divide evenly among {size} workers; "
                            f"use a --batch-size that is a multiple of {size}.")

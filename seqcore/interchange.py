@@ -45,6 +45,7 @@ _FOREIGN_RNN = {
     "gluon": re.compile(r"rnn\._unfused\.(\d+)\.(?:([lr])_cell\.)?(i2h|h2h)_(weight|bias)"),
 }
 _CELL_BY_GATES = {gates: cell for cell, gates in GATES.items()}
+D2L_HEAD = {"torch": "linear", "gluon": "dense"}  # the d2l book's RNNModel names its output layer so
 
 
 def check_format(fmt: str) -> str:
@@ -93,7 +94,19 @@ def describe(spec: ModelSpec) -> str:
     reads = {InputKind.EMBEDDING: f"an embedding of {spec.input_size} x {spec.embed_size}",
              InputKind.ONEHOT: f"{spec.input_size} one-hot inputs",
              InputKind.DENSE: f"{spec.input_size} input features"}[spec.input_kind]
-    return f"a {layers}{both}{spec.cell.value.upper()} of {spec.hidden_size} hidden units reading {reads}"
+    text = f"{layers}{both}{spec.cell.value.upper()} of {spec.hidden_size} hidden units reading {reads}"
+    vowel_sound = text.startswith(("RNN", "LSTM", "8", "11", "18")) or text[0] in "aeiou"
+    return f"{'an' if vowel_sound else 'a'} {text}"
+
+
+def d2l_head(arrays: Mapping[str, Any], fmt: str) -> dict[str, Any]:
+    """`arrays` with the d2l book's output layer (RNNModel's `dense` in MXNet, `linear` in
+    PyTorch) renamed to `head`, so the book's own models import as they were saved."""
+    child = D2L_HEAD[check_format(fmt)]
+    if any(name.startswith("head.") for name in arrays) or f"{child}.weight" not in arrays:
+        return dict(arrays)
+    return {("head." + name[len(child) + 1:] if name.startswith(child + ".") else name): value
+            for name, value in arrays.items()}
 
 
 def infer_spec(fmt: str, shapes: Mapping[str, tuple[int, ...]], source: str, *,

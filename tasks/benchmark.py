@@ -3,6 +3,7 @@
 Usage: python -m tasks.benchmark [--backends mxnet,torch] [--cells rnn,gru,lstm] [--impls scratch,concise]
                                  [--device cpu] [--batch-sizes 32] [--num-steps 35] [--hidden-size 256]
                                  [--token char|word] [--repeats 5] [--steps 10]
+       python -m tasks.benchmark --workers 2     # data-parallel scaling, 1..N workers (tasks/scaling.py)
 
 Each backend runs in its own process (`--worker`), over the same Time Machine batches; a step is
 the full protocol (forward, backward, clip, update) with the loss read every step, as in
@@ -251,6 +252,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if argv[:1] == ["--worker"]:  # internal: one backend in this process, JSON on stdout
         print(json.dumps(measure(argv[1], **json.loads(argv[2]))))
         return 0
+    if any(arg == "--workers" or arg.startswith("--workers=") for arg in argv):  # data-parallel scaling
+        from .scaling import main as scaling
+
+        return scaling(argv)
     parser = argparse.ArgumentParser(prog="python -m tasks.benchmark", description=__doc__.split("\n\n")[0])
     add_version(parser)
     parser.add_argument("--backends", default=",".join(BACKENDS))

@@ -13,8 +13,9 @@ Import (--from-torch / --from-gluon): such a file becomes a seqcore checkpoint. 
 size, layers, directions, embedding and output sizes are read from the file's shapes; a flag
 given for one of them is checked against the file. Not in the file: dense or one-hot input
 (--input, default one-hot unless the file has an embedding), the RNN's activation (default the
-framework's own: tanh for PyTorch, relu for Gluon) and the readout. With --vocab, the checkpoint
-is a language model that `tasks.evaluate` measures on --corpus.
+framework's own: tanh for PyTorch, relu for Gluon) and the readout. The d2l book's RNNModel
+(output layer `dense` in MXNet, `linear` in PyTorch) is read as it was saved. With --vocab, the
+checkpoint is a language model that `tasks.evaluate` measures on --corpus.
 
 Each run loads one framework only (PyTorch for torch and onnx, MXNet for gluon). Nothing is
 kept unless the file, loaded into the plain module, gives the NumPy reference's logits; the
@@ -22,8 +23,10 @@ file is written beside --out and renamed over it. An existing --out needs --over
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
+import tempfile
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -34,8 +37,8 @@ from seqcore.backend import EXTRAS
 from seqcore.checkpoint import Checkpoint, atomic_write, load_checkpoint, save_checkpoint
 from seqcore.corpus import load_corpus, sha256_of
 from seqcore.errors import SeqcoreError
-from seqcore.interchange import (FORMATS, FRAMEWORK, check_convertible, describe, infer_spec, probe_inputs,
-                                 read_vocab, to_canonical, to_foreign)
+from seqcore.interchange import (FORMATS, FRAMEWORK, check_convertible, d2l_head, describe, infer_spec,
+                                 probe_inputs, read_vocab, to_canonical, to_foreign)
 from seqcore.params import Params
 from seqcore.specs import Activation, Cell, InputKind, ModelSpec, Readout
 from seqcore.vocab import Vocab
@@ -75,14 +78,15 @@ def export(checkpoint: str, to: str, out: str, overwrite: bool = False) -> dict[
             got = module.plain_forward(tmp, spec, inputs, state)
         largest.append(check_against_reference(spec, saved.params, inputs, got, WHAT[to]))
 
-    atomic_write(target, write_and_check)
+    with writing(target):
+        atomic_write(target, write_and_check)
     return {"out": str(target), "format": to, "model": describe(spec), "num_tensors": len(arrays),
             "max_difference": largest[0], "checkpoint": str(path)}
 
 
 def import_weights(source: str, fmt: str, out: str, overwrite: bool = False, *, cell: Optional[str] = None,
                    hidden_size: Optional[int] = None, num_layers: Optional[int] = None,
-                   bidirectional: Optional[bool] = None, input: Optional[str] = None,
+                   bidirectional: Optional[bool] = None, input_kind: Optional[str] = None,
                    activation: Optional[str] = None, readout: str = Readout.SEQUENCE.value,
                    vocab: Optional[str] = None, corpus: Optional[str] = None, token: str = "char",
                    max_tokens: Optional[int] = 10_000, val_fraction: float = 0.1) -> dict[str, Any]:
@@ -90,10 +94,10 @@ def import_weights(source: str, fmt: str, out: str, overwrite: bool = False, *, 
     target = check_out(out, overwrite)
     check_lm_flags(vocab, corpus, max_tokens, val_fraction)
     module = interchange(FRAMEWORK[fmt])
-    arrays = module.read_weights(source)
+    arrays = d2l_head(module.read_weights(source), fmt)
     spec = infer_spec(fmt, {k: tuple(v.shape) for k, v in arrays.items()}, str(source), cell=cell,
                       hidden_size=hidden_size, num_layers=num_layers, bidirectional=bidirectional,
-                      input_kind=input, activation=activation, readout=readout)
+                      input_kind=input_kind, activation=activation, readout=readout)
     params = to_canonical(spec, arrays, fmt, str(source))
     progress: dict[str, Any] = {"backend": FRAMEWORK[fmt], "imported_from": str(Path(source).resolve()),
                                 "imported_format": fmt}
@@ -105,10 +109,13 @@ def import_weights(source: str, fmt: str, out: str, overwrite: bool = False, *, 
         data["corpus_sha256"] = sha256_of(corpus)
     inputs = probe_inputs(spec)
     state = reference.begin_state(spec, inputs.shape[1])
-    difference = check_against_reference(spec, params, inputs, module.plain_forward(source, spec, inputs, state),
-                                         WHAT[fmt])
-    save_checkpoint(target, Checkpoint(model_spec=spec, params=params, vocab=words.to_dict() if words else None,
-                                       progress=progress, data=data))
+    with tempfile.TemporaryDirectory() as folder:  # the arrays as read, in the plain module: the mapping's check
+        module.write_weights(Path(folder) / "weights", to_foreign(spec, params, fmt))
+        got = module.plain_forward(Path(folder) / "weights", spec, inputs, state)
+    difference = check_against_reference(spec, params, inputs, got, WHAT[fmt])
+    with writing(target):
+        save_checkpoint(target, Checkpoint(model_spec=spec, params=params, vocab=words.to_dict() if words else None,
+                                           progress=progress, data=data))
     return {"out": str(target), "format": fmt, "model": describe(spec), "num_tensors": len(arrays),
             "max_difference": difference, "spec": spec.to_dict()}
 
@@ -121,6 +128,15 @@ def check_out(out: str, overwrite: bool) -> Path:
     if target.exists() and not overwrite:
         raise SeqcoreError(f"--out {target} exists; add --overwrite to replace it.")
     return target
+
+
+@contextlib.contextmanager
+def writing(target: Path):
+    """An OS error while --out is written (no permission, a full disk) as one sentence."""
+    try:
+        yield
+    except OSError as error:
+        raise SeqcoreError(f"--out {target} cannot be written ({error.strerror or error}).") from None
 
 
 def check_onnx_installed() -> None:
@@ -231,7 +247,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise SeqcoreError("--to is for exporting a --checkpoint; an import always writes a seqcore checkpoint.")
     fmt, source = ("torch", args.from_torch) if args.from_torch is not None else ("gluon", args.from_gluon)
     result = import_weights(source, fmt, args.out, args.overwrite, cell=args.cell, hidden_size=args.hidden_size,
-                            num_layers=args.num_layers, bidirectional=args.bidirectional, input=args.input,
+                            num_layers=args.num_layers, bidirectional=args.bidirectional, input_kind=args.input,
                             activation=args.activation, readout=args.readout, vocab=args.vocab,
                             corpus=args.corpus, token=args.token, max_tokens=args.max_tokens,
                             val_fraction=args.val_fraction)

@@ -32,17 +32,19 @@ from typing import Optional, Sequence
 
 from seqcore.errors import SeqcoreError
 
-from .cli import Parser, run_main
+from .cli import Parser, add_version, run_main
 
 SERVE = "import backends.mxnet"  # a scheduler or server serves inside `import mxnet`, then exits
 POLL_S = 0.2
 SERVER_GRACE_S = 10.0  # after the workers finish, the servers and scheduler get this long to leave
 ROOT = Path(__file__).resolve().parent.parent
+SENTENCES = ("error:", "stopped:", "SIGINT:", "SIGTERM:")  # what every worker says alike, shown once
 
 
 def parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = Parser(prog="python -m tasks.launch", description=__doc__.split("\n\n")[0],
                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog="\n\n".join(__doc__.split("\n\n")[1:]))
+    add_version(parser)
     parser.add_argument("-n", "--num-workers", type=int, required=True, help="worker processes")
     parser.add_argument("-s", "--num-servers", type=int, help="server processes (default: as many as workers)")
     parser.add_argument("--hostfile", help="hosts for the servers and workers, one per line (ssh)")
@@ -114,8 +116,8 @@ class Process:
 
 
 class Relay:
-    """Every process's stderr to ours, a line at a time; an `error:` line that several workers
-    print alike (the same bad input) is shown once."""
+    """Every process's stderr to ours, a line at a time; a sentence that several workers print alike
+    (the same bad input, the same stop) is shown once."""
 
     def __init__(self):
         self._seen: set[str] = set()
@@ -124,7 +126,7 @@ class Relay:
     def forward(self, stream) -> None:
         for line in stream:
             with self._lock:
-                if line.startswith("error:"):
+                if line.startswith(SENTENCES):
                     if line in self._seen:
                         continue
                     self._seen.add(line)
@@ -133,7 +135,7 @@ class Relay:
 
     def said_error(self) -> bool:
         with self._lock:
-            return bool(self._seen)
+            return any(line.startswith("error:") for line in self._seen)
 
 
 def describe_exit(code: int) -> str:

@@ -18,7 +18,7 @@ import pytest
 from seqcore import reference
 from seqcore.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from seqcore.errors import SeqcoreError
-from seqcore.interchange import foreign_names, infer_spec, to_canonical, to_foreign
+from seqcore.interchange import d2l_head, foreign_names, infer_spec, to_canonical, to_foreign
 from seqcore.params import init_params, param_shapes
 from seqcore.specs import ModelSpec
 from tests.conftest import ROOT, assert_one_sentence, python, require_backend
@@ -53,6 +53,14 @@ def convert(*args: str) -> None:
     python("-m", "tasks.convert", *args, check=True)
 
 
+def convert_in_one_process(calls: list[tuple[str, dict]]) -> None:
+    """Several conversions through tasks.convert's functions ("export" / "import_weights"), in
+    one process (one framework import): the command line itself is run by the other tests."""
+    code = ("import json, sys\nfrom tasks import convert\n"
+            "for function, kwargs in json.loads(sys.argv[1]):\n    getattr(convert, function)(**kwargs)\n")
+    python("-c", code, json.dumps(calls), check=True)
+
+
 # -- the neutral part: names, spec inference, refusals ------------------------------------------
 
 def test_names_cover_every_parameter_including_the_reverse_direction() -> None:
@@ -81,6 +89,16 @@ def test_the_spec_is_read_back_from_the_shapes(fmt: str, spec: ModelSpec) -> Non
     assert all(np.array_equal(back[k], params[k]) for k in params)
 
 
+def test_what_the_shapes_cannot_tell_defaults_to_the_frameworks_own() -> None:
+    spec = ModelSpec(cell="rnn", impl="concise", input_size=5, hidden_size=4, output_size=5)
+    shapes = {fmt: {k: v.shape for k, v in to_foreign(spec, init_params(spec), fmt).items()} for fmt in ("torch", "gluon")}
+    assert infer_spec("torch", shapes["torch"], "f").activation.value == "tanh"  # nn.RNN's default
+    assert infer_spec("gluon", shapes["gluon"], "f").activation.value == "relu"  # gluon.rnn.RNN's default
+    assert infer_spec("gluon", shapes["gluon"], "f", activation="tanh").activation.value == "tanh"
+    assert infer_spec("torch", shapes["torch"], "f").input_kind.value == "onehot"
+    assert infer_spec("torch", shapes["torch"], "f", input_kind="dense").input_kind.value == "dense"
+
+
 @pytest.mark.parametrize("flags, fragment", [
     ({"cell": "lstm"}, "holds a GRU (rnn.weight_hh_l0 has 3 gate blocks of 5: (15, 5)), not the LSTM"),
     ({"hidden_size": 8}, "holds 5 hidden units (rnn.weight_hh_l0 is (15, 5)), not the 8 that --hidden-size says"),
@@ -105,6 +123,15 @@ def test_missing_extra_and_misshapen_keys_are_named() -> None:
         to_canonical(GRU, {**arrays, "rnn.bias_hh_l1": np.zeros(14, np.float32)}, "torch", "f")
     with pytest.raises(SeqcoreError, match="holds no recurrent weights named like rnn.weight_hh_l0"):
         infer_spec("torch", {"lstm.weight_hh_l0": (20, 5), "fc.weight": (7, 5)}, "f")
+
+
+@pytest.mark.parametrize("fmt, child", [("gluon", "dense"), ("torch", "linear")])
+def test_the_books_rnn_model_is_read_with_its_own_head_name(fmt: str, child: str) -> None:
+    arrays = to_foreign(GRU, init_params(GRU), fmt)
+    book = {(name.replace("head.", child + ".") if name.startswith("head.") else name): v for name, v in arrays.items()}
+    renamed = d2l_head(book, fmt)
+    assert set(renamed) == set(arrays)
+    assert d2l_head(arrays, fmt) == arrays
 
 
 def test_the_books_gru_has_no_plain_module() -> None:
@@ -144,10 +171,11 @@ for name, (layer, embed) in {"gru": (rnn.GRU(5, num_layers=2), 0),
 def test_exports_load_into_the_readme_modules(fmt: str, tmp_path: Path) -> None:
     require_backend("torch" if fmt == "torch" else "mxnet")
     ext = "pt" if fmt == "torch" else "params"
-    convert("--checkpoint", str(checkpoint(tmp_path, README_LM, "lm")), "--to", fmt, "--out", str(tmp_path / f"lm.{ext}"))
-    for name, spec in (("gru", GRU), ("lstm", BI_LSTM)):
-        convert("--checkpoint", str(checkpoint(tmp_path, spec, name)), "--to", fmt,
-                "--out", str(tmp_path / f"{name}.{ext}"))
+    (tmp_path / f"lm.{ext}").write_text("an older file, replaced with overwrite=True")
+    convert_in_one_process([("export", {"checkpoint": str(checkpoint(tmp_path, spec, name)), "to": fmt,
+                                        "out": str(tmp_path / f"{name}.{ext}"), "overwrite": name == "lm"})
+                            for name, spec in (("lm", README_LM), ("gru", GRU), ("lstm", BI_LSTM))])
+    assert not list(tmp_path.glob(".*")), "a temp file was left beside --out"
     ids = np.random.default_rng(4).integers(0, 7, (5, 3))
     np.save(tmp_path / "ids.npy", ids)
     definition, usage = readme_snippet(f"plain-{fmt}")
@@ -195,6 +223,28 @@ for name, (layer, embed) in layers.items():
     begin = [nd.array(rng.standard_normal(s.shape) * 0.5) for s in model.rnn.begin_state(batch_size=3)]
     logits, final = model(nd.array(ids), *begin)
     np.savez(name + ".npz", ids=ids, logits=logits.asnumpy(), *[b.asnumpy() for b in begin])
+
+# The d2l book's MXNet RNNModel: NumPy mode, gluon.rnn.RNN's default (relu), the output layer
+# called `dense` and fed (T*N, H), batch-major ids transposed inside.
+from mxnet import npx
+npx.set_np()
+
+class RNNModel(nn.Block):
+    def __init__(self, rnn_layer, vocab_size, **kwargs):
+        super().__init__(**kwargs)
+        self.rnn, self.vocab_size = rnn_layer, vocab_size
+        self.dense = nn.Dense(vocab_size)
+
+    def forward(self, inputs, state):
+        Y, state = self.rnn(npx.one_hot(inputs.T, self.vocab_size), state)
+        return self.dense(Y.reshape(-1, Y.shape[-1])), state
+
+book = RNNModel(rnn.RNN(6), 8)
+book.initialize(mx.init.Normal(0.3))
+ids = rng.integers(0, 8, (3, 4))  # (N, T), as the book feeds it
+logits, _ = book(mx.np.array(ids), book.rnn.begin_state(batch_size=3))
+book.save_parameters("book.params")
+np.savez("book.npz", np.zeros((1, 3, 6), np.float32), ids=ids.T, logits=logits.asnumpy().reshape(4, 3, 8))
 """
 
 TORCH_RUN = """
@@ -203,36 +253,44 @@ import numpy as np
 from seqcore.backend import load_backend
 from seqcore.checkpoint import load_checkpoint
 from seqcore.specs import Device
-saved = load_checkpoint(sys.argv[1])
-data = np.load(sys.argv[2])
 backend = load_backend("torch")
-model = backend.build_model(saved.model_spec, saved.params, backend.resolve_device(Device.CPU))
-state = backend.state_from_numpy(model, [data[k] for k in sorted(data) if k.startswith("arr_")])
-logits, _ = backend.forward(model, data["ids"], state)
-np.save(sys.argv[3], logits)
+for name in sys.argv[1:]:
+    saved, data = load_checkpoint(name + ".safetensors"), np.load(name + ".npz")
+    model = backend.build_model(saved.model_spec, saved.params, backend.resolve_device(Device.CPU))
+    state = backend.state_from_numpy(model, [data[k] for k in sorted(data) if k.startswith("arr_")])
+    logits, _ = backend.forward(model, data["ids"], state)
+    np.save(name + ".npy", logits)
 """
 
 
 def test_a_plain_gluon_model_runs_in_seqcore_on_torch(tmp_path: Path) -> None:
+    """The README's Gluon block trained for 3 SGD steps and saved with save_parameters, and the
+    d2l book's own RNNModel, imported (all of it read from the file's shapes), give Gluon's
+    logits in the NumPy reference and in seqcore's PyTorch backend."""
     require_backend("mxnet")
     require_backend("torch")
     definition, _ = readme_snippet("plain-gluon")
     (tmp_path / "train.py").write_text(definition + GLUON_TRAINING)
     python(str(tmp_path / "train.py"), cwd=tmp_path, check=True)
-    (tmp_path / "run.py").write_text(TORCH_RUN)
-    for name in ("gru", "lstm", "bi-gru"):
-        out = tmp_path / f"{name}.safetensors"
-        convert("--from-gluon", str(tmp_path / f"{name}.params"), "--out", str(out))
-        saved, data = load_checkpoint(out), np.load(tmp_path / f"{name}.npz")
+    names = ("gru", "lstm", "bi-gru", "book")
+    convert("--from-gluon", str(tmp_path / "gru.params"), "--cell", "gru", "--hidden-size", "6",
+            "--out", str(tmp_path / "gru.safetensors"))
+    convert_in_one_process([("import_weights", {"source": str(tmp_path / f"{name}.params"), "fmt": "gluon",
+                                                "out": str(tmp_path / f"{name}.safetensors")})
+                            for name in names[1:]])
+    for name in names:
+        saved, data = load_checkpoint(tmp_path / f"{name}.safetensors"), np.load(tmp_path / f"{name}.npz")
         state = tuple(data[k].astype(np.float64) for k in sorted(data) if k.startswith("arr_"))
         expected, _ = reference.forward(saved.model_spec, _wide(saved.params), data["ids"], state)
         np.testing.assert_allclose(data["logits"], expected, atol=TOLERANCE)  # the import is exact
-        if saved.model_spec.bidirectional:
-            continue  # the torch backend's bidirectional support is tested with the backends
-        python(str(tmp_path / "run.py"), str(out), str(tmp_path / f"{name}.npz"), str(tmp_path / f"{name}.npy"),
-               check=True)
-        np.testing.assert_allclose(np.load(tmp_path / f"{name}.npy"), data["logits"], atol=TOLERANCE)
+    (tmp_path / "run.py").write_text(TORCH_RUN)
+    python(str(tmp_path / "run.py"), *names, cwd=tmp_path, check=True)
+    for name in names:
+        np.testing.assert_allclose(np.load(tmp_path / f"{name}.npy"), np.load(tmp_path / f"{name}.npz")["logits"],
+                                   atol=TOLERANCE)
     assert load_checkpoint(tmp_path / "lstm.safetensors").model_spec.input_kind.value == "embedding"
+    assert load_checkpoint(tmp_path / "bi-gru.safetensors").model_spec.bidirectional
+    assert load_checkpoint(tmp_path / "book.safetensors").model_spec.activation.value == "relu"  # Gluon's default
 
 
 # -- ONNX ------------------------------------------------------------------------------------------
@@ -293,12 +351,13 @@ def test_an_mxnet_run_goes_to_torch_and_back_to_evaluate(tmp_path: Path) -> None
     python("-m", "tasks.char_lm", "--backend", "mxnet", "--device", "cpu", "--epochs", "1", "--max-tokens", "600",
            "--batch-size", "4", "--num-steps", "5", "--hidden-size", "8", "--cell", "gru", "--no-progress",
            "--num-preds", "5", "--out", str(tmp_path / "run"), check=True)
-    convert("--checkpoint", str(tmp_path / "run"), "--to", "torch", "--out", str(tmp_path / "lm.pt"))
     convert("--checkpoint", str(tmp_path / "run"), "--to", "gluon", "--out", str(tmp_path / "lm.params"))
     saved = load_checkpoint(tmp_path / "run" / "model.safetensors")
     (tmp_path / "vocab.json").write_text(json.dumps(saved.vocab["idx_to_token"]))
-    convert("--from-torch", str(tmp_path / "lm.pt"), "--vocab", str(tmp_path / "vocab.json"), "--max-tokens", "600",
-            "--out", str(tmp_path / "back.safetensors"))
+    convert_in_one_process([
+        ("export", {"checkpoint": str(tmp_path / "run"), "to": "torch", "out": str(tmp_path / "lm.pt")}),
+        ("import_weights", {"source": str(tmp_path / "lm.pt"), "fmt": "torch", "out": str(tmp_path / "back.safetensors"),
+                            "vocab": str(tmp_path / "vocab.json"), "max_tokens": 600})])
     back = load_checkpoint(tmp_path / "back.safetensors")
     assert all(np.array_equal(back.params[k], saved.params[k]) for k in saved.params)
     result = python("-m", "tasks.evaluate", "--checkpoint", str(tmp_path / "back.safetensors"), "--backend", "torch",
@@ -346,6 +405,8 @@ BAD_CASES = [
     ("import-flag-on-export", ["--checkpoint", "gru.safetensors", "--to", "torch", "--cell", "gru"],
      "--cell is for importing", "cli"),
     ("no-target", ["--checkpoint", "gru.safetensors"], "--checkpoint needs --to", "cli"),
+    ("out-under-a-file", ["--checkpoint", "gru.safetensors", "--to", "torch", "--out", "notes.txt/lm.pt"],
+     "cannot be written", "worker"),
     ("books-gru", ["--checkpoint", "before.safetensors", "--to", "gluon"], "reset gate before the hidden matmul", "cli"),
 ]
 
@@ -416,11 +477,3 @@ def test_bad_input_is_refused_in_one_sentence(bad_files: Path, worker_results, n
         untouched = _listing(bad_files) == before
     assert_one_sentence(result, fragment)
     assert untouched, "a refused conversion wrote or left a file"
-
-
-def test_overwrite_replaces_an_existing_file(bad_files: Path, tmp_path: Path) -> None:
-    target = tmp_path / "model.pt"
-    target.write_text("old")
-    convert("--checkpoint", str(bad_files / "gru.safetensors"), "--to", "torch", "--out", str(target), "--overwrite")
-    assert target.read_bytes()[:2] == b"PK"  # torch.save's zip archive
-    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]  # no temp file left beside it

@@ -36,8 +36,10 @@ LM = ["-m", "tasks.char_lm", "--hidden-size", "16", "--max-tokens", "2000", "--b
       "--num-steps", "10", "--eval-every", "1", "--no-progress", "--log-every", "1", "--device", "cpu",
       "--num-preds", "5"]
 CASES = {
-    "sequential": [*LM, "--epochs", "2"],
-    "random": [*LM, "--epochs", "2", "--sampler", "random", "--cell", "gru"],  # a short last batch: 3 rows
+    "sequential": [*LM, "--epochs", "2", "--cell", "lstm"],  # each worker carries (h, c) of its rows
+    # a short last batch (3 rows: 1 + 2), and dropout masks drawn for the whole batch, cut by rows
+    "random": [*LM, "--epochs", "1", "--sampler", "random", "--cell", "gru", "--num-layers", "2",
+               "--dropout", "0.3"],
     "mnist": ["-m", "tasks.mnist_rows", "--data-dir", str(SHARED_MNIST), "--device", "cpu", "--no-progress",
               "--limit-train", "200", "--limit-test", "100", "--hidden-size", "16", "--batch-size", "32",
               "--epochs", "1", "--log-every", "1"],  # last batch 8 rows
@@ -185,12 +187,13 @@ def workers_of(launcher: int) -> list[int]:
     return found
 
 
-@pytest.mark.parametrize("resume_workers", [1, 2])
-def test_a_killed_worker_stops_the_run_and_the_checkpoint_resumes(backend_name: str, resume_workers: int,
-                                                                   tmp_path: Path) -> None:
+def test_a_killed_worker_stops_the_run_and_the_checkpoint_resumes(backend_name: str, tmp_path: Path) -> None:
+    """Killed on two workers, resumed on one (torch) or two (mxnet): the resumed steps equal an
+    uninterrupted one-process run's."""
+    resume_workers = 1 if backend_name == "torch" else 2
     out = tmp_path / "run"
-    args = [*CASES["sequential"][:-2], "--epochs", "200", "--checkpoint-every", "1"]
-    started = subprocess.Popen(command(backend_name, 2, [*args, "--out", str(out)]), cwd=ROOT, text=True,
+    args = [*LM, "--checkpoint-every", "1"]
+    started = subprocess.Popen(command(backend_name, 2, [*args, "--epochs", "200", "--out", str(out)]), cwd=ROOT, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment())
     try:
         deadline = time.monotonic() + 120
@@ -217,6 +220,12 @@ def test_a_killed_worker_stops_the_run_and_the_checkpoint_resumes(backend_name: 
     records = read_metrics(out / "metrics.jsonl")
     assert [r["epoch"] for r in records if r["kind"] == "epoch"][-2:] == [done + 1, done + 2]
     assert records[-1]["kind"] == "summary"
+    train(backend_name, 1, [*args, "--epochs", str(done + 2)], tmp_path / "whole")
+    resumed = {r["global_step"]: r["loss"] for r in records if r["kind"] == "step"}
+    whole = {r["global_step"]: r["loss"] for r in read_metrics(tmp_path / "whole" / "metrics.jsonl")
+             if r["kind"] == "step"}
+    assert sorted(resumed) == sorted(whole)
+    np.testing.assert_allclose([resumed[k] for k in sorted(whole)], [whole[k] for k in sorted(whole)], rtol=STEP_RTOL)
 
 
 # -- bad launches: one sentence, no rank left waiting ----------------------------------------------

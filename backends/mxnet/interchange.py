@@ -83,8 +83,15 @@ def read_weights(path: str | Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise SeqcoreError(f"No Gluon weight file at {path}.")
     try:
+        try:
+            with _legacy_arrays():
+                loaded = mx.nd.load(str(path))
+        except mx.base.MXNetError as error:
+            if "np shape" not in str(error):
+                raise
+            with mx.util.np_array(True), mx.util.np_shape(True):  # saved in NumPy mode (d2l's MXNet code)
+                loaded = mx.npx.load(str(path))
         with _legacy_arrays():
-            loaded = mx.nd.load(str(path))
             if not isinstance(loaded, dict):
                 raise SeqcoreError(f"{path} holds an unnamed list of {len(loaded)} arrays, not a Gluon block's "
                                    f"parameters; save them with block.save_parameters(path).")
