@@ -49,8 +49,8 @@ KMNIST = DataSet(
             "t10k-labels-idx1-ubyte": (None, "7320c461ea6c1c855c0b718fb2a4b134")}),
     mirrors=("http://codh.rois.ac.jp/kmnist/dataset/kmnist/",),
     mirrors_env="SEQCORE_KMNIST_MIRRORS",
-    # One hiragana from each row of the syllabary; figures use the romanisation unless a font
-    # with the glyphs is installed (matplotlib's DejaVu Sans has none).
+    # One hiragana from each row of the syllabary; figures use the romanisation (matplotlib's
+    # default font, DejaVu Sans, has no hiragana).
     class_names=("お", "き", "す", "つ", "な", "は", "ま", "や", "れ", "を"),
     figure_names=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"))
 

@@ -169,15 +169,9 @@ def class_names(dataset: mnist.DataSet, num_classes: int) -> tuple[str, ...]:
 
 
 def figure_names(dataset: mnist.DataSet, names: tuple[str, ...]) -> tuple[str, ...]:
-    """`names` when matplotlib has a font that draws them, else the data set's plain names."""
-    if dataset.figure_names is None:
-        return names
-    from matplotlib import font_manager
-
-    wanted = ("Noto Sans CJK JP", "Noto Sans JP", "IPAexGothic", "IPAGothic", "TakaoGothic", "VL Gothic",
-              "Droid Sans Fallback")
-    installed = {font.name for font in font_manager.fontManager.ttflist}
-    return names if installed.intersection(wanted) else dataset.figure_names
+    """The names drawn in figures: the data set's plain ones where it has them (KMNIST's
+    romanisation: matplotlib's default font, DejaVu Sans, has no hiragana), else `names`."""
+    return dataset.figure_names or names
 
 
 def _limited(data: mnist.MnistSplit, limit: int, flag: str) -> mnist.MnistSplit:

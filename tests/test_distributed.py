@@ -228,6 +228,40 @@ def test_a_killed_worker_stops_the_run_and_the_checkpoint_resumes(backend_name: 
     np.testing.assert_allclose([resumed[k] for k in sorted(whole)], [whole[k] for k in sorted(whole)], rtol=STEP_RTOL)
 
 
+def test_a_stop_inside_an_epoch_keeps_every_rows_state_and_resumes_on_another_count(runs, backend_name: str,
+                                                                                     tmp_path: Path) -> None:
+    """SIGTERM to the launcher: both workers stop after the same step, the checkpoint holds the
+    carried state of all 8 rows, and the run resumed on the other number of workers equals one
+    uninterrupted process (the `sequential` case, an LSTM)."""
+    from seqcore.checkpoint import load_checkpoint
+
+    out, args = tmp_path / "run", [*LM, "--cell", "lstm"]
+    started = subprocess.Popen(command(backend_name, 2, [*args, "--epochs", "200", "--out", str(out)]), cwd=ROOT,
+                               text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment())
+    try:
+        deadline = time.monotonic() + 120
+        while not [r for r in _lines(out / "metrics.jsonl") if r.get("step", 0) >= 5 and r["epoch"] == 1]:
+            assert started.poll() is None and time.monotonic() < deadline, started.communicate()[1][-3000:]
+            time.sleep(0.05)
+        started.send_signal(signal.SIGTERM)
+        _, stderr = started.communicate(timeout=KILL_LIMIT_S)
+    finally:
+        if started.poll() is None:
+            started.kill()
+    assert started.returncode != 0 and "stopped: Stopped by SIGTERM at epoch 1" in stderr, stderr[-2000:]
+    saved = load_checkpoint(out / "model.safetensors")
+    assert [part.shape for part in saved.recurrent_state] == [(1, 8, 16), (1, 8, 16)]  # (h, c) of all rows
+    train(backend_name, 1 if backend_name == "mxnet" else 2, ["-m", "tasks.char_lm", "--resume", "--epochs", "2"], out)
+    np.testing.assert_allclose(steps(out), steps(runs(backend_name, "sequential", 1)), rtol=STEP_RTOL)
+
+
+def _lines(path: Path) -> list[dict]:
+    try:
+        return [json.loads(line) for line in path.read_text().splitlines() if line.endswith("}")]
+    except (OSError, ValueError):
+        return []
+
+
 # -- bad launches: one sentence, no rank left waiting ----------------------------------------------
 
 def run_task(args: list[str], timeout: float = 60, **env: str) -> subprocess.CompletedProcess:
