@@ -175,6 +175,28 @@ def any_rank(comm: Communicator, flag: bool) -> bool:
     return bool(all_sum(comm, np.array([1.0 if flag else 0.0]))[0] > 0)
 
 
+MESSAGE_BYTES = 1024  # the longest sentence `settle` passes on
+
+
+def settle(comm: Communicator, error: Optional[BaseException]) -> None:
+    """After the steps before training that may fail on some ranks only (rank 0's folder checks):
+    every rank learns whether one failed, and raises the first failed rank's sentence, so that all
+    end alike and none waits for a rank that is gone."""
+    if isinstance(error, SeqcoreError):
+        text = str(error)
+    else:
+        text = f"Worker {comm.world.rank} stopped before training ({type(error).__name__})." if error else ""
+    encoded = text.encode("utf-8")[:MESSAGE_BYTES]
+    mine = np.zeros(1 + MESSAGE_BYTES, np.float32)  # [failed, bytes...]: 0..255 are exact in float32
+    mine[0] = 1.0 if error is not None else 0.0
+    mine[1:1 + len(encoded)] = np.frombuffer(encoded, np.uint8)
+    everyone = gather(comm, mine)
+    failed = [rank for rank in range(comm.world.size) if everyone[rank, 0] > 0]
+    if failed and error is None:
+        first = everyone[failed[0], 1:].astype(np.uint8).tobytes().rstrip(b"\0")
+        raise SeqcoreError(first.decode("utf-8", errors="ignore"))
+
+
 def config_digest(task: str, config: Mapping[str, Any], out: str, mode: str) -> str:
     text = json.dumps({"task": task, "config": dict(config), "out": out, "mode": mode}, sort_keys=True,
                       default=str)

@@ -136,14 +136,20 @@ class Run:
                 self._enter_folder()
             elif self.settings.mode is Mode.RESUME:
                 self._open_for_resume()
-        except BaseException:
+        except BaseException as error:
             if self._comm is not None:  # tell the others, so that no rank waits for this one
-                distributed.any_rank(self._comm, True)
+                try:
+                    distributed.settle(self._comm, error)
+                except SeqcoreError:
+                    pass  # the others are gone already: this error is still the one to tell
                 self._comm.close()
             raise
-        if self._comm is not None and distributed.any_rank(self._comm, False):
-            self.__exit__(SeqcoreError, None, None)  # releases the folder (a new one is removed)
-            raise SeqcoreError("Another worker refused the run before training; its message says why.")
+        if self._comm is not None:
+            try:  # every rank ends with the sentence of a rank that refused (rank 0: a folder in use)
+                distributed.settle(self._comm, None)
+            except SeqcoreError:
+                self.__exit__(SeqcoreError, None, None)  # releases the folder (a new one is removed)
+                raise
         self._install_signal_handlers()
         return self
 
@@ -316,8 +322,9 @@ class Run:
                             "train": self.train.to_dict(), **job.info, "world_size": self.world.size,
                             "machine": machine_info(backend.versions())})
         done_before = position.epochs_done * per_epoch + position.steps_done
-        bar = distributed.SilentProgress() if not self.world.is_writer else Progress(per_epoch * train.num_epochs, f"{job.info.get('backend', '')} {self.spec.cell.value} "
-                       f"{self.spec.impl.value}", enabled=settings.progress, initial=done_before)
+        bar = distributed.SilentProgress() if not self.world.is_writer else Progress(
+            per_epoch * train.num_epochs, f"{job.info.get('backend', '')} {self.spec.cell.value} "
+            f"{self.spec.impl.value}", enabled=settings.progress, initial=done_before)
         self._bar = bar
         started = time.perf_counter() - position.wall_s
         self._started = started

@@ -334,3 +334,12 @@ def test_workers_with_different_configurations_are_refused(tmp_path: Path, backe
         assert_one_sentence(subprocess.CompletedProcess([], worker.returncode, "", stderr),
                             "differs from worker 0's; start every worker with the same flags")
     assert not Path(out).exists()
+
+
+def test_a_refusal_on_rank_0_alone_ends_every_worker_with_its_sentence(tmp_path: Path) -> None:
+    """Rank 0 alone checks the folder; the others learn its sentence instead of waiting for it."""
+    require_backend("mxnet")
+    (tmp_path / "other.txt").write_text("not a run")
+    result = run_task(["-m", "tasks.launch", "-n", "2", "--", *LM, "--backend", "mxnet", "--out", str(tmp_path)])
+    assert_one_sentence(result, f"{tmp_path} is not empty")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.txt"]

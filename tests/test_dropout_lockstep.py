@@ -103,10 +103,10 @@ def test_lockstep_losses_with_dropout(lm_runs: dict[str, Path], impl: str) -> No
     assert first == pytest.approx(second, rel=LOCKSTEP_RTOL)
 
 
-def _first_lm_batch(spec_args: dict) -> tuple:
+def _first_lm_batch(impl: str) -> tuple:
     """The LM runs' first batch, weights and masks, rebuilt in NumPy as the run layer draws them."""
     data = prepare_data(None, "char", 2000, 0.1, 8, 10)
-    spec = model_spec("gru", spec_args["impl"], len(data.vocab), 16, 2, dropout=0.3)
+    spec = model_spec("gru", impl, len(data.vocab), 16, 2, dropout=0.3)
     train = TrainSpec(batch_size=8, num_steps=10, num_epochs=2, seed=SEED)
     job = LanguageModelJob(data, train, {}, ("t",), 1, 0.0)
     inputs, targets = next(iter(job.batches(1, np.random.default_rng([SEED, BATCH_STREAM]))))
@@ -116,7 +116,7 @@ def _first_lm_batch(spec_args: dict) -> tuple:
 
 @pytest.mark.parametrize("impl", ["concise", "scratch"])
 def test_first_step_uses_the_masks_step_masks_draws(lm_runs: dict[str, Path], impl: str) -> None:
-    spec, params, inputs, targets = _first_lm_batch({"impl": impl})
+    spec, params, inputs, targets = _first_lm_batch(impl)
     masks = step_masks(spec, SEED, 1, 1, *inputs.shape)
     assert [m.shape for m in masks] == [(10, 8, 16), (10, 8, 16)]  # layer 1's inputs, the head's input
     dropped = reference.loss("cross_entropy", reference.forward(spec, params, inputs, None, masks)[0], targets)
