@@ -8,9 +8,9 @@ the global gradient is exactly the one-process gradient of the mean over all B r
 loss, the clipping norm (taken on the summed gradients), divergence checks and metrics are global
 figures, the same on every rank; so is every update, so the weights stay equal across ranks.
 
-The frameworks' own engines do the communication (`backends.<name>.distributed.Communicator`:
-DistributedDataParallel over gloo or NCCL, MXNet's dist_sync KVStore); everything here speaks NumPy
-through one collective, `all_sum`. The world is read from the environment the launchers set:
+A worker trains through seqcore.data_parallel.DistributedBackend. The frameworks' own engines do
+the communication (`backends.<name>.distributed.Communicator`: DistributedDataParallel over gloo or
+NCCL, MXNet's dist_sync KVStore); everything here speaks NumPy through one collective, `all_sum`. The world is read from the environment the launchers set:
 torchrun's RANK / WORLD_SIZE / MASTER_ADDR / MASTER_PORT, or MXNet's DMLC_* (tasks.launch).
 """
 from __future__ import annotations
@@ -25,10 +25,9 @@ from typing import Any, Mapping, Optional, Protocol, Sequence
 
 import numpy as np
 
-from .backend import Backend, Model, State, Trainer
+from .backend import Model
 from .errors import SeqcoreError
 from .reports import MetricsLog
-from .specs import Loss, ModelSpec, Readout
 
 TIMEOUT_ENV = "SEQCORE_DIST_TIMEOUT_S"
 DEFAULT_TIMEOUT_S = 120.0  # a collective (or the start-up) waits at most this long for the others
@@ -160,8 +159,9 @@ def all_sum(comm: Communicator, array: np.ndarray) -> np.ndarray:
 def lost_peers(world: World, error: Exception) -> SeqcoreError:
     if isinstance(error, SeqcoreError):
         return error
-    return SeqcoreError(f"Worker {world.rank} lost the other workers ({_first_line(error)}); the last "
-                        f"checkpoint resumes the run.")
+    # Mostly a peer that died (gloo: "Connection closed by peer"); the framework's first line says.
+    return SeqcoreError(f"Worker {world.rank} failed while training with the other workers "
+                        f"({_first_line(error)}); the last checkpoint resumes the run.")
 
 
 def gather(comm: Communicator, array: np.ndarray) -> np.ndarray:
@@ -169,10 +169,6 @@ def gather(comm: Communicator, array: np.ndarray) -> np.ndarray:
     slots = np.zeros((comm.world.size, *array.shape), array.dtype)
     slots[comm.world.rank] = array
     return all_sum(comm, slots)
-
-
-def any_rank(comm: Communicator, flag: bool) -> bool:
-    return bool(all_sum(comm, np.array([1.0 if flag else 0.0]))[0] > 0)
 
 
 MESSAGE_BYTES = 1024  # the longest sentence `settle` passes on
@@ -213,137 +209,9 @@ def agree(comm: Communicator, digest: str) -> None:
                            f"worker with the same flags (and the same --out).")
 
 
-# -- the backend every rank trains through ---------------------------------------------------------
-
-@dataclasses.dataclass
-class LocalRows:
-    """A carried recurrent state holding this worker's rows only (the global batch had `batch_size`)."""
-
-    state: State
-    batch_size: int
-
-
-def row_blocks(batch_size: int, size: int) -> list[tuple[int, int]]:
-    """[start, stop) of each worker's rows: contiguous, sizes differ by at most one (a short last
-    batch); a worker left without a row gets an empty block."""
-    bounds = [batch_size * r // size for r in range(size + 1)]
-    return list(zip(bounds[:-1], bounds[1:]))
-
-
-class DistributedBackend:
-    """`seqcore.backend.Backend` for one worker of N: the same methods, global shapes outside.
-
-    Batches, states handed in and losses handed back are the global ones; the inner backend sees
-    this worker's rows. The only collective per step besides the gradients' is the loss sum.
-    """
-
-    def __init__(self, backend: Backend, comm: Communicator, spec: ModelSpec):
-        self.inner, self.comm, self.world, self.spec = backend, comm, comm.world, spec
-        self.name = backend.name
-
-    # pass-through, on the plain model
-    def versions(self) -> dict[str, str]:
-        return self.inner.versions()
-
-    def resolve_device(self, device):
-        return self.inner.resolve_device(device)
-
-    def build_model(self, spec: ModelSpec, params: Mapping[str, np.ndarray], device: str) -> Model:
-        return self.comm.wrap_model(self.inner.build_model(spec, params, device))
-
-    def export_params(self, model: Model) -> dict[str, np.ndarray]:
-        return self.inner.export_params(self.comm.unwrap(model))
-
-    def begin_state(self, model: Model, batch_size: int) -> State:
-        return self.inner.begin_state(self.comm.unwrap(model), batch_size)
-
-    def forward(self, model: Model, inputs: np.ndarray, state: State):
-        return self.inner.forward(self.comm.unwrap(model), inputs, state)  # evaluation: every rank, all rows
-
-    def evaluate(self, model: Model, inputs: np.ndarray, targets: np.ndarray, state: State, loss: Loss):
-        return self.inner.evaluate(self.comm.unwrap(model), inputs, targets, state, loss)
-
-    def gradients(self, model: Model) -> dict[str, np.ndarray]:
-        return self.inner.gradients(self.comm.unwrap(model))
-
-    def grad_norm(self, model: Model) -> float:
-        return self.inner.grad_norm(self.comm.unwrap(model))  # of the summed gradients: global
-
-    def scale_gradients(self, model: Model, factor: float) -> None:
-        self.inner.scale_gradients(self.comm.unwrap(model), factor)
-
-    def make_trainer(self, model: Model, optimizer, lr: float) -> Trainer:
-        return self.inner.make_trainer(self.comm.unwrap(model), optimizer, lr)
-
-    def step(self, trainer: Trainer) -> None:
-        self.inner.step(trainer)
-
-    def set_lr(self, trainer: Trainer, lr: float) -> None:
-        self.inner.set_lr(trainer, lr)
-
-    def export_trainer_state(self, model: Model, trainer: Trainer) -> dict[str, np.ndarray]:
-        return self.inner.export_trainer_state(self.comm.unwrap(model), trainer)
-
-    def load_trainer_state(self, model: Model, trainer: Trainer, arrays: Mapping[str, np.ndarray]) -> None:
-        self.inner.load_trainer_state(self.comm.unwrap(model), trainer, arrays)
-
-    def state_from_numpy(self, model: Model, arrays: Sequence[np.ndarray]) -> State:
-        return self.inner.state_from_numpy(self.comm.unwrap(model), arrays)  # global rows, cut at the next step
-
-    # the rows of this worker
-    def detach_state(self, state: State) -> State:
-        if isinstance(state, LocalRows):
-            return LocalRows(self.inner.detach_state(state.state), state.batch_size)
-        return self.inner.detach_state(state)
-
-    def state_to_numpy(self, state: State) -> list[np.ndarray]:
-        """Global (L, B, H) arrays; for a carried state, gathered from every rank (a collective)."""
-        if not isinstance(state, LocalRows):
-            return self.inner.state_to_numpy(state)
-        return [np.concatenate(list(gather(self.comm, part)), axis=1)  # (N, L, B/N, H) -> (L, B, H)
-                for part in self.inner.state_to_numpy(state.state)]
-
-    def forward_backward(self, model: Model, inputs: np.ndarray, targets: np.ndarray, state: State,
-                         loss: Loss, masks: Any = None) -> tuple[float, State]:
-        batch_size = inputs.shape[1]  # inputs (T, B, ...)
-        start, stop = row_blocks(batch_size, self.world.size)[self.world.rank]
-        weight = (stop - start) / batch_size
-        if stop == start:  # fewer rows than workers (a short last batch): row 0, weighted 0
-            start, stop = 0, 1
-        rows = slice(start, stop)
-        plain = self.comm.unwrap(model)
-        if isinstance(state, LocalRows):
-            local = state.state
-        else:  # a fresh or resumed global state: this worker's rows of it
-            local = self.inner.state_from_numpy(plain, [a[:, rows] for a in self.inner.state_to_numpy(state)])
-        by_time = self.spec.readout is Readout.SEQUENCE  # targets (T, B, ...) or (B, ...)
-        local_targets = targets[:, rows] if by_time else targets[rows]
-        self.comm.set_weight(weight)
-        extra = {} if masks is None else {"masks": _rows_of(masks, rows)}
-        try:  # DDP sums the gradients inside backward: a lost peer surfaces there as the framework's error
-            value, local = self.inner.forward_backward(model, inputs[:, rows], local_targets, local, loss, **extra)
-            self.comm.sum_gradients(model)
-            total = float(self.comm.all_sum(np.array([value * weight], np.float64))[0])
-        except Exception as error:
-            raise lost_peers(self.world, error) from None
-        return total, LocalRows(local, batch_size)
-
-
 def _first_line(error: Exception) -> str:
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return lines[0] if lines else type(error).__name__
-
-
-def _rows_of(masks: Any, rows: slice) -> Any:
-    """This worker's rows of dropout masks drawn for the global batch: (T, B, .) by axis 1, (B, .) by 0."""
-    if masks is None:
-        return None
-    if isinstance(masks, Mapping):
-        return {key: _rows_of(value, rows) for key, value in masks.items()}
-    if isinstance(masks, (list, tuple)):
-        return type(masks)(_rows_of(value, rows) for value in masks)
-    array = np.asarray(masks)
-    return array[:, rows] if array.ndim == 3 else array[rows]
 
 
 # -- what ranks above 0 use instead of files and a bar ---------------------------------------------

@@ -33,6 +33,7 @@ import numpy as np
 from .backend import Backend, Model
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from . import distributed
+from .data_parallel import DistributedBackend
 from .distributed import World
 from .errors import SeqcoreError
 from .outdir import Mode, OutputFolder, describe
@@ -286,7 +287,8 @@ class Run:
             if self.world.is_writer:
                 self._out.check_space(checkpoint_bytes(self.spec, self.train))
             if self._comm is not None:  # this worker's rows of every batch, global figures out
-                backend = distributed.DistributedBackend(backend, self._comm, self.spec)
+                backend = DistributedBackend(backend, self._comm, self.spec)
+                backend.stop_requested = lambda: self._stop_signal
             return self._fit(job, backend, device)
         except OSError as error:
             raise SeqcoreError(f"Cannot write to {self.folder} ({describe(error)}); "
@@ -321,6 +323,9 @@ class Run:
             self.log.write({"kind": "run", "task": self.task, "model": self.spec.to_dict(),
                             "train": self.train.to_dict(), **job.info, "world_size": self.world.size,
                             "machine": machine_info(backend.versions())})
+        elif _world_size(self.log.records) != self.world.size:  # resumed on another number of workers
+            self.log.write({"kind": "world", "world_size": self.world.size, "epoch": position.epochs_done,
+                            "step": position.steps_done})
         done_before = position.epochs_done * per_epoch + position.steps_done
         bar = distributed.SilentProgress() if not self.world.is_writer else Progress(
             per_epoch * train.num_epochs, f"{job.info.get('backend', '')} {self.spec.cell.value} "
@@ -399,10 +404,9 @@ class Run:
             if self.train.schedule is Schedule.COSINE:
                 backend.set_lr(trainer, lr.value(epoch))
             self._bar.update(1, {"loss": value, "tok/s": stats.tokens_per_second})
-            stop = self._stop_signal is not None
-            if self._comm is not None:  # every rank stops after the same step
-                stop = distributed.any_rank(self._comm, stop)
-            if stop:
+            if self._comm is not None and backend.stop_agreed:  # asked on some rank: all stop after this step
+                self._stop_signal = self._stop_signal or backend.stop_agreed
+            if self._stop_signal is not None and (self._comm is None or backend.stop_agreed):
                 raise _Stop
 
         return on_step
@@ -514,6 +518,12 @@ class Run:
         if saved is None:
             return "no checkpoint had been written yet."
         return f"the last good checkpoint (epoch {saved}) is kept at {self.folder / LAST}."
+
+
+def _world_size(records: list[dict[str, Any]]) -> int:
+    """The number of workers that trained last, from the run line or a later `world` line."""
+    sizes = [r["world_size"] for r in records if r.get("kind") in ("run", "world") and "world_size" in r]
+    return sizes[-1] if sizes else 1
 
 
 def _changed(saved: Mapping[str, Any], now: Mapping[str, Any]) -> str:

@@ -37,6 +37,8 @@ from .cli import Parser, add_version, run_main
 SERVE = "import backends.mxnet"  # a scheduler or server serves inside `import mxnet`, then exits
 POLL_S = 0.2
 SERVER_GRACE_S = 10.0  # after the workers finish, the servers and scheduler get this long to leave
+STOP_GRACE_S = 120.0  # after a stop by a signal, the workers get this long to write their checkpoint
+STOPPED = (128 + signal.SIGINT, 128 + signal.SIGTERM)  # a worker's exit status after such a stop
 ROOT = Path(__file__).resolve().parent.parent
 SENTENCES = ("error:", "stopped:", "SIGINT:", "SIGTERM:")  # what every worker says alike, shown once
 
@@ -182,8 +184,8 @@ def watch(helpers: list[Process], workers: list[Process], relay: Relay, stopping
         if failed is not None:
             code = failed.popen.returncode
             time.sleep(POLL_S)  # the others' own sentences (the same bad input) come first
-            if stopping:  # the workers stopped on our signal, after their checkpoint
-                return max((w.popen.wait() for w in workers), default=code)
+            if stopping or code in STOPPED:  # a signal: every worker stops after the same step, rank 0
+                return finish(workers, code)   # writes the checkpoint; let it, within a bound
             if code == 2 and relay.said_error():  # bad input: the worker said why in one sentence
                 return 2
             print(f"error: {failed.name} {describe_exit(code)}; the run was stopped, and its last "
@@ -200,6 +202,13 @@ def watch(helpers: list[Process], workers: list[Process], relay: Relay, stopping
                   f"training; the run was stopped, and its last checkpoint resumes it.", file=sys.stderr)
             return 1
         time.sleep(POLL_S)
+
+
+def finish(workers: list[Process], code: int) -> int:
+    deadline = time.monotonic() + STOP_GRACE_S
+    while time.monotonic() < deadline and any(w.popen.poll() is None for w in workers):
+        time.sleep(POLL_S)
+    return max([code, *(w.popen.returncode or 0 for w in workers)])
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -2,6 +2,7 @@
 
 Usage: python -m tasks.benchmark --workers 2 [--backends mxnet,torch] [--cells rnn] [--impls concise]
                                  [--batch-sizes 32] [--num-steps 35] [--hidden-size 256] [--epochs 6]
+                                 [--max-tokens 10000]
 
 For each backend and each worker count 1..N, trains the character language model for --epochs
 epochs on its own engine (torchrun + DistributedDataParallel, or tasks.launch + the dist_sync
@@ -12,7 +13,6 @@ worker, and the scaling efficiency, speed-up / workers. Writes scaling.json to -
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import socket
@@ -26,6 +26,8 @@ from typing import Any, Optional, Sequence
 from seqcore.backend import BACKENDS
 from seqcore.errors import SeqcoreError
 from seqcore.reports import read_metrics
+
+from .cli import Parser
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,7 +86,7 @@ def format_table(rows: list[dict[str, Any]], description: str) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tasks.benchmark --workers N", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="python -m tasks.benchmark --workers N", description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, required=True, help="measure 1..N workers")
     parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--cells", default="rnn", help="one cell (default: %(default)s)")
@@ -93,17 +95,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--batch-sizes", default="32", help="one global batch size (default: %(default)s)")
     parser.add_argument("--num-steps", type=int, default=35)
     parser.add_argument("--hidden-size", type=int, default=256)
+    parser.add_argument("--max-tokens", type=int, default=10_000, help="train on the first N characters "
+                        "(default: %(default)s, d2l's)")
     parser.add_argument("--epochs", type=int, default=6, help="epochs per run; the median of 2..E (default: %(default)s)")
     parser.add_argument("--out", default="runs/benchmark")
     args = parser.parse_args(argv)
     if args.epochs < 2:
         raise SeqcoreError(f"--epochs must be at least 2 (the first one warms up), got {args.epochs}.")
-    task_args = ["--cell", args.cells, "--impl", args.impls, "--device", args.device, "--batch-size", args.batch_sizes,
-                 "--num-steps", str(args.num_steps), "--hidden-size", str(args.hidden_size), "--epochs", str(args.epochs),
-                 "--eval-every", str(args.epochs), "--checkpoint-every", str(args.epochs), "--no-progress",
-                 "--num-preds", "5"]
+    task_args = ["--cell", args.cells, "--impl", args.impls, "--device", args.device,
+                 "--batch-size", args.batch_sizes, "--num-steps", str(args.num_steps),
+                 "--hidden-size", str(args.hidden_size), "--epochs", str(args.epochs),
+                 "--max-tokens", str(args.max_tokens), "--eval-every", str(args.epochs),
+                 "--checkpoint-every", str(args.epochs), "--no-progress", "--num-preds", "5"]
     rows = run(args.workers, [b for b in args.backends.split(",") if b], task_args, Path(args.out))
-    print(format_table(rows, f"char LM, {args.impls} {args.cells}, hidden {args.hidden_size}, global batch "
+    print(format_table(rows, f"char LM on {args.max_tokens:,} characters, {args.impls} {args.cells}, hidden "
+                             f"{args.hidden_size}, global batch "
                              f"{args.batch_sizes} x {args.num_steps} steps split among the workers, {args.device}; "
                              f"median tokens/s of epochs 2..{args.epochs}"))
     print(f"scaling.json written to {args.out}")

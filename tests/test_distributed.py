@@ -19,10 +19,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seqcore.distributed import World, _rows_of, check_environment, check_rows, environment_size, row_blocks
+from seqcore.backend import Backend
+from seqcore.data_parallel import DistributedBackend, _rows_of, row_blocks
+from seqcore.distributed import World, check_environment, check_rows, environment_size
 from seqcore.errors import SeqcoreError
 from seqcore.reports import read_metrics
-from tests.conftest import ROOT, assert_one_sentence, require_backend
+from tests.conftest import ROOT, assert_one_sentence, backend_problem, require_backend
 from tests.test_mnist_loader import SHARED_MNIST
 
 # One process against two: the same sums in another order (two half-batch means, then their
@@ -95,6 +97,18 @@ def test_rows_split_into_contiguous_blocks() -> None:
     masks = [np.arange(2 * 4 * 3).reshape(2, 4, 3), np.arange(4 * 5).reshape(4, 5)]  # (T, N, .), (N, .)
     mine = _rows_of(masks, slice(2, 4))
     assert np.array_equal(mine[0], masks[0][:, 2:4]) and np.array_equal(mine[1], masks[1][2:4])
+
+
+def test_the_worker_backend_has_every_method_of_the_protocol() -> None:
+    import inspect
+
+    for name, method in inspect.getmembers(Backend, inspect.isfunction):
+        if name.startswith("_"):
+            continue
+        mine = getattr(DistributedBackend, name, None)
+        assert mine is not None, name
+        wanted = list(inspect.signature(method).parameters)
+        assert list(inspect.signature(mine).parameters)[:len(wanted)] == wanted, name
 
 
 @pytest.mark.parametrize("batch_size, size, fragment", [
@@ -251,8 +265,11 @@ def test_a_stop_inside_an_epoch_keeps_every_rows_state_and_resumes_on_another_co
     assert started.returncode != 0 and "stopped: Stopped by SIGTERM at epoch 1" in stderr, stderr[-2000:]
     saved = load_checkpoint(out / "model.safetensors")
     assert [part.shape for part in saved.recurrent_state] == [(1, 8, 16), (1, 8, 16)]  # (h, c) of all rows
-    train(backend_name, 1 if backend_name == "mxnet" else 2, ["-m", "tasks.char_lm", "--resume", "--epochs", "2"], out)
+    workers = 1 if backend_name == "mxnet" else 2
+    train(backend_name, workers, ["-m", "tasks.char_lm", "--resume", "--epochs", "2"], out)
     np.testing.assert_allclose(steps(out), steps(runs(backend_name, "sequential", 1)), rtol=STEP_RTOL)
+    changed = [r for r in read_metrics(out / "metrics.jsonl") if r["kind"] == "world"]
+    assert [r["world_size"] for r in changed] == ([1] if workers == 1 else [])  # the run line says 2
 
 
 def _lines(path: Path) -> list[dict]:
@@ -305,7 +322,12 @@ def test_a_port_in_use_is_one_sentence() -> None:
         taken.listen()
         port = taken.getsockname()[1]
         result = run_task(["-m", "tasks.launch", "-n", "2", "--port", str(port), "--", *LM, "--backend", "mxnet"])
-    assert_one_sentence(result, f"The scheduler cannot listen on 127.0.0.1:{port}", "pick another --port")
+        assert_one_sentence(result, f"The scheduler cannot listen on 127.0.0.1:{port}", "pick another --port")
+        if not backend_problem("torch"):  # rank 0 of a torch group hosts its store on MASTER_PORT
+            result = run_task([*LM, "--backend", "torch", "--out", "unused"], WORLD_SIZE="2", RANK="0",
+                              MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), SEQCORE_DIST_TIMEOUT_S="3")
+            assert_one_sentence(result, f"Cannot join the other workers through 127.0.0.1:{port}",
+                                "address already in use")
 
 
 def test_workers_with_different_configurations_are_refused(tmp_path: Path, backend_name: str) -> None:

@@ -18,12 +18,13 @@ from torch.nn.parallel import DistributedDataParallel
 from seqcore.distributed import World
 from seqcore.errors import SeqcoreError
 
+from . import device as devices
 from .model import SequenceModel
 
 
 class Communicator:
     def __init__(self, device: str, timeout_s: float):
-        self.gpu = device == "gpu" or (device == "auto" and torch.cuda.is_available())
+        self.gpu = devices.resolve_device(device) == "gpu"  # as the backend will decide it
         address = f"{os.environ.get('MASTER_ADDR')}:{os.environ.get('MASTER_PORT')}"
         try:
             dist.init_process_group("nccl" if self.gpu else "gloo",
