@@ -20,6 +20,7 @@ from seqcore.outdir import Mode
 from seqcore.reports import read_metrics
 from seqcore.run import Run, RunInterrupted, RunSettings
 from seqcore.specs import InputKind, Loss, ModelSpec, Readout, TrainSpec
+from seqcore.training import train_steps
 
 SPEC = ModelSpec(cell="rnn", impl="scratch", input_size=3, hidden_size=2, output_size=3,
                  input_kind=InputKind.ONEHOT, readout=Readout.SEQUENCE)
@@ -77,6 +78,10 @@ class FakeBackend:
 
     def scale_gradients(self, model, factor):
         pass
+
+    def train_span(self, model, trainer, batches, state, *, loss, clip, lrs, carry_state):
+        return train_steps(self, model, trainer, batches, state, loss=loss, clip=clip, lrs=lrs,
+                           carry_state=carry_state)
 
     def step(self, trainer):
         pass
