@@ -10,7 +10,9 @@ gradient norms, and the numbers are exactly those of single steps, on the CPU, o
    dropout) write == step lines, epoch records and checkpoints.
 3. A SIGINT inside a span stops the run at the span's end; the resumed run equals an
    uninterrupted run with spans of one step.
-(The run layer's side, a divergence inside a span and the last good checkpoint: tests/test_run_layer.py.)
+4. A divergence inside a whole-epoch span is reported at the step span 1 reports, and the
+   checkpoint kept is the last good one, the same file as with span 1 (the run layer's side with
+   a scripted backend: tests/test_run_layer.py).
 """
 from __future__ import annotations
 
@@ -103,3 +105,33 @@ def test_a_signal_stops_at_a_span_end_and_the_resume_equals_single_steps(backend
     assert_same_run(out, reference)
     print(f"\n{backend_name}: SIGINT in epoch 2 stopped at step {stop[0]['step']} (a span end); the resumed "
           f"run of spans of {SPAN} equals the uninterrupted run of single steps")
+
+
+# lr 1 on a tiny corpus: a loss of epoch 2 climbs above 1.05 x the first epoch's mean (step 17 of
+# 63 on both backends), after the checkpoint of epoch 1; the whole-epoch span runs on to step 63.
+DIVERGING = ["--epochs", "3", "--max-tokens", "1500", "--batch-size", "4", "--num-steps", "6", "--hidden-size", "12",
+             "--num-preds", "5", "--no-progress", "--device", "cpu", "--lr", "1", "--clip", "1",
+             "--divergence", "1.05", "--sampler", "sequential", "--checkpoint-every", "1"]
+
+
+def test_a_divergence_inside_a_span_is_reported_at_its_step_with_the_last_good_checkpoint(
+        backend_name: str, tmp_path: Path) -> None:
+    args = ["--backend", backend_name, *DIVERGING]
+    one, whole = tmp_path / "one", tmp_path / "whole"
+    runs = [start("char_lm", [*args, "--span", span, "--out", str(out)], tmp_path / "logs")
+            for span, out in (("1", one), (WHOLE_EPOCH, whole))]
+    errors = []
+    for process, out in zip(runs, (one, whole)):
+        assert process.wait(timeout=300) == 2, stderr_of(process)[-3000:]  # a SeqcoreError
+        errors.append([line.replace(str(out), "OUT") for line in stderr_of(process).splitlines()
+                       if line.startswith("error:")])
+    assert errors[0] == errors[1] and len(errors[0]) == 1, errors
+    assert "above the divergence limit" in errors[0][0] and "The last good checkpoint (epoch" in errors[0][0]
+    stopped = [of_kind(records(out), "stopped") for out in (one, whole)]
+    assert stopped[0] == stopped[1] and stopped[0][0]["epoch"] >= 2, stopped
+    assert ", step 63;" not in errors[0][0]  # inside the epoch, so inside the whole-epoch span
+    kept = [load_checkpoint(out / LAST) for out in (one, whole)]
+    assert kept[0].progress["epoch"] == kept[1].progress["epoch"] == stopped[0][0]["epoch"] - 1
+    for key, value in kept[0].params.items():
+        np.testing.assert_array_equal(kept[1].params[key], value, err_msg=key)
+    print(f"\n{backend_name}: {errors[0][0]}")
