@@ -88,7 +88,7 @@ class Backend:
                     grad = param.grad()  # the buffer the trainer reads, not a copy
                     grad *= factor
             self.step(trainer)
-            values.append(value)
+            values.append(value.detach())  # not the graph behind it, for a span of many steps
             norms.append(norm)
         figures = mx.np.stack([mx.np.stack(values), mx.np.stack(norms)]).asnumpy()  # (2, S): the one read-back
         return figures[0].astype(np.float64), figures[1].astype(np.float64), state

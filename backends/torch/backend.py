@@ -89,7 +89,7 @@ class Backend:
                         if p.grad is not None:
                             p.grad.mul_(factor)
             trainer.step()
-            values.append(value.detach())
+            values.append(value.detach())  # not the graph behind it, for a span of many steps
             norms.append(norm)
         figures = torch.stack([torch.stack(values), torch.stack(norms)]).cpu().numpy()  # (2, S): the one read-back
         return figures[0].astype(np.float64), figures[1].astype(np.float64), state
