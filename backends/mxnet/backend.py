@@ -68,7 +68,7 @@ class Backend:
                    carry_state: bool) -> tuple[np.ndarray, np.ndarray, tuple]:
         on_device = [(self._inputs(model, inputs), self._targets(model, targets, loss),
                       self._masks(model, masks, inputs))
-                     for inputs, targets, masks in batches]  # every copy queued before the first step
+                     for inputs, targets, masks in batches]  # every batch moved before the first step
         values, norms = [], []
         for k, (inputs, targets, masks) in enumerate(on_device):
             if lrs is not None:

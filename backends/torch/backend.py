@@ -68,7 +68,7 @@ class Backend:
                    state: State | None, *, loss: Loss, clip: float, lrs: Sequence[float] | None,
                    carry_state: bool) -> tuple[np.ndarray, np.ndarray, State]:
         on_device = [(_inputs(model, inputs), _targets(model, targets, loss), _masks(model, masks, inputs))
-                     for inputs, targets, masks in batches]  # every copy queued before the first step
+                     for inputs, targets, masks in batches]  # every batch moved before the first step
         values, norms = [], []
         for k, (inputs, targets, masks) in enumerate(on_device):
             if lrs is not None:

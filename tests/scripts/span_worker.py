@@ -22,11 +22,15 @@ from tests.cases import DROPOUT, case_data, case_masks, modern_spec, spec_for
 STEPS = 6
 CLIP = 0.3  # inside the range of these models' gradient norms (0.09 to 1.5): some steps are clipped, some not
 LRS = [0.5, 0.3, 0.2, 0.1, 0.05, 0.02]  # a different rate every step, as the cosine schedule gives
+LM, CLASSES, DENSE = 0, 1, 2  # tests.cases.SHAPES: one-hot LM, embedding classifier, dense regression
 CASES = {  # (spec, loss, carry_state, clip)
-    "lstm-scratch-onehot-carried": (spec_for(Cell.LSTM, Activation.TANH, Impl.SCRATCH, 0), Loss.CROSS_ENTROPY, True, CLIP),
-    "gru-concise-onehot-carried": (spec_for(Cell.GRU, Activation.TANH, Impl.CONCISE, 0), Loss.CROSS_ENTROPY, True, CLIP),
-    "rnn-concise-embedding-fresh": (spec_for(Cell.RNN, Activation.TANH, Impl.CONCISE, 1), Loss.CROSS_ENTROPY, False, CLIP),
-    "rnn-scratch-dense-noclip": (spec_for(Cell.RNN, Activation.RELU, Impl.SCRATCH, 2), Loss.MSE, True, 0.0),
+    "lstm-scratch-onehot-carried": (spec_for(Cell.LSTM, Activation.TANH, Impl.SCRATCH, LM),
+                                    Loss.CROSS_ENTROPY, True, CLIP),
+    "gru-concise-onehot-carried": (spec_for(Cell.GRU, Activation.TANH, Impl.CONCISE, LM),
+                                   Loss.CROSS_ENTROPY, True, CLIP),
+    "rnn-concise-embedding-fresh": (spec_for(Cell.RNN, Activation.TANH, Impl.CONCISE, CLASSES),
+                                    Loss.CROSS_ENTROPY, False, CLIP),
+    "rnn-scratch-dense-noclip": (spec_for(Cell.RNN, Activation.RELU, Impl.SCRATCH, DENSE), Loss.MSE, True, 0.0),
     "gru-scratch-dropout": (modern_spec(Cell.GRU, Impl.SCRATCH, 2, Readout.SEQUENCE, dropout=DROPOUT),
                             Loss.CROSS_ENTROPY, True, CLIP),
     "lstm-concise-dropout-bi": (modern_spec(Cell.LSTM, Impl.CONCISE, 2, Readout.LAST, True, dropout=DROPOUT),
@@ -51,7 +55,7 @@ def main(name: str, out: str) -> None:
             for way in ("steps", "span1", "span"):
                 model = backend.build_model(spec, params, device)
                 trainer = backend.make_trainer(model, optimizer, lrs[0])
-                state, losses, norms = None, [], []
+                losses, norms, state = [], [], None
                 if way == "steps":
                     losses, norms, state = train_steps(backend, model, trainer, data, None, loss=loss, clip=clip,
                                                        lrs=lrs, carry_state=carry_state)
@@ -60,9 +64,9 @@ def main(name: str, out: str) -> None:
                                                               lrs=lrs, carry_state=carry_state)
                 else:
                     for k in range(STEPS):
-                        value, norm, state = backend.train_span(model, trainer, data[k:k + 1], state if carry_state else None,
-                                                                loss=loss, clip=clip, lrs=lrs[k:k + 1],
-                                                                carry_state=carry_state)
+                        value, norm, state = backend.train_span(model, trainer, data[k:k + 1],
+                                                                state if carry_state else None, loss=loss,
+                                                                clip=clip, lrs=lrs[k:k + 1], carry_state=carry_state)
                         losses.append(value[0])
                         norms.append(norm[0])
                 prefix = f"{case}/{optimizer.value}/{way}/"
