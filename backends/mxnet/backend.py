@@ -1,7 +1,8 @@
 """seqcore.backend.Backend on MXNet 1.9.1 (Gluon, numpy mode).
 
 Handles that cross the seam: the model is a SequenceModel, a state is a tuple of mx.np arrays
-(L*D, N, H), a trainer is a gluon.Trainer. Everything else is NumPy or float.
+(L*D, N, H), a trainer is a gluon.Trainer. Everything else is NumPy or float; `train_span` reads
+nothing back until its last step.
 """
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """The PyTorch implementation of seqcore.backend.Backend.
 
 Handles: the model is a SequenceModel, the state a tuple of (L*D, N, H) tensors, the trainer a
-torch.optim optimizer. NumPy inputs are moved to the model's device on every call.
+torch.optim optimizer. NumPy inputs are moved to the model's device on every call (a span's all
+at once); `train_span` reads nothing back until its last step.
 """
 from __future__ import annotations
 
