@@ -56,6 +56,22 @@ class Backend(Protocol):
         without dropout. `forward` and `evaluate` never apply dropout.
         """
 
+    def train_span(self, model: Model, trainer: Trainer,
+                   batches: Sequence[tuple[np.ndarray, np.ndarray, Sequence[np.ndarray] | None]],
+                   state: State | None, *, loss: Loss, clip: float, lrs: Sequence[float] | None,
+                   carry_state: bool) -> tuple[np.ndarray, np.ndarray, State]:
+        """Train S steps without a host synchronisation: (S,) float64 losses, (S,) float64 global
+        gradient norms (before clipping) and the state after the last step.
+
+        batches: S (inputs, targets, masks) of one batch size, moved to the device at once. Each
+        step is `forward_backward`, `grad_norm`, gradients x clip / norm when clip > 0 and the
+        norm exceeds it (`seqcore.training.clip_factor`, on the device), `step`, with the numbers
+        of those calls bit for bit (seqcore.training.train_steps). state: the carried state for
+        the first step (detached here), None to begin one; carry_state: later steps carry the
+        previous step's state, else begin afresh. lrs: the S learning rates, None to keep the
+        trainer's. A NaN does not stop the span: the caller reads the losses.
+        """
+
     def evaluate(self, model: Model, inputs: np.ndarray, targets: np.ndarray, state: State,
                  loss: Loss) -> tuple[float, State]:
         """Mean loss without gradients."""

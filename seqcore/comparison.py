@@ -22,7 +22,7 @@ LOCKSTEP_STEPS = 10  # the first steps whose losses are compared
 # Fields that may differ between the runs of one comparison row without a note: the row's own axes
 # and output-only settings.
 NEUTRAL_FIELDS = {"backend", "seed", "out", "progress", "tensorboard", "resume", "overwrite", "data_dir",
-                  "eval_every", "checkpoint_every", "log_every", "prefixes", "num_preds", "patience"}
+                  "eval_every", "checkpoint_every", "log_every", "span", "prefixes", "num_preds", "patience"}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,6 +12,7 @@ import numpy as np
 from .backend import Backend, Model, State, Trainer
 from .distributed import Communicator, gather, lost_peers
 from .specs import Loss, ModelSpec, Readout
+from .training import train_steps
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)  # the first one asked on any rank names the stop
 
@@ -107,6 +108,14 @@ class DistributedBackend:
             return self.inner.state_to_numpy(state)
         return [np.concatenate(list(gather(self.comm, part)), axis=1)  # (N, L, B/N, H) -> (L, B, H)
                 for part in self.inner.state_to_numpy(state.state)]
+
+    def train_span(self, model: Model, trainer: Trainer, batches: Sequence[tuple[np.ndarray, np.ndarray, Any]],
+                   state: Optional[State], *, loss: Loss, clip: float, lrs: Optional[Sequence[float]],
+                   carry_state: bool) -> tuple[np.ndarray, np.ndarray, State]:
+        """Step by step: every step's gradients and loss are summed across the workers anyway (and
+        the stop flag travels with the loss), so a span here saves no synchronisation."""
+        return train_steps(self, model, trainer, batches, state, loss=loss, clip=clip, lrs=lrs,
+                           carry_state=carry_state)
 
     def forward_backward(self, model: Model, inputs: np.ndarray, targets: np.ndarray, state: State,
                          loss: Loss, masks: Any = None) -> tuple[float, State]:

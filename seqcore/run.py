@@ -44,7 +44,7 @@ from .reports import MetricsLog, machine_info, read_metrics
 from .resources import check_memory, checkpoint_bytes
 from .runconfig import now, read_run_config, write_run_config
 from .schedules import LearningRate
-from .specs import Loss, ModelSpec, Schedule, TrainSpec
+from .specs import Loss, ModelSpec, TrainSpec
 from .training import Batch, Carry, EpochStats, NonFiniteLoss, train_epoch
 
 BATCH_STREAM = 1  # the batch Generator is seeded with (seed, 1), the weights with seed alone
@@ -90,13 +90,14 @@ class RunSettings:
     patience: int = 0  # stop after this many evaluations without a new best; 0: never
     divergence: float = 10.0  # a loss above this multiple of the reference stops the run; 0: off
     log_every: int = 0  # steps per 'step' metrics line (their mean loss); 0: none
+    span: int = 0  # steps per Backend.train_span (one read-back); 0: log_every, else the whole epoch
     progress: bool = True
     tensorboard: bool = False
     resume_command: str = ""  # printed when the run stops early
 
 
 class RunInterrupted(SeqcoreError):
-    """SIGINT or SIGTERM stopped the run after a whole step and a checkpoint."""
+    """SIGINT or SIGTERM stopped the run after a whole span of steps and a checkpoint."""
 
     def __init__(self, message: str, signum: int):
         super().__init__(message)
@@ -256,7 +257,7 @@ class Run:
         if self._stop_signal is not None:  # the second one: out at once, the last checkpoint stays
             raise KeyboardInterrupt
         self._stop_signal = signum
-        print(f"\n{signal.Signals(signum).name}: stopping after this step and writing a checkpoint "
+        print(f"\n{signal.Signals(signum).name}: stopping after this span of steps and writing a checkpoint "
               f"(again to stop at once)", file=sys.stderr)
 
     # -- randomness ----------------------------------------------------------------------------
@@ -352,13 +353,15 @@ class Run:
                     carry = Carry(backend.state_from_numpy(model, resumed.recurrent_state),
                                   resumed.recurrent_state[0].shape[1])
                 backend.set_lr(trainer, lr.value(epoch))
-                on_step = self._step_callback(epoch, per_epoch, lr, job)
+                on_step, on_span = self._step_callbacks(epoch, per_epoch, lr, job)
                 try:
                     stats = train_epoch(backend, model, trainer, batches, loss=job.loss, clip=train.clip,
                                         carry_state=train.carry_state, epoch=epoch,
                                         warmup_steps=1 if epoch == 1 and not skip else 0,
-                                        on_step=on_step, stats=stats, carry=carry, spec=self.spec,
-                                        seed=train.seed)
+                                        span=settings.span or settings.log_every,
+                                        rates=lambda count, epoch=epoch: lr.upcoming(epoch, count),
+                                        on_step=on_step, on_span=on_span, stats=stats, carry=carry,
+                                        spec=self.spec, seed=train.seed)
                 except _Stop:
                     self._stop_inside_epoch(epoch, lr)
                 except NonFiniteLoss as error:
@@ -382,12 +385,13 @@ class Run:
         """True when metrics.jsonl held a summary line after the resumed checkpoint's lines."""
         return any(r.get("kind") == "summary" for r in self._later_records)
 
-    def _step_callback(self, epoch: int, per_epoch: int, lr: LearningRate, job: Job):
-        position, settings, backend, trainer = self.position, self.settings, self._backend, self._trainer
+    def _step_callbacks(self, epoch: int, per_epoch: int, lr: LearningRate, job: Job):
+        """on_step and on_span for train_epoch: the figures of each step, read after its span; a
+        stop (a signal) only at a span's end, where the weights and the carried state are."""
+        position, settings, backend = self.position, self.settings, self._backend
 
-        def on_step(step: int, value: float, stats: EpochStats, carry: Optional[Carry]) -> None:
+        def on_step(step: int, value: float, stats: EpochStats) -> None:
             position.steps_done, position.stats = step, dataclasses.asdict(stats)
-            self._carry = carry
             lr.updates += 1
             if position.first_loss is None:
                 position.first_loss = value
@@ -401,15 +405,16 @@ class Run:
                                     "global_step": lr.updates, "x": epoch - 1 + step / per_epoch,
                                     "loss": float(np.mean(position.window)), "lr": lr.value(epoch)})
                     position.window.clear()
-            if self.train.schedule is Schedule.COSINE:
-                backend.set_lr(trainer, lr.value(epoch))
             self._bar.update(1, {"loss": value, "tok/s": stats.tokens_per_second})
-            if self._comm is not None and backend.stop_agreed:  # asked on some rank: all stop after this step
+
+        def on_span(step: int, stats: EpochStats, carry: Optional[Carry]) -> None:
+            self._carry = carry
+            if self._comm is not None and backend.stop_agreed:  # asked on some rank: all stop after this span
                 self._stop_signal = self._stop_signal or backend.stop_agreed
             if self._stop_signal is not None and (self._comm is None or backend.stop_agreed):
                 raise _Stop
 
-        return on_step
+        return on_step, on_span
 
     def _end_epoch(self, epoch: int, stats: EpochStats, lr: LearningRate, per_epoch: int,
                    rng: np.random.Generator) -> bool:

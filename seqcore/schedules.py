@@ -35,6 +35,10 @@ class LearningRate:
             return lr * self.plateau_scale
         return lr
 
+    def upcoming(self, epoch: int, count: int) -> list[float]:
+        """The rates of the next `count` updates of `epoch` (a span's, decided before it runs)."""
+        return [dataclasses.replace(self, updates=self.updates + k).value(epoch) for k in range(count)]
+
     def evaluated(self, improved: bool) -> None:
         if self.train.schedule is Schedule.PLATEAU and not improved:
             self.plateau_scale *= self.train.lr_decay

@@ -1,7 +1,9 @@
 """The training protocol shared by every task and both backends.
 
-One step: forward and backward on a batch, read the loss (stop on NaN / inf), clip the
-gradients by their global norm, update. One epoch: the steps over a stream of batches, with
+One step: forward and backward on a batch, the loss, clipping of the gradients by their global
+norm, the update. A span: steps that the backend runs by itself (`Backend.train_span`), handing
+back the losses and norms once, as arrays; the core then replays each step's bookkeeping and
+stops at the first NaN / inf. One epoch: spans over a stream of batches, with
 the recurrent state either carried across batches (and detached, truncated backpropagation
 through time) or begun afresh every batch. Batches here are TIME-MAJOR: inputs (T, N) ids or
 (T, N, I) floats; targets shaped like the model's outputs without the last axis (ids) or with
@@ -17,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -48,7 +50,8 @@ def step_masks(spec: ModelSpec, seed: int, epoch: int, step: int, num_steps: int
 
 class NonFiniteLoss(SeqcoreError):
     """The loss became NaN or infinite, or passed `limit` (divergence); `step` counts batches
-    from 1 within the epoch. Raised before that batch's update is applied."""
+    from 1 within the epoch. Raised after its span: the model is past that step and must not be
+    saved (the last good checkpoint stays)."""
 
     def __init__(self, value: float, epoch: int, step: int, limit: Optional[float] = None):
         self.value, self.epoch, self.step, self.limit = value, epoch, step, limit
@@ -108,55 +111,105 @@ class Carry:
     batch_size: int
 
 
-StepCallback = Callable[[int, float, EpochStats, Optional[Carry]], None]
+StepCallback = Callable[[int, float, EpochStats], None]
+SpanCallback = Callable[[int, EpochStats, Optional[Carry]], None]
+SpanBatch = tuple[np.ndarray, np.ndarray, Optional[list[np.ndarray]]]  # inputs, targets, dropout masks
+
+
+def train_steps(backend: Backend, model: Model, trainer: Trainer, batches: Sequence[SpanBatch],
+                state: Optional[State], *, loss: Loss, clip: float, lrs: Optional[Sequence[float]],
+                carry_state: bool) -> tuple[np.ndarray, np.ndarray, State]:
+    """`Backend.train_span` one primitive at a time, reading the loss and the norm of every step:
+    what the data-parallel backend runs (a collective per step) and what the backends' own spans
+    are tested against (tests/test_spans.py)."""
+    losses, norms = np.zeros(len(batches)), np.zeros(len(batches))
+    for k, (inputs, targets, masks) in enumerate(batches):
+        if lrs is not None:
+            backend.set_lr(trainer, lrs[k])
+        if carry_state and state is not None:
+            state = backend.detach_state(state)
+        else:
+            state = backend.begin_state(model, inputs.shape[1])
+        losses[k], state = backend.forward_backward(model, inputs, targets, state, loss, masks=masks)
+        norms[k] = backend.grad_norm(model)
+        factor = clip_factor(norms[k], clip)
+        if factor != 1.0:
+            backend.scale_gradients(model, factor)
+        backend.step(trainer)
+    return losses, norms, state
+
+
+def spans(batches: Iterable[Batch], span: int, first: int, warmup_steps: int) -> Iterator[list[Batch]]:
+    """The batches in runs ending at the epoch's steps k x `span` (0: one run), also cut after step
+    `warmup_steps` (so that the throughput leaves it out exactly) and where the batch size changes
+    (a span carries one state shape); steps are numbered from `first`."""
+    run: list[Batch] = []
+    for step, batch in enumerate(batches, start=first):
+        if run and ((span and (step - 1) % span == 0) or step == warmup_steps + 1
+                    or batch[0].shape[1] != run[0][0].shape[1]):
+            yield run
+            run = []
+        run.append(batch)
+    if run:
+        yield run
 
 
 def train_epoch(backend: Backend, model: Model, trainer: Trainer, batches: Iterable[Batch], *,
                 loss: Loss, clip: float, carry_state: bool, epoch: int = 1, warmup_steps: int = 0,
-                on_step: Optional[StepCallback] = None, stats: Optional[EpochStats] = None,
-                carry: Optional[Carry] = None, spec: Optional[ModelSpec] = None, seed: int = 0) -> EpochStats:
-    """Train over `batches` once.
+                span: int = 1, rates: Optional[Callable[[int], list[float]]] = None,
+                on_step: Optional[StepCallback] = None, on_span: Optional[SpanCallback] = None,
+                stats: Optional[EpochStats] = None, carry: Optional[Carry] = None,
+                spec: Optional[ModelSpec] = None, seed: int = 0) -> EpochStats:
+    """Train over `batches` once, `span` steps per `Backend.train_span` call (0: the whole epoch).
 
+    A span's batches go to the device at once and its losses and gradient norms come back once,
+    as arrays; the per-step bookkeeping then replays from them. On the CPU the numbers are those of
+    span 1, bit for bit; on a GPU a span saves the two host synchronisations of every step.
     carry_state: True when row i of a batch continues row i of the previous one (sequential
     partitioning): the state is carried and detached; False for independent batches.
     warmup_steps: leading steps left out of the throughput figure (graph building, allocation).
-    on_step(step, loss, stats, carry) runs after each update; an exception from it stops the
-    epoch after a whole step. To continue an epoch stopped after step k, pass the batches from
-    k + 1 on with the stats and carry that on_step saw at step k.
+    rates(count): the learning rates of the next `count` updates; None keeps the trainer's.
+    on_step(step, loss, stats) runs for each step of a span after the span; on_span(step, stats,
+    carry) after the span's last step (the model then holds that step's weights). An exception
+    from either stops the epoch; stop from on_span alone to stop after a whole span. To continue
+    an epoch stopped after step k (a span's end), pass the batches from k + 1 on with the stats
+    and carry that on_span saw at step k.
+    A NaN or infinite loss raises NonFiniteLoss with its step, after the good steps before it
+    were replayed; the model is then past that step (a span does not stop inside), so nothing
+    may be saved from it.
     spec, seed: the model's spec and the run's seed, for the dropout masks (`step_masks`); no
     dropout without a spec.
     """
     stats = stats or EpochStats()
     first = stats.num_steps + 1
-    for step, (inputs, targets) in enumerate(batches, start=first):
+    for run in spans(batches, span, first, warmup_steps):
         started = time.perf_counter()
-        batch_size = inputs.shape[1]
-        if carry_state and carry is not None and batch_size == carry.batch_size:
-            state = backend.detach_state(carry.state)
-        else:
-            state = backend.begin_state(model, batch_size)
-        masks = step_masks(spec, seed, epoch, step, *inputs.shape[:2]) if spec is not None else None
-        value, state = backend.forward_backward(model, inputs, targets, state, loss, masks=masks)
-        if not math.isfinite(value):
-            raise NonFiniteLoss(value, epoch, step)
-        norm = backend.grad_norm(model)
-        factor = clip_factor(norm, clip)
-        if factor != 1.0:
-            backend.scale_gradients(model, factor)
-        backend.step(trainer)
-        elapsed = time.perf_counter() - started  # the loss and norm read-outs synchronise the device
+        batch_size = run[0][0].shape[1]
+        state = carry.state if carry_state and carry is not None and batch_size == carry.batch_size else None
+        work = [(inputs, targets, step_masks(spec, seed, epoch, first + k, *inputs.shape[:2])
+                 if spec is not None else None) for k, (inputs, targets) in enumerate(run)]
+        losses, norms, state = backend.train_span(model, trainer, work, state, loss=loss, clip=clip,
+                                                  lrs=rates(len(run)) if rates is not None else None,
+                                                  carry_state=carry_state)
+        elapsed = time.perf_counter() - started  # the arrays' read-out synchronises the device
         carry = Carry(state, batch_size) if carry_state else None
-
-        count = int(np.prod(targets.shape if loss is Loss.CROSS_ENTROPY else targets.shape[:-1]))
-        stats.loss_sum += value * count
-        stats.num_targets += count
-        stats.num_steps += 1
-        stats.max_grad_norm = max(stats.max_grad_norm, norm)
-        if step > warmup_steps:
-            stats.timed_tokens += int(np.prod(inputs.shape[:2]))
-            stats.timed_seconds += elapsed
-        if on_step is not None:
-            on_step(step, value, stats, carry)
+        for k, (inputs, targets) in enumerate(run):
+            step, value, norm = first + k, float(losses[k]), float(norms[k])
+            if not math.isfinite(value):
+                raise NonFiniteLoss(value, epoch, step)
+            count = int(np.prod(targets.shape if loss is Loss.CROSS_ENTROPY else targets.shape[:-1]))
+            stats.loss_sum += value * count
+            stats.num_targets += count
+            stats.num_steps += 1
+            stats.max_grad_norm = max(stats.max_grad_norm, norm)
+            if step > warmup_steps:  # spans are cut after the warm-up steps
+                stats.timed_tokens += int(np.prod(inputs.shape[:2]))
+                stats.timed_seconds += elapsed / len(run)
+            if on_step is not None:
+                on_step(step, value, stats)
+        first += len(run)
+        if on_span is not None:
+            on_span(first - 1, stats, carry)
     if stats.num_steps == 0:
         raise SeqcoreError("The training data gave no batch; use a longer text or smaller batches.")
     return stats

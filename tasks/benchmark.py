@@ -64,12 +64,12 @@ class SeqcoreLoop:
         self.carry = None
 
     def run(self, batches) -> float:
-        def keep(step, value, stats, carry):
+        def keep(step, stats, carry):
             self.carry = carry
         started = time.perf_counter()
         train_epoch(self.backend, self.model, self.trainer, batches, loss=Loss.CROSS_ENTROPY, clip=1.0,
-                    carry_state=True, on_step=keep, carry=self.carry)
-        return time.perf_counter() - started  # the per-step loss read synchronises the device
+                    carry_state=True, on_span=keep, carry=self.carry)
+        return time.perf_counter() - started  # span 1: the per-step loss read synchronises the device
 
     def generate(self, prefix, num_preds: int) -> float:
         started = time.perf_counter()

@@ -92,6 +92,10 @@ class TaskConfig:
                                    group="output", check="positive", resumable=True)
     log_every: int = option(0, "steps per training-loss line in metrics.jsonl; 0: none",
                             group="output", check="non_negative", resumable=True)
+    span: int = option(0, "training steps the backend runs between two reads of their losses (one device "
+                       "synchronisation per span; the numbers do not change); a signal stops at a span's end; "
+                       "0: --log-every, else the whole epoch", group="output", check="non_negative",
+                       resumable=True)
     out: Optional[str] = option(None, "output folder (default: the next runs/TASK/.../version_N)",
                                 group="output", kind=str, resumable=True)
     resume: bool = option(False, "continue the run in --out", group="output", saved=False)
@@ -145,7 +149,7 @@ class TaskConfig:
         command = f"python -m tasks.{task} --out {shlex.quote(str(out))} --resume"
         settings = dict(out=out, mode=self.folder_mode(), eval_every=self.eval_every,
                         checkpoint_every=self.checkpoint_every, patience=self.patience,
-                        divergence=self.divergence, log_every=self.log_every, progress=self.progress,
+                        divergence=self.divergence, log_every=self.log_every, span=self.span, progress=self.progress,
                         tensorboard=self.tensorboard, resume_command=command)
         return RunSettings(**{**settings, **task_settings})
 

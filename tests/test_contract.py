@@ -18,16 +18,17 @@ BACKEND_DIRS = {name: ROOT / "backends" / name for name in protocol.BACKENDS}
 
 
 def public_surface(path: Path) -> dict[str, object]:
-    """{name: argument names} for top-level functions, {Class.method: argument names} for methods."""
+    """{name: argument names} for top-level functions, {Class.method: argument names} for methods
+    (positional, then keyword-only)."""
     surface: dict[str, object] = {}
     for node in ast.parse(path.read_text()).body:
         if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
-            surface[node.name] = [a.arg for a in node.args.args]
+            surface[node.name] = [a.arg for a in node.args.args + node.args.kwonlyargs]
         elif isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
             surface[node.name] = "class"
             for item in node.body:
                 if isinstance(item, ast.FunctionDef) and (not item.name.startswith("_") or item.name == "__init__"):
-                    surface[f"{node.name}.{item.name}"] = [a.arg for a in item.args.args]
+                    surface[f"{node.name}.{item.name}"] = [a.arg for a in item.args.args + item.args.kwonlyargs]
     return surface
 
 

@@ -20,6 +20,7 @@ from seqcore.outdir import Mode
 from seqcore.reports import read_metrics
 from seqcore.run import Run, RunInterrupted, RunSettings
 from seqcore.specs import InputKind, Loss, ModelSpec, Readout, TrainSpec
+from seqcore.training import train_steps
 
 SPEC = ModelSpec(cell="rnn", impl="scratch", input_size=3, hidden_size=2, output_size=3,
                  input_kind=InputKind.ONEHOT, readout=Readout.SEQUENCE)
@@ -77,6 +78,10 @@ class FakeBackend:
 
     def scale_gradients(self, model, factor):
         pass
+
+    def train_span(self, model, trainer, batches, state, *, loss, clip, lrs, carry_state):
+        return train_steps(self, model, trainer, batches, state, loss=loss, clip=clip, lrs=lrs,
+                           carry_state=carry_state)
 
     def step(self, trainer):
         pass
@@ -136,13 +141,31 @@ def test_a_run_writes_its_files_and_one_run_and_summary_line(tmp_path: Path) -> 
     assert (tmp_path / "run" / "best.safetensors").is_file()
 
 
-def test_a_finite_explosion_stops_before_its_update_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
-    # epoch 1: losses 2, 2, 2 (mean 2); from the 8th update on, 25 > 10 x 2.
+@pytest.mark.parametrize("span", [1, 2, 0])
+def test_a_finite_explosion_is_reported_at_its_step_and_keeps_the_last_good_checkpoint(tmp_path: Path,
+                                                                                      span: int) -> None:
+    # epoch 1: losses 2, 2, 2 (mean 2); from the 8th update on, 25 > 10 x 2. Span 0 (no log lines):
+    # whole epochs, so epoch 3 runs to its end before its losses are read; nothing saves that model.
     with pytest.raises(SeqcoreError, match=r"reached 25, above the divergence limit 20 at epoch 3, step 2.*"
                                            r"last good checkpoint \(epoch 2\)"):
-        fit(tmp_path / "run", losses=lambda n: 25.0 if n >= 7 else 2.0)
+        fit(tmp_path / "run", losses=lambda n: 25.0 if n >= 7 else 2.0, span=span)
     assert kinds(tmp_path / "run")[-1] == "stopped"
-    assert load_checkpoint(tmp_path / "run" / "model.safetensors").position["epochs_done"] == 2
+    checkpoint = load_checkpoint(tmp_path / "run" / "model.safetensors")
+    assert checkpoint.position["epochs_done"] == 2 and checkpoint.optimizer["fake.step"].tolist() == [6]
+
+
+@pytest.mark.parametrize("span", [1, 2, 0])
+def test_a_signal_inside_a_span_stops_at_its_end(tmp_path: Path, span: int) -> None:
+    out = tmp_path / "run"
+    train = TrainSpec(num_epochs=2, batch_size=1, num_steps=2)
+    job, expected = FakeJob(steps=5), {1: 1, 2: 2, 0: 5}[span]
+    with pytest.raises(RunInterrupted, match=f"at epoch 2, step {expected},"):
+        with Run("fake", {}, RunSettings(out=out, progress=False, span=span), train) as run:
+            # a signal during epoch 2's first step: seen at the end of its span
+            run.fit(job, FakeBackend(lambda n: run._on_signal(signal.SIGINT, None) or 2.0 if n == 5 else 2.0),
+                    "cpu", SPEC)
+    position = load_checkpoint(out / "model.safetensors").position
+    assert position["steps_done"] == expected
 
 
 def test_divergence_zero_lets_finite_losses_through(tmp_path: Path) -> None:

@@ -13,7 +13,8 @@ import pytest
 
 from seqcore.errors import SeqcoreError
 from seqcore.specs import Loss, ModelSpec, Readout
-from seqcore.training import EpochStats, NonFiniteLoss, clip_factor, evaluate, step_masks, train_epoch
+from seqcore.training import (EpochStats, NonFiniteLoss, clip_factor, evaluate, step_masks, train_epoch,
+                              train_steps)
 
 
 class FakeBackend:
@@ -44,6 +45,10 @@ class FakeBackend:
 
     def scale_gradients(self, model, factor):
         self.calls.append(("scale", factor))
+
+    def train_span(self, model, trainer, batches, state, *, loss, clip, lrs, carry_state):
+        return train_steps(self, model, trainer, batches, state, loss=loss, clip=clip, lrs=lrs,
+                           carry_state=carry_state)
 
     def step(self, trainer):
         self.calls.append(("step",))
@@ -98,14 +103,45 @@ def test_warmup_steps_are_left_out_of_throughput() -> None:
     assert stats.timed_tokens == 2 * 10 and stats.num_steps == 3
 
 
+@pytest.mark.parametrize("span", [1, 0])
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
-def test_non_finite_loss_stops_before_the_update(bad: float) -> None:
+def test_non_finite_loss_is_reported_at_its_step_after_its_span(bad: float, span: int) -> None:
     fake = FakeBackend([1.0, bad, 1.0], [0.1, 0.1, 0.1])
+    seen = []
     with pytest.raises(NonFiniteLoss) as info:
-        train_epoch(fake, None, None, batches(3), loss=Loss.CROSS_ENTROPY, clip=1.0, carry_state=True, epoch=4)
+        train_epoch(fake, None, None, batches(3), loss=Loss.CROSS_ENTROPY, clip=1.0, carry_state=True, epoch=4,
+                    span=span, on_step=lambda step, value, stats: seen.append(step),
+                    on_span=lambda step, stats, carry: seen.append(("span", step)))
     assert (info.value.epoch, info.value.step) == (4, 2)
     assert "epoch 4, step 2" in str(info.value)
-    assert [c[0] for c in fake.calls].count("step") == 1  # the bad gradients were never applied
+    assert seen == ([1, ("span", 1)] if span == 1 else [1])  # the good step's figures, nothing after
+    # A span does not stop at the NaN (that would need a read-back per step): span 1 ends with the
+    # bad step's update, a whole-epoch span runs every step; the caller saves neither model.
+    assert [c[0] for c in fake.calls].count("step") == (2 if span == 1 else 3)
+
+
+def test_spans_cut_at_multiples_of_span_the_warmup_and_a_new_batch_size() -> None:
+    data = batches(5) + batches(2, batch=1)
+    fake = FakeBackend([1.0] * 7, [0.1] * 7)
+    ends = []
+    fake.train_span = lambda model, trainer, run, state, **kw: (
+        ends.append(len(run)) or FakeBackend.train_span(fake, model, trainer, run, state, **kw))
+    train_epoch(fake, None, None, data[1:], loss=Loss.CROSS_ENTROPY, clip=1.0, carry_state=True,
+                stats=EpochStats(num_steps=1, num_targets=10), span=3, warmup_steps=2)
+    # steps 2 (the warm-up ends), 3 (a span's end), 4-5 (a smaller batch follows), 6, then 7 (a new span)
+    assert ends == [1, 1, 2, 1, 1]
+
+
+def test_spans_give_the_same_figures_as_single_steps() -> None:
+    losses, norms = [1.0, 2.0, 3.0, 4.0, 5.0], [0.5, 3.0, 0.1, 9.0, 1.0]
+    results = []
+    for span in (1, 2, 0):
+        fake, steps = FakeBackend(losses, norms), []
+        stats = train_epoch(fake, None, None, batches(5), loss=Loss.CROSS_ENTROPY, clip=2.0, carry_state=True,
+                            span=span, on_step=lambda step, value, stats: steps.append((step, value)))
+        results.append((steps, stats.loss_sum, stats.max_grad_norm,
+                        [c for c in fake.calls if c[0] != "detach"]))
+    assert results[0] == results[1] == results[2]
 
 
 def test_empty_epoch_is_an_error() -> None:

@@ -1,7 +1,8 @@
 """seqcore.backend.Backend on MXNet 1.9.1 (Gluon, numpy mode).
 
 Handles that cross the seam: the model is a SequenceModel, a state is a tuple of mx.np arrays
-(L*D, N, H), a trainer is a gluon.Trainer. Everything else is NumPy or float.
+(L*D, N, H), a trainer is a gluon.Trainer. Everything else is NumPy or float; `train_span` reads
+nothing back until its last step.
 """
 from __future__ import annotations
 
@@ -58,12 +59,40 @@ class Backend:
                          state: tuple, loss: Loss,
                          masks: Sequence[np.ndarray] | None = None) -> tuple[float, tuple]:
         masks = self._masks(model, masks, inputs)
-        inputs, targets = self._inputs(model, inputs), self._targets(model, targets, loss)
-        with autograd.record():
-            outputs, state = model(inputs, state, masks)
-            value = _loss(loss, outputs, targets)
-        value.backward()  # grad_req 'write' (Gluon's default): each call replaces the gradients
+        value, state = _forward_backward(model, self._inputs(model, inputs),
+                                         self._targets(model, targets, loss), state, loss, masks)
         return float(value), state
+
+    def train_span(self, model: SequenceModel, trainer: gluon.Trainer,
+                   batches: Sequence[tuple[np.ndarray, np.ndarray, Sequence[np.ndarray] | None]],
+                   state: tuple | None, *, loss: Loss, clip: float, lrs: Sequence[float] | None,
+                   carry_state: bool) -> tuple[np.ndarray, np.ndarray, tuple]:
+        on_device = [(self._inputs(model, inputs), self._targets(model, targets, loss),
+                      self._masks(model, masks, inputs))
+                     for inputs, targets, masks in batches]  # every batch moved before the first step
+        values, norms = [], []
+        for k, (inputs, targets, masks) in enumerate(on_device):
+            if lrs is not None:
+                self.set_lr(trainer, lrs[k])
+            if carry_state and state is not None:
+                state = self.detach_state(state)
+            else:
+                state = model.begin_state(inputs.shape[1])
+            value, state = _forward_backward(model, inputs, targets, state, loss, masks)
+            norm = _grad_norm(model)  # () float32
+            if clip > 0:
+                # clip_factor's rule in float64 (a NaN norm scales, as there), applied in float32 as
+                # `grad *= factor` applies a Python float: the same gradients as the step-by-step path.
+                wide = norm.astype(np.float64)
+                factor = mx.np.where(wide <= clip, mx.np.ones_like(wide), clip / wide).astype(np.float32)
+                for param in model.parameter_map().values():
+                    grad = param.grad()  # the buffer the trainer reads, not a copy
+                    grad *= factor
+            self.step(trainer)
+            values.append(value.detach())  # not the graph behind it, for a span of many steps
+            norms.append(norm)
+        figures = mx.np.stack([mx.np.stack(values), mx.np.stack(norms)]).asnumpy()  # (2, S): the one read-back
+        return figures[0].astype(np.float64), figures[1].astype(np.float64), state
 
     def evaluate(self, model: SequenceModel, inputs: np.ndarray, targets: np.ndarray,
                  state: tuple, loss: Loss) -> tuple[float, tuple]:
@@ -74,8 +103,7 @@ class Backend:
         return model.export_gradients()
 
     def grad_norm(self, model: SequenceModel) -> float:
-        grads = [param.grad() for param in model.parameter_map().values()]
-        return float(mx.np.sqrt(sum((grad * grad).sum() for grad in grads)))  # one read-back
+        return float(_grad_norm(model))  # one read-back
 
     def scale_gradients(self, model: SequenceModel, factor: float) -> None:
         for param in model.parameter_map().values():
@@ -172,6 +200,21 @@ class _Adam(mx.optimizer.Adam):
             super().update(index, weight, grad, state)
         finally:
             self.epsilon = epsilon
+
+
+def _forward_backward(model: SequenceModel, inputs, targets, state: tuple, loss: Loss, masks):
+    """The () loss array of one batch already on the context; its gradients replace the last ones."""
+    with autograd.record():
+        outputs, state = model(inputs, state, masks)
+        value = _loss(loss, outputs, targets)
+    value.backward()  # grad_req 'write' (Gluon's default): each call replaces the gradients
+    return value, state
+
+
+def _grad_norm(model: SequenceModel):
+    """Global L2 norm of the gradients, a () float32 array on the context."""
+    grads = [param.grad() for param in model.parameter_map().values()]
+    return mx.np.sqrt(sum((grad * grad).sum() for grad in grads))
 
 
 def _loss(kind: Loss, outputs, targets):

@@ -1,7 +1,8 @@
 """The PyTorch implementation of seqcore.backend.Backend.
 
 Handles: the model is a SequenceModel, the state a tuple of (L*D, N, H) tensors, the trainer a
-torch.optim optimizer. NumPy inputs are moved to the model's device on every call.
+torch.optim optimizer. NumPy inputs are moved to the model's device on every call (a span's all
+at once); `train_span` reads nothing back until its last step.
 """
 from __future__ import annotations
 
@@ -59,13 +60,40 @@ class Backend:
     def forward_backward(self, model: SequenceModel, inputs: np.ndarray, targets: np.ndarray,
                          state: State, loss: Loss,
                          masks: Sequence[np.ndarray] | None = None) -> tuple[float, State]:
-        masks = _masks(model, masks, inputs)
-        model.zero_grad(set_to_none=True)  # replace, never accumulate, the last batch's gradients
-        outputs, state = model(_inputs(model, inputs), _state(model, state, inputs), masks)
-        value = _loss(loss, outputs, _targets(model, targets, loss))
-        value.backward()
-        # backward() freed the graph behind the state, so keeping it attached could only fail later.
-        return value.item(), self.detach_state(state)
+        value, state = _forward_backward(model, _inputs(model, inputs), _targets(model, targets, loss),
+                                         _state(model, state, inputs), loss, _masks(model, masks, inputs))
+        return value.item(), state
+
+    def train_span(self, model: SequenceModel, trainer: torch.optim.Optimizer,
+                   batches: Sequence[tuple[np.ndarray, np.ndarray, Sequence[np.ndarray] | None]],
+                   state: State | None, *, loss: Loss, clip: float, lrs: Sequence[float] | None,
+                   carry_state: bool) -> tuple[np.ndarray, np.ndarray, State]:
+        on_device = [(_inputs(model, inputs), _targets(model, targets, loss), _masks(model, masks, inputs))
+                     for inputs, targets, masks in batches]  # every batch moved before the first step
+        values, norms = [], []
+        for k, (inputs, targets, masks) in enumerate(on_device):
+            if lrs is not None:
+                self.set_lr(trainer, lrs[k])
+            if carry_state and state is not None:
+                state = self.detach_state(state)
+            else:
+                state = model.begin_state(inputs.shape[1])
+            value, state = _forward_backward(model, inputs, targets, state, loss, masks)
+            norm = _grad_norm(model)  # () float32
+            if clip > 0:
+                # clip_factor's rule in float64 (a NaN norm scales, as there), applied in float32 as
+                # mul_ applies a Python float: the same gradients as the step-by-step path.
+                wide = norm.double()
+                factor = torch.where(wide <= clip, torch.ones_like(wide), clip / wide).float()
+                with torch.no_grad():
+                    for p in model.parameters():
+                        if p.grad is not None:
+                            p.grad.mul_(factor)
+            trainer.step()
+            values.append(value.detach())  # not the graph behind it, for a span of many steps
+            norms.append(norm)
+        figures = torch.stack([torch.stack(values), torch.stack(norms)]).cpu().numpy()  # (2, S): the one read-back
+        return figures[0].astype(np.float64), figures[1].astype(np.float64), state
 
     def evaluate(self, model: SequenceModel, inputs: np.ndarray, targets: np.ndarray, state: State,
                  loss: Loss) -> tuple[float, State]:
@@ -78,11 +106,7 @@ class Backend:
         return model.export_gradients()
 
     def grad_norm(self, model: SequenceModel) -> float:
-        grads = [p.grad for p in model.parameters() if p.grad is not None]
-        if not grads:
-            return 0.0
-        norms = torch.stack([torch.linalg.vector_norm(g) for g in grads])  # stays on the device
-        return torch.linalg.vector_norm(norms).item()  # the one host sync
+        return _grad_norm(model).item()  # the one host sync
 
     def scale_gradients(self, model: SequenceModel, factor: float) -> None:
         with torch.no_grad():
@@ -143,6 +167,25 @@ class Backend:
 
 def create_backend() -> Backend:
     return Backend()
+
+
+def _forward_backward(model: SequenceModel, inputs: torch.Tensor, targets: torch.Tensor, state: State,
+                      loss: Loss, masks: list[torch.Tensor] | None) -> tuple[torch.Tensor, State]:
+    """The () loss tensor of one batch already on the device; its gradients replace the last ones."""
+    model.zero_grad(set_to_none=True)  # replace, never accumulate, the last batch's gradients
+    outputs, state = model(inputs, state, masks)
+    value = _loss(loss, outputs, targets)
+    value.backward()
+    # backward() freed the graph behind the state, so keeping it attached could only fail later.
+    return value, tuple(part.detach() for part in state)
+
+
+def _grad_norm(model: SequenceModel) -> torch.Tensor:
+    """Global L2 norm of the gradients, a () float32 tensor on the device (0 without gradients)."""
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if not grads:
+        return torch.zeros((), device=model.context())
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
 
 
 def _inputs(model: SequenceModel, inputs: np.ndarray) -> torch.Tensor:

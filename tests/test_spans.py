@@ -1,0 +1,137 @@
+"""Spans (Backend.train_span): a backend runs several steps with one read-back of their losses and
+gradient norms, and the numbers are exactly those of single steps, on the CPU, on both backends.
+
+1. Through the protocol (tests/scripts/span_worker.py, one process per backend): train_steps (one
+   primitive at a time, the path every step took before spans), spans of one step and one span of
+   all steps give == losses, norms, weights and states; SGD and Adam, a new rate every step,
+   clipping on some steps, dropout, carried and fresh states.
+2. On the command line: char_lm with --span 1 and with a span of the whole epoch (concise and
+   scratch SGD with clipping and the carried state; Adam with the cosine schedule; GRU with
+   dropout) write == step lines, epoch records and checkpoints.
+3. A SIGINT inside a span stops the run at the span's end; the resumed run equals an
+   uninterrupted run with spans of one step.
+4. A divergence inside a whole-epoch span is reported at the step span 1 reports, and the
+   checkpoint kept is the last good one, the same file as with span 1 (the run layer's side with
+   a scripted backend: tests/test_run_layer.py).
+"""
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from seqcore.checkpoint import load_checkpoint
+from tests.conftest import ROOT, python
+from tests.test_run_faults import (LAST, Tail, assert_same_run, finish, of_kind, records, start,
+                                   stderr_of, wait_until)
+
+WORKER = ROOT / "tests" / "scripts" / "span_worker.py"
+WHOLE_EPOCH = "100000"  # a --span longer than any epoch here
+
+
+def test_spans_equal_single_steps_through_the_protocol(backend_name: str, tmp_path: Path) -> None:
+    out = tmp_path / "spans.npz"
+    python(str(WORKER), backend_name, str(out), check=True)
+    results = np.load(out)
+    steps = [key for key in results.files if "/steps/" in key]
+    assert len(steps) > 100
+    for key in steps:
+        for way in ("span1", "span"):
+            other = key.replace("/steps/", f"/{way}/")
+            np.testing.assert_array_equal(results[other], results[key], err_msg=other)
+    norms = np.concatenate([results[key] for key in steps if key.endswith("/norms")])
+    assert (norms > 0.3).any() and (norms < 0.3).any()  # span_worker.CLIP: some steps clipped, some not
+
+
+BASE = ["--epochs", "2", "--max-tokens", "1500", "--batch-size", "4", "--num-steps", "6", "--hidden-size", "12",
+        "--num-preds", "5", "--log-every", "1", "--no-progress", "--device", "cpu", "--seed", "2"]
+CLI_CASES = {
+    "concise-sgd-sequential": ["--impl", "concise", "--cell", "lstm", "--sampler", "sequential", "--lr", "2",
+                               "--clip", "0.5"],
+    "scratch-sgd-sequential": ["--impl", "scratch", "--cell", "gru", "--sampler", "sequential", "--lr", "2",
+                               "--clip", "0.5"],
+    "concise-adam-cosine": ["--impl", "concise", "--cell", "gru", "--sampler", "random", "--optimizer", "adam",
+                            "--lr", "0.02", "--schedule", "cosine", "--clip", "0.5"],
+    "scratch-dropout": ["--impl", "scratch", "--cell", "gru", "--num-layers", "2", "--dropout", "0.3",
+                        "--sampler", "sequential"],
+}
+
+
+@pytest.mark.parametrize("case", list(CLI_CASES))
+def test_a_span_of_one_step_equals_a_span_of_the_whole_epoch(backend_name: str, case: str, tmp_path: Path) -> None:
+    args = ["--backend", backend_name, *BASE, *CLI_CASES[case]]
+    one, whole = tmp_path / "one", tmp_path / "whole"
+    single = start("char_lm", [*args, "--span", "1", "--out", str(one)], tmp_path / "logs")
+    finish(start("char_lm", [*args, "--span", WHOLE_EPOCH, "--out", str(whole)], tmp_path / "logs"))
+    finish(single)
+    assert_same_run(whole, one)
+    epochs = of_kind(records(one), "epoch")
+    if "--clip" in CLI_CASES[case]:
+        assert max(r["max_grad_norm"] for r in epochs) > 0.5  # clipping did scale some steps
+    steps = of_kind(records(one), "step")
+    if "cosine" in case:
+        assert len({r["lr"] for r in steps}) == len(steps)  # a new rate every step
+    print(f"\n{case} {backend_name}: {len(steps)} step losses equal with --span 1 and whole-epoch spans")
+
+
+SPAN = 16
+INTERRUPTED = ["--epochs", "3", "--max-tokens", "5500", "--batch-size", "4", "--num-steps", "5", "--hidden-size", "8",
+               "--num-preds", "5", "--eval-every", "1", "--checkpoint-every", "1", "--no-progress", "--log-every", "1",
+               "--sampler", "sequential", "--device", "cpu"]  # ~270 steps per epoch
+
+
+def test_a_signal_stops_at_a_span_end_and_the_resume_equals_single_steps(backend_name: str, tmp_path: Path) -> None:
+    args = ["--backend", backend_name, *INTERRUPTED]
+    reference, out = tmp_path / "reference", tmp_path / "run"
+    uninterrupted = start("char_lm", [*args, "--span", "1", "--out", str(reference)], tmp_path / "logs")
+    interrupted = start("char_lm", [*args, "--span", str(SPAN), "--out", str(out)], tmp_path / "logs")
+    tail = Tail(out / "metrics.jsonl")
+    wait_until(interrupted, lambda: bool(of_kind(tail.poll(), "epoch")), "the first epoch record")
+    per_epoch = max(r["step"] for r in of_kind(tail.rows, "step") if r["epoch"] == 1)
+    target = per_epoch + SPAN + 3  # inside epoch 2's second span
+    wait_until(interrupted, lambda: any(r.get("global_step", 0) >= target for r in tail.poll()[-5:]),
+               f"step {target}")
+    interrupted.send_signal(signal.SIGINT)
+    code = interrupted.wait(timeout=120)
+    assert code == 128 + signal.SIGINT, f"exit {code}:\n{stderr_of(interrupted)[-3000:]}"
+    stop = of_kind(records(out), "interrupted")
+    assert len(stop) == 1 and stop[0]["epoch"] == 2 and stop[0]["step"] % SPAN == 0, (stop, per_epoch)
+    assert 0 < stop[0]["step"] < per_epoch, (stop, per_epoch)
+    assert load_checkpoint(out / LAST).position["steps_done"] == stop[0]["step"]
+    finish(start("char_lm", ["--out", str(out), "--resume"], tmp_path / "logs"))
+    finish(uninterrupted)
+    assert_same_run(out, reference)
+    print(f"\n{backend_name}: SIGINT in epoch 2 stopped at step {stop[0]['step']} (a span end); the resumed "
+          f"run of spans of {SPAN} equals the uninterrupted run of single steps")
+
+
+# lr 1 on a tiny corpus: a loss of epoch 2 climbs above 1.05 x the first epoch's mean (step 17 of
+# 63 on both backends), after the checkpoint of epoch 1; the whole-epoch span runs on to step 63.
+DIVERGING = ["--epochs", "3", "--max-tokens", "1500", "--batch-size", "4", "--num-steps", "6", "--hidden-size", "12",
+             "--num-preds", "5", "--no-progress", "--device", "cpu", "--lr", "1", "--clip", "1",
+             "--divergence", "1.05", "--sampler", "sequential", "--checkpoint-every", "1"]
+
+
+def test_a_divergence_inside_a_span_is_reported_at_its_step_with_the_last_good_checkpoint(
+        backend_name: str, tmp_path: Path) -> None:
+    args = ["--backend", backend_name, *DIVERGING]
+    one, whole = tmp_path / "one", tmp_path / "whole"
+    runs = [start("char_lm", [*args, "--span", span, "--out", str(out)], tmp_path / "logs")
+            for span, out in (("1", one), (WHOLE_EPOCH, whole))]
+    errors = []
+    for process, out in zip(runs, (one, whole)):
+        assert process.wait(timeout=300) == 2, stderr_of(process)[-3000:]  # a SeqcoreError
+        errors.append([line.replace(str(out), "OUT") for line in stderr_of(process).splitlines()
+                       if line.startswith("error:")])
+    assert errors[0] == errors[1] and len(errors[0]) == 1, errors
+    assert "above the divergence limit" in errors[0][0] and "The last good checkpoint (epoch" in errors[0][0]
+    stopped = [of_kind(records(out), "stopped") for out in (one, whole)]
+    assert stopped[0] == stopped[1] and stopped[0][0]["epoch"] >= 2, stopped
+    assert ", step 63;" not in errors[0][0]  # inside the epoch, so inside the whole-epoch span
+    kept = [load_checkpoint(out / LAST) for out in (one, whole)]
+    assert kept[0].progress["epoch"] == kept[1].progress["epoch"] == stopped[0][0]["epoch"] - 1
+    for key, value in kept[0].params.items():
+        np.testing.assert_array_equal(kept[1].params[key], value, err_msg=key)
+    print(f"\n{backend_name}: {errors[0][0]}")
