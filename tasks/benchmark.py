@@ -98,7 +98,7 @@ def measure(backend_name: str, cells: Sequence[str], impls: Sequence[str], devic
             loops = {impl: SeqcoreLoop(backend, model_spec(cell, impl, vocab_size, hidden_size, 1,
                                                            input_kind, embed_size), where) for impl in impls}
             loops["bare"] = bare.Loop(cell, vocab_size, hidden_size, where, embed_size=embed_size)
-            memory = _reset_peak_memory(backend_name, where)
+            _reset_peak_memory(backend_name, where)
             cursor = itertools.count()
             take = lambda n: [windows[next(cursor) % len(windows)] for _ in range(n)]
             for loop in loops.values():
@@ -107,7 +107,7 @@ def measure(backend_name: str, cells: Sequence[str], impls: Sequence[str], devic
             for _ in range(repeats):
                 for name, loop in loops.items():  # interleaved: drifts in machine load hit each alike
                     seconds[name].append(loop.run(take(steps)))
-            memory = _peak_memory_mb(backend_name, where, memory)
+            memory = _peak_memory_mb(backend_name, where)
             generation = {name: GENERATED / loop.generate(prefix, GENERATED) for name, loop in loops.items()}
             bare_speed = spread([tokens / s for s in seconds["bare"]])
             for impl in impls:
@@ -126,15 +126,15 @@ def measure(backend_name: str, cells: Sequence[str], impls: Sequence[str], devic
             "machine": machine_info(backend.versions())}
 
 
-def _reset_peak_memory(backend_name: str, device: str) -> Optional[float]:
+def _reset_peak_memory(backend_name: str, device: str) -> None:
     """PyTorch on a GPU counts its peak allocation per model; elsewhere only the process RSS is known."""
     if backend_name == "torch" and device == "gpu":
         import torch  # this worker process runs PyTorch only
         torch.cuda.reset_peak_memory_stats()
-    return None
 
 
-def _peak_memory_mb(backend_name: str, device: str, _: Optional[float]) -> Optional[float]:
+def _peak_memory_mb(backend_name: str, device: str) -> Optional[float]:
+    """The peak device allocation since `_reset_peak_memory`, where the framework counts one."""
     if backend_name == "torch" and device == "gpu":
         import torch
         return torch.cuda.max_memory_allocated() / 2**20

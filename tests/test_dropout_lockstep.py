@@ -38,7 +38,7 @@ from seqcore.specs import GRUReset, Readout, TrainSpec
 from seqcore.training import step_masks
 from tests.conftest import ROOT, python, require_backend
 from tests.test_mnist_loader import SHARED_MNIST
-from tests.test_run_faults import (Tail, assert_same_run, finish, of_kind, records, start, wait_until)
+from tests.test_run_faults import assert_same_run, finish, interrupt_in_epoch_two, of_kind, records, start
 
 # float32 on both sides, different summation orders; the masks are identical. Measured over the
 # 50 SGD steps of each lockstep run: largest relative difference 4.9e-7 (concise and scratch),
@@ -171,17 +171,8 @@ def test_signal_inside_an_epoch_then_resume_draws_the_same_masks(tmp_path: Path)
     """A resume inside epoch 2 restarts at step k + 1, whose masks come from (seed, epoch, step)
     alone. One backend: the masks are drawn in the core (tests/test_run_faults.py resumes both)."""
     require_backend("torch")
-    args = ["--backend", "torch", *INSIDE]
-    reference_run, out = tmp_path / "reference", tmp_path / "run"
-    uninterrupted = start("char_lm", [*args, "--out", str(reference_run)], tmp_path / "logs")
-    interrupted = start("char_lm", [*args, "--out", str(out)], tmp_path / "logs")
-    tail = Tail(out / "metrics.jsonl")
-    wait_until(interrupted, lambda: bool(of_kind(tail.poll(), "epoch")), "the first epoch record")
-    per_epoch = max(r["step"] for r in of_kind(tail.rows, "step") if r["epoch"] == 1)
-    target = per_epoch + max(2, per_epoch // 10)
-    wait_until(interrupted, lambda: any(r.get("global_step", 0) >= target for r in tail.poll()[-5:]),
-               f"step {target}")
-    interrupted.send_signal(signal.SIGINT)
+    reference_run, out, uninterrupted, interrupted, per_epoch = interrupt_in_epoch_two(
+        "char_lm", ["--backend", "torch", *INSIDE], tmp_path, signal.SIGINT)
     assert interrupted.wait(timeout=120) == 128 + signal.SIGINT
     stop = of_kind(records(out), "interrupted")
     assert len(stop) == 1 and stop[0]["epoch"] == 2 and 0 < stop[0]["step"] < per_epoch, (stop, per_epoch)

@@ -172,25 +172,31 @@ SIGNAL_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(SIGNAL_CASES))
-def test_signal_then_resume_equals_uninterrupted_run(tmp_path: Path, backend_name: str, case: str) -> None:
-    task, args, signum = SIGNAL_CASES[case]
-    if task == "mnist_rows" and not SHARED_MNIST.is_dir():
-        pytest.skip(f"no MNIST files in {SHARED_MNIST}")
-    args = ["--backend", backend_name, *args]
+def interrupt_in_epoch_two(task: str, args: list[str], tmp_path: Path, signum: int):
+    """Start `task` twice, the reference in the background (deterministic on the CPU, whatever the
+    timing), and send `signum` to the other a tenth into epoch 2 (the steps of epoch 1 give the
+    epoch's length), leaving most of the epoch for the time the run takes to notice it.
+    Returns (reference folder, run folder, reference process, signalled process, steps per epoch)."""
     reference, out = tmp_path / "reference", tmp_path / "run"
-    # Both at once (deterministic on the CPU, whatever the timing): the reference in the background.
     uninterrupted = start(task, [*args, "--out", str(reference)], tmp_path / "logs")
     interrupted = start(task, [*args, "--out", str(out)], tmp_path / "logs")
     tail = Tail(out / "metrics.jsonl")
-    # The steps of epoch 1 give the epoch's length; the signal goes a tenth into epoch 2, leaving
-    # most of the epoch for the time the run takes to notice it (a step or two when not too busy).
     wait_until(interrupted, lambda: bool(of_kind(tail.poll(), "epoch")), "the first epoch record")
     per_epoch = max(r["step"] for r in of_kind(tail.rows, "step") if r["epoch"] == 1)
     target = per_epoch + max(2, per_epoch // 10)
     wait_until(interrupted, lambda: any(r.get("global_step", 0) >= target for r in tail.poll()[-5:]),
                f"step {target}")
     interrupted.send_signal(signum)
+    return reference, out, uninterrupted, interrupted, per_epoch
+
+
+@pytest.mark.parametrize("case", list(SIGNAL_CASES))
+def test_signal_then_resume_equals_uninterrupted_run(tmp_path: Path, backend_name: str, case: str) -> None:
+    task, args, signum = SIGNAL_CASES[case]
+    if task == "mnist_rows" and not SHARED_MNIST.is_dir():
+        pytest.skip(f"no MNIST files in {SHARED_MNIST}")
+    reference, out, uninterrupted, interrupted, per_epoch = interrupt_in_epoch_two(
+        task, ["--backend", backend_name, *args], tmp_path, signum)
     code = interrupted.wait(timeout=120)
     err = stderr_of(interrupted)
     assert code == 128 + signum, f"exit {code}:\n{err[-3000:]}"

@@ -85,9 +85,7 @@ class Backend:
                 # `grad *= factor` applies a Python float: the same gradients as the step-by-step path.
                 wide = norm.astype(np.float64)
                 factor = mx.np.where(wide <= clip, mx.np.ones_like(wide), clip / wide).astype(np.float32)
-                for param in model.parameter_map().values():
-                    grad = param.grad()  # the buffer the trainer reads, not a copy
-                    grad *= factor
+                self.scale_gradients(model, factor)  # a () array: no read-back
             self.step(trainer)
             values.append(value.detach())  # not the graph behind it, for a span of many steps
             norms.append(norm)

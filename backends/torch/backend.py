@@ -85,10 +85,7 @@ class Backend:
                 # mul_ applies a Python float: the same gradients as the step-by-step path.
                 wide = norm.double()
                 factor = torch.where(wide <= clip, torch.ones_like(wide), clip / wide).float()
-                with torch.no_grad():
-                    for p in model.parameters():
-                        if p.grad is not None:
-                            p.grad.mul_(factor)
+                self.scale_gradients(model, factor)  # a () tensor: no read-back
             trainer.step()
             values.append(value.detach())  # not the graph behind it, for a span of many steps
             norms.append(norm)
