@@ -11,6 +11,10 @@ does not depend on h) and `_recur` (the rest): ScratchRecurrent projects all T s
 in one matmul and then loops over `_recur`, leaving one (N, H) x (H, G*H) matmul per step.
 A reverse direction loops over the projected steps from t = T-1 down to 0 and stores its
 outputs back in input time order.
+Where the gates are xw + W_hh h (RNN and LSTM, `adds_recurrence`), d xw_t equals d gates_t, so
+W_hh's gradient sum_t d gates_t^T h_{t-1} is formed once, from the projection's gradient, as one
+(G*H, T*N) x (T*N, H) matmul (_RecurrentWeightGrad): the time loop multiplies by a detached W_hh,
+and autograd no longer forms T thin (G*H, N) x (N, H) products and T accumulations.
 `F` is the operator namespace gluon hands to hybrid_forward (mx.nd or mx.sym; ops via F.np/F.npx).
 """
 from __future__ import annotations
@@ -26,6 +30,7 @@ _WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 class _ScratchCell(gluon.HybridBlock):
     num_gates = 1
+    adds_recurrence = True  # gates = xw + W_hh h (+ b_hh), so d xw_t = d gates_t
 
     def __init__(self, input_size: int, hidden_size: int, **kwargs):
         super().__init__(**kwargs)
@@ -77,6 +82,7 @@ class ScratchGRUCell(_ScratchCell):
     AFTER:  n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
     BEFORE: n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)."""
     num_gates = GATES[Cell.GRU]
+    adds_recurrence = False  # b_hn and W_hn h sit inside r * (...)
 
     def __init__(self, input_size: int, hidden_size: int, reset: GRUReset | str = GRUReset.AFTER,
                  **kwargs):
@@ -143,6 +149,25 @@ def _unstack(x) -> list:
         return [x[0]]
     pieces = mx.nd.split(x.as_nd_ndarray(), num_outputs=x.shape[0], axis=0, squeeze_axis=True)
     return [piece.as_np_ndarray() for piece in pieces]
+
+
+class _RecurrentWeightGrad(mx.autograd.Function):
+    """Identity on a layer's projected inputs xw (T, N, G*H) whose backward also returns W_hh's
+    gradient, sum_t dxw_t^T h_{t-1}, as one matmul: exact for cells with `adds_recurrence`,
+    whose d gates_t is d xw_t. `previous` is set once the time loop has run: h_{t-1} of every
+    step in input time order, (T, N, H), detached. One instance per call (it holds `previous`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.previous = None
+
+    def forward(self, xw, weight_hh):
+        return xw.copy()  # a Function's output must be a new array
+
+    def backward(self, dxw):  # legacy NDArrays in and out, as mx.autograd.Function hands them
+        previous = self.previous.as_nd_ndarray()
+        flat = dxw.reshape((-1, dxw.shape[-1]))  # (T*N, G*H)
+        return dxw, mx.nd.dot(flat, previous.reshape((-1, previous.shape[-1])), transpose_a=True)
 
 
 def make_cell(cell: Cell | str, input_size: int, hidden_size: int,
@@ -213,16 +238,25 @@ class ScratchRecurrent(gluon.Block):
                 cell = cells[index]
                 w_ih, w_hh, b_ih, b_hh = (getattr(cell, name).data(ctx) for name in _WEIGHTS)
                 projected = cell._project(mx.nd, layer_input, w_ih, b_ih, b_hh)  # (T, N, G*H): one matmul
+                weight_grad = None
+                if cell.adds_recurrence and mx.autograd.is_recording() and cell.weight_hh.grad_req != "null":
+                    weight_grad = _RecurrentWeightGrad()
+                    projected = weight_grad(projected, w_hh)
+                    w_hh = w_hh.detach()
                 steps = _unstack(projected)  # (N, G*H) each
                 if direction == 1:
                     steps.reverse()  # the reverse direction reads t = T-1 first
                 layer_state = tuple(part[index] for part in state)
-                outputs = []
+                outputs, inputs_h = [], []
                 for step_input in steps:
+                    inputs_h.append(layer_state[0])
                     layer_state = cell._recur(mx.nd, step_input, layer_state, w_hh, b_hh)
                     outputs.append(layer_state[0])
                 if direction == 1:
                     outputs.reverse()  # back to input time order
+                    inputs_h.reverse()
+                if weight_grad is not None:
+                    weight_grad.previous = mx.np.stack(inputs_h).detach()  # h_{t-1} of step t, (T, N, H)
                 halves.append(mx.np.stack(outputs))  # (T, N, H)
                 final.append(layer_state)
             layer_input = halves[0] if len(halves) == 1 else mx.np.concatenate(halves, axis=-1)

@@ -8,6 +8,11 @@ computed: the stack projects all T steps of a layer in one matmul before its tim
 leaves one (N, H) x (H, G*H) matmul per step on the sequential path. A reverse direction runs
 the same loop over the projected steps from t = T-1 down to 0 and stores its outputs back in
 input time order.
+
+Where the gates are xw + W_hh h (RNN and LSTM, `adds_recurrence`), d xw_t equals d gates_t, so
+W_hh's gradient sum_t d gates_t^T h_{t-1} is formed once, from the projection's gradient, as one
+(G*H, T*N) x (T*N, H) matmul (_RecurrentWeightGrad): the time loop multiplies by a detached W_hh,
+and autograd no longer forms T thin (G*H, N) x (N, H) products and T accumulations.
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ State = tuple[torch.Tensor, ...]  # (h,) or (h, c), each (N, H) for a cell, (L*D
 
 class _ScratchCell(nn.Module):
     num_gates = 1
+    adds_recurrence = True  # gates = xw + W_hh h (+ b_hh), so d xw_t = d gates_t
 
     def __init__(self, input_size: int, hidden_size: int) -> None:
         super().__init__()
@@ -45,10 +51,11 @@ class _ScratchCell(nn.Module):
 
     def forward(self, x: torch.Tensor, state: State) -> State:
         """One time step from inputs (N, I): the new state, whose first entry is the output h."""
-        return self._recur(self._project(x), state)
+        return self._recur(self._project(x), state, self.weight_hh)
 
-    def _recur(self, xw: torch.Tensor, state: State) -> State:
-        """The rest of one step, from xw = _project(x) (N, G*H) and the state."""
+    def _recur(self, xw: torch.Tensor, state: State, weight_hh: torch.Tensor) -> State:
+        """The rest of one step, from xw = _project(x) (N, G*H), the state and W_hh (G*H, H)
+        (the stack may hand in a detached W_hh, see _RecurrentWeightGrad)."""
         raise NotImplementedError
 
 
@@ -66,8 +73,8 @@ class ScratchRNNCell(_ScratchCell):
         """W_ih x + (b_ih + b_hh): both biases added once for all steps, not once per step."""
         return F.linear(x, self.weight_ih, self.bias_ih + self.bias_hh)
 
-    def _recur(self, xw: torch.Tensor, state: State) -> State:
-        z = torch.addmm(xw, state[0], self.weight_hh.t())  # (N, H)
+    def _recur(self, xw: torch.Tensor, state: State, weight_hh: torch.Tensor) -> State:
+        z = torch.addmm(xw, state[0], weight_hh.t())  # (N, H)
         return (torch.tanh(z) if self.activation is Activation.TANH else torch.relu(z),)
 
 
@@ -77,23 +84,24 @@ class ScratchGRUCell(_ScratchCell):
     BEFORE: n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)."""
 
     num_gates = GATES[Cell.GRU]
+    adds_recurrence = False  # b_hn and W_hn h sit inside r * (...)
 
     def __init__(self, input_size: int, hidden_size: int, reset: GRUReset | str = GRUReset.AFTER) -> None:
         super().__init__(input_size, hidden_size)
         self.reset = GRUReset(reset)
 
-    def _recur(self, xw: torch.Tensor, state: State) -> State:
+    def _recur(self, xw: torch.Tensor, state: State, weight_hh: torch.Tensor) -> State:
         h = state[0]
         xr, xz, xn = xw.chunk(3, dim=-1)  # (N, H) each
         if self.reset is GRUReset.BEFORE:
             cut = 2 * self.hidden_size  # rows of W_hr, W_hz above W_hn
-            hr, hz = F.linear(h, self.weight_hh[:cut], self.bias_hh[:cut]).chunk(2, dim=-1)
+            hr, hz = F.linear(h, weight_hh[:cut], self.bias_hh[:cut]).chunk(2, dim=-1)
             r = torch.sigmoid(xr + hr)
-            hn = F.linear(r * h, self.weight_hh[cut:], self.bias_hh[cut:])  # (N, H)
+            hn = F.linear(r * h, weight_hh[cut:], self.bias_hh[cut:])  # (N, H)
             n = torch.tanh(xn + hn)
             z = torch.sigmoid(xz + hz)
             return ((1.0 - z) * n + z * h,)
-        return (_GRUGates.apply(xw, torch.addmm(self.bias_hh, h, self.weight_hh.t()), h),)
+        return (_GRUGates.apply(xw, torch.addmm(self.bias_hh, h, weight_hh.t()), h),)
 
 
 class _GRUGates(torch.autograd.Function):
@@ -129,9 +137,9 @@ class ScratchLSTMCell(_ScratchCell):
         """W_ih x + (b_ih + b_hh): both biases added once for all steps, not once per step."""
         return F.linear(x, self.weight_ih, self.bias_ih + self.bias_hh)
 
-    def _recur(self, xw: torch.Tensor, state: State) -> State:
+    def _recur(self, xw: torch.Tensor, state: State, weight_hh: torch.Tensor) -> State:
         h, c = state
-        return _LSTMGates.apply(torch.addmm(xw, h, self.weight_hh.t()), c)  # gates (N, 4H)
+        return _LSTMGates.apply(torch.addmm(xw, h, weight_hh.t()), c)  # gates (N, 4H)
 
 
 class _LSTMGates(torch.autograd.Function):
@@ -159,6 +167,23 @@ class _LSTMGates(torch.autograd.Function):
         dgates = torch.cat([dc * g * i * (1 - i), dc * c * f * (1 - f), dc * i * (1 - g * g),
                             dh * tanh_c * o * (1 - o)], dim=-1)
         return dgates, dc * f
+
+
+class _RecurrentWeightGrad(torch.autograd.Function):
+    """Identity on a layer's projected inputs xw (T, N, G*H) whose backward also returns W_hh's
+    gradient, sum_t dxw_t^T h_{t-1}, as one matmul: exact for cells with `adds_recurrence`,
+    whose d gates_t is d xw_t. `previous` is a list the time loop fills once it has run, with
+    h_{t-1} of every step in input time order, (T, N, H), detached."""
+
+    @staticmethod
+    def forward(ctx, xw: torch.Tensor, weight_hh: torch.Tensor, previous: list) -> torch.Tensor:
+        ctx.previous = previous
+        return xw.view_as(xw)
+
+    @staticmethod
+    def backward(ctx, dxw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
+        (previous,) = ctx.previous
+        return dxw, dxw.flatten(0, 1).t() @ previous.flatten(0, 1), None  # (G*H, T*N) x (T*N, H)
 
 
 def make_cell(cell: Cell | str, input_size: int, hidden_size: int,
@@ -208,14 +233,24 @@ class ScratchRecurrent(nn.Module):
                 index = k * self.num_directions + direction
                 cell = self.layers[index]
                 s = tuple(part[index] for part in state)
-                # (T, N, G*H): every step in one matmul. unbind, not xw[t]: indexing would
-                # make each step's backward write a whole (T, N, G*H) gradient.
-                xw = cell._project(layer_input).unbind(0)
+                xw = cell._project(layer_input)  # (T, N, G*H): every step in one matmul
+                weight_hh, previous = cell.weight_hh, None
+                if cell.adds_recurrence and torch.is_grad_enabled() and weight_hh.requires_grad:
+                    previous = []
+                    xw = _RecurrentWeightGrad.apply(xw, weight_hh, previous)
+                    weight_hh = weight_hh.detach()
+                # unbind, not xw[t]: indexing would make each step's backward write a whole
+                # (T, N, G*H) gradient.
+                xw = xw.unbind(0)
                 outputs: list[torch.Tensor] = [None] * num_steps  # type: ignore[list-item]
+                inputs_h: list[torch.Tensor] = [None] * num_steps  # type: ignore[list-item]
                 steps = range(num_steps - 1, -1, -1) if direction == 1 else range(num_steps)
                 for t in steps:  # the reverse direction reads t = T-1 first
-                    s = cell._recur(xw[t], s)
+                    inputs_h[t] = s[0]
+                    s = cell._recur(xw[t], s, weight_hh)
                     outputs[t] = s[0]
+                if previous is not None:
+                    previous.append(torch.stack(inputs_h).detach())  # h_{t-1} of step t, (T, N, H)
                 halves.append(torch.stack(outputs))  # (T, N, H) in input time order
                 finals.append(s)
             layer_input = halves[0] if len(halves) == 1 else torch.cat(halves, dim=-1)  # (T, N, D*H)
