@@ -111,10 +111,15 @@ class Backend(Protocol):
         """A state on the model's device holding `arrays` (what `state_to_numpy` gave)."""
 
 
-def load_backend(name: str) -> Backend:
-    """Import `backends.<name>` and create its backend, or explain in one sentence why not."""
+def load_backend(name: str, compile: bool = False) -> Backend:
+    """Import `backends.<name>` and create its backend, or explain in one sentence why not.
+
+    compile: PyTorch only, scratch models train with their time loop through torch.compile."""
     if name not in BACKENDS:
         raise SeqcoreError(f"Unknown backend {name!r}: choose one of {', '.join(BACKENDS)}.")
+    if compile and name != "torch":
+        raise SeqcoreError(f"--compile is PyTorch's torch.compile; the {name} backend has no counterpart: "
+                           f"drop --compile or use --backend torch.")
     try:
         module = importlib.import_module(f"backends.{name}")
     except Exception as error:  # mxnet 1.9.1 under NumPy >= 1.24 raises AttributeError, not ImportError
@@ -122,4 +127,4 @@ def load_backend(name: str) -> Backend:
         raise SeqcoreError(
             f"The {name} backend cannot be loaded ({reason}); install it with "
             f"`pip install -e '.[{EXTRAS[name]}]'`.") from error
-    return module.create_backend()
+    return module.create_backend(compile=True) if compile else module.create_backend()

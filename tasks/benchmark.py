@@ -15,6 +15,9 @@ memory, the machine and versions; writes benchmark.json and benchmark.png to --o
 
 --token word trains on the whole book's words (a vocabulary of about 4,600) through an embedding
 (--embed-size), the configuration where a one-hot input is too wide.
+
+--compile adds PyTorch's scratch models with their time loop through torch.compile (rows
+"scratch-compiled"); the compile runs in the warm-up, and its seconds are reported beside the rows.
 """
 from __future__ import annotations
 
@@ -46,6 +49,7 @@ from seqcore.training import train_epoch
 from .cli import add_version, run_main
 
 GENERATED = 100  # tokens generated after a 10-token prefix, for the generation figure
+COMPILED = "scratch-compiled"  # the row of a scratch model trained through torch.compile (--compile)
 
 
 def spread(samples: Sequence[float]) -> dict[str, Any]:
@@ -79,10 +83,13 @@ class SeqcoreLoop:
 
 def measure(backend_name: str, cells: Sequence[str], impls: Sequence[str], device: str,
             batch_sizes: Sequence[int], num_steps: int, hidden_size: int, steps: int, warmup: int,
-            repeats: int, token: str = "char", embed_size: int = 0) -> dict[str, Any]:
+            repeats: int, token: str = "char", embed_size: int = 0, compile: bool = False) -> dict[str, Any]:
     """In the worker process: for every batch size and cell, `repeats` rounds of `steps` steps of
-    each seqcore impl and of the bare loop, interleaved, after `warmup` untimed steps each."""
+    each seqcore impl and of the bare loop, interleaved, after `warmup` untimed steps each.
+    compile (PyTorch, with scratch among the impls): also the scratch model through torch.compile."""
     backend = load_backend(backend_name)
+    compiled = load_backend(backend_name, compile=True) if compile and backend_name == "torch" else None
+    names = [*impls, *([COMPILED] if compiled is not None and Impl.SCRATCH.value in impls else [])]
     bare = importlib.import_module(f"backends.{backend_name}.bare")
     where = backend.resolve_device(Device(device))
     input_kind = InputKind.EMBEDDING if embed_size else InputKind.ONEHOT
@@ -95,14 +102,15 @@ def measure(backend_name: str, cells: Sequence[str], impls: Sequence[str], devic
         prefix = data.train_ids[:10].tolist()
         tokens = steps * num_steps * batch_size
         for cell in cells:
-            loops = {impl: SeqcoreLoop(backend, model_spec(cell, impl, vocab_size, hidden_size, 1,
-                                                           input_kind, embed_size), where) for impl in impls}
+            spec = lambda impl: model_spec(cell, impl, vocab_size, hidden_size, 1, input_kind, embed_size)
+            loops = {name: SeqcoreLoop(compiled if name == COMPILED else backend,
+                                       spec(Impl.SCRATCH.value if name == COMPILED else name), where)
+                     for name in names}
             loops["bare"] = bare.Loop(cell, vocab_size, hidden_size, where, embed_size=embed_size)
             _reset_peak_memory(backend_name, where)
             cursor = itertools.count()
             take = lambda n: [windows[next(cursor) % len(windows)] for _ in range(n)]
-            for loop in loops.values():
-                loop.run(take(warmup))
+            warmup_s = {name: loop.run(take(warmup)) for name, loop in loops.items()}  # compiles happen here
             seconds: dict[str, list[float]] = {name: [] for name in loops}
             for _ in range(repeats):
                 for name, loop in loops.items():  # interleaved: drifts in machine load hit each alike
@@ -110,7 +118,7 @@ def measure(backend_name: str, cells: Sequence[str], impls: Sequence[str], devic
             memory = _peak_memory_mb(backend_name, where)
             generation = {name: GENERATED / loop.generate(prefix, GENERATED) for name, loop in loops.items()}
             bare_speed = spread([tokens / s for s in seconds["bare"]])
-            for impl in impls:
+            for impl in names:
                 speed = spread([tokens / s for s in seconds[impl]])
                 results.append({
                     "cell": cell, "impl": impl, "batch_size": batch_size, "vocab_size": vocab_size,
@@ -119,9 +127,10 @@ def measure(backend_name: str, cells: Sequence[str], impls: Sequence[str], devic
                     "bare_tokens_per_s": bare_speed["median"], "bare_spread": bare_speed,
                     "vs_bare": speed["median"] / bare_speed["median"],
                     "generate_tokens_per_s": generation[impl], "bare_generate_tokens_per_s": generation["bare"],
-                    "peak_device_mb": memory})
+                    "peak_device_mb": memory,
+                    **({"compile_s": warmup_s[impl]} if impl == COMPILED else {})})
     return {"backend": backend_name, "device": where, "token": token, "embed_size": embed_size,
-            "num_steps": num_steps, "hidden_size": hidden_size, "steps": steps, "repeats": repeats,
+            "num_steps": num_steps, "hidden_size": hidden_size, "steps": steps, "repeats": repeats, "warmup": warmup,
             "results": results, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "machine": machine_info(backend.versions())}
 
@@ -144,7 +153,7 @@ def _peak_memory_mb(backend_name: str, device: str) -> Optional[float]:
 def run(*, backends: Sequence[str] = BACKENDS, cells: Sequence[str] = ("rnn", "gru", "lstm"),
         impls: Sequence[str] = ("scratch", "concise"), device: str = "cpu", batch_sizes: Sequence[int] = (32,),
         num_steps: int = 35, hidden_size: int = 256, steps: int = 10, warmup: int = 3, repeats: int = 5,
-        token: str = "char", embed_size: Optional[int] = None,
+        token: str = "char", embed_size: Optional[int] = None, compile: bool = False,
         out: str | Path = "runs/benchmark") -> list[dict[str, Any]]:
     for name, kind in (("backend", BACKENDS), ("cell", [c.value for c in Cell]), ("impl", [i.value for i in Impl])):
         chosen = {"backend": backends, "cell": cells, "impl": impls}[name]
@@ -158,13 +167,16 @@ def run(*, backends: Sequence[str] = BACKENDS, cells: Sequence[str] = ("rnn", "g
     if (not batch_sizes or min(*batch_sizes, num_steps, hidden_size, steps, repeats) <= 0
             or warmup < 0 or embed_size < 0):
         raise SeqcoreError("Sizes, --steps and --repeats must be positive, --warmup and --embed-size non-negative.")
+    if compile and ("torch" not in backends or Impl.SCRATCH.value not in impls or warmup < 1):
+        raise SeqcoreError("--compile times PyTorch's scratch models through torch.compile: it needs torch among "
+                           "--backends, scratch among --impls and --warmup of at least 1 (the compile's step).")
     check_writable(Path(out))  # before minutes of measuring, not after
     reports = []
     for name in backends:  # one after the other, so they never compete for the cores
         config = json.dumps({"cells": list(cells), "impls": list(impls), "device": device,
                              "batch_sizes": list(batch_sizes), "num_steps": num_steps, "hidden_size": hidden_size,
                              "steps": steps, "warmup": warmup, "repeats": repeats, "token": token,
-                             "embed_size": embed_size})
+                             "embed_size": embed_size, "compile": compile})
         done = subprocess.run([sys.executable, "-m", "tasks.benchmark", "--worker", name, config],
                               capture_output=True, text=True)
         if done.returncode != 0:
@@ -206,10 +218,16 @@ def format_table(reports: list[dict[str, Any]]) -> str:
                          f"{r['generate_tokens_per_s']:,.0f} ({r['bare_generate_tokens_per_s']:,.0f}) |")
     for report in reports:
         speed = {(r["cell"], r["impl"], r["batch_size"]): r["tokens_per_s"] for r in report["results"]}
-        ratios = [f"{cell} (batch {batch}) {speed[cell, 'scratch', batch] / speed[cell, 'concise', batch]:.2f}"
-                  for cell, impl, batch in speed if impl == "concise" and (cell, "scratch", batch) in speed]
-        if ratios:
-            lines.append(f"{report['backend']}: scratch / concise: " + ", ".join(ratios))
+        for name in ("scratch", COMPILED):
+            ratios = [f"{cell} (batch {batch}) {speed[cell, name, batch] / speed[cell, 'concise', batch]:.2f}"
+                      for cell, impl, batch in speed if impl == "concise" and (cell, name, batch) in speed]
+            if ratios:
+                lines.append(f"{report['backend']}: {name} / concise: " + ", ".join(ratios))
+        compiles = [f"{r['cell']} (batch {r['batch_size']}) {r['compile_s']:.0f} s" for r in report["results"]
+                    if "compile_s" in r]
+        if compiles:
+            lines.append(f"{report['backend']}: torch.compile warm-up (compile and {report.get('warmup', '?')} "
+                         f"steps): " + ", ".join(compiles))
     for report in reports:
         lines.append(f"{report['backend']}: {report['token']} tokens, vocabulary {report['results'][0]['vocab_size']}, "
                      f"{'embedding ' + str(report['embed_size']) if report['embed_size'] else 'one-hot'} input, "
@@ -272,6 +290,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="word: the whole book's words through an embedding (default: %(default)s)")
     parser.add_argument("--embed-size", type=int, default=None, help="embedding width; 0 for one-hot "
                         "(default: 0 for char, 64 for word)")
+    parser.add_argument("--compile", action="store_true", help="also PyTorch's scratch models through "
+                        "torch.compile (rows scratch-compiled; the compile happens in the warm-up)")
     parser.add_argument("--out", default="runs/benchmark")
     args = parser.parse_args(argv)
     split = lambda text: [part for part in text.split(",") if part]
@@ -282,7 +302,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     reports = run(backends=split(args.backends), cells=split(args.cells), impls=split(args.impls),
                   device=args.device, batch_sizes=batch_sizes, num_steps=args.num_steps,
                   hidden_size=args.hidden_size, steps=args.steps, warmup=args.warmup, repeats=args.repeats,
-                  token=args.token, embed_size=args.embed_size, out=args.out)
+                  token=args.token, embed_size=args.embed_size, compile=args.compile, out=args.out)
     print(format_table(reports))
     save(reports, Path(args.out))
     print(f"benchmark.json and benchmark.png written to {args.out}")

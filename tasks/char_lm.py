@@ -93,7 +93,7 @@ def run(config: CharLMConfig) -> dict[str, Any]:
             if unknown:
                 raise SeqcoreError(f"The prefix {prefix!r} has tokens outside the vocabulary: "
                                    f"{', '.join(repr(t) for t in unknown)}.")
-        backend = load_backend(config.backend)
+        backend = load_backend(config.backend, config.compile)
         device = backend.resolve_device(parse_enum(Device, config.device, "device"))
         info = {"backend": config.backend, "device": device, "corpus": _resolved(config.corpus),
                 "corpus_hash": config.corpus_hash, "token": config.token, "max_tokens": config.max_tokens or None,

@@ -70,6 +70,10 @@ class TaskConfig:
     gru_reset: str = option(GRUReset.AFTER.value, "where the GRU's reset gate acts: after the hidden matmul "
                             "(cuDNN, Gluon, PyTorch) or before it (the d2l book's scratch GRU; needs --cell gru "
                             "--impl scratch)", group="model", choices=choices(GRUReset))
+    compile: bool = option(False, "PyTorch scratch models: train each layer's time loop through torch.compile "
+                           "(a one-off compile of up to a minute per batch shape, then faster steps; needs a "
+                           "C++ compiler, or Triton on a GPU; losses agree with eager to float round-off)",
+                           group="model", resumable=True)
     seed: int = option(0, "weights, batches and dropout masks", group="model", check="non_negative")
     epochs: Optional[int] = option(500, "train to this epoch (with --resume: continue to it)",
                                    check="positive", kind=int, resumable=True)
@@ -110,6 +114,7 @@ class TaskConfig:
             object.__setattr__(self, "backend", default_backend())
         check_fields(self)
         self.check_gru_reset()
+        self.check_compile()
         if self.resume and self.overwrite:
             raise SeqcoreError("--resume and --overwrite exclude each other: continue the run or replace it.")
         if self.resume and not self.out:
@@ -119,6 +124,15 @@ class TaskConfig:
                 import tensorboardX  # noqa: F401  (the optional extra)
             except ImportError:
                 raise SeqcoreError("--tensorboard needs tensorboardX: pip install -e '.[tensorboard]'.") from None
+
+    def check_compile(self) -> None:
+        """--compile is torch.compile of the scratch time loop: PyTorch, scratch models only."""
+        if self.compile and self.backend != "torch":
+            raise SeqcoreError(f"--compile is PyTorch's torch.compile; the {self.backend} backend has no "
+                               f"counterpart: drop --compile or use --backend torch.")
+        if self.compile and self.impl != Impl.SCRATCH.value:
+            raise SeqcoreError(f"--compile compiles the scratch recurrence, and --impl {self.impl} is the "
+                               f"framework's fused layer already: drop --compile or use --impl scratch.")
 
     def check_gru_reset(self) -> None:
         """--gru-reset before exists for the scratch GRU only (the fused layers apply the gate after)."""

@@ -146,7 +146,7 @@ def run(config: HelloConfig) -> dict[str, Any]:
     train, spec = config.train_spec(), config.model_spec(len(chars))  # checked before any file is written
     settings = config.settings(TASK, f"{config.backend}-{config.cell}-{config.impl}-{config.variant}")
     with Run(TASK, config.saved(), settings, train) as training:  # the folder is checked first
-        backend = load_backend(config.backend)
+        backend = load_backend(config.backend, config.compile)
         device = backend.resolve_device(parse_enum(Device, config.device, "device"))
         info = {"backend": config.backend, "device": device, "variant": config.variant, "source": config.source,
                 "target": config.target, "chars": chars}

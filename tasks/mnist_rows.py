@@ -134,7 +134,7 @@ def run(config: MnistConfig) -> dict[str, Any]:
     with Run(TASK, config.saved(), settings, train) as training:  # the folder is checked first
         train_data, test_data, shape = early or _load(config, dataset)
         spec = config.model_spec(shape)
-        backend = load_backend(config.backend)
+        backend = load_backend(config.backend, config.compile)
         device = backend.resolve_device(parse_enum(Device, config.device, "device"))
         names = class_names(dataset, shape.num_classes)
         info = {"backend": config.backend, "device": device, "preset": config.preset,

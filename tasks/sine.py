@@ -151,7 +151,7 @@ def run(config: SineConfig) -> dict[str, Any]:
 
 
 def _backend(config: SineConfig) -> tuple[Backend, str]:
-    backend = load_backend(config.backend)
+    backend = load_backend(config.backend, config.compile)
     return backend, backend.resolve_device(parse_enum(Device, config.device, "device"))
 
 

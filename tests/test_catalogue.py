@@ -699,6 +699,13 @@ FLAGS += [
                                                                          "before"),
          "--gru-reset before needs --impl scratch"),
     Case("hello--dropout=1", "flags", task_flags("hello", "--dropout", "1"), "--dropout must be a number in [0, 1)"),
+    # --compile is torch.compile of the scratch time loop: PyTorch and scratch models only.
+    Case("char_lm--compile-mxnet", "flags", char_lm("--impl", "scratch", "--compile", "--backend", "mxnet"),
+         "--compile is PyTorch's torch.compile; the mxnet backend has no counterpart"),
+    Case("char_lm--compile-concise", "flags", char_lm("--compile"),
+         "--compile compiles the scratch recurrence, and --impl concise is the framework's fused layer already"),
+    Case("sine--compile-concise", "flags", task_flags("sine", "--compile", "--impl", "concise"),
+         "--compile compiles the scratch recurrence"),
     Case("sine--dropout=nan", "flags", task_flags("sine", "--dropout", "nan"), "--dropout must be a number in [0, 1)"),
 ]
 

@@ -25,7 +25,12 @@ _MOMENTS = (("m", "exp_avg"), ("v", "exp_avg_sq"))  # canonical adam.m / adam.v 
 
 
 class Backend:
+    """compile=True: scratch models train with each layer's time loop through torch.compile."""
+
     name = "torch"
+
+    def __init__(self, compile: bool = False) -> None:
+        self.compile = compile
 
     def versions(self) -> dict[str, str]:
         return {"torch": torch.__version__, "numpy": np.__version__,
@@ -37,7 +42,7 @@ class Backend:
 
     def build_model(self, spec: ModelSpec, params: Mapping[str, np.ndarray],
                     device: str) -> SequenceModel:
-        model = SequenceModel(spec)  # always fresh: a second run never inherits old weights
+        model = SequenceModel(spec, compiled=self.compile)  # always fresh: never an old run's weights
         model.load_params(params, devices.context(device))
         return model
 
@@ -162,8 +167,8 @@ class Backend:
                      for part in arrays)
 
 
-def create_backend() -> Backend:
-    return Backend()
+def create_backend(compile: bool = False) -> Backend:
+    return Backend(compile)
 
 
 def _forward_backward(model: SequenceModel, inputs: torch.Tensor, targets: torch.Tensor, state: State,

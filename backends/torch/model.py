@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqcore.checkpoint import load_checkpoint
+from seqcore.errors import SeqcoreError
 from seqcore.params import check_params, param_shapes
 from seqcore.specs import Impl, InputKind, ModelSpec, Readout
 
@@ -32,16 +33,21 @@ class SequenceModel(nn.Module):
     time-major; outputs (N, O) for Readout.LAST or (T, N, O) for Readout.SEQUENCE (logits for
     a classifier or language model); state (h,) or (h, c) of (L*D, N, H) each, zeros when not
     given. `SequenceModel.from_checkpoint(path)` rebuilds a trained model.
+    compiled=True (scratch models): while training, each layer's time loop runs through torch.compile.
     """
 
-    def __init__(self, spec: ModelSpec) -> None:
+    def __init__(self, spec: ModelSpec, compiled: bool = False) -> None:
         super().__init__()
+        if compiled and spec.impl is not Impl.SCRATCH:
+            raise SeqcoreError("compiled=True compiles the scratch recurrence; a concise model's "
+                               "nn.RNN / nn.GRU / nn.LSTM already runs as one fused kernel.")
         self.spec = spec
         if spec.input_kind is InputKind.EMBEDDING:
             self.embedding = nn.Embedding(spec.input_size, spec.embed_size)
         recurrent = ScratchRecurrent if spec.impl is Impl.SCRATCH else ConciseRecurrent
         # scratch: the GRU reset form; concise: whether dropout splits the fused layer per layer
-        option = {"gru_reset": spec.gru_reset} if spec.impl is Impl.SCRATCH else {"dropout": spec.dropout}
+        option = ({"gru_reset": spec.gru_reset, "compiled": compiled} if spec.impl is Impl.SCRATCH
+                  else {"dropout": spec.dropout})
         self.rnn = recurrent(spec.cell, spec.rnn_input_size, spec.hidden_size, spec.num_layers,
                              spec.activation, spec.bidirectional, **option)
         self.head = nn.Linear(spec.output_width, spec.output_size)

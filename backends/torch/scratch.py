@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seqcore.errors import SeqcoreError
 from seqcore.params import DIRECTION_SUFFIXES
 from seqcore.specs import GATES, Activation, Cell, GRUReset
 
@@ -186,6 +187,50 @@ class _RecurrentWeightGrad(torch.autograd.Function):
         return dxw, dxw.flatten(0, 1).t() @ previous.flatten(0, 1), None  # (G*H, T*N) x (T*N, H)
 
 
+def _scan(cell: _ScratchCell, xw: torch.Tensor, state: State, reverse: bool,
+          hoist_weight_grad: bool) -> tuple[torch.Tensor, State]:
+    """One direction of one layer over time: xw = cell._project(inputs) (T, N, G*H) and the
+    state (N, H) each -> outputs (T, N, H) in input time order, final state. `reverse` reads
+    t = T-1 first. hoist_weight_grad: W_hh's gradient through _RecurrentWeightGrad, where it
+    applies and gradients are recorded."""
+    weight_hh, previous = cell.weight_hh, None
+    if hoist_weight_grad and cell.adds_recurrence and torch.is_grad_enabled() and weight_hh.requires_grad:
+        previous = []
+        xw = _RecurrentWeightGrad.apply(xw, weight_hh, previous)
+        weight_hh = weight_hh.detach()
+    # unbind, not xw[t]: indexing would make each step's backward write a whole (T, N, G*H) gradient.
+    steps = xw.unbind(0)
+    outputs: list[torch.Tensor] = [None] * len(steps)  # type: ignore[list-item]
+    inputs_h: list[torch.Tensor] = [None] * len(steps)  # type: ignore[list-item]
+    for t in (range(len(steps) - 1, -1, -1) if reverse else range(len(steps))):
+        inputs_h[t] = state[0]
+        state = cell._recur(steps[t], state, weight_hh)
+        outputs[t] = state[0]
+    if previous is not None:
+        previous.append(torch.stack(inputs_h).detach())  # h_{t-1} of step t, (T, N, H)
+    return torch.stack(outputs), state
+
+
+def _compiled_scan(cell: _ScratchCell, xw: torch.Tensor, state: State,
+                   reverse: bool) -> tuple[torch.Tensor, State]:
+    """_scan through torch.compile (Inductor: the T steps' gate arithmetic fused into a few
+    kernels, forward and backward; W_hh's gradient is the compiler's, not hoisted). One compile
+    per cell kind, direction and (T, N) shape, shared by cells of the same sizes; a failure to
+    compile (no C++ compiler, no Triton on a GPU) is one sentence."""
+    global _COMPILED
+    if _COMPILED is None:
+        _COMPILED = torch.compile(_scan, dynamic=False)
+    try:
+        return _COMPILED(cell, xw, state, reverse, hoist_weight_grad=False)
+    except torch._dynamo.exc.TorchDynamoException as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise SeqcoreError(f"torch.compile could not compile the scratch recurrence on this machine "
+                           f"({first[:200]}); run without --compile.") from None
+
+
+_COMPILED = None  # torch.compile(_scan), made on first use
+
+
 def make_cell(cell: Cell | str, input_size: int, hidden_size: int,
               activation: Activation | str = Activation.TANH,
               gru_reset: GRUReset | str = GRUReset.AFTER) -> _ScratchCell:
@@ -204,12 +249,14 @@ class ScratchRecurrent(nn.Module):
 
     With bidirectional=True each layer has a forward and a reverse cell; cells (and state
     entries) are indexed layer*D + direction, D = 2, as PyTorch and Gluon index their states.
+    compiled=True runs each layer's time loop, while training, through torch.compile (_compiled_scan).
     """
 
     def __init__(self, cell: Cell | str, input_size: int, hidden_size: int, num_layers: int,
                  activation: Activation | str = Activation.TANH, bidirectional: bool = False,
-                 gru_reset: GRUReset | str = GRUReset.AFTER) -> None:
+                 gru_reset: GRUReset | str = GRUReset.AFTER, compiled: bool = False) -> None:
         super().__init__()
+        self.compiled = compiled  # training runs each layer's time loop through torch.compile
         self.num_directions = 2 if bidirectional else 1
         width = self.num_directions * hidden_size  # inputs of layers k >= 1
         self.layers = nn.ModuleList(
@@ -222,9 +269,11 @@ class ScratchRecurrent(nn.Module):
 
         masks: (T, N, D*H) dropout masks multiplying the inputs of layers 1 .. L-1, or None.
         """
+        # Compiled only while gradients are recorded (training): evaluation and generation, with
+        # their other shapes (one token at a time), stay eager rather than wait for a compile.
+        compiled = self.compiled and torch.is_grad_enabled()
         layer_input = inputs
         finals: list[State] = []  # per layer*D + direction: its last (h,) or (h, c), each (N, H)
-        num_steps = inputs.shape[0]
         for k in range(len(self.layers) // self.num_directions):
             if masks is not None and k > 0:
                 layer_input = layer_input * masks[k - 1]
@@ -234,24 +283,11 @@ class ScratchRecurrent(nn.Module):
                 cell = self.layers[index]
                 s = tuple(part[index] for part in state)
                 xw = cell._project(layer_input)  # (T, N, G*H): every step in one matmul
-                weight_hh, previous = cell.weight_hh, None
-                if cell.adds_recurrence and torch.is_grad_enabled() and weight_hh.requires_grad:
-                    previous = []
-                    xw = _RecurrentWeightGrad.apply(xw, weight_hh, previous)
-                    weight_hh = weight_hh.detach()
-                # unbind, not xw[t]: indexing would make each step's backward write a whole
-                # (T, N, G*H) gradient.
-                xw = xw.unbind(0)
-                outputs: list[torch.Tensor] = [None] * num_steps  # type: ignore[list-item]
-                inputs_h: list[torch.Tensor] = [None] * num_steps  # type: ignore[list-item]
-                steps = range(num_steps - 1, -1, -1) if direction == 1 else range(num_steps)
-                for t in steps:  # the reverse direction reads t = T-1 first
-                    inputs_h[t] = s[0]
-                    s = cell._recur(xw[t], s, weight_hh)
-                    outputs[t] = s[0]
-                if previous is not None:
-                    previous.append(torch.stack(inputs_h).detach())  # h_{t-1} of step t, (T, N, H)
-                halves.append(torch.stack(outputs))  # (T, N, H) in input time order
+                if compiled:
+                    outputs, s = _compiled_scan(cell, xw, s, direction == 1)
+                else:
+                    outputs, s = _scan(cell, xw, s, direction == 1, hoist_weight_grad=True)
+                halves.append(outputs)  # (T, N, H) in input time order
                 finals.append(s)
             layer_input = halves[0] if len(halves) == 1 else torch.cat(halves, dim=-1)  # (T, N, D*H)
         return layer_input, tuple(torch.stack(parts) for parts in zip(*finals))
