@@ -1,7 +1,8 @@
 """The seam between the neutral core and a framework.
 
-A backend is a package `backends.<name>` whose `create_backend()` returns an object with the
-methods of `Backend` below. Only NumPy arrays, floats, strings and opaque handles (model,
+A backend is a package `backends.<name>` whose `create_backend(compile=False)` returns an object
+with the methods of `Backend` below (compile: PyTorch's torch.compile of scratch models; MXNet
+refuses it). Only NumPy arrays, floats, strings and opaque handles (model,
 state, optimizer) cross the seam. Backends are imported only when chosen by name, and one
 process never loads two frameworks (MXNet and PyTorch in one process have crashed).
 """
@@ -117,9 +118,6 @@ def load_backend(name: str, compile: bool = False) -> Backend:
     compile: PyTorch only, scratch models train with their time loop through torch.compile."""
     if name not in BACKENDS:
         raise SeqcoreError(f"Unknown backend {name!r}: choose one of {', '.join(BACKENDS)}.")
-    if compile and name != "torch":
-        raise SeqcoreError(f"--compile is PyTorch's torch.compile; the {name} backend has no counterpart: "
-                           f"drop --compile or use --backend torch.")
     try:
         module = importlib.import_module(f"backends.{name}")
     except Exception as error:  # mxnet 1.9.1 under NumPy >= 1.24 raises AttributeError, not ImportError
@@ -127,4 +125,4 @@ def load_backend(name: str, compile: bool = False) -> Backend:
         raise SeqcoreError(
             f"The {name} backend cannot be loaded ({reason}); install it with "
             f"`pip install -e '.[{EXTRAS[name]}]'`.") from error
-    return module.create_backend(compile=True) if compile else module.create_backend()
+    return module.create_backend(compile=compile)

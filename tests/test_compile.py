@@ -63,3 +63,24 @@ def test_a_compiler_that_does_not_work_is_one_sentence(tmp_path: Path, monkeypat
     assert "Traceback" not in result.stderr
     assert "torch.compile could not compile the scratch recurrence on this machine" in result.stderr
     assert "run without --compile" in result.stderr
+
+
+def test_mxnet_refuses_compile_in_one_sentence() -> None:
+    """The MXNet classes take the same arguments as PyTorch's, and refuse compile in one sentence."""
+    require_backend("mxnet")
+    code = ("from seqcore.backend import load_backend\n"
+            "from seqcore.errors import SeqcoreError\n"
+            "from seqcore.specs import ModelSpec\n"
+            "from backends.mxnet import SequenceModel\n"
+            "from backends.mxnet.scratch import ScratchRecurrent\n"
+            "spec = ModelSpec(cell='lstm', impl='scratch', input_size=4, hidden_size=3, output_size=4)\n"
+            "for attempt in (lambda: load_backend('mxnet', compile=True), lambda: SequenceModel(spec, compiled=True),\n"
+            "                lambda: ScratchRecurrent('lstm', 4, 3, 1, compiled=True)):\n"
+            "    try:\n"
+            "        attempt()\n"
+            "    except SeqcoreError as error:\n"
+            "        print(error)\n")
+    lines = python("-c", code, check=True).stdout.splitlines()
+    assert len(lines) == 3
+    assert "--compile is PyTorch's torch.compile; the mxnet backend has no counterpart" in lines[0]
+    assert all("PyTorch's torch.compile" in line and "MXNet has no counterpart" in line for line in lines[1:])

@@ -14,6 +14,7 @@ import numpy as np
 from mxnet import autograd, gluon, npx
 
 from seqcore.dropout import check_masks
+from seqcore.errors import SeqcoreError
 from seqcore.params import check_trainer_state
 from seqcore.specs import Device, InputKind, Loss, ModelSpec, Optimizer
 
@@ -22,7 +23,15 @@ from .model import SequenceModel
 
 
 class Backend:
+    """compile: PyTorch's torch.compile has no MXNet counterpart, so only False is accepted."""
+
     name = "mxnet"
+
+    def __init__(self, compile: bool = False) -> None:
+        if compile:
+            raise SeqcoreError("--compile is PyTorch's torch.compile; the mxnet backend has no counterpart: "
+                               "drop --compile or use --backend torch.")
+        self.compile = compile
 
     def versions(self) -> dict[str, str]:
         try:
@@ -225,5 +234,5 @@ def _loss(kind: Loss, outputs, targets):
     return -npx.pick(npx.log_softmax(outputs, axis=-1), targets, axis=-1).mean()
 
 
-def create_backend() -> Backend:
-    return Backend()
+def create_backend(compile: bool = False) -> Backend:
+    return Backend(compile)

@@ -17,6 +17,7 @@ import numpy as np
 from mxnet import gluon, npx
 
 from seqcore.checkpoint import load_checkpoint
+from seqcore.errors import SeqcoreError
 from seqcore.params import check_params
 from seqcore.specs import Impl, InputKind, ModelSpec, Readout
 
@@ -37,8 +38,10 @@ class SequenceModel(gluon.Block):
     inside is hybridized.
     """
 
-    def __init__(self, spec: ModelSpec, **kwargs):
+    def __init__(self, spec: ModelSpec, compiled: bool = False, **kwargs):
         super().__init__(**kwargs)
+        if compiled:  # the signature mirrors PyTorch's SequenceModel
+            raise SeqcoreError("compiled=True is PyTorch's torch.compile of the scratch time loop; MXNet has no counterpart.")
         self.spec = spec
         recurrent = ScratchRecurrent if spec.impl is Impl.SCRATCH else ConciseRecurrent
         with self.name_scope():

@@ -22,6 +22,7 @@ from __future__ import annotations
 import mxnet as mx
 from mxnet import gluon
 
+from seqcore.errors import SeqcoreError
 from seqcore.params import DIRECTION_SUFFIXES
 from seqcore.specs import GATES, Activation, Cell, GRUReset
 
@@ -193,8 +194,10 @@ class ScratchRecurrent(gluon.Block):
 
     def __init__(self, cell: Cell | str, input_size: int, hidden_size: int, num_layers: int,
                  activation: Activation | str = Activation.TANH, bidirectional: bool = False,
-                 gru_reset: GRUReset | str = GRUReset.AFTER, **kwargs):
+                 gru_reset: GRUReset | str = GRUReset.AFTER, compiled: bool = False, **kwargs):
         super().__init__(**kwargs)
+        if compiled:  # the signature mirrors PyTorch's ScratchRecurrent
+            raise SeqcoreError("compiled=True is PyTorch's torch.compile of the scratch time loop; MXNet has no counterpart.")
         self.cell = Cell(cell)
         self.num_layers = num_layers
         self.num_directions = 2 if bidirectional else 1
