@@ -245,19 +245,23 @@ def _write(reports: list[dict[str, Any]], out: Path) -> None:
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "benchmark.json").write_text(json.dumps(reports, indent=1))
-    labels = [f"{r['impl']}\n{r['cell']}\nN={r['batch_size']}" for r in reports[0]["results"]]
-    x = np.arange(len(labels))
+    key_of = lambda r: (r["impl"], r["cell"], r["batch_size"])
+    # every row of every backend: scratch-compiled rows are PyTorch's only
+    keys = list(dict.fromkeys(key_of(r) for report in reports for r in report["results"]))
+    labels = [f"{impl}\n{cell}\nN={batch}" for impl, cell, batch in keys]
     width = 0.8 / (2 * len(reports))
     figure, axes = plt.subplots(figsize=(max(7, len(labels) * 1.1), 4), dpi=120)
     for index, report in enumerate(reports):
         for offset, key, kind in ((0, "", "seqcore"), (1, "bare_", "bare loop")):
             rows = report["results"]
+            x = np.array([keys.index(key_of(r)) for r in rows])
             medians = np.array([r[f"{key}spread"]["median"] for r in rows])
             low = medians - [r[f"{key}spread"]["min"] for r in rows]
             high = np.array([r[f"{key}spread"]["max"] for r in rows]) - medians
             axes.bar(x + (2 * index + offset) * width, medians, width, yerr=[low, high], capsize=2,
                      label=f"{report['backend']} {kind} ({report['device']})", alpha=1.0 if offset == 0 else 0.55)
-    axes.set(xticks=x + width * (2 * len(reports) - 1) / 2, xticklabels=labels, ylabel="tokens/s (median, min-max)",
+    axes.set(xticks=np.arange(len(keys)) + width * (2 * len(reports) - 1) / 2, xticklabels=labels,
+             ylabel="tokens/s (median, min-max)",
              title="training step throughput: seqcore beside each framework's bare loop")
     axes.legend()
     figure.tight_layout()

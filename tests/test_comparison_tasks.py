@@ -42,6 +42,24 @@ def test_benchmark_word_configuration_uses_an_embedding(tmp_path: Path) -> None:
         assert 4000 < report["results"][0]["vocab_size"] < 6000
 
 
+def test_benchmark_compile_adds_pytorch_rows_only(tmp_path: Path) -> None:
+    """--compile: a scratch-compiled row on PyTorch beside the eager ones (with its compile time),
+    none on MXNet, and the figure draws both backends' rows."""
+    for name in BACKENDS:
+        require_backend(name)
+    result = python("-m", "tasks.benchmark", "--compile", "--cells", "rnn", "--steps", "1", "--warmup", "1",
+                    "--repeats", "1", "--batch-sizes", "2", "--num-steps", "3", "--hidden-size", "4",
+                    "--out", str(tmp_path), check=True, timeout=900)
+    reports = {r["backend"]: r for r in json.loads((tmp_path / "benchmark.json").read_text())}
+    assert [r["impl"] for r in reports["mxnet"]["results"]] == ["scratch", "concise"]
+    compiled = [r for r in reports["torch"]["results"] if r["impl"] == "scratch-compiled"]
+    assert len(compiled) == 1 and compiled[0]["compile_s"] > 0 and compiled[0]["tokens_per_s"] > 0
+    assert "torch: scratch-compiled / concise: rnn (batch 2)" in result.stdout
+    assert (tmp_path / "benchmark.png").stat().st_size > 0
+    refused = python("-m", "tasks.benchmark", "--compile", "--impls", "concise", "--out", str(tmp_path))
+    assert refused.returncode == 2 and "--compile times PyTorch's scratch models" in refused.stderr
+
+
 def test_benchmark_rejects_unknown_names() -> None:
     result = python("-m", "tasks.benchmark", "--cells", "rnn,lstn")
     assert result.returncode == 2 and "Unknown cell(s) ['lstn']" in result.stderr and "Traceback" not in result.stderr
