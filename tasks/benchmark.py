@@ -248,7 +248,7 @@ def _write(reports: list[dict[str, Any]], out: Path) -> None:
     key_of = lambda r: (r["impl"], r["cell"], r["batch_size"])
     # every row of every backend: scratch-compiled rows are PyTorch's only
     keys = list(dict.fromkeys(key_of(r) for report in reports for r in report["results"]))
-    labels = [f"{impl}\n{cell}\nN={batch}" for impl, cell, batch in keys]
+    labels = ["\n".join([*impl.split("-"), cell, f"N={batch}"]) for impl, cell, batch in keys]
     width = 0.8 / (2 * len(reports))
     figure, axes = plt.subplots(figsize=(max(7, len(labels) * 1.1), 4), dpi=120)
     for index, report in enumerate(reports):
