@@ -41,7 +41,8 @@ class SequenceModel(gluon.Block):
     def __init__(self, spec: ModelSpec, compiled: bool = False, **kwargs):
         super().__init__(**kwargs)
         if compiled:  # the signature mirrors PyTorch's SequenceModel
-            raise SeqcoreError("compiled=True is PyTorch's torch.compile of the scratch time loop; MXNet has no counterpart.")
+            raise SeqcoreError("compiled=True is PyTorch's torch.compile of the scratch time loop; "
+                               "MXNet has no counterpart.")
         self.spec = spec
         recurrent = ScratchRecurrent if spec.impl is Impl.SCRATCH else ConciseRecurrent
         with self.name_scope():

@@ -197,7 +197,8 @@ class ScratchRecurrent(gluon.Block):
                  gru_reset: GRUReset | str = GRUReset.AFTER, compiled: bool = False, **kwargs):
         super().__init__(**kwargs)
         if compiled:  # the signature mirrors PyTorch's ScratchRecurrent
-            raise SeqcoreError("compiled=True is PyTorch's torch.compile of the scratch time loop; MXNet has no counterpart.")
+            raise SeqcoreError("compiled=True is PyTorch's torch.compile of the scratch time loop; "
+                               "MXNet has no counterpart.")
         self.cell = Cell(cell)
         self.num_layers = num_layers
         self.num_directions = 2 if bidirectional else 1
