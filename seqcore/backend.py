@@ -112,6 +112,12 @@ class Backend(Protocol):
         """A state on the model's device holding `arrays` (what `state_to_numpy` gave)."""
 
 
+def no_compile(name: str) -> str:
+    """The sentence refusing --compile on a backend that has no torch.compile counterpart."""
+    return (f"--compile is PyTorch's torch.compile; the {name} backend has no counterpart: "
+            f"drop --compile or use --backend torch.")
+
+
 def load_backend(name: str, compile: bool = False) -> Backend:
     """Import `backends.<name>` and create its backend, or explain in one sentence why not.
 

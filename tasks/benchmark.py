@@ -226,7 +226,7 @@ def format_table(reports: list[dict[str, Any]]) -> str:
         compiles = [f"{r['cell']} (batch {r['batch_size']}) {r['compile_s']:.0f} s" for r in report["results"]
                     if "compile_s" in r]
         if compiles:
-            lines.append(f"{report['backend']}: torch.compile warm-up (compile and {report.get('warmup', '?')} "
+            lines.append(f"{report['backend']}: torch.compile warm-up (compile and {report['warmup']} "
                          f"steps): " + ", ".join(compiles))
     for report in reports:
         lines.append(f"{report['backend']}: {report['token']} tokens, vocabulary {report['results'][0]['vocab_size']}, "

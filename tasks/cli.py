@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-from seqcore.backend import BACKENDS
+from seqcore.backend import BACKENDS, no_compile
 from seqcore.errors import SeqcoreError
 from seqcore.outdir import Mode, next_version
 from seqcore.progress import protect_output
@@ -128,8 +128,7 @@ class TaskConfig:
     def check_compile(self) -> None:
         """--compile is torch.compile of the scratch time loop: PyTorch, scratch models only."""
         if self.compile and self.backend != "torch":
-            raise SeqcoreError(f"--compile is PyTorch's torch.compile; the {self.backend} backend has no "
-                               f"counterpart: drop --compile or use --backend torch.")
+            raise SeqcoreError(no_compile(self.backend))
         if self.compile and self.impl != Impl.SCRATCH.value:
             raise SeqcoreError(f"--compile compiles the scratch recurrence, and --impl {self.impl} is the "
                                f"framework's fused layer already: drop --compile or use --impl scratch.")

@@ -13,6 +13,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon, npx
 
+from seqcore.backend import no_compile
 from seqcore.dropout import check_masks
 from seqcore.errors import SeqcoreError
 from seqcore.params import check_trainer_state
@@ -29,9 +30,7 @@ class Backend:
 
     def __init__(self, compile: bool = False) -> None:
         if compile:
-            raise SeqcoreError("--compile is PyTorch's torch.compile; the mxnet backend has no counterpart: "
-                               "drop --compile or use --backend torch.")
-        self.compile = compile
+            raise SeqcoreError(no_compile(self.name))
 
     def versions(self) -> dict[str, str]:
         try:

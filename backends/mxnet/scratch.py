@@ -253,7 +253,8 @@ class ScratchRecurrent(gluon.Block):
                 layer_state = tuple(part[index] for part in state)
                 outputs, inputs_h = [], []
                 for step_input in steps:
-                    inputs_h.append(layer_state[0])
+                    if weight_grad is not None:
+                        inputs_h.append(layer_state[0])
                     layer_state = cell._recur(mx.nd, step_input, layer_state, w_hh, b_hh)
                     outputs.append(layer_state[0])
                 if direction == 1:

@@ -203,7 +203,8 @@ def _scan(cell: _ScratchCell, xw: torch.Tensor, state: State, reverse: bool,
     outputs: list[torch.Tensor] = [None] * len(steps)  # type: ignore[list-item]
     inputs_h: list[torch.Tensor] = [None] * len(steps)  # type: ignore[list-item]
     for t in (range(len(steps) - 1, -1, -1) if reverse else range(len(steps))):
-        inputs_h[t] = state[0]
+        if previous is not None:
+            inputs_h[t] = state[0]
         state = cell._recur(steps[t], state, weight_hh)
         outputs[t] = state[0]
     if previous is not None:
