@@ -32,6 +32,7 @@ _WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 class _ScratchCell(gluon.HybridBlock):
     num_gates = 1
     adds_recurrence = True  # gates = xw + W_hh h (+ b_hh), so d xw_t = d gates_t
+    recur_weights = ("weight_hh",)  # what _recur reads besides xw and the state (b_hh is in xw)
 
     def __init__(self, input_size: int, hidden_size: int, **kwargs):
         super().__init__(**kwargs)
@@ -42,6 +43,7 @@ class _ScratchCell(gluon.HybridBlock):
             self.weight_hh = self.params.get("weight_hh", shape=(gh, hidden_size), init=mx.init.Zero())
             self.bias_ih = self.params.get("bias_ih", shape=(gh,), init=mx.init.Zero())
             self.bias_hh = self.params.get("bias_hh", shape=(gh,), init=mx.init.Zero())
+            self.step = _Step(self._recur)  # _recur hybridized, for ScratchRecurrent's time loop
 
     def forward(self, x, state):
         """One time step from inputs (N, I): the new state, whose first entry is the output h."""
@@ -73,7 +75,7 @@ class ScratchRNNCell(_ScratchCell):
         super().__init__(input_size, hidden_size, **kwargs)
         self.activation = Activation(activation)
 
-    def _recur(self, F, xw, state, weight_hh, bias_hh):
+    def _recur(self, F, xw, state, weight_hh, bias_hh=None):
         z = xw + _linear(F, state[0], weight_hh, self.gate_width)  # (N, H); both biases are in xw
         return (_act(F, z, self.activation.value),)
 
@@ -84,6 +86,7 @@ class ScratchGRUCell(_ScratchCell):
     BEFORE: n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)."""
     num_gates = GATES[Cell.GRU]
     adds_recurrence = False  # b_hn and W_hn h sit inside r * (...)
+    recur_weights = ("weight_hh", "bias_hh")
 
     def __init__(self, input_size: int, hidden_size: int, reset: GRUReset | str = GRUReset.AFTER,
                  **kwargs):
@@ -115,12 +118,31 @@ class ScratchLSTMCell(_ScratchCell):
     """c' = f c + i g, h' = o tanh(c'), with i, f, o = sigma(...), g = tanh(...)."""
     num_gates = GATES[Cell.LSTM]
 
-    def _recur(self, F, xw, state, weight_hh, bias_hh):
+    def _recur(self, F, xw, state, weight_hh, bias_hh=None):
         h, c = state
         gates = xw + _linear(F, h, weight_hh, self.gate_width)  # (N, 4H); both biases are in xw
         i, f, g, o = (self._gate(F, gates, k) for k in range(4))
         c = _act(F, f, "sigmoid") * c + _act(F, i, "sigmoid") * _act(F, g, "tanh")
         return _act(F, o, "sigmoid") * _act(F, c, "tanh"), c
+
+
+class _Step(gluon.HybridBlock):
+    """One time step of a cell's recurrence, `cell._recur(F, xw, state, *weights)`, hybridized
+    (a cached graph, static_alloc and static_shape): one call into MXNet per step where the
+    imperative step made ~15 operator calls from Python (LSTM), each with its own dispatch cost.
+    It holds no parameters: W_hh (detached when its gradient is hoisted) and, for the GRU, b_hh
+    come in as inputs (cell.recur_weights), so it holds the bound method, not the cell."""
+
+    def __init__(self, recur, **kwargs):
+        super().__init__(**kwargs)
+        self._recur = recur
+        self.hybridize(static_alloc=True, static_shape=True)
+
+    def forward(self, xw, state, weights):
+        return tuple(super().forward(xw, tuple(state), tuple(weights)))  # hybridized Gluon hands back a list
+
+    def hybrid_forward(self, F, xw, state, weights):
+        return self._recur(F, xw, state, *weights)
 
 
 def _linear(F, x, weight, num_hidden: int, bias=None):
@@ -247,6 +269,7 @@ class ScratchRecurrent(gluon.Block):
                     weight_grad = _RecurrentWeightGrad()
                     projected = weight_grad(projected, w_hh)
                     w_hh = w_hh.detach()
+                recur_weights = tuple({"weight_hh": w_hh, "bias_hh": b_hh}[name] for name in cell.recur_weights)
                 steps = _unstack(projected)  # (N, G*H) each
                 if direction == 1:
                     steps.reverse()  # the reverse direction reads t = T-1 first
@@ -255,7 +278,7 @@ class ScratchRecurrent(gluon.Block):
                 for step_input in steps:
                     if weight_grad is not None:
                         inputs_h.append(layer_state[0])
-                    layer_state = cell._recur(mx.nd, step_input, layer_state, w_hh, b_hh)
+                    layer_state = cell.step(step_input, layer_state, recur_weights)
                     outputs.append(layer_state[0])
                 if direction == 1:
                     outputs.reverse()  # back to input time order
