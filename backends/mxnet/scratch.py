@@ -9,6 +9,8 @@ Calling a cell runs one time step, `cell(x, state) -> state`, x (N, I), state (h
 of (N, H) each; it also works hybridized. A step is split into `_project` (the input half, which
 does not depend on h) and `_recur` (the rest): ScratchRecurrent projects all T steps of a layer
 in one matmul and then loops over `_recur`, leaving one (N, H) x (H, G*H) matmul per step.
+The loop calls `cell.step`, `_recur` hybridized: one cached graph per step (LSTM: 0.45 -> 0.65 of
+the fused layer's training speed on a 2-core CPU, docs/BENCHMARKS.md).
 A reverse direction loops over the projected steps from t = T-1 down to 0 and stores its
 outputs back in input time order.
 Where the gates are xw + W_hh h (RNN and LSTM, `adds_recurrence`), d xw_t equals d gates_t, so
@@ -211,7 +213,8 @@ class ScratchRecurrent(gluon.Block):
 
     With bidirectional=True each layer has a forward cell `l{k}` and a reverse cell `r{k}` (Gluon's
     fused naming); cells and state entries are indexed layer*D + direction, D = 2.
-    A plain Block: the time loop needs T, which a hybridized (symbolic) graph does not know.
+    A plain Block: the time loop needs T, which a hybridized (symbolic) graph does not know; each
+    step inside it is a hybridized graph (the cells' `step`).
     """
 
     def __init__(self, cell: Cell | str, input_size: int, hidden_size: int, num_layers: int,
