@@ -39,9 +39,10 @@ LM = ["-m", "tasks.char_lm", "--hidden-size", "16", "--max-tokens", "2000", "--b
       "--num-preds", "5"]
 CASES = {
     "sequential": [*LM, "--epochs", "2", "--cell", "lstm"],  # each worker carries (h, c) of its rows
-    # a short last batch (3 rows: 1 + 2), and dropout masks drawn for the whole batch, cut by rows
+    # a short last batch (3 rows: 1 + 2), dropout masks drawn for the whole batch, cut by rows, and
+    # the scratch model (on MXNet: its hybridized steps, one cached graph per row count)
     "random": [*LM, "--epochs", "1", "--sampler", "random", "--cell", "gru", "--num-layers", "2",
-               "--dropout", "0.3"],
+               "--dropout", "0.3", "--impl", "scratch"],
     "mnist": ["-m", "tasks.mnist_rows", "--data-dir", str(SHARED_MNIST), "--device", "cpu", "--no-progress",
               "--limit-train", "200", "--limit-test", "100", "--hidden-size", "16", "--batch-size", "32",
               "--epochs", "1", "--log-every", "1"],  # last batch 8 rows
