@@ -34,8 +34,8 @@ class SequenceModel(gluon.Block):
     Readout.SEQUENCE (logits); state (h,) or (h, c) of (L*D, N, H) each, zeros when not given.
     `SequenceModel.from_checkpoint(path)` rebuilds a trained model.
 
-    A plain Block because ScratchRecurrent is one (its time loop needs T); the concise stack
-    inside is hybridized.
+    A plain Block because ScratchRecurrent is one (its time loop needs T; each step is a
+    hybridized graph); the concise stack inside is hybridized.
     """
 
     def __init__(self, spec: ModelSpec, compiled: bool = False, **kwargs):
