@@ -9,12 +9,13 @@ process never loads two frameworks (MXNet and PyTorch in one process have crashe
 from __future__ import annotations
 
 import importlib
+from enum import Enum
 from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from .errors import SeqcoreError
-from .specs import Device, Loss, ModelSpec, Optimizer
+from seqcore.errors import SeqcoreError
+from seqcore.model.spec import Loss, ModelSpec
 
 BACKENDS = ("mxnet", "torch")  # import names: folder, CLI value and test id alike
 EXTRAS = {"mxnet": "mxnet", "torch": "torch"}
@@ -22,6 +23,17 @@ EXTRAS = {"mxnet": "mxnet", "torch": "torch"}
 Model = Any  # framework module holding the parameters, built from canonical NumPy parameters
 State = Any  # framework arrays for the recurrent state, (L*D, N, H) each (D = spec.num_directions)
 Trainer = Any  # framework optimizer bound to a model
+
+
+class Device(str, Enum):
+    CPU = "cpu"
+    GPU = "gpu"
+    AUTO = "auto"  # the GPU when the backend can really run on it, else the CPU
+
+
+class Optimizer(str, Enum):
+    SGD = "sgd"
+    ADAM = "adam"
 
 
 class Backend(Protocol):
@@ -52,7 +64,7 @@ class Backend(Protocol):
                          loss: Loss, masks: Sequence[np.ndarray] | None = None) -> tuple[float, State]:
         """Mean loss of one batch; leaves that batch's gradients (replacing older ones) on the model.
 
-        masks: seqcore.dropout.draw_masks' float32 arrays (mask_shapes order: the inputs of layers
+        masks: seqcore.model.dropout.draw_masks' float32 arrays (mask_shapes order: the inputs of layers
         k >= 1, then the head's input), moved to the device and multiplied in; None (or []) trains
         without dropout. `forward` and `evaluate` never apply dropout.
         """
@@ -66,8 +78,8 @@ class Backend(Protocol):
 
         batches: S (inputs, targets, masks) of one batch size, moved to the device at once. Each
         step is `forward_backward`, `grad_norm`, gradients x clip / norm when clip > 0 and the
-        norm exceeds it (`seqcore.training.clip_factor`, on the device), `step`, with the numbers
-        of those calls bit for bit (seqcore.training.train_steps). state: the carried state for
+        norm exceeds it (`seqcore.train.loop.clip_factor`, on the device), `step`, with the numbers
+        of those calls bit for bit (seqcore.train.loop.train_steps). state: the carried state for
         the first step (detached here), None to begin one; carry_state: later steps carry the
         previous step's state, else begin afresh. lrs: the S learning rates, None to keep the
         trainer's. A NaN does not stop the span: the caller reads the losses.

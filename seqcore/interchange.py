@@ -16,7 +16,7 @@ A seqcore model maps onto a plain module of either framework whose children are 
 Gluon's fused layers hold their parameters as attributes l{k}_i2h_weight / r{k}_i2h_weight, but
 MXNet 1.9's save_parameters and load_parameters name them as the old unfused cell stack did
 (`_RNNLayer._collect_params_with_prefix`), which is what a .params file holds. Shapes are the
-same on all three sides (seqcore.params), so a conversion only renames. Reading
+same on all three sides (seqcore.model.params), so a conversion only renames. Reading
 and writing the files is the backends' part (`backends/<name>/interchange.py`); this module
 decides the names, infers a ModelSpec from a foreign file's shapes and refuses, in one
 sentence, a file that does not fit.
@@ -30,10 +30,11 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from .errors import SeqcoreError
-from .params import Params, param_shapes
-from .specs import GATES, Activation, Cell, GRUReset, Impl, InputKind, ModelSpec, Readout, parse_enum
-from .vocab import Vocab
+from seqcore.checks import parse_enum
+from seqcore.data.vocab import Vocab
+from seqcore.errors import SeqcoreError
+from seqcore.model.params import Params, param_shapes
+from seqcore.model.spec import GATES, Activation, Cell, GRUReset, Impl, InputKind, ModelSpec, Readout
 
 FORMATS = ("torch", "gluon")  # a PyTorch state_dict file, a Gluon save_parameters file
 FRAMEWORK = {"torch": "torch", "gluon": "mxnet"}  # the backend whose interchange module reads / writes it

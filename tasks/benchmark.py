@@ -3,7 +3,7 @@
 Usage: python -m tasks.benchmark [--backends mxnet,torch] [--cells rnn,gru,lstm] [--impls scratch,concise]
                                  [--device cpu] [--batch-sizes 32] [--num-steps 35] [--hidden-size 256]
                                  [--token char|word] [--repeats 5] [--steps 10]
-       python -m tasks.benchmark --workers 2     # data-parallel scaling, 1..N workers (tasks/scaling.py)
+       python -m tasks.benchmark --workers 2     # data-parallel scaling, 1..N workers (seqcore/report/scaling.py)
 
 Each backend runs in its own process (`--worker`), over the same Time Machine batches; a step is
 the full protocol (forward, backward, clip, update) with the loss read every step, as in
@@ -35,18 +35,20 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from seqcore.backend import BACKENDS, load_backend
+from seqcore.backend import BACKENDS, Device, Optimizer, load_backend
+from seqcore.checks import parse_enum
+from seqcore.data.sampling import sequential_batches
 from seqcore.errors import SeqcoreError
-from seqcore.generate import predict_ids
-from seqcore.lm import model_spec, prepare_data, time_major
-from seqcore.outdir import describe
-from seqcore.params import init_params
-from seqcore.reports import machine_info
-from seqcore.sampling import sequential_batches
-from seqcore.specs import Cell, Device, Impl, InputKind, Loss, Optimizer, parse_enum
-from seqcore.training import train_epoch
+from seqcore.jobs.generate import predict_ids
+from seqcore.jobs.lm import model_spec, prepare_data, time_major
+from seqcore.model.params import init_params
+from seqcore.model.spec import Cell, Impl, InputKind, Loss
+from seqcore.report import scaling
+from seqcore.run.folder import describe
+from seqcore.run.machine import machine_info
+from seqcore.train.loop import train_epoch
 
-from .cli import add_version, run_main
+from .cli import Parser, add_version, run_main
 
 GENERATED = 100  # tokens generated after a 10-token prefix, for the generation figure
 COMPILED = "scratch-compiled"  # the row of a scratch model trained through torch.compile (--compile)
@@ -269,13 +271,45 @@ def _write(reports: list[dict[str, Any]], out: Path) -> None:
     plt.close(figure)
 
 
+def scaling_main(argv: Sequence[str]) -> int:
+    """`--workers N`: data-parallel scaling on this machine (seqcore.report.scaling)."""
+    parser = Parser(prog="python -m tasks.benchmark --workers N", description=scaling.__doc__.split("\n\n")[0])
+    parser.add_argument("--workers", type=int, required=True, help="measure 1..N workers")
+    parser.add_argument("--backends", default=",".join(BACKENDS))
+    parser.add_argument("--cells", default="rnn", help="one cell (default: %(default)s)")
+    parser.add_argument("--impls", default="concise", help="one impl (default: %(default)s)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-sizes", default="32", help="one global batch size (default: %(default)s)")
+    parser.add_argument("--num-steps", type=int, default=35)
+    parser.add_argument("--hidden-size", type=int, default=256)
+    parser.add_argument("--max-tokens", type=int, default=10_000, help="train on the first N characters "
+                        "(default: %(default)s, d2l's)")
+    parser.add_argument("--epochs", type=int, default=6, help="epochs per run; the median of 2..E (default: %(default)s)")
+    parser.add_argument("--out", default="runs/benchmark")
+    args = parser.parse_args(argv)
+    if args.epochs < 2:
+        raise SeqcoreError(f"--epochs must be at least 2 (the first one warms up), got {args.epochs}.")
+    task_args = ["--cell", args.cells, "--impl", args.impls, "--device", args.device,
+                 "--batch-size", args.batch_sizes, "--num-steps", str(args.num_steps),
+                 "--hidden-size", str(args.hidden_size), "--epochs", str(args.epochs),
+                 "--max-tokens", str(args.max_tokens), "--eval-every", str(args.epochs),
+                 "--checkpoint-every", str(args.epochs), "--no-progress", "--num-preds", "5"]
+    rows = scaling.run(args.workers, [b for b in args.backends.split(",") if b], task_args, Path(args.out))
+    print(scaling.format_table(rows, f"char LM on {args.max_tokens:,} characters, {args.impls} {args.cells}, hidden "
+                             f"{args.hidden_size}, global batch "
+                             f"{args.batch_sizes} x {args.num_steps} steps split among the workers, {args.device}; "
+                             f"median tokens/s of epochs 2..{args.epochs}"))
+    print(f"scaling.json written to {args.out}")
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--worker"]:  # internal: one backend in this process, JSON on stdout
         print(json.dumps(measure(argv[1], **json.loads(argv[2]))))
         return 0
     if any(arg == "--workers" or arg.startswith("--workers=") for arg in argv):  # data-parallel scaling
-        from .scaling import main as scaling
+        from seqcore.report.scaling import main as scaling
 
         return scaling(argv)
     parser = argparse.ArgumentParser(prog="python -m tasks.benchmark", description=__doc__.split("\n\n")[0])

@@ -15,12 +15,14 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from seqcore.backend import load_backend
-from seqcore.corpus import is_url
+from seqcore.backend import Device, load_backend
+from seqcore.checks import parse_enum
+from seqcore.data.corpus import is_url
+from seqcore.data.sampling import Sampler
 from seqcore.errors import SeqcoreError
-from seqcore.lm import LanguageModelJob, model_spec, prepare_data
-from seqcore.run import Run
-from seqcore.specs import Device, Sampler, TrainSpec, parse_enum
+from seqcore.jobs.lm import LanguageModelJob, model_spec, prepare_data
+from seqcore.run.session import Run
+from seqcore.train.spec import TrainSpec
 
 from .cli import TaskConfig, choices, option, parse_config, run_main
 

@@ -19,13 +19,14 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-from seqcore.backend import BACKENDS, no_compile
+from seqcore.backend import BACKENDS, Device, Optimizer, no_compile
 from seqcore.errors import SeqcoreError
-from seqcore.outdir import Mode, next_version
-from seqcore.progress import protect_output
-from seqcore.run import RunInterrupted, RunSettings
-from seqcore.runconfig import read_run_config
-from seqcore.specs import Cell, Device, GRUReset, Impl, Init, Optimizer, Schedule
+from seqcore.model.spec import Cell, GRUReset, Impl, Init
+from seqcore.run.config_file import read_run_config
+from seqcore.run.folder import Mode, next_version
+from seqcore.run.progress import protect_output
+from seqcore.run.session import RunInterrupted, RunSettings
+from seqcore.train.spec import Schedule
 
 
 def choices(kind) -> list[str]:

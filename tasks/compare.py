@@ -32,14 +32,14 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from seqcore import comparison
-from seqcore.backend import BACKENDS
+from seqcore.backend import BACKENDS, Device
 from seqcore.errors import SeqcoreError
-from seqcore.report_build import build
-from seqcore.specs import Cell, Device, Impl
+from seqcore.model.spec import Cell, Impl
+from seqcore.report import records as comparison
+from seqcore.report.build import build
+from seqcore.report.grid import TASKS, Grid, plan
 
 from .cli import Parser, add_version, run_main
-from .grid import TASKS, Grid, plan
 
 REPORT = "report.json"  # marks a folder as a comparison report, with the command that made it
 BENCHMARK = {"full": [], "quick": ["--steps", "5", "--repeats", "3", "--warmup", "2"],

@@ -32,19 +32,29 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from seqcore import reference
 from seqcore.backend import EXTRAS
-from seqcore.checkpoint import Checkpoint, atomic_write, load_checkpoint, save_checkpoint
-from seqcore.corpus import load_corpus, sha256_of
+from seqcore.data.corpus import load_corpus, sha256_of
+from seqcore.data.vocab import Vocab
 from seqcore.errors import SeqcoreError
-from seqcore.interchange import (FORMATS, FRAMEWORK, check_convertible, d2l_head, describe, infer_spec,
-                                 probe_inputs, read_vocab, to_canonical, to_foreign)
-from seqcore.params import Params
-from seqcore.specs import Activation, Cell, InputKind, ModelSpec, Readout
-from seqcore.vocab import Vocab
+from seqcore.interchange import (
+    FORMATS,
+    FRAMEWORK,
+    check_convertible,
+    d2l_head,
+    describe,
+    infer_spec,
+    probe_inputs,
+    read_vocab,
+    to_canonical,
+    to_foreign,
+)
+from seqcore.jobs.evaluate import check_same_vocab
+from seqcore.model import reference
+from seqcore.model.params import Params
+from seqcore.model.spec import Activation, Cell, InputKind, ModelSpec, Readout
+from seqcore.run.checkpoint import Checkpoint, atomic_write, checkpoint_path, load_checkpoint, save_checkpoint
 
 from .cli import Parser, add_version, choices, run_main
-from .evaluate import check_same_vocab, checkpoint_path
 
 TARGETS = (*FORMATS, "onnx")
 TOLERANCE = 1e-4  # relative to the largest logit: float32 frameworks against the float64 reference

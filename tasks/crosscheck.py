@@ -18,12 +18,13 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from seqcore.backend import BACKENDS, load_backend
-from seqcore.checkpoint import load_checkpoint
+from seqcore.backend import BACKENDS, Device, load_backend
+from seqcore.checks import parse_enum
 from seqcore.errors import SeqcoreError
-from seqcore.specs import Device, InputKind, parse_enum
+from seqcore.jobs.evaluate import evaluate_checkpoint
+from seqcore.model.spec import InputKind
+from seqcore.run.checkpoint import load_checkpoint
 
-from . import evaluate
 from .cli import add_version, run_main
 
 INPUT_STEPS, INPUT_BATCH = 10, 2
@@ -51,7 +52,7 @@ def check(backend_name: str, device: str, runs: Sequence[dict], out: Path) -> di
             np.save(out / f"{index}.npy", np.asarray(logits, dtype=np.float32))
             result["logits"][str(index)] = f"{index}.npy"
             if run["task"] == "char_lm" and run["trained_on"] != backend_name:
-                measured = evaluate.run(checkpoint=str(folder), backend=backend_name, device=device, num_preds=5)
+                measured = evaluate_checkpoint(checkpoint=str(folder), backend=backend_name, device=device, num_preds=5)
                 result["cross_eval"].append({"folder": str(folder), "val_ppl": measured["val_ppl"]})
         except SeqcoreError as error:
             result["errors"].append(f"{folder} on {backend_name}: {error}")

@@ -23,18 +23,17 @@ accuracy) to --out (default: the next runs/mnist_rows/BACKEND-PRESET/version_N).
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any, Optional, Sequence
 
-import numpy as np
-
-from seqcore import mnist, mnist_sets
-from seqcore.backend import load_backend
-from seqcore.classify import ClassifierJob, Evaluation
+from seqcore.backend import Device, Optimizer, load_backend
+from seqcore.checks import parse_enum
+from seqcore.data import mnist, mnist_sets
+from seqcore.data.sampling import Sampler
 from seqcore.errors import SeqcoreError
-from seqcore.run import Run
-from seqcore.specs import (Cell, Device, Impl, InputKind, ModelSpec, Optimizer, Readout, Sampler, Schedule,
-                           TrainSpec, parse_enum)
+from seqcore.jobs.classify import ClassifierJob, plot_digits
+from seqcore.model.spec import Cell, Impl, InputKind, ModelSpec, Readout
+from seqcore.run.session import Run
+from seqcore.train.spec import Schedule, TrainSpec
 
 from .cli import TaskConfig, choices, option, parse_config, run_main
 
@@ -178,37 +177,6 @@ def _limited(data: mnist.MnistSplit, limit: int, flag: str) -> mnist.MnistSplit:
     if limit > len(data):
         raise SeqcoreError(f"{flag} {limit:,} is more than the {len(data):,} images available.")
     return data.head(limit or None)
-
-
-def plot_digits(path: Path, data: mnist.MnistSplit, test: Evaluation, *, title: str,
-                names: Optional[Sequence[str]] = None, num_first: int = 24, num_wrong: int = 24) -> Path:
-    """The first test images, then the first misclassified ones; 'p' predicted, 't' true (class
-    names when given, else numbers), errors in red."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    named = names is not None and list(names) != [str(label) for label in range(len(names))]
-    wrong = np.flatnonzero(test.predictions != test.labels)[:num_wrong]
-    shown = np.concatenate([np.arange(min(num_first, len(data))), wrong])
-    columns = 8
-    rows = max(1, -(-len(shown) // columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * (1.5 if named else 1.3) + 0.5), dpi=120,
-                                squeeze=False)
-    for slot, axis in enumerate(axes.flat):
-        axis.axis("off")
-        if slot < len(shown):
-            index = shown[slot]
-            predicted, true = int(test.predictions[index]), int(test.labels[index])
-            axis.imshow(data.images[index], cmap="gray_r")
-            axis.set_title(f"p {names[predicted]}\nt {names[true]}" if named else f"p {predicted} / t {true}",
-                           fontsize=7 if named else 8, color="black" if predicted == true else "red")
-    figure.suptitle(f"{title} (first {min(num_first, len(data))}, then {len(wrong)} errors)", fontsize=10)
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
-    return path
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

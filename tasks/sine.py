@@ -34,17 +34,19 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from seqcore.backend import Backend, load_backend
-from seqcore.checkpoint import load_checkpoint
-from seqcore.distributed import environment_size
+from seqcore.backend import Backend, Device, Optimizer, load_backend
+from seqcore.checks import parse_enum
+from seqcore.data.sampling import Sampler
 from seqcore.errors import SeqcoreError
-from seqcore.outdir import CONFIG, Mode, OutputFolder
-from seqcore.reports import MetricsLog, read_metrics
-from seqcore.run import BEST, LAST, Run, RunSettings
-from seqcore.runconfig import now, read_run_config, write_run_config
-from seqcore.sine import NEXT, PHASES, SIN2COS, WAVE_FIGURES, SineJob, loss_points, plot_losses, plot_waves
-from seqcore.specs import (Cell, Device, GRUReset, Impl, InputKind, ModelSpec, Optimizer, Readout, Sampler, TrainSpec,
-                           parse_enum)
+from seqcore.jobs.sine import NEXT, PHASES, SIN2COS, WAVE_FIGURES, SineJob, loss_points, plot_losses, plot_waves
+from seqcore.model.spec import Cell, GRUReset, Impl, InputKind, ModelSpec, Readout
+from seqcore.parallel.distributed import environment_size
+from seqcore.run.checkpoint import load_checkpoint
+from seqcore.run.config_file import now, read_run_config, write_run_config
+from seqcore.run.folder import CONFIG, Mode, OutputFolder
+from seqcore.run.log import MetricsLog, read_metrics
+from seqcore.run.session import BEST, LAST, Run, RunSettings
+from seqcore.train.spec import TrainSpec
 
 from .cli import TaskConfig, choices, option, parse_config, run_main
 

@@ -14,8 +14,8 @@ import sys
 
 import numpy as np
 
-from seqcore.backend import load_backend
-from seqcore.specs import Device, Optimizer, Readout
+from seqcore.backend import Device, Optimizer, load_backend
+from seqcore.model.spec import Readout
 from tests.cases import SPLIT, all_cases, case_data, case_masks
 
 

@@ -12,9 +12,9 @@ import itertools
 
 import numpy as np
 
-from seqcore.dropout import draw_masks
-from seqcore.params import init_params
-from seqcore.specs import Activation, Cell, GRUReset, Impl, InputKind, Loss, ModelSpec, Readout
+from seqcore.model.dropout import draw_masks
+from seqcore.model.params import init_params
+from seqcore.model.spec import Activation, Cell, GRUReset, Impl, InputKind, Loss, ModelSpec, Readout
 
 NUM_STEPS, BATCH, HIDDEN, VOCAB, FEATURES = 4, 3, 5, 7, 3
 SPLIT = 2  # time steps in the first of the two forward calls that carry the state between them
@@ -84,7 +84,7 @@ def all_cases() -> list[tuple[str, ModelSpec, Loss]]:
 
 
 def case_masks(spec: ModelSpec, seed: int = 5) -> list[np.ndarray] | None:
-    """The dropout masks of a case's training call (seqcore.dropout), None without dropout."""
+    """The dropout masks of a case's training call (seqcore.model.dropout), None without dropout."""
     return draw_masks(spec, np.random.default_rng(seed), NUM_STEPS, BATCH)
 
 

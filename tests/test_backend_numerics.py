@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seqcore import reference
-from seqcore.params import param_shapes
-from seqcore.specs import Readout
+from seqcore.model import reference
+from seqcore.model.params import param_shapes
+from seqcore.model.spec import Readout
 from tests.cases import BATCH, NUM_STEPS, SPLIT, all_cases, case_data, case_masks
 from tests.conftest import python
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from seqcore.reports import read_metrics
+from seqcore.run.log import read_metrics
 from tests.conftest import assert_one_sentence, python, require_backend
 
 TINY = ["--epochs", "1", "--max-tokens", "600", "--batch-size", "4", "--num-steps", "5",

@@ -14,11 +14,18 @@ import pytest
 from safetensors import safe_open
 from safetensors.numpy import load_file, save_file
 
-from seqcore.checkpoint import (FORMAT, Checkpoint, atomic_write, load_checkpoint, remove_stale_temp_files,
-                                save_checkpoint)
 from seqcore.errors import SeqcoreError
-from seqcore.params import init_params
-from seqcore.specs import ModelSpec, TrainSpec
+from seqcore.model.params import init_params
+from seqcore.model.spec import ModelSpec
+from seqcore.run.checkpoint import (
+    FORMAT,
+    Checkpoint,
+    atomic_write,
+    load_checkpoint,
+    remove_stale_temp_files,
+    save_checkpoint,
+)
+from seqcore.train.spec import TrainSpec
 from tests.conftest import python
 
 SPEC = ModelSpec(cell="gru", impl="scratch", input_size=6, hidden_size=4, output_size=6, num_layers=2)
@@ -120,7 +127,7 @@ def test_an_interrupted_write_leaves_a_temp_file_that_is_removed(tmp_path: Path)
     kept = [tmp_path / ".seqcore.lock", tmp_path / "notes.tmp", tmp_path / "metrics.jsonl"]
     for other in kept:
         other.write_text("x")
-    script = ("import os, sys\nfrom pathlib import Path\nfrom seqcore.checkpoint import atomic_write\n"
+    script = ("import os, sys\nfrom pathlib import Path\nfrom seqcore.run.checkpoint import atomic_write\n"
               "def write(tmp):\n    Path(tmp).write_bytes(b'half a checkpoint')\n    os._exit(9)\n"
               "atomic_write(Path(sys.argv[1]), write)\n")
     result = python("-c", script, str(path))

@@ -70,7 +70,7 @@ def test_mxnet_refuses_compile_in_one_sentence() -> None:
     require_backend("mxnet")
     code = ("from seqcore.backend import load_backend\n"
             "from seqcore.errors import SeqcoreError\n"
-            "from seqcore.specs import ModelSpec\n"
+            "from seqcore.model.spec import ModelSpec\n"
             "from backends.mxnet import SequenceModel\n"
             "from backends.mxnet.scratch import ScratchRecurrent\n"
             "spec = ModelSpec(cell='lstm', impl='scratch', input_size=4, hidden_size=3, output_size=4)\n"

@@ -33,9 +33,9 @@ def public_surface(path: Path) -> dict[str, object]:
 
 
 def test_importing_the_core_loads_no_framework() -> None:
-    modules = sorted(p.stem for p in (ROOT / "seqcore").glob("*.py") if p.stem != "__init__")
+    modules = sorted(".".join(p.relative_to(ROOT).with_suffix("").parts) for p in (ROOT / "seqcore").rglob("*.py"))
     code = ("import sys, importlib\n"
-            f"for m in {modules!r}: importlib.import_module('seqcore.' + m)\n"
+            f"for m in {modules!r}: importlib.import_module(m)\n"
             "import backends\n"
             "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('mxnet', 'torch', 'torchvision'))\n"
             "print(','.join(loaded))")
@@ -70,3 +70,70 @@ def test_backend_classes_implement_the_protocol() -> None:
         for method, args in wanted.items():
             assert surface.get(f"Backend.{method}") == args, f"{name}: Backend.{method} differs from the protocol"
         assert "create_backend" in surface
+
+
+# The core's layers, bottom first: a module imports only from its own layer and those below it,
+# so that, say, the model never reaches up into the run layer. Top-level modules sit where their
+# imports put them: errors and checks at the bottom, the seam (backend) and interchange above data.
+LAYERS = ("errors", "checks", "model", "data", "backend", "interchange", "train", "parallel", "run", "jobs",
+          "report")
+FRAMEWORKS = ("mxnet", "torch", "torchvision")
+
+
+def layer_of(module: str) -> int:
+    """The layer index of 'seqcore.<part>...' (the package, or the top-level module's name)."""
+    return LAYERS.index(module.split(".")[1])
+
+
+def core_imports() -> list[tuple[str, int, str]]:
+    """(importing module, line, imported module) for every import in seqcore/, read as source."""
+    found = []
+    for path in sorted((ROOT / "seqcore").rglob("*.py")):
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                assert node.level == 0, f"{module}:{node.lineno}: relative import (the core imports absolutely)"
+                names = [node.module] if node.module != "seqcore" else [
+                    f"seqcore.{a.name}" if a.name in LAYERS else "seqcore" for a in node.names]  # __version__
+                found += [(module, node.lineno, name) for name in names]
+            elif isinstance(node, ast.Import):
+                found += [(module, node.lineno, alias.name) for alias in node.names]
+    return found
+
+
+def test_every_core_module_has_a_layer() -> None:
+    for path in (ROOT / "seqcore").iterdir():
+        if path.suffix == ".py" and path.stem != "__init__" or path.is_dir() and (path / "__init__.py").is_file():
+            assert path.stem in LAYERS, f"seqcore/{path.name} has no place in LAYERS"
+
+
+def test_the_core_imports_no_framework_and_nothing_above_it() -> None:
+    for module, line, imported in core_imports():
+        top = imported.split(".")[0]
+        assert top not in FRAMEWORKS, f"{module}:{line} imports {imported}"
+        assert top not in ("tasks", "backends", "tests"), f"{module}:{line} imports {imported} (above the core)"
+
+
+def test_the_core_imports_only_downwards() -> None:
+    for module, line, imported in core_imports():
+        if imported.startswith("seqcore.") and module != "seqcore":  # `seqcore` itself: the version
+            assert layer_of(imported) <= layer_of(module), (
+                f"{module}:{line} imports {imported}, a layer above it ({LAYERS[layer_of(imported)]} > "
+                f"{LAYERS[layer_of(module)]})")
+
+
+def runnable_tasks() -> set[str]:
+    return {p.stem for p in (ROOT / "tasks").glob("*.py") if "__main__" in p.read_text()}
+
+
+def test_no_task_imports_another_runnable_task() -> None:
+    runnable = runnable_tasks()
+    for path in sorted((ROOT / "tasks").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] if node.level == 0 else [(node.module or "")]
+                if node.level and not node.module:  # from . import x
+                    names = [a.name for a in node.names]
+                for name in names:
+                    leaf = name.split(".")[-1] if name.startswith("tasks") or node.level else None
+                    assert leaf not in runnable or leaf == path.stem, f"tasks/{path.name} imports the runnable tasks.{leaf}"

@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seqcore import reference
-from seqcore.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from seqcore.errors import SeqcoreError
 from seqcore.interchange import d2l_head, foreign_names, infer_spec, to_canonical, to_foreign
-from seqcore.params import init_params, param_shapes
-from seqcore.specs import ModelSpec
+from seqcore.model import reference
+from seqcore.model.params import init_params, param_shapes
+from seqcore.model.spec import ModelSpec
+from seqcore.run.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from tests.conftest import ROOT, assert_one_sentence, python, require_backend
 
 README = ROOT / "README.md"
@@ -251,8 +251,8 @@ TORCH_RUN = """
 import sys
 import numpy as np
 from seqcore.backend import load_backend
-from seqcore.checkpoint import load_checkpoint
-from seqcore.specs import Device
+from seqcore.run.checkpoint import load_checkpoint
+from seqcore.model.spec import Device
 backend = load_backend("torch")
 for name in sys.argv[1:]:
     saved, data = load_checkpoint(name + ".safetensors"), np.load(name + ".npz")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from seqcore import corpus
+from seqcore.data import corpus
+from seqcore.data.vocab import Vocab
 from seqcore.errors import SeqcoreError
-from seqcore.vocab import Vocab
 from tests.http_server import Server
 
 

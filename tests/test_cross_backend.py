@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from seqcore.backend import BACKENDS
-from seqcore.reports import read_metrics
+from seqcore.run.log import read_metrics
 from tests.conftest import ROOT, python, require_backend
 
 LOCKSTEP_STEPS = 20

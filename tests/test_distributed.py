@@ -1,4 +1,4 @@
-"""Data-parallel training (seqcore.distributed): two workers equal one process, on each framework's
+"""Data-parallel training (seqcore.parallel.distributed): two workers equal one process, on each framework's
 own engine (torchrun + DistributedDataParallel over gloo; tasks.launch + MXNet's dist_sync KVStore),
 and the two frameworks' two-worker runs equal each other; a killed worker ends the run with one
 sentence and the last checkpoint resumes it on one or two workers; bad launches end in one sentence.
@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 
 from seqcore.backend import Backend
-from seqcore.data_parallel import DistributedBackend, _rows_of, row_blocks
-from seqcore.distributed import World, check_environment, check_rows, environment_size
 from seqcore.errors import SeqcoreError
-from seqcore.reports import read_metrics
+from seqcore.parallel.data_parallel import DistributedBackend, _rows_of, row_blocks
+from seqcore.parallel.distributed import World, check_environment, check_rows, environment_size
+from seqcore.run.log import read_metrics
 from tests.conftest import ROOT, assert_one_sentence, backend_problem, require_backend
 from tests.test_mnist_loader import SHARED_MNIST
 
@@ -248,7 +248,7 @@ def test_a_stop_inside_an_epoch_keeps_every_rows_state_and_resumes_on_another_co
     """SIGTERM to the launcher: both workers stop after the same step, the checkpoint holds the
     carried state of all 8 rows, and the run resumed on the other number of workers equals one
     uninterrupted process (the `sequential` case, an LSTM)."""
-    from seqcore.checkpoint import load_checkpoint
+    from seqcore.run.checkpoint import load_checkpoint
 
     out, args = tmp_path / "run", [*LM, "--cell", "lstm"]
     started = subprocess.Popen(command(backend_name, 2, [*args, "--epochs", "200", "--out", str(out)]), cwd=ROOT,

@@ -7,7 +7,7 @@ from typing import Iterator
 
 import pytest
 
-from seqcore import download
+from seqcore.data import download
 from seqcore.errors import SeqcoreError
 from tests.http_server import Server
 

@@ -3,7 +3,7 @@ backend in its own process.
 
 1. Lockstep: a 2-layer GRU language model with --dropout 0.3, concise and scratch, trained on
    both backends from the same weights, batches and masks (drawn in NumPy by
-   seqcore.training.step_masks): the per-step losses agree to LOCKSTEP_RTOL over every step.
+   seqcore.train.loop.step_masks): the per-step losses agree to LOCKSTEP_RTOL over every step.
 2. The masks are the ones step_masks draws, and they matter: the first step's loss equals the
    NumPy reference's on those masks, differs from the reference without them, and a run with
    dropout 0.3 differs from one with dropout 0 from the first step on.
@@ -27,15 +27,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seqcore import mnist, reference
 from seqcore.backend import BACKENDS
-from seqcore.checkpoint import load_checkpoint
-from seqcore.lm import LanguageModelJob, model_spec, prepare_data
-from seqcore.params import init_params
-from seqcore.reports import read_metrics
-from seqcore.run import BATCH_STREAM
-from seqcore.specs import GRUReset, Readout, TrainSpec
-from seqcore.training import step_masks
+from seqcore.data import mnist
+from seqcore.jobs.lm import LanguageModelJob, model_spec, prepare_data
+from seqcore.model import reference
+from seqcore.model.params import init_params
+from seqcore.model.spec import GRUReset, Readout
+from seqcore.run.checkpoint import load_checkpoint
+from seqcore.run.log import read_metrics
+from seqcore.run.session import BATCH_STREAM
+from seqcore.train.loop import step_masks
+from seqcore.train.spec import TrainSpec
 from tests.conftest import ROOT, python, require_backend
 from tests.test_mnist_loader import SHARED_MNIST
 from tests.test_run_faults import assert_same_run, finish, interrupt_in_epoch_two, of_kind, records, start

@@ -20,10 +20,10 @@ import pytest
 from safetensors import safe_open
 from safetensors.numpy import load_file, save_file
 
-from seqcore.checkpoint import Checkpoint, save_checkpoint
-from seqcore.corpus import time_machine_path
-from seqcore.params import init_params
-from seqcore.specs import ModelSpec
+from seqcore.data.corpus import time_machine_path
+from seqcore.model.params import init_params
+from seqcore.model.spec import ModelSpec
+from seqcore.run.checkpoint import Checkpoint, save_checkpoint
 from tests.conftest import assert_one_sentence, python, require_backend
 
 TINY = ["--epochs", "1", "--max-tokens", "600", "--batch-size", "4", "--num-steps", "5",

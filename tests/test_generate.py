@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from seqcore.data.vocab import Vocab
 from seqcore.errors import SeqcoreError
-from seqcore.generate import choose_token, predict, predict_ids
-from seqcore.vocab import Vocab
+from seqcore.jobs.generate import choose_token, predict, predict_ids
 
 
 class CountingBackend:

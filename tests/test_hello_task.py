@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from seqcore.reports import read_metrics
+from seqcore.run.log import read_metrics
 from tests.conftest import assert_one_sentence, python, require_backend
 
 CONFIGS = [  # (cell, impl, variant): each implementation and variant, the three cells between them
@@ -42,7 +42,7 @@ def runs(tmp_path_factory):
             require_backend(backend)
             out = tmp_path_factory.mktemp(f"hello-{backend}")
             code = (
-                "import json; from seqcore.reports import read_metrics; from tasks.hello import HelloConfig, run\n"
+                "import json; from seqcore.run.log import read_metrics; from tasks.hello import HelloConfig, run\n"
                 f"result = {{}}\nfor cell, impl, variant in {CONFIGS!r}:\n"
                 f"    d = {str(out)!r} + f'/{{cell}}-{{impl}}-{{variant}}'\n"
                 f"    s = run(HelloConfig(backend={backend!r}, cell=cell, impl=impl, variant=variant, device='cpu', "

@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seqcore import mnist, mnist_sets, reference
-from seqcore.checkpoint import load_checkpoint
+from seqcore.data import mnist, mnist_sets
 from seqcore.errors import SeqcoreError
-from seqcore.reports import read_metrics
+from seqcore.model import reference
+from seqcore.run.checkpoint import load_checkpoint
+from seqcore.run.log import read_metrics
 from tests.conftest import python
 from tests.idx_files import banded, write_set
 

@@ -14,7 +14,7 @@ from typing import Iterator
 import numpy as np
 import pytest
 
-from seqcore import mnist, mnist_sets
+from seqcore.data import mnist, mnist_sets
 from seqcore.errors import SeqcoreError
 from tests.conftest import ROOT
 from tests.http_server import Server
@@ -213,7 +213,7 @@ def test_download_with_the_wrong_checksum_keeps_nothing(tmp_path: Path, served) 
     assert list(folder.iterdir()) == []
 
 
-# --- the other data sets in MNIST's format (seqcore.mnist_sets) ------------------------------------
+# --- the other data sets in MNIST's format (seqcore.data.mnist_sets) ------------------------------------
 
 FASHION_DIR = Path(os.environ.get("SEQCORE_FASHION_MNIST_DIR", Path.home() / ".cache" / "seqcore" / "fashion-mnist"))
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from seqcore.backend import BACKENDS
-from seqcore.checkpoint import load_checkpoint
-from seqcore.reports import read_metrics
+from seqcore.data import mnist_sets
+from seqcore.run.checkpoint import load_checkpoint
+from seqcore.run.log import read_metrics
 from tests.conftest import ROOT, assert_one_sentence, python, require_backend
-from seqcore import mnist_sets
 from tests.test_mnist_loader import FASHION_DIR, SHARED_MNIST
 
 pytestmark = pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason=f"no MNIST files at {SHARED_MNIST}")

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seqcore import reference
-from seqcore.params import init_params, param_shapes
-from seqcore.specs import Cell, InputKind, Loss, ModelSpec, Readout
+from seqcore.model import reference
+from seqcore.model.params import init_params, param_shapes
+from seqcore.model.spec import Cell, InputKind, Loss, ModelSpec, Readout
 
 
 def test_rnn_step_by_hand() -> None:

@@ -12,11 +12,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from seqcore import reference
-from seqcore.dropout import check_masks, draw_masks, mask_shapes
 from seqcore.errors import SeqcoreError
-from seqcore.params import init_params, param_shapes
-from seqcore.specs import Cell, GRUReset, InputKind, ModelSpec, Readout
+from seqcore.model import reference
+from seqcore.model.dropout import check_masks, draw_masks, mask_shapes
+from seqcore.model.params import init_params, param_shapes
+from seqcore.model.spec import Cell, GRUReset, InputKind, ModelSpec, Readout
 
 T, N, H, I = 5, 2, 3, 4
 WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")

@@ -30,7 +30,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import pytest
 
-from seqcore.checkpoint import load_checkpoint
+from seqcore.run.checkpoint import load_checkpoint
 from tests.conftest import ROOT, assert_one_sentence, require_backend
 from tests.test_mnist_loader import SHARED_MNIST
 
@@ -441,7 +441,7 @@ def test_a_kill_after_the_early_stop_checkpoint_trains_no_further_epoch(tmp_path
     """On the run layer's NumPy stand-in (tests.test_run_layer): the checkpoint of an early stop is
     written before its early_stop and summary lines; a kill in between used to make the resume
     train another epoch (and stop again), so the run differed from an unkilled one."""
-    from seqcore.outdir import Mode
+    from seqcore.run.folder import Mode
     from tests.test_run_layer import FakeJob, fit
 
     def job() -> FakeJob:

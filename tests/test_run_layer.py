@@ -14,13 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seqcore.checkpoint import load_checkpoint
 from seqcore.errors import SeqcoreError
-from seqcore.outdir import Mode
-from seqcore.reports import read_metrics
-from seqcore.run import Run, RunInterrupted, RunSettings
-from seqcore.specs import InputKind, Loss, ModelSpec, Readout, TrainSpec
-from seqcore.training import train_steps
+from seqcore.model.spec import InputKind, Loss, ModelSpec, Readout
+from seqcore.run.checkpoint import load_checkpoint
+from seqcore.run.folder import Mode
+from seqcore.run.log import read_metrics
+from seqcore.run.session import Run, RunInterrupted, RunSettings
+from seqcore.train.loop import train_steps
+from seqcore.train.spec import TrainSpec
 
 SPEC = ModelSpec(cell="rnn", impl="scratch", input_size=3, hidden_size=2, output_size=3,
                  input_kind=InputKind.ONEHOT, readout=Readout.SEQUENCE)

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seqcore import sampling
+from seqcore.data import sampling
+from seqcore.data.sampling import Sampler
 from seqcore.errors import SeqcoreError
-from seqcore.specs import Sampler
 
 BASE = 1000
 KINDS = [Sampler.RANDOM, Sampler.SEQUENTIAL]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from seqcore.reports import read_metrics
+from seqcore.run.log import read_metrics
 from tests.conftest import assert_one_sentence, python, require_backend
 
 TINY = {"next": ["--iterations", "30", "--seq-len", "20", "--hidden-size", "8", "--gen-steps", "20"],

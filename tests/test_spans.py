@@ -22,10 +22,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seqcore.checkpoint import load_checkpoint
+from seqcore.run.checkpoint import load_checkpoint
 from tests.conftest import ROOT, python
-from tests.test_run_faults import (LAST, Tail, assert_same_run, finish, of_kind, records, start,
-                                   stderr_of, wait_until)
+from tests.test_run_faults import (
+    LAST,
+    Tail,
+    assert_same_run,
+    finish,
+    of_kind,
+    records,
+    start,
+    stderr_of,
+    wait_until,
+)
 
 WORKER = ROOT / "tests" / "scripts" / "span_worker.py"
 WHOLE_EPOCH = "100000"  # a --span longer than any epoch here

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from seqcore.backend import BACKENDS
-from seqcore.params import param_shapes
+from seqcore.model.params import param_shapes
 from tests.cases import BATCH
 from tests.conftest import python, require_backend
 from tests.scripts.trainer_state_worker import CASES, STEPS, STOP

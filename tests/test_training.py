@@ -12,9 +12,16 @@ import numpy as np
 import pytest
 
 from seqcore.errors import SeqcoreError
-from seqcore.specs import Loss, ModelSpec, Readout
-from seqcore.training import (EpochStats, NonFiniteLoss, clip_factor, evaluate, step_masks, train_epoch,
-                              train_steps)
+from seqcore.model.spec import Loss, ModelSpec, Readout
+from seqcore.train.loop import (
+    EpochStats,
+    NonFiniteLoss,
+    clip_factor,
+    evaluate,
+    step_masks,
+    train_epoch,
+    train_steps,
+)
 
 
 class FakeBackend:

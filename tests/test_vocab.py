@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from seqcore.data.vocab import Vocab
 from seqcore.errors import SeqcoreError
-from seqcore.vocab import Vocab
 
 TOKENS = list("banana bandana")  # a:6 n:4 b:2 d:1 ' ':1
 

@@ -4,9 +4,9 @@
 public for tests that load the same canonical parameters into scratch and concise stacks.
 Imported only when chosen by name; never in one process with PyTorch.
 """
-from . import _compat  # noqa: F401  (before the first `import mxnet`: NumPy alias, CUDA libraries)
-
 from mxnet import npx
+
+from . import _compat  # noqa: F401  (before the first `import mxnet`: NumPy alias, CUDA libraries)
 
 npx.set_np()  # numpy semantics for mx.np arrays and Gluon (thread-local in MXNet 1.9.1)
 

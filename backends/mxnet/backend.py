@@ -13,11 +13,11 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon, npx
 
-from seqcore.backend import no_compile
-from seqcore.dropout import check_masks
+from seqcore.backend import Device, Optimizer, no_compile
 from seqcore.errors import SeqcoreError
-from seqcore.params import check_trainer_state
-from seqcore.specs import Device, InputKind, Loss, ModelSpec, Optimizer
+from seqcore.model.dropout import check_masks
+from seqcore.model.params import check_trainer_state
+from seqcore.model.spec import InputKind, Loss, ModelSpec
 
 from . import device as devices
 from .model import SequenceModel

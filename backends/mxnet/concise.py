@@ -8,7 +8,7 @@ Gluon's parameters already have the canonical layout; only the names differ:
     reverse   rnn.l{k}.weight_ih_reverse ...  ->  r{k}_i2h_weight ...
 
 With dropout > 0 and several layers the stack is one single-layer fused layer per layer, with
-seqcore.dropout's masks multiplied in between: the fused layer's own `dropout=` draws its masks
+seqcore.model.dropout's masks multiplied in between: the fused layer's own `dropout=` draws its masks
 inside the framework, which no other framework (or the NumPy reference) can reproduce.
 """
 from __future__ import annotations
@@ -16,8 +16,8 @@ from __future__ import annotations
 import mxnet as mx
 from mxnet import gluon
 
-from seqcore.params import DIRECTION_SUFFIXES
-from seqcore.specs import Activation, Cell
+from seqcore.model.params import DIRECTION_SUFFIXES
+from seqcore.model.spec import Activation, Cell
 
 # canonical suffix -> Gluon suffix
 _GLUON_NAMES = {"weight_ih": "i2h_weight", "weight_hh": "h2h_weight",

@@ -16,8 +16,8 @@ import warnings
 
 import mxnet as mx
 
+from seqcore.backend import Device
 from seqcore.errors import SeqcoreError
-from seqcore.specs import Device
 
 _NO_GPU = ("--device gpu was requested but MXNet sees no GPU "
            "(is mxnet-cu112 installed, see the mxnet-gpu extra?).")

@@ -18,8 +18,8 @@ import time
 import mxnet as mx
 import numpy as np
 
-from seqcore.distributed import World
 from seqcore.errors import SeqcoreError
+from seqcore.parallel.distributed import World
 
 from .model import SequenceModel
 

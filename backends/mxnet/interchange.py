@@ -23,7 +23,7 @@ from mxnet import gluon
 from mxnet.gluon import nn
 
 from seqcore.errors import SeqcoreError
-from seqcore.specs import Cell, InputKind, ModelSpec, Readout
+from seqcore.model.spec import Cell, InputKind, ModelSpec, Readout
 
 
 class PlainModel(gluon.Block):

@@ -2,11 +2,11 @@
 
 Inputs are time-major: (T, N) int ids for ONEHOT / EMBEDDING, (T, N, I) float32 for DENSE.
 The state is (L*D, N, H) per part (D = 2 when bidirectional). Parameters cross in the canonical
-layout of seqcore.params (names below map onto Gluon's):
+layout of seqcore.model.params (names below map onto Gluon's):
 
     embedding.weight (V, E)   rnn.l{k}.weight_ih ...   head.weight (O, D*H)   head.bias (O,)
 
-Dropout masks (seqcore.dropout) come with a training call.
+Dropout masks (seqcore.model.dropout) come with a training call.
 """
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ import mxnet as mx
 import numpy as np
 from mxnet import gluon, npx
 
-from seqcore.checkpoint import load_checkpoint
 from seqcore.errors import SeqcoreError
-from seqcore.params import check_params
-from seqcore.specs import Impl, InputKind, ModelSpec, Readout
+from seqcore.model.params import check_params
+from seqcore.model.spec import Impl, InputKind, ModelSpec, Readout
+from seqcore.run.checkpoint import load_checkpoint
 
 from .concise import ConciseRecurrent
 from .device import context, resolve_device
@@ -72,7 +72,7 @@ class SequenceModel(gluon.Block):
         return model
 
     def parameter_map(self) -> dict[str, gluon.Parameter]:
-        """Every Gluon parameter by canonical name, in seqcore.params.param_shapes order."""
+        """Every Gluon parameter by canonical name, in seqcore.model.params.param_shapes order."""
         names = {}
         if self.spec.input_kind is InputKind.EMBEDDING:
             names["embedding.weight"] = self.embedding.weight
@@ -116,7 +116,7 @@ class SequenceModel(gluon.Block):
 
         state: None starts from zeros for the batch (inputs.shape[1] sequences).
 
-        masks: seqcore.dropout's masks on the model's context (layer inputs, then the head's
+        masks: seqcore.model.dropout's masks on the model's context (layer inputs, then the head's
         input), or None to run without dropout.
         """
         if state is None:
@@ -130,7 +130,7 @@ class SequenceModel(gluon.Block):
 
     def last_features(self, outputs):
         """(T, N, D*H) -> (N, D*H): outputs[-1], or for two directions the forward half at T-1
-        beside the reverse half at t = 0 (both directions' final states; seqcore.reference)."""
+        beside the reverse half at t = 0 (both directions' final states; seqcore.model.reference)."""
         if self.spec.num_directions == 1:
             return outputs[-1]
         size = self.spec.hidden_size

@@ -1,4 +1,4 @@
-"""Recurrent cells written out from their equations (seqcore/reference.py) with mx.np / npx.
+"""Recurrent cells written out from their equations (seqcore/model/reference.py) with mx.np / npx.
 
 Each cell is a gluon HybridBlock holding the canonical parameters of one direction of one layer
 (G gates: RNN 1, GRU 3, LSTM 4; canonical gate order LSTM i, f, g, o; GRU r, z, n):
@@ -25,8 +25,8 @@ import mxnet as mx
 from mxnet import gluon
 
 from seqcore.errors import SeqcoreError
-from seqcore.params import DIRECTION_SUFFIXES
-from seqcore.specs import GATES, Activation, Cell, GRUReset
+from seqcore.model.params import DIRECTION_SUFFIXES
+from seqcore.model.spec import GATES, Activation, Cell, GRUReset
 
 _WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
@@ -83,7 +83,7 @@ class ScratchRNNCell(_ScratchCell):
 
 
 class ScratchGRUCell(_ScratchCell):
-    """r, z = sigma(...); h' = (1 - z) n + z h, with the reset gate (seqcore.specs.GRUReset)
+    """r, z = sigma(...); h' = (1 - z) n + z h, with the reset gate (seqcore.model.spec.GRUReset)
     AFTER:  n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
     BEFORE: n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)."""
     num_gates = GATES[Cell.GRU]

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from seqcore.interchange import probe_inputs
-from seqcore.specs import ModelSpec, Readout
+from seqcore.model.spec import ModelSpec, Readout
 
 from .interchange import PlainModel
 

@@ -12,14 +12,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from seqcore.dropout import check_masks
+from seqcore.backend import Device, Optimizer
 from seqcore.errors import SeqcoreError
-from seqcore.params import check_trainer_state
-from seqcore.specs import Device, InputKind, Loss, ModelSpec, Optimizer
+from seqcore.model.dropout import check_masks
+from seqcore.model.params import check_trainer_state
+from seqcore.model.spec import InputKind, Loss, ModelSpec
 
 from . import device as devices
 from .model import SequenceModel, State, _numpy
-
 
 _MOMENTS = (("m", "exp_avg"), ("v", "exp_avg_sq"))  # canonical adam.m / adam.v -> Adam's state keys
 

@@ -5,7 +5,7 @@ PyTorch names a layer's parameters weight_ih_l{k}, weight_hh_l{k}, bias_ih_l{k},
 and gate order, so mapping them is a rename.
 
 With dropout > 0 and several layers the stack is one single-layer fused layer per layer, with
-seqcore.dropout's masks multiplied in between: the fused layer's own `dropout=` draws its masks
+seqcore.model.dropout's masks multiplied in between: the fused layer's own `dropout=` draws its masks
 inside the framework, which no other framework (or the NumPy reference) can reproduce.
 """
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from seqcore.params import DIRECTION_SUFFIXES
-from seqcore.specs import Activation, Cell
+from seqcore.model.params import DIRECTION_SUFFIXES
+from seqcore.model.spec import Activation, Cell
 
 State = tuple[torch.Tensor, ...]  # (h,) or (h, c), each (L*D, N, H)
 
@@ -83,7 +83,7 @@ class ConciseRecurrent(nn.Module):
         return outputs, new_state
 
     def parameter_map(self) -> dict[str, nn.Parameter]:
-        """Parameters keyed 'l{k}.weight_ih' ('l{k}.weight_ih_reverse' ...) as in seqcore.params,
+        """Parameters keyed 'l{k}.weight_ih' ('l{k}.weight_ih_reverse' ...) as in seqcore.model.params,
         without the 'rnn.' prefix."""
         found = {}
         for k, (module, inner) in enumerate(self._where):

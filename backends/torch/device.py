@@ -12,8 +12,8 @@ import warnings
 
 import torch
 
+from seqcore.backend import Device
 from seqcore.errors import SeqcoreError
-from seqcore.specs import Device
 
 
 def resolve_device(device: Device | str) -> str:

@@ -15,8 +15,8 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from seqcore.distributed import World
 from seqcore.errors import SeqcoreError
+from seqcore.parallel.distributed import World
 
 from . import device as devices
 from .model import SequenceModel

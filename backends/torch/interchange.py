@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqcore.errors import SeqcoreError
-from seqcore.specs import Cell, InputKind, ModelSpec, Readout
+from seqcore.model.spec import Cell, InputKind, ModelSpec, Readout
 
 State = tuple[torch.Tensor, ...]  # (h,) or (h, c), each (L*D, N, H)
 

@@ -3,7 +3,7 @@
 Inputs are time-major: (T, N) int token ids for ONEHOT / EMBEDDING, (T, N, I) float32 for DENSE.
 Outputs are (T, N, O) for Readout.SEQUENCE and (N, O) for Readout.LAST; the state is (L*D, N, H)
 per part (D = 2 when bidirectional). Parameters cross the seam as NumPy arrays keyed by the
-canonical names of seqcore.params. Dropout masks (seqcore.dropout) come with a training call.
+canonical names of seqcore.model.params. Dropout masks (seqcore.model.dropout) come with a training call.
 """
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqcore.checkpoint import load_checkpoint
 from seqcore.errors import SeqcoreError
-from seqcore.params import check_params, param_shapes
-from seqcore.specs import Impl, InputKind, ModelSpec, Readout
+from seqcore.model.params import check_params, param_shapes
+from seqcore.model.spec import Impl, InputKind, ModelSpec, Readout
+from seqcore.run.checkpoint import load_checkpoint
 
 from .concise import ConciseRecurrent
 from .device import context, resolve_device
@@ -62,7 +62,7 @@ class SequenceModel(nn.Module):
         return model.eval()
 
     def parameter_map(self) -> dict[str, nn.Parameter]:
-        """Every parameter keyed by its canonical name, in seqcore.params order."""
+        """Every parameter keyed by its canonical name, in seqcore.model.params order."""
         found = {f"rnn.{name}": value for name, value in self.rnn.parameter_map().items()}
         found["head.weight"], found["head.bias"] = self.head.weight, self.head.bias
         if self.spec.input_kind is InputKind.EMBEDDING:
@@ -107,7 +107,7 @@ class SequenceModel(nn.Module):
 
         state: None starts from zeros for the batch (inputs.shape[1] sequences).
 
-        masks: seqcore.dropout's masks on the model's device (layer inputs, then the head's
+        masks: seqcore.model.dropout's masks on the model's device (layer inputs, then the head's
         input), or None to run without dropout.
         """
         if state is None:
@@ -121,7 +121,7 @@ class SequenceModel(nn.Module):
 
     def last_features(self, outputs: torch.Tensor) -> torch.Tensor:
         """(T, N, D*H) -> (N, D*H): outputs[-1], or for two directions the forward half at T-1
-        beside the reverse half at t = 0 (both directions' final states; seqcore.reference)."""
+        beside the reverse half at t = 0 (both directions' final states; seqcore.model.reference)."""
         if self.spec.num_directions == 1:
             return outputs[-1]
         size = self.spec.hidden_size

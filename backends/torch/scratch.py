@@ -1,4 +1,4 @@
-"""Recurrent cells written out from their equations with plain tensor ops (seqcore/reference.py).
+"""Recurrent cells written out from their equations with plain tensor ops (seqcore/model/reference.py).
 
 Every cell holds the canonical parameters of one direction of one layer, weight_ih (G*H, I),
 weight_hh (G*H, H), bias_ih (G*H,), bias_hh (G*H,), with the gate order of PyTorch and Gluon
@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqcore.errors import SeqcoreError
-from seqcore.params import DIRECTION_SUFFIXES
-from seqcore.specs import GATES, Activation, Cell, GRUReset
+from seqcore.model.params import DIRECTION_SUFFIXES
+from seqcore.model.spec import GATES, Activation, Cell, GRUReset
 
 State = tuple[torch.Tensor, ...]  # (h,) or (h, c), each (N, H) for a cell, (L*D, N, H) for a stack
 
@@ -80,7 +80,7 @@ class ScratchRNNCell(_ScratchCell):
 
 
 class ScratchGRUCell(_ScratchCell):
-    """Gates r, z, n; h' = (1 - z) n + z h, with the reset gate (seqcore.specs.GRUReset)
+    """Gates r, z, n; h' = (1 - z) n + z h, with the reset gate (seqcore.model.spec.GRUReset)
     AFTER:  n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
     BEFORE: n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)."""
 
@@ -298,7 +298,7 @@ class ScratchRecurrent(nn.Module):
         return list(self.layers)
 
     def parameter_map(self) -> dict[str, nn.Parameter]:
-        """Parameters keyed 'l{k}.weight_ih' ('l{k}.weight_ih_reverse' ...) as in seqcore.params,
+        """Parameters keyed 'l{k}.weight_ih' ('l{k}.weight_ih_reverse' ...) as in seqcore.model.params,
         without the 'rnn.' prefix."""
         found = {}
         for index, cell in enumerate(self.layers):

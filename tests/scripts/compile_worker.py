@@ -14,9 +14,9 @@ import sys
 
 import numpy as np
 
-from seqcore.backend import load_backend
-from seqcore.params import init_params
-from seqcore.specs import Cell, Device, Impl, InputKind, Loss, ModelSpec, Readout
+from seqcore.backend import Device, load_backend
+from seqcore.model.params import init_params
+from seqcore.model.spec import Cell, Impl, InputKind, Loss, ModelSpec, Readout
 
 T, N, I, H = 4, 3, 6, 5
 CASES = {  # name: ModelSpec fields beyond the shared ones

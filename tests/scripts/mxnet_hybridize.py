@@ -2,12 +2,13 @@
 imperatively, and both match the NumPy reference. Prints the worst differences as JSON."""
 import functools
 import json
+
+import mxnet as mx
 import numpy as np
 
 from backends.mxnet import ScratchGRUCell, ScratchLSTMCell, ScratchRNNCell  # first: it readies NumPy for MXNet
-import mxnet as mx
-from seqcore import reference
-from seqcore.specs import GRUReset
+from seqcore.model import reference
+from seqcore.model.spec import GRUReset
 
 rng = np.random.default_rng(0)
 worst = {}

@@ -3,7 +3,7 @@
 Usage: python tests/scripts/span_worker.py BACKEND OUT.npz
 
 For every case and optimizer ("<case>/<sgd|adam>/"): STEPS steps from the same weights and batches
-run three ways, `seqcore.training.train_steps` (one primitive at a time, each loss and norm read
+run three ways, `seqcore.train.loop.train_steps` (one primitive at a time, each loss and norm read
 back: the path every step took before spans), `train_span` one step at a time, and `train_span`
 over all STEPS at once; for each way the losses, gradient norms, final weights and final state
 ("<way>/losses", "<way>/norms", "<way>/params/<name>", "<way>/state<i>").
@@ -14,9 +14,9 @@ import sys
 
 import numpy as np
 
-from seqcore.backend import load_backend
-from seqcore.specs import Activation, Cell, Device, Impl, Loss, Optimizer, Readout
-from seqcore.training import train_steps
+from seqcore.backend import Device, Optimizer, load_backend
+from seqcore.model.spec import Activation, Cell, Impl, Loss, Readout
+from seqcore.train.loop import train_steps
 from tests.cases import DROPOUT, case_data, case_masks, modern_spec, spec_for
 
 STEPS = 6

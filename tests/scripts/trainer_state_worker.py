@@ -21,9 +21,9 @@ import sys
 
 import numpy as np
 
-from seqcore.backend import load_backend
+from seqcore.backend import Device, Optimizer, load_backend
 from seqcore.errors import SeqcoreError
-from seqcore.specs import Activation, Cell, Device, Impl, Loss, Optimizer, Readout
+from seqcore.model.spec import Activation, Cell, Impl, Loss, Readout
 from tests.cases import BATCH, case_data, spec_for
 
 LR, STEPS, STOP, HALF = 0.01, 5, 3, 2  # learning rate, steps in all, steps before the stop, time split

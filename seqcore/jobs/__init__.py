@@ -1,0 +1,1 @@
+"""What each task hands the run layer: its batches, evaluation, figures and summary (a Job)."""

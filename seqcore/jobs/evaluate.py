@@ -1,0 +1,179 @@
+"""A language-model checkpoint measured on any backend, whichever backend wrote it: the validation
+perplexity on the held-out text it was trained beside, and text continued from prefixes.
+
+Nothing is measured unless everything matches: the corpus's bytes (the SHA-256 the checkpoint
+recorded), the vocabulary (rebuilt from the corpus, in the same order) and the width of the
+weights; the flags and the prefixes are checked before a framework loads. Nothing is written.
+"""
+from __future__ import annotations
+
+import math
+import re
+import sys
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from seqcore.backend import Device, load_backend
+from seqcore.checks import parse_enum
+from seqcore.data.corpus import is_url, load_corpus, local_path, sha256_of, split_train_val
+from seqcore.data.vocab import Vocab
+from seqcore.errors import SeqcoreError
+from seqcore.jobs.generate import predict
+from seqcore.jobs.lm import validation_perplexity
+from seqcore.model.spec import InputKind, Readout
+from seqcore.run.checkpoint import Checkpoint, checkpoint_path, load_checkpoint
+
+DEFAULT_BATCH_SIZE, DEFAULT_NUM_STEPS = 32, 35  # when the checkpoint has no training spec
+DEFAULT_PREFIXES = ("time traveller",)
+_SHA256 = re.compile("[0-9a-f]{64}")
+
+
+def evaluate_checkpoint(*, checkpoint: str, backend: str, device: str = "auto", batch_size: Optional[int] = None,
+        num_steps: Optional[int] = None, prefixes: Sequence[str] = DEFAULT_PREFIXES, num_preds: int = 50,
+        best: bool = False) -> dict[str, Any]:
+    """The validation perplexity and samples of a checkpoint (a file, or a run folder's last or
+    best one); every mismatch between checkpoint, corpus and flags is refused in one sentence.
+
+    batch_size / num_steps: None takes the checkpoint's training values (the run's own figure).
+    """
+    check_flags(batch_size, num_steps, prefixes, num_preds)
+    path = checkpoint_path(checkpoint, best)
+    saved = load_checkpoint(path)
+    vocab = checked_vocab(path, saved)
+    info = checked_progress(path, saved.progress)
+    check_prefixes(vocab, prefixes, info["token"])
+    val = validation_text(path, saved, vocab, info)
+    train = saved.train_spec
+    batch_size = batch_size or (train.batch_size if train else DEFAULT_BATCH_SIZE)
+    num_steps = num_steps or (train.num_steps if train else DEFAULT_NUM_STEPS)
+
+    framework = load_backend(backend)  # only now: every check above runs without a framework
+    where = framework.resolve_device(parse_enum(Device, device, "device"))
+    model = framework.build_model(saved.model_spec, saved.params, where)
+    val_ppl = validation_perplexity(framework, model, vocab.encode(val), batch_size, num_steps)
+    if not math.isfinite(val_ppl):
+        raise SeqcoreError(f"The validation perplexity of {path} came out as {val_ppl}; the weights "
+                           f"overflow on this text.")
+    return {
+        "checkpoint": str(path), "written_by": saved.progress.get("backend"), "backend": backend,
+        "device": str(where), "epoch": saved.progress.get("epoch"), "corpus": info["corpus"],
+        "batch_size": batch_size, "num_steps": num_steps, "num_val_tokens": len(val), "val_ppl": val_ppl,
+        "samples": {p: predict(framework, model, vocab, p, num_preds, info["token"]) for p in prefixes},
+    }
+
+
+def check_flags(batch_size: Optional[int], num_steps: Optional[int], prefixes: Sequence[str],
+                num_preds: int) -> None:
+    for name, value in (("--batch-size", batch_size), ("--num-steps", num_steps), ("--num-preds", num_preds)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+            raise SeqcoreError(f"{name} must be positive, got {value!r}.")
+    if not prefixes or any(not isinstance(p, str) or not p.strip() for p in prefixes):
+        raise SeqcoreError("--prefix must be non-empty text.")
+
+
+def checked_vocab(path: Path, saved: Checkpoint) -> Vocab:
+    """The checkpoint's vocabulary, refused unless it is a language model's and fits the weights."""
+    spec = saved.model_spec
+    if saved.vocab is None or spec.input_kind is InputKind.DENSE or spec.readout is not Readout.SEQUENCE:
+        raise SeqcoreError(f"{path} is not a language-model checkpoint (it has no vocabulary).")
+    try:
+        vocab = Vocab.from_dict(saved.vocab)
+    except SeqcoreError as error:
+        raise SeqcoreError(f"{path} holds a damaged vocabulary ({str(error).rstrip('.')}).") from None
+    if len(vocab) != spec.input_size or len(vocab) != spec.output_size:
+        raise SeqcoreError(f"{path} holds a vocabulary of {len(vocab)} tokens, but its weights read "
+                           f"{spec.input_size} and predict {spec.output_size}; the vocabulary does not "
+                           f"belong to these weights.")
+    return vocab
+
+
+def checked_progress(path: Path, progress: dict[str, Any]) -> dict[str, Any]:
+    """The progress entries that rebuild the validation text, each of the type it must have."""
+    needed = ("corpus", "token", "max_tokens", "val_fraction")
+    missing = [key for key in needed if key not in progress]
+    if missing:
+        raise SeqcoreError(f"{path} has incomplete progress metadata: {', '.join(missing)} "
+                           f"{'is' if len(missing) == 1 else 'are'} missing, so the validation text "
+                           f"cannot be rebuilt.")
+    info = {key: progress[key] for key in needed}
+    info["corpus_hash"] = progress.get("corpus_hash")
+
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    checks = (
+        ("corpus", lambda v: isinstance(v, str) and v != "", "a file path, a URL or 'timemachine'"),
+        ("corpus_hash", lambda v: v is None or isinstance(v, str), "a checksum string or null"),
+        ("token", lambda v: v in ("char", "word"), "'char' or 'word'"),
+        ("max_tokens", lambda v: v is None or (number(v) and isinstance(v, int) and v > 0),
+         "a positive whole number or null"),
+        ("val_fraction", lambda v: number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    )
+    for key, valid, wanted in checks:
+        if not valid(info[key]):
+            raise SeqcoreError(f"{path} has damaged progress metadata: {key} is {info[key]!r} "
+                               f"({type(info[key]).__name__}), not {wanted}.")
+    for key, kind, wanted in (("epoch", int, "a whole number"), ("backend", str, "a backend name")):
+        value = progress.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+            raise SeqcoreError(f"{path} has damaged progress metadata: {key} is {value!r} "
+                               f"({type(value).__name__}), not {wanted}.")
+    return info
+
+
+def check_prefixes(vocab: Vocab, prefixes: Sequence[str], token: str) -> None:
+    for prefix in prefixes:
+        unknown = vocab.unknown(list(prefix) if token == "char" else prefix.split())
+        if unknown:
+            raise SeqcoreError(f"The prefix {prefix!r} has tokens outside the checkpoint's vocabulary: "
+                               f"{', '.join(repr(t) for t in unknown)}.")
+
+
+def validation_text(path: Path, saved: Checkpoint, vocab: Vocab, info: dict[str, Any]) -> list[str]:
+    """The held-out tokens the run measured, after checking the corpus's bytes and vocabulary."""
+    corpus = info["corpus"]
+    source = local_path(None if corpus == "timemachine" else corpus, info["corpus_hash"])
+    if source is not None and not Path(source).exists():
+        raise SeqcoreError(f"The corpus {corpus} that {path} was trained on is missing; restore it to "
+                           f"measure on the same validation text.")
+    expected = saved.data.get("corpus_sha256")
+    if expected is None:
+        print(f"warning: {path} records no SHA-256 of its corpus (an older checkpoint), so a changed "
+              f"corpus cannot be detected; only its vocabulary is checked.", file=sys.stderr)
+    elif not isinstance(expected, str) or not _SHA256.fullmatch(expected):
+        raise SeqcoreError(f"{path} has damaged data metadata: corpus_sha256 is {expected!r}, "
+                           f"not 64 hexadecimal digits.")
+    else:
+        actual = sha256_of(source)
+        if actual != expected:
+            where = "its download" if is_url(corpus) else "the file"
+            raise SeqcoreError(f"The corpus {corpus} has changed since {path} was trained ({where} has "
+                               f"SHA-256 {actual[:12]}..., the checkpoint recorded {expected[:12]}...), "
+                               f"so its validation text is not the one the run measured.")
+    tokens = load_corpus(source, info["token"])
+    check_same_vocab(path, vocab, Vocab(tokens), corpus)
+    _, val = split_train_val(tokens, info["val_fraction"], info["max_tokens"])
+    if len(val) < 2:
+        raise SeqcoreError(f"{path} was trained with a validation fraction of {info['val_fraction']}, "
+                           f"which leaves {len(val)} held-out tokens: there is no validation text to measure.")
+    return list(val)
+
+
+def check_same_vocab(path: Path, saved: Vocab, rebuilt: Vocab, corpus: str) -> None:
+    """The checkpoint's vocabulary must be the corpus's, token for token, in the same order."""
+    if saved == rebuilt:
+        return
+    ours, theirs = saved.idx_to_token, rebuilt.idx_to_token
+    head = f"The vocabulary in {path} is not the one rebuilt from the corpus {corpus}"
+    if set(ours) == set(theirs) and ours != theirs:
+        index = next(i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b)
+        raise SeqcoreError(f"{head}: it holds the same {len(ours)} tokens in another order (index {index} "
+                           f"is {ours[index]!r} in the checkpoint and {theirs[index]!r} in the corpus), so the "
+                           f"weights would be read for the wrong tokens.")
+    if set(ours) != set(theirs):
+        only_saved = ", ".join(repr(t) for t in sorted(set(ours) - set(theirs))[:5]) or "none"
+        only_corpus = ", ".join(repr(t) for t in sorted(set(theirs) - set(ours))[:5]) or "none"
+        raise SeqcoreError(f"{head}: tokens only in the checkpoint: {only_saved}; only in the corpus: "
+                           f"{only_corpus}.")
+    raise SeqcoreError(f"{head}: it reserves {len(saved.reserved_tokens)} tokens where the corpus's "
+                       f"vocabulary reserves {len(rebuilt.reserved_tokens)}.")

@@ -1,0 +1,123 @@
+"""Language modelling on a text corpus: data preparation, validation perplexity, and the Job
+that the run layer (seqcore.run) trains: batches, evaluation, text samples, plot, summary.
+
+Everything that must agree across backends is decided here in NumPy: the vocabulary, the
+train / validation split, every batch (one seeded Generator), the evaluation batches.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Iterable, Mapping, Optional, Sequence
+
+import numpy as np
+
+from seqcore.backend import Backend, Model
+from seqcore.data import sampling
+from seqcore.data.corpus import load_corpus, local_path, sha256_of, split_train_val
+from seqcore.data.vocab import Vocab
+from seqcore.jobs.figures import plot_curves, series
+from seqcore.jobs.generate import predict
+from seqcore.model.spec import Cell, GRUReset, Impl, InputKind, Loss, ModelSpec, Readout
+from seqcore.train.loop import evaluate
+from seqcore.train.spec import TrainSpec
+
+TEXT_STREAM = 2  # text samples drawn with a temperature use (seed, 2)
+
+
+@dataclasses.dataclass(frozen=True)
+class LMData:
+    vocab: Vocab
+    train_ids: np.ndarray  # (num_train_tokens,) int64
+    val_ids: np.ndarray  # (num_val_tokens,) int64, the corpus tail
+    token: str  # 'char' or 'word'
+    sha256: str  # of the corpus file's bytes
+
+
+def prepare_data(corpus: Optional[str], token: str, max_tokens: Optional[int], val_fraction: float,
+                 batch_size: int, num_steps: int, corpus_hash: Optional[str] = None) -> LMData:
+    """Read, tokenise and split the corpus; the vocabulary covers the whole text (as in d2l)."""
+    path = local_path(corpus, corpus_hash)
+    tokens = load_corpus(path, token)
+    vocab = Vocab(tokens)
+    train, val = split_train_val(tokens, val_fraction, max_tokens)
+    sampling.check_fits(len(train), batch_size, num_steps)
+    return LMData(vocab, vocab.encode(train), vocab.encode(val), token, sha256_of(path))
+
+
+def model_spec(cell: Cell | str, impl: Impl | str, vocab_size: int, hidden_size: int,
+               num_layers: int, input_kind: InputKind | str = InputKind.ONEHOT, embed_size: int = 0,
+               dropout: float = 0.0, gru_reset: GRUReset | str = GRUReset.AFTER) -> ModelSpec:
+    """The d2l language model: one-hot tokens (or an embedding of `embed_size`, which a large word
+    vocabulary needs) in, a logit per vocabulary entry out. Always left to right (never bidirectional:
+    it predicts each token from the ones before it)."""
+    return ModelSpec(cell=cell, impl=impl, input_size=vocab_size, hidden_size=hidden_size,
+                     output_size=vocab_size, num_layers=num_layers, input_kind=input_kind,
+                     embed_size=embed_size, readout=Readout.SEQUENCE, dropout=dropout, gru_reset=gru_reset)
+
+
+def time_major(batch: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Samplers give (N, T) rows; the models read (T, N)."""
+    inputs, targets = batch
+    return np.ascontiguousarray(inputs.T), np.ascontiguousarray(targets.T)
+
+
+def validation_perplexity(backend: Backend, model: Model, ids: np.ndarray, batch_size: int,
+                          num_steps: int) -> float:
+    """Perplexity over `ids` read in order (offset 0, state carried); batch shrinks for short text."""
+    if len(ids) < 2:
+        return float("nan")
+    batch_size = max(1, min(batch_size, (len(ids) - 1) // num_steps))
+    batches = map(time_major, sampling.sequential_batches(ids, batch_size, num_steps, offset=0))
+    return evaluate(backend, model, batches, loss=Loss.CROSS_ENTROPY, carry_state=True).perplexity
+
+
+class LanguageModelJob:
+    """The run layer's Job for a language model: sampler batches, validation perplexity on the
+    held-out tail (the monitored figure), text continued from the prefixes, the perplexity plot."""
+
+    loss = Loss.CROSS_ENTROPY
+    monitor, maximize = "val_ppl", False
+
+    def __init__(self, data: LMData, train: TrainSpec, info: dict[str, Any], prefixes: Sequence[str],
+                 num_preds: int, temperature: float):
+        self.data, self.train, self.info = data, train, info
+        self.prefixes, self.num_preds, self.temperature = tuple(prefixes), num_preds, temperature
+        self.vocab = data.vocab.to_dict()
+        self.fingerprint = {"corpus_sha256": data.sha256}
+
+    def num_batches(self) -> int:
+        train = self.train
+        return sampling.num_batches(train.sampler, len(self.data.train_ids), train.batch_size, train.num_steps)
+
+    def batches(self, epoch: int, rng: np.random.Generator) -> Iterable[tuple[np.ndarray, np.ndarray]]:
+        train = self.train
+        return map(time_major, sampling.batches(train.sampler, self.data.train_ids, train.batch_size,
+                                                train.num_steps, rng))
+
+    def evaluate(self, run, backend: Backend, model: Model, epoch: int) -> dict[str, Any]:
+        sample = self.sample(run, backend, model, self.prefixes[0])
+        return {"val_ppl": validation_perplexity(backend, model, self.data.val_ids, self.train.batch_size,
+                                                 self.train.num_steps), "sample": sample}
+
+    def sample(self, run, backend: Backend, model: Model, prefix: str) -> str:
+        return predict(backend, model, self.data.vocab, prefix, self.num_preds, self.data.token,
+                       self.temperature, run.generator(TEXT_STREAM))
+
+    def describe(self, record: Mapping[str, Any]) -> str:
+        return (f"epoch {record['epoch']}: train ppl {record['train_ppl']:.3f}, val ppl {record['val_ppl']:.3f}, "
+                f"{record['tokens_per_s']:,.0f} tokens/s; {self.prefixes[0]!r} -> {record['sample']!r}")
+
+    def plot(self, run) -> None:
+        records = run.log.of_kind("epoch")
+        plot_curves(run.folder / "perplexity.png", {"train": series(records, "epoch", "train_ppl"),
+                                                    "validation": series(records, "epoch", "val_ppl")},
+                    title=f"{self.info['backend']} {run.spec.impl.value} {run.spec.cell.value}: perplexity",
+                    xlabel="epoch", ylabel="perplexity", logy=True)
+
+    def summary(self, run, backend: Backend, model: Model) -> dict[str, Any]:
+        epochs = run.log.of_kind("epoch")
+        last = epochs[-1]
+        return {"epochs": last["epoch"], "train_ppl": last["train_ppl"], "val_ppl": last["val_ppl"],
+                "best_val_ppl": run.position.best, "best_epoch": run.position.best_epoch,
+                "tokens_per_s_last_epoch": last["tokens_per_s"],
+                "samples": {p: self.sample(run, backend, model, p) for p in self.prefixes}}

@@ -1,0 +1,1 @@
+"""The model, decided once in NumPy: its spec, canonical parameters, dropout masks and the reference."""

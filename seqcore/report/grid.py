@@ -1,0 +1,163 @@
+"""The report's grid of runs: every task x backend x cell x impl (x seed) through the run layer,
+each as its own `python -m tasks.TASK ... --out REPORT/runs/TASK/BACKEND-CELL-IMPL[-seedS]`
+process (one framework per process), one at a time so that timings are not shared.
+
+A finished run (a summary line in metrics.jsonl) is kept; an interrupted one continues with
+`--out DIR --resume`; a failed one is recorded with its error and the grid goes on. SIGINT or
+SIGTERM stops the grid after the current run has written its checkpoint.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from seqcore.errors import SeqcoreError
+from seqcore.report import records as comparison
+from seqcore.run.log import read_metrics
+from seqcore.run.session import RunInterrupted
+
+# Per task and scale: the flags beside backend / cell / impl / device / seed. full: the seeds' and the
+# book's configurations; quick: the whole grid in minutes on 2 CPU cores; tiny: for the tests.
+SIZES: dict[str, dict[str, list[str]]] = {
+    "char_lm": {"full": [],
+                "quick": ["--epochs", "10", "--max-tokens", "5000", "--batch-size", "16", "--num-steps", "20",
+                          "--hidden-size", "64", "--eval-every", "1", "--num-preds", "30"],
+                "tiny": ["--epochs", "2", "--max-tokens", "600", "--batch-size", "4", "--num-steps", "5",
+                         "--hidden-size", "8", "--eval-every", "1", "--num-preds", "5"]},
+    "mnist_rows": {"full": ["--preset", "seed000"],
+                   "quick": ["--preset", "seed000", "--hidden-size", "32", "--limit-train", "3000",
+                             "--limit-test", "1000"],
+                   "tiny": ["--preset", "seed000", "--hidden-size", "8", "--limit-train", "200",
+                            "--limit-test", "100", "--batch-size", "50"]},
+    "sine": {"full": ["--mode", "next"], "quick": ["--mode", "next", "--iterations", "100"],
+             "tiny": ["--mode", "next", "--iterations", "10", "--gen-steps", "10"]},
+    "hello": {"full": [], "quick": [], "tiny": ["--epochs", "5"]},
+}
+TASKS = tuple(SIZES)
+
+
+@dataclasses.dataclass(frozen=True)
+class Planned:
+    task: str
+    backend: str
+    cell: str
+    impl: str
+    seed: int
+    folder: Path
+    args: tuple  # the task's flags, --out included
+
+    def command(self, resume: bool = False) -> list[str]:
+        if resume:
+            return ["-m", f"tasks.{self.task}", "--out", str(self.folder), "--resume", "--no-progress"]
+        return ["-m", f"tasks.{self.task}", *self.args]
+
+    def pasteable(self) -> str:
+        return shlex.join(["python", *self.command()])
+
+
+def plan(report: Path, tasks: Sequence[str], backends: Sequence[str], cells: Sequence[str], impls: Sequence[str],
+         device: str, scale: str, seeds: int, mnist_dir: Optional[str], extra: Sequence[str]) -> list[Planned]:
+    planned = []
+    for task in tasks:
+        for cell in cells:
+            for impl in impls:
+                for seed in range(seeds):
+                    for backend in backends:
+                        name = f"{backend}-{cell}-{impl}" + (f"-seed{seed}" if seeds > 1 else "")
+                        folder = report / "runs" / task / name
+                        args = [*SIZES[task][scale], "--backend", backend, "--cell", cell, "--impl", impl,
+                                "--device", device, "--seed", str(seed), "--log-every", "1", "--no-progress"]
+                        if task == "mnist_rows" and mnist_dir:
+                            args += ["--data-dir", mnist_dir]
+                        planned.append(Planned(task, backend, cell, impl, seed, folder,
+                                               (*args, *extra, "--out", str(folder))))
+    return planned
+
+
+def finished(folder: Path) -> bool:
+    path = folder / "metrics.jsonl"
+    try:
+        return path.is_file() and any(r.get("kind") == "summary" for r in read_metrics(path, warn=False))
+    except SeqcoreError:
+        return False
+
+
+class Grid:
+    """Runs the planned runs in order; `records` holds one record per run (finished or failed)."""
+
+    def __init__(self, report: Path, planned: Sequence[Planned], env: Optional[dict] = None):
+        self.report, self.planned = report, list(planned)
+        self.env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), **(env or {})}
+        self.records: list[dict[str, Any]] = []
+        self.started: list[Planned] = []  # runs this invocation trained (not kept)
+        self._child: Optional[subprocess.Popen] = None
+        self._signal: Optional[int] = None
+
+    def run(self) -> list[dict[str, Any]]:
+        handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            for index, item in enumerate(self.planned, start=1):
+                self.records.append(self._one(index, item))
+                if self._signal is not None:
+                    name = signal.Signals(self._signal).name
+                    raise RunInterrupted(f"Stopped by {name} after {index} of {len(self.planned)} runs; run the "
+                                         f"same command again to continue where it stopped.", self._signal)
+        finally:
+            for s, handler in handlers.items():
+                signal.signal(s, handler)
+        return self.records
+
+    def _on_signal(self, signum: int, frame) -> None:
+        self._signal = signum
+        if self._child is not None and self._child.poll() is None and signum == signal.SIGTERM:
+            self._child.send_signal(signum)  # SIGINT from a terminal reaches the child by itself
+
+    def _one(self, index: int, item: Planned) -> dict[str, Any]:
+        label = f"[{index}/{len(self.planned)}] {item.task} {item.backend} {item.cell} {item.impl} seed {item.seed}"
+        if finished(item.folder):
+            print(f"{label}: finished earlier, kept", flush=True)
+            return self._record(item)
+        resume = (item.folder / "config.json").is_file()
+        if item.folder.is_dir() and not resume and all(p.name.startswith(".") for p in item.folder.iterdir()):
+            shutil.rmtree(item.folder)  # only a lock or temp files of a run killed before its config.json
+        log = self.report / "logs" / item.task / f"{item.folder.name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, *item.command(resume)]
+        print(f"{label}: {'resuming' if resume else 'running'} ...", end="", flush=True)
+        started = time.perf_counter()
+        with log.open("a", encoding="utf-8") as handle:
+            handle.write(f"$ {shlex.join(['python', *item.command(resume)])}\n")
+            handle.flush()
+            self._child = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=self.env)
+            code = self._child.wait()
+            self._child = None
+        print(f" {time.perf_counter() - started:.1f} s" + ("" if code == 0 else f", exit {code}"), flush=True)
+        self.started.append(item)
+        if code == 0:
+            return self._record(item)
+        return comparison.failed_record(item.task, item.backend, item.cell, item.impl, item.seed, item.folder,
+                                        _error_line(log, code), item.pasteable())
+
+    def _record(self, item: Planned) -> dict[str, Any]:
+        try:
+            record = comparison.load_run(item.folder)
+        except SeqcoreError as error:
+            return comparison.failed_record(item.task, item.backend, item.cell, item.impl, item.seed, item.folder,
+                                            str(error), item.pasteable())
+        record["command"] = item.pasteable()
+        return record
+
+
+def _error_line(log: Path, code: int) -> str:
+    lines = [line.strip() for line in log.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith(("error:", "stopped:"))]
+    last = errors[-1] if errors else (lines[-1] if lines else "no output")
+    return f"exit {code}: {last[:300]} (log: {log})"
