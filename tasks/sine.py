@@ -41,11 +41,11 @@ from seqcore.errors import SeqcoreError
 from seqcore.jobs.sine import NEXT, PHASES, SIN2COS, WAVE_FIGURES, SineJob, loss_points, plot_losses, plot_waves
 from seqcore.model.spec import Cell, GRUReset, Impl, InputKind, ModelSpec, Readout
 from seqcore.parallel.distributed import environment_size
-from seqcore.run.checkpoint import load_checkpoint
+from seqcore.run.checkpoint import BEST, LAST, load_checkpoint
 from seqcore.run.config_file import now, read_run_config, write_run_config
 from seqcore.run.folder import CONFIG, Mode, OutputFolder
 from seqcore.run.log import MetricsLog, read_metrics
-from seqcore.run.session import BEST, LAST, Run, RunSettings
+from seqcore.run.session import Run, RunSettings
 from seqcore.train.spec import TrainSpec
 
 from .cli import TaskConfig, choices, option, parse_config, run_main

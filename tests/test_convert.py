@@ -252,7 +252,7 @@ import sys
 import numpy as np
 from seqcore.backend import load_backend
 from seqcore.run.checkpoint import load_checkpoint
-from seqcore.model.spec import Device
+from seqcore.backend import Device
 backend = load_backend("torch")
 for name in sys.argv[1:]:
     saved, data = load_checkpoint(name + ".safetensors"), np.load(name + ".npz")

@@ -40,10 +40,10 @@ from seqcore.parallel.distributed import World
 from seqcore.run.checkpoint import BEST, LAST, Checkpoint, load_checkpoint, save_checkpoint
 from seqcore.run.config_file import now, read_run_config, write_run_config
 from seqcore.run.folder import Mode, OutputFolder, describe
-from seqcore.run.log import MetricsLog, read_metrics
+from seqcore.run.log import MemoryLog, MetricsLog, read_metrics
 from seqcore.run.machine import machine_info
 from seqcore.run.position import Position, checked_position, damaged_position
-from seqcore.run.progress import Progress
+from seqcore.run.progress import Progress, SilentProgress
 from seqcore.run.resources import check_memory, checkpoint_bytes
 from seqcore.train.loop import Batch, Carry, EpochStats, NonFiniteLoss, train_epoch
 from seqcore.train.schedules import LearningRate
@@ -226,7 +226,7 @@ class Run:
             records = self._kept_records + [r for r in self._later_records
                                             if r.get("kind") in ("interrupted", "stopped")]
         if not self.world.is_writer:
-            self.log = distributed.MemoryLog(records)
+            self.log = MemoryLog(records)
             return
         if self.settings.mode is Mode.RESUME:
             saved = self._saved_config
@@ -329,7 +329,7 @@ class Run:
             self.log.write({"kind": "world", "world_size": self.world.size, "epoch": position.epochs_done,
                             "step": position.steps_done})
         done_before = position.epochs_done * per_epoch + position.steps_done
-        bar = distributed.SilentProgress() if not self.world.is_writer else Progress(
+        bar = SilentProgress() if not self.world.is_writer else Progress(
             per_epoch * train.num_epochs, f"{job.info.get('backend', '')} {self.spec.cell.value} "
             f"{self.spec.impl.value}", enabled=settings.progress, initial=done_before)
         self._bar = bar
