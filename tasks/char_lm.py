@@ -12,15 +12,13 @@ perplexity.png, model.safetensors (last) and best.safetensors (best validation) 
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from seqcore.backend import Device, load_backend
-from seqcore.checks import parse_enum
-from seqcore.data.corpus import is_url
+from seqcore.backend import load_backend
 from seqcore.data.sampling import Sampler
+from seqcore.data.spec import TIME_MACHINE, CorpusSpec
 from seqcore.errors import SeqcoreError
-from seqcore.jobs.lm import LanguageModelJob, model_spec, prepare_data
+from seqcore.jobs.lm import LanguageModelJob, model_spec
 from seqcore.run.session import Run
 from seqcore.train.spec import TrainSpec
 
@@ -38,7 +36,7 @@ class CharLMConfig(TaskConfig):
     sampler: str = option("sequential", "sequential: rows continue across batches (state carried); "
                           "random: independent windows", group="data", choices=choices(Sampler))
     corpus: Optional[str] = option(None, "a UTF-8 text file or an http(s) URL (default: the bundled "
-                                   "Time Machine)", group="data", kind=str)
+                                   "Time Machine)", group="data", kind=str, resumable=True)
     corpus_hash: Optional[str] = option(None, "checksum of a --corpus URL, e.g. sha256:HEX", group="data", kind=str)
     token: str = option("char", "", group="data", choices=("char", "word"))
     input: str = option("onehot", "how tokens enter the model: one-hot vectors (d2l) or a learned embedding",
@@ -73,6 +71,10 @@ class CharLMConfig(TaskConfig):
         if self.input == "embedding" and not self.embed_size:
             object.__setattr__(self, "embed_size", DEFAULT_EMBED_SIZE)
 
+    def data_spec(self) -> CorpusSpec:
+        return CorpusSpec(source=self.corpus or TIME_MACHINE, source_hash=self.corpus_hash, token=self.token,
+                          max_tokens=self.max_tokens or None, val_fraction=self.val_fraction)
+
     def train_spec(self) -> TrainSpec:
         return TrainSpec(batch_size=self.batch_size, num_steps=self.num_steps, num_epochs=self.epochs,
                          lr=self.lr, clip=self.clip, optimizer=self.optimizer, sampler=self.sampler,
@@ -82,12 +84,16 @@ class CharLMConfig(TaskConfig):
 
 
 def run(config: CharLMConfig) -> dict[str, Any]:
-    """Train and return the summary (train / validation perplexity, tokens/s, samples, paths)."""
+    """Train and return the summary (train / validation perplexity, tokens/s, samples, paths).
+
+    To resume a run from Python without repeating its settings: run(CharLMConfig.resume_from(DIR,
+    epochs=800)); a changed setting that would change the numbers is refused."""
     train = config.train_spec()  # every flag is checked before any file is read or written
+    data_spec = config.data_spec()
     settings = config.settings(TASK, f"{config.backend}-{config.cell}-{config.impl}")
     with Run(TASK, config.saved(), settings, train) as training:  # the folder is checked first
-        data = prepare_data(config.corpus, config.token, config.max_tokens or None, config.val_fraction,
-                            config.batch_size, config.num_steps, config.corpus_hash)
+        data = data_spec.load()
+        job = LanguageModelJob(data, train, config.prefixes, config.num_preds, config.temperature)
         spec = model_spec(config.cell, config.impl, len(data.vocab), config.hidden_size, config.num_layers,
                           config.input, config.embed_size, config.dropout, config.gru_reset)
         for prefix in config.prefixes:  # fail before training, not after it
@@ -95,22 +101,8 @@ def run(config: CharLMConfig) -> dict[str, Any]:
             if unknown:
                 raise SeqcoreError(f"The prefix {prefix!r} has tokens outside the vocabulary: "
                                    f"{', '.join(repr(t) for t in unknown)}.")
-        backend = load_backend(config.backend, config.compile)
-        device = backend.resolve_device(parse_enum(Device, config.device, "device"))
-        info = {"backend": config.backend, "device": device, "corpus": _resolved(config.corpus),
-                "corpus_hash": config.corpus_hash, "token": config.token, "max_tokens": config.max_tokens or None,
-                "val_fraction": config.val_fraction, "num_train_tokens": int(len(data.train_ids)),
-                "num_val_tokens": int(len(data.val_ids))}
-        job = LanguageModelJob(data, train, info, config.prefixes, config.num_preds, config.temperature)
-        summary = training.fit(job, backend, device, spec)
+        summary = training.fit(job, load_backend(config.backend, config.compile), spec)
     return {**summary, "out": str(settings.out)}
-
-
-def _resolved(corpus: Optional[str]) -> str:
-    """The corpus as a checkpoint records it: 'timemachine', a URL, or an absolute path."""
-    if corpus is None:
-        return "timemachine"
-    return corpus if is_url(corpus) else str(Path(corpus).resolve())
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -3,8 +3,9 @@
 Each task has one frozen config dataclass; its flags, defaults, help and checks are derived
 from the fields once, here (`--hidden-size` from `hidden_size`, `--no-progress` from
 `progress=True`). `parse_config` layers, from lowest to highest: the field defaults, a
-`--config FILE` (a run's config.json), the saved config of the folder being resumed, and the
-flags given. Bad input ends in one sentence on stderr and exit status 2, never a traceback.
+`--config FILE` (a run's config.json) or the saved config of the folder being resumed (not
+both), and the flags given. Bad input ends in one sentence on stderr and exit status 2, never a
+traceback. A resumed configuration is checked against the run's checkpoint by the run layer.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from seqcore.backend import BACKENDS, Device, Optimizer, no_compile
+from seqcore.checks import parse_enum
 from seqcore.errors import SeqcoreError
 from seqcore.model.spec import Cell, GRUReset, Impl, Init
 from seqcore.run.config_file import read_run_config
@@ -39,7 +41,8 @@ def option(default: Any, help: str, *, group: str = "training", choices: Sequenc
     """A config field and its flag. check: 'positive', 'non_negative', 'fraction' (in (0, 1]) or
     'probability' (in [0, 1));
     kind: the value type when the default is None; saved=False: not part of the run's config
-    (--resume, --overwrite); resumable: may differ when a run is resumed (--epochs)."""
+    (--resume, --overwrite); resumable: may differ when a run is resumed (--epochs; a data location,
+    whose files are then checked by their SHA-256)."""
     return dataclasses.field(default=default, metadata={
         "help": help, "group": group, "choices": choices, "check": check, "kind": kind,
         "saved": saved, "resumable": resumable})
@@ -161,11 +164,24 @@ class TaskConfig:
         task_settings: RunSettings fields the task decides itself (a computed default)."""
         out = Path(self.out) if self.out else next_version(Path("runs") / task / default_folder)
         command = f"python -m tasks.{task} --out {shlex.quote(str(out))} --resume"
-        settings = dict(out=out, mode=self.folder_mode(), eval_every=self.eval_every,
-                        checkpoint_every=self.checkpoint_every, patience=self.patience,
+        resumable = frozenset(f.name for f in dataclasses.fields(self) if f.metadata.get("resumable"))
+        settings = dict(out=out, mode=self.folder_mode(), backend=self.backend,
+                        device=parse_enum(Device, self.device, "device"), resumable=resumable,
+                        eval_every=self.eval_every, checkpoint_every=self.checkpoint_every, patience=self.patience,
                         divergence=self.divergence, log_every=self.log_every, span=self.span, progress=self.progress,
                         tensorboard=self.tensorboard, resume_command=command)
         return RunSettings(**{**settings, **task_settings})
+
+    @classmethod
+    def resume_from(cls, out: str | os.PathLike, **changes: Any) -> "TaskConfig":
+        """The configuration of the run in `out`, set to continue it: what `--out OUT --resume`
+        gives on the command line, for Python callers, e.g. run(CharLMConfig.resume_from(OUT,
+        epochs=800)). `changes` may set the fields a resume can change (epochs, patience, the
+        output flags, the device, a moved data folder); the run layer refuses any other change
+        in one sentence, as it refuses a Python call that spells the whole configuration out
+        with one field different."""
+        saved = read_run_config(Path(out))
+        return cls(**_with_changes(cls, saved, {**changes, "out": str(out), "resume": True}))
 
 
 BACKEND_ENV = "SEQCORE_BACKEND"
@@ -304,16 +320,17 @@ def _epilog(doc: str) -> str:
     return "\n\n".join(doc.split("\n\n")[1:])
 
 
-RESUME_HINT = "a resumed run keeps its configuration; start a new run (another --out) to change it"
-
-
 def parse_config(config_class: type, task: str, argv: Optional[Sequence[str]], doc: str,
                  defaults: Mapping[str, str] | None = None) -> Any:
-    """The config a command line describes: defaults < --config FILE < the resumed run < flags."""
+    """The config a command line describes: defaults < --config FILE < the resumed run < flags.
+    A resume starts from the run's config.json; the run layer then checks the result against the
+    run's checkpoint (seqcore.run.resume), as it checks a Python caller's."""
     parser = build_parser(config_class, f"python -m tasks.{task}", doc, defaults)
     given = vars(parser.parse_args(argv))
-    fields = {f.name: f for f in dataclasses.fields(config_class)}
     base: dict[str, Any] = {}
+    if "config" in given and given.get("resume"):
+        raise SeqcoreError("--config and --resume exclude each other: --config starts a new run from a saved "
+                           "configuration, --resume continues the run in --out with its own.")
     if "config" in given:
         saved = read_run_config(Path(given.pop("config")), flag="--config")
         if saved["task"] != task:
@@ -324,30 +341,21 @@ def parse_config(config_class: type, task: str, argv: Optional[Sequence[str]], d
         if saved["task"] != task:
             raise SeqcoreError(f"{given['out']} holds a {saved['task']} run, not a {task} run; resume it "
                                f"with python -m tasks.{saved['task']}.")
-        base = saved["config"]
-        for name, value in given.items():
-            meta = fields[name].metadata
-            # A field the saved config lacks (a run from before the field existed) ran at its default.
-            saved_value = base.get(name, fields[name].default)
-            if meta["saved"] and not meta["resumable"] and _differs(value, saved_value):
-                raise SeqcoreError(f"{flag(name)} {_show(value)} differs from the run in {given['out']} "
-                                   f"({_show(saved_value)}); {RESUME_HINT}.")
-    unknown = sorted(set(base) - set(fields))
+        return config_class(**_with_changes(config_class, saved, given))
+    return config_class(**_with_changes(config_class, {"task": task, "config": base}, given))
+
+
+def _with_changes(config_class: type, saved: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """A saved configuration (config.json's record) with `changes` applied, as config_class fields."""
+    fields = {f.name: f for f in dataclasses.fields(config_class)}
+    unknown = sorted(set(saved["config"]) - set(fields))
     if unknown:
         raise SeqcoreError(f"The saved configuration has fields this task does not know: {', '.join(unknown)}.")
-    values = {**base, **given}
+    values = {**saved["config"], **changes}
     for name, value in values.items():
-        if isinstance(fields[name].default, tuple) and isinstance(value, list):
+        if name in fields and isinstance(fields[name].default, tuple) and isinstance(value, list):
             values[name] = tuple(value)
-    return config_class(**values)
-
-
-def _differs(given: Any, saved: Any) -> bool:
-    return (list(given) if isinstance(given, tuple) else given) != saved
-
-
-def _show(value: Any) -> str:
-    return ", ".join(value) if isinstance(value, (list, tuple)) else str(value)
+    return values
 
 
 def run_main(main: Callable[[Optional[Sequence[str]]], int], argv: Optional[Sequence[str]] = None) -> None:
