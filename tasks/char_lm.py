@@ -101,6 +101,7 @@ def run(config: CharLMConfig) -> dict[str, Any]:
             if unknown:
                 raise SeqcoreError(f"The prefix {prefix!r} has tokens outside the vocabulary: "
                                    f"{', '.join(repr(t) for t in unknown)}.")
+        training.check_resumed(job, spec)  # before a framework loads
         summary = training.fit(job, load_backend(config.backend, config.compile), spec)
     return {**summary, "out": str(settings.out)}
 

@@ -33,7 +33,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from seqcore.backend import EXTRAS
-from seqcore.data.corpus import load_corpus, sha256_of
+from seqcore.data.spec import TIME_MACHINE, Corpus, CorpusSpec
 from seqcore.data.vocab import Vocab
 from seqcore.errors import SeqcoreError
 from seqcore.interchange import (
@@ -109,14 +109,12 @@ def import_weights(source: str, fmt: str, out: str, overwrite: bool = False, *, 
                       hidden_size=hidden_size, num_layers=num_layers, bidirectional=bidirectional,
                       input_kind=input_kind, activation=activation, readout=readout)
     params = to_canonical(spec, arrays, fmt, str(source))
-    progress: dict[str, Any] = {"backend": FRAMEWORK[fmt], "imported_from": str(Path(source).resolve()),
-                                "imported_format": fmt}
-    data: dict[str, Any] = {}
-    words = None
+    provenance: dict[str, Any] = {"backend": FRAMEWORK[fmt], "imported_from": str(Path(source).resolve()),
+                                  "imported_format": fmt}
+    words, data = None, None
     if vocab is not None:
         words = read_vocab(vocab, spec)
-        progress.update(lm_progress(words, corpus, token, max_tokens, val_fraction))
-        data["corpus_sha256"] = sha256_of(corpus)
+        data = lm_corpus(words, corpus, token, max_tokens, val_fraction)
     inputs = probe_inputs(spec)
     state = reference.begin_state(spec, inputs.shape[1])
     with tempfile.TemporaryDirectory() as folder:  # the arrays as read, in the plain module: the mapping's check
@@ -124,8 +122,9 @@ def import_weights(source: str, fmt: str, out: str, overwrite: bool = False, *, 
         got = module.plain_forward(Path(folder) / "weights", spec, inputs, state)
     difference = check_against_reference(spec, params, inputs, got, WHAT[fmt])
     with writing(target):
-        save_checkpoint(target, Checkpoint(model_spec=spec, params=params, vocab=words.to_dict() if words else None,
-                                           progress=progress, data=data))
+        save_checkpoint(target, Checkpoint(model_spec=spec, params=params, data_spec=data.spec if data else None,
+                                           vocab=words.to_dict() if words else None, provenance=provenance,
+                                           fingerprint=data.fingerprint if data else {}))
     return {"out": str(target), "format": fmt, "model": describe(spec), "num_tensors": len(arrays),
             "max_difference": difference, "spec": spec.to_dict()}
 
@@ -176,14 +175,14 @@ def check_lm_flags(vocab: Optional[str], corpus: Optional[str], max_tokens: Opti
         raise SeqcoreError(f"--val-fraction must be in [0, 1), got {val_fraction}.")
 
 
-def lm_progress(words: Vocab, corpus: Optional[str], token: str, max_tokens: Optional[int],
-                val_fraction: float) -> dict[str, Any]:
-    """What tasks.evaluate needs to rebuild the validation text, after checking that the
+def lm_corpus(words: Vocab, corpus: Optional[str], token: str, max_tokens: Optional[int],
+              val_fraction: float) -> Corpus:
+    """The corpus tasks.evaluate will measure on, as a data spec loads it, after checking that the
     vocabulary is the one the corpus gives (else evaluate would refuse the checkpoint)."""
-    check_same_vocab(Path(corpus or "timemachine"), words, Vocab(load_corpus(corpus, token)),
-                     corpus or "timemachine")
-    return {"corpus": str(Path(corpus).resolve()) if corpus else "timemachine", "corpus_hash": None,
-            "token": token, "max_tokens": max_tokens, "val_fraction": val_fraction}
+    data = CorpusSpec(source=corpus or TIME_MACHINE, token=token, max_tokens=max_tokens,
+                      val_fraction=val_fraction).load()
+    check_same_vocab(Path(corpus or TIME_MACHINE), words, data.vocab, corpus or TIME_MACHINE)
+    return data
 
 
 def check_against_reference(spec: ModelSpec, params: Params, inputs: np.ndarray,

@@ -100,6 +100,7 @@ def run(config: HelloConfig) -> dict[str, Any]:
         title = (f"{config.backend} {config.impl} {config.cell} ({config.variant}): "
                  f"{config.source!r} -> {config.target!r}")
         job = HelloJob(data, config.epochs, config.variant, title)
+        training.check_resumed(job, spec)  # before a framework loads
         summary = training.fit(job, load_backend(config.backend, config.compile), spec)
     return {**summary, "out": str(settings.out)}
 

@@ -140,8 +140,9 @@ def run(config: MnistConfig) -> dict[str, Any]:
                                **({} if config.log_every else {"log_every": max(1, per_epoch // 50)}))
     with Run(TASK, config.saved(), settings, train) as training:  # the folder is checked first
         data = early or data_spec.load(progress=config.progress)
-        job = ClassifierJob(data, train.batch_size, EVAL_BATCH)
-        summary = training.fit(job, load_backend(config.backend, config.compile), config.model_spec(data.shape))
+        job, spec = ClassifierJob(data, train.batch_size, EVAL_BATCH), config.model_spec(data.shape)
+        training.check_resumed(job, spec)  # before a framework loads
+        summary = training.fit(job, load_backend(config.backend, config.compile), spec)
         if training.world.is_writer:  # rank 0 alone writes the folder
             plot_digits(settings.out / "digits.png", data.test, job.last, names=data.figure_names,
                         title=f"{config.backend} {config.preset}: {dataset.title} test images")

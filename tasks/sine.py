@@ -46,7 +46,7 @@ from seqcore.run.checkpoint import BEST, LAST, load_checkpoint
 from seqcore.run.config_file import now, read_run_config, write_run_config
 from seqcore.run.folder import CONFIG, Mode, OutputFolder
 from seqcore.run.log import MetricsLog, read_metrics
-from seqcore.run.resume import check_specs
+from seqcore.run.resume import check_specs, differences, refusal
 from seqcore.run.session import Run, RunSettings
 from seqcore.train.spec import TrainSpec
 
@@ -154,6 +154,7 @@ def run(config: SineConfig) -> dict[str, Any]:
         return _run_all(config, train, specs, settings)
     job = config.job(config.cell)
     with Run(TASK, config.saved(), settings, train) as training:  # the folder is checked first
+        training.check_resumed(job, specs[config.cell])  # before a framework loads
         summary = training.fit(job, load_backend(config.backend, config.compile), specs[config.cell])
     return {**summary, "out": str(settings.out)}
 
@@ -169,7 +170,7 @@ def _run_all(config: SineConfig, train: TrainSpec, specs: dict[str, ModelSpec],
         if all(epochs >= train.num_epochs for epochs in done.values()):
             raise SeqcoreError(f"The runs in {out} have already trained {min(done.values())} epochs; "
                                f"give --epochs above that to continue them.")
-        _write_folder_config(out, config, resume)
+        _write_folder_config(out, config, resume, settings.resumable)
         backend = load_backend(config.backend, config.compile)
         summaries, losses, waves = {}, {}, {}
         for cell, spec in specs.items():
@@ -207,7 +208,7 @@ def _kept(training: Run, job: SineJob, backend: Backend, spec: ModelSpec) -> tup
     """A cell that had already reached --epochs: its summary from its records and checkpoint, its
     wave measured again on the checkpoint's weights (for the combined figure)."""
     checkpoint, folder = training.resumed, training.folder
-    check_specs(folder, checkpoint, backend.name, spec, training.train, job.data.spec, job.data.fingerprint)
+    check_specs(folder, checkpoint, backend.name, spec, training.train, job.data)
     records = read_metrics(folder / "metrics.jsonl")
     position = checkpoint.position
     device = training.resolve_device(backend)
@@ -220,14 +221,18 @@ def _kept(training: Run, job: SineJob, backend: Backend, spec: ModelSpec) -> tup
     return summary, records
 
 
-def _write_folder_config(folder: Path, config: SineConfig, resume: bool) -> None:
-    """OUT/config.json of --cell all (each cell's folder has its own)."""
+def _write_folder_config(folder: Path, config: SineConfig, resume: bool, resumable: frozenset) -> None:
+    """OUT/config.json of --cell all (each cell's folder has its own, and each cell's run checks a
+    resume against its checkpoint; this file is not rewritten for a resume it would refuse)."""
     saved: dict[str, Any] = {}
     if resume:
         saved = read_run_config(folder)
         if saved["task"] != TASK or saved["config"].get("cell") != ALL:
             what = saved["task"] if saved["task"] != TASK else f"single {saved['config'].get('cell')} sine"
             raise SeqcoreError(f"{folder} holds a {what} run, not a --cell all one; resume it as it was started.")
+        changed = differences(saved["config"], config.saved(), resumable)
+        if changed:
+            raise refusal(folder, changed)
     write_run_config(folder, TASK, config.saved(), created=saved.get("created", now()),
                      resumed=[*saved.get("resumed", []), now()] if resume else [])
 

@@ -140,7 +140,6 @@ def plot_confusion(path: Path, matrix: np.ndarray, *, title: str,
             label.set_horizontalalignment("right")
     axes.tick_params(labelsize=7 if size > 10 else 8)
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)
     plt.close(figure)
     return path

@@ -9,7 +9,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 def plot_curves(path: str | os.PathLike, curves: Mapping[str, Sequence[tuple[float, float]]], *,
                 title: str, xlabel: str, ylabel: str, logy: bool = False) -> Path:
-    """One line per named curve of (x, y) points, saved as a PNG without a display."""
+    """One line per named curve of (x, y) points, saved as a PNG without a display, into a folder
+    that exists (a run folder deleted while it trains is never made again)."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display on servers and in CI
@@ -28,7 +29,6 @@ def plot_curves(path: str | os.PathLike, curves: Mapping[str, Sequence[tuple[flo
     axes.legend()
     figure.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)
     plt.close(figure)
     return path

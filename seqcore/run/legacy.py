@@ -22,6 +22,7 @@ from seqcore.errors import SeqcoreError
 from seqcore.train.spec import TrainSpec
 
 LM_FIELDS = ("corpus", "token", "max_tokens", "val_fraction")
+INEXACT = {"mnist": ("limit_train", "limit_test")}  # derived fields a resume compares by their counts
 
 
 def _number(value: Any) -> bool:

@@ -20,12 +20,13 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Collection, Mapping, Optional
 
-from seqcore.data.spec import DataSpec
 from seqcore.errors import SeqcoreError
 from seqcore.model.spec import ModelSpec
 from seqcore.run.checkpoint import FORMAT, LAST, Checkpoint, load_checkpoint
 from seqcore.run.config_file import read_run_config
+from seqcore.run.contract import Data
 from seqcore.run.folder import CONFIG
+from seqcore.run.legacy import INEXACT
 from seqcore.run.log import read_metrics
 from seqcore.run.position import Position, checked_position
 from seqcore.train.spec import TrainSpec
@@ -118,7 +119,7 @@ def check_request(folder: Path, state: ResumeState, task: str, config: Mapping[s
 
 
 def check_specs(folder: Path, checkpoint: Checkpoint, backend: str, spec: ModelSpec, train: TrainSpec,
-                data: Optional[DataSpec], fingerprint: Mapping[str, Any]) -> None:
+                data: Data) -> None:
     """Step 2: what the numbers depend on, in the types every checkpoint format holds."""
     if checkpoint.model_spec != spec:
         was, now = checkpoint.model_spec.to_dict(), spec.to_dict()
@@ -133,17 +134,30 @@ def check_specs(folder: Path, checkpoint: Checkpoint, backend: str, spec: ModelS
                   if name not in NOT_RESUMABLE_TRAIN and asked[name] != saved[name]]
     if found:
         raise refusal(folder, found)
-    if data is not None and checkpoint.data_spec is not None and checkpoint.format == FORMAT:
-        was, now = checkpoint.data_spec.identity(), data.identity()
-        if was != now:
-            shown = "; ".join(f"{k} was {was.get(k)}, is {now.get(k)}" for k in sorted(set(was) | set(now))
-                              if was.get(k) != now.get(k))
-            raise SeqcoreError(f"The data of the run in {folder} is not the data it was trained on ({shown}); "
-                               f"{RESUME_HINT}.")
-    if checkpoint.fingerprint and dict(checkpoint.fingerprint) != dict(fingerprint):
+    changed = _data_changes(checkpoint, data)
+    if changed:
+        raise SeqcoreError(f"The data of the run in {folder} is not the data it was trained on ({changed}); "
+                           f"{RESUME_HINT}.")
+    if checkpoint.fingerprint and dict(checkpoint.fingerprint) != dict(data.fingerprint):
         raise SeqcoreError(f"The data of the run in {folder} changed since it was trained "
-                           f"({_changed(checkpoint.fingerprint, fingerprint)}); a resume needs the same bytes "
+                           f"({_changed(checkpoint.fingerprint, data.fingerprint)}); a resume needs the same bytes "
                            f"(a moved copy of the same files resumes).")
+
+
+def _data_changes(checkpoint: Checkpoint, data: Data) -> str:
+    """'max_tokens was 600, is 700' for the data spec's identity (less what a format-2 checkpoint
+    could not record) and the counts both recorded; '' when they agree."""
+    was, now = {}, {}
+    if checkpoint.data_spec is not None:
+        inexact = () if checkpoint.format == FORMAT else INEXACT.get(checkpoint.data_spec.kind, ())
+        was = {k: v for k, v in checkpoint.data_spec.identity().items() if k not in inexact}
+        now = {k: v for k, v in data.spec.identity().items() if k not in inexact}
+    facts = data.facts()
+    for key, value in facts.items():
+        if key in checkpoint.provenance and isinstance(value, int) and not isinstance(value, bool):
+            was[key], now[key] = checkpoint.provenance[key], value
+    return "; ".join(f"{k} was {was.get(k)}, is {now.get(k)}" for k in sorted(set(was) | set(now))
+                     if was.get(k) != now.get(k))
 
 
 def _changed(saved: Mapping[str, Any], now: Mapping[str, Any]) -> str:

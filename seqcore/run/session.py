@@ -147,13 +147,21 @@ class Run:
 
     # -- training --------------------------------------------------------------------------------
 
+    def check_resumed(self, job: Job, spec: ModelSpec, backend: str = "") -> None:
+        """On a resume, the typed record against the checkpoint's (resume.check_specs): the backend,
+        the model, the training and the data. fit() checks it too; a task calls it first to refuse
+        before a framework loads."""
+        if self.resumed is not None:
+            check_specs(self.folder, self.resumed, backend or self.settings.backend, spec, self.train, job.data)
+
     def fit(self, job: Job, backend: Backend, spec: ModelSpec) -> dict[str, Any]:
         """Train `spec` to `train.num_epochs` (or an early stop) and return the task's summary."""
-        self.spec, self.backend_name = spec, backend.name
+        if self.settings.backend and backend.name != self.settings.backend:
+            raise SeqcoreError(f"The run in {self.folder} is set up for {self.settings.backend}, but was handed "
+                               f"the {backend.name} backend.")
+        self.spec, self.backend_name = spec, backend.name  # the backend's name, from the backend itself
+        self.check_resumed(job, spec, backend.name)
         self.resolve_device(backend)
-        if self.resumed is not None:  # the typed record: backend, model, training, data (resume.py)
-            check_specs(self.folder, self.resumed, backend.name, spec, self.train, job.data.spec,
-                        job.data.fingerprint)
         check_memory(spec, self.train)
         try:
             if self.world.is_writer:
