@@ -17,8 +17,9 @@ from typing import Any, Optional, Sequence
 
 from seqcore.backend import Device, load_backend
 from seqcore.checks import parse_enum
-from seqcore.data.spec import TIME_MACHINE, Corpus, CorpusSpec
 from seqcore.data.corpus import is_url
+from seqcore.data.fingerprint import fingerprint_changes
+from seqcore.data.spec import TIME_MACHINE, Corpus, CorpusSpec
 from seqcore.data.vocab import Vocab
 from seqcore.errors import SeqcoreError
 from seqcore.jobs.generate import predict
@@ -126,12 +127,11 @@ def validation_corpus(path: Path, saved: Checkpoint, spec: CorpusSpec, vocab: Vo
     elif not isinstance(expected, str) or not _SHA256.fullmatch(expected):
         raise SeqcoreError(f"{path} has a damaged fingerprint: corpus_sha256 is {expected!r}, "
                            f"not 64 hexadecimal digits.")
-    elif corpus.fingerprint["corpus_sha256"] != expected:
-        actual = corpus.fingerprint["corpus_sha256"]
+    elif fingerprint_changes(saved.fingerprint, corpus.fingerprint):
         where = "its download" if is_url(spec.source) else "the file"
-        raise SeqcoreError(f"The corpus {spec.source} has changed since {path} was trained ({where} has "
-                           f"SHA-256 {actual[:12]}..., the checkpoint recorded {expected[:12]}...), "
-                           f"so its validation text is not the one the run measured.")
+        raise SeqcoreError(f"The corpus {spec.source} has changed since {path} was trained ({where}: "
+                           f"{fingerprint_changes(saved.fingerprint, corpus.fingerprint)}), so its validation "
+                           f"text is not the one the run measured.")
     check_same_vocab(path, vocab, corpus.vocab, spec.source)
     if len(corpus.val_ids) < 2:
         raise SeqcoreError(f"{path} was trained with a validation fraction of {spec.val_fraction}, "

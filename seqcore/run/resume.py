@@ -20,6 +20,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Collection, Mapping, Optional
 
+from seqcore.data.fingerprint import fingerprint_changes
 from seqcore.errors import SeqcoreError
 from seqcore.model.spec import ModelSpec
 from seqcore.run.checkpoint import FORMAT, LAST, Checkpoint, load_checkpoint
@@ -138,10 +139,10 @@ def check_specs(folder: Path, checkpoint: Checkpoint, backend: str, spec: ModelS
     if changed:
         raise SeqcoreError(f"The data of the run in {folder} is not the data it was trained on ({changed}); "
                            f"{RESUME_HINT}.")
-    if checkpoint.fingerprint and dict(checkpoint.fingerprint) != dict(data.fingerprint):
-        raise SeqcoreError(f"The data of the run in {folder} changed since it was trained "
-                           f"({_changed(checkpoint.fingerprint, data.fingerprint)}); a resume needs the same bytes "
-                           f"(a moved copy of the same files resumes).")
+    changed = fingerprint_changes(checkpoint.fingerprint, data.fingerprint) if checkpoint.fingerprint else ""
+    if changed:
+        raise SeqcoreError(f"The data of the run in {folder} changed since it was trained ({changed}); a resume "
+                           f"needs the same bytes (a moved copy of the same files resumes).")
 
 
 def _data_changes(checkpoint: Checkpoint, data: Data) -> str:
@@ -158,11 +159,3 @@ def _data_changes(checkpoint: Checkpoint, data: Data) -> str:
             was[key], now[key] = checkpoint.provenance[key], value
     return "; ".join(f"{k} was {was.get(k)}, is {now.get(k)}" for k in sorted(set(was) | set(now))
                      if was.get(k) != now.get(k))
-
-
-def _changed(saved: Mapping[str, Any], now: Mapping[str, Any]) -> str:
-    def short(value: Any) -> str:
-        return f"{value[:12]}..." if isinstance(value, str) and len(value) > 12 else str(value)
-
-    return ", ".join(f"{key} had SHA-256 {short(saved.get(key))}, now {short(now.get(key))}"
-                     for key in sorted(set(saved) | set(now)) if saved.get(key) != now.get(key))
