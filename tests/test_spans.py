@@ -1,10 +1,11 @@
 """Spans (Backend.train_span): a backend runs several steps with one read-back of their losses and
 gradient norms, and the numbers are exactly those of single steps, on the CPU, on both backends.
 
-1. Through the protocol (tests/scripts/span_worker.py, one process per backend): train_steps (one
-   primitive at a time, the path every step took before spans), spans of one step and one span of
-   all steps give == losses, norms, weights and states; SGD and Adam, a new rate every step,
-   clipping on some steps, dropout, carried and fresh states.
+1. Through the protocol (tests/scripts/span_worker.py, one process per backend): a step-by-step
+   oracle (one call at a time, every figure read back, clipping decided on the host: the path every
+   step took before spans), spans of one step and one span of all steps give == losses, norms,
+   weights and states; SGD and Adam, a new rate every step, clipping on some steps, dropout,
+   carried and fresh states. The span loop is the seam's one `Backend.train_span`.
 2. On the command line: char_lm with --span 1 and with a span of the whole epoch (concise and
    scratch SGD with clipping and the carried state; Adam with the cosine schedule; GRU with
    dropout) write == step lines, epoch records and checkpoints.
