@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 from pathlib import Path
 
 import pytest
 
 from seqcore import backend as protocol
+from seqcore.errors import SeqcoreError
 from tests.conftest import ROOT, python
 
 BACKEND_DIRS = {name: ROOT / "backends" / name for name in protocol.BACKENDS}
@@ -198,3 +200,41 @@ def test_no_task_imports_another_runnable_task() -> None:
                 for name in names:
                     leaf = name.split(".")[-1] if name.startswith("tasks") or node.level else None
                     assert leaf not in runnable or leaf == path.stem, f"tasks/{path.name} imports the runnable tasks.{leaf}"
+
+
+def test_one_place_imports_a_backend_or_its_parts() -> None:
+    """seqcore.backend.load_backend / load_part alone import `backends.*` by name (one sentence each)."""
+    for path in sorted([*(ROOT / "seqcore").rglob("*.py"), *(ROOT / "tasks").glob("*.py")]):
+        if path == ROOT / "seqcore" / "backend.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, (ast.Attribute, ast.Name)):
+                called = node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id
+                assert called not in ("import_module", "__import__"), (
+                    f"{path.relative_to(ROOT)}:{node.lineno} imports by name; use seqcore.backend.load_part")
+
+
+@pytest.mark.parametrize("name, part, fragment", [
+    ("jax", None, "Unknown backend 'jax': choose one of mxnet, torch."),
+    ("torch", "cuda", "Unknown part 'cuda' of a backend: choose one of distributed, interchange, bare, onnx."),
+    ("mxnet", "onnx", "The mxnet backend has no onnx part; it comes with torch."),
+])
+def test_load_part_refuses_in_one_sentence_before_importing(name: str, part, fragment: str) -> None:
+    with pytest.raises(SeqcoreError, match=re.escape(fragment)):
+        protocol.load_part(name, part)
+
+
+def test_a_part_of_a_missing_framework_names_its_extra(tmp_path: Path) -> None:
+    fake = tmp_path / "torch"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise ImportError(\"No module named 'torch'\")\n")
+    code = ("from seqcore.backend import load_part\n"
+            "from seqcore.errors import SeqcoreError\n"
+            "for part in ('interchange', 'distributed', 'bare', 'onnx'):\n"
+            "    try:\n"
+            "        load_part('torch', part)\n"
+            "    except SeqcoreError as error:\n"
+            "        print(error)\n")
+    lines = python("-c", code, check=True, path_first=str(tmp_path)).stdout.splitlines()
+    assert lines == ["The torch backend cannot be loaded (ImportError: No module named 'torch'); install it "
+                     "with `pip install -e '.[torch]'`."] * 4, lines
