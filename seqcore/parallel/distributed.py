@@ -49,7 +49,7 @@ class Communicator(Protocol):
     world: World
 
     def wrap_model(self, model: Model) -> Model:
-        """The handle `forward_backward` trains through (DistributedDataParallel, or the model)."""
+        """The handle `Backend.backward` trains through (DistributedDataParallel, or the model)."""
 
     def unwrap(self, model: Model) -> Model:
         """The plain model behind a `wrap_model` handle."""
