@@ -27,6 +27,7 @@ from typing import Any, Optional, Sequence
 
 from seqcore.backend import Optimizer, load_backend
 from seqcore.data import mnist, mnist_sets
+from seqcore.data.mnist_sets import class_names, figure_names  # noqa: F401  (the task's names for them)
 from seqcore.data.sampling import Sampler
 from seqcore.data.spec import MnistSpec
 from seqcore.errors import SeqcoreError
@@ -147,17 +148,6 @@ def run(config: MnistConfig) -> dict[str, Any]:
             plot_digits(settings.out / "digits.png", data.test, job.last, names=data.figure_names,
                         title=f"{config.backend} {config.preset}: {dataset.title} test images")
     return {**summary, "rows_per_s": summary["rows_per_s_last_epoch"], "out": str(settings.out)}
-
-
-def class_names(dataset: mnist.DataSet, num_classes: int) -> tuple[str, ...]:
-    """The data set's class names, else the label numbers (as seqcore.data.spec.Images names them)."""
-    return dataset.class_names or tuple(str(label) for label in range(num_classes))
-
-
-def figure_names(dataset: mnist.DataSet, names: tuple[str, ...]) -> tuple[str, ...]:
-    """The names drawn in figures: the data set's plain ones where it has them (KMNIST's
-    romanisation: matplotlib's default font, DejaVu Sans, has no hiragana), else `names`."""
-    return dataset.figure_names or names
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -172,14 +172,11 @@ class Images:
 
     @property
     def class_names(self) -> tuple[str, ...]:
-        """The data set's class names, else the label numbers."""
-        return self.spec.data_set.class_names or tuple(str(label) for label in range(self.shape.num_classes))
+        return mnist_sets.class_names(self.spec.data_set, self.shape.num_classes)
 
     @property
     def figure_names(self) -> tuple[str, ...]:
-        """The names drawn in figures: the set's plain ones where it has them (KMNIST's romanisation:
-        matplotlib's default font has no hiragana), else the class names."""
-        return self.spec.data_set.figure_names or self.class_names
+        return mnist_sets.figure_names(self.spec.data_set, self.class_names)
 
     def facts(self) -> dict[str, Any]:
         return {"dataset": self.spec.dataset, "data_verified": self.spec.data_set.verified,
