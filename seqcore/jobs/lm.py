@@ -17,7 +17,7 @@ from seqcore.data.corpus import load_corpus, local_path, sha256_of, split_train_
 from seqcore.data.vocab import Vocab
 from seqcore.jobs.figures import plot_curves, series
 from seqcore.jobs.generate import predict
-from seqcore.model.spec import Cell, GRUReset, Impl, InputKind, Loss, ModelSpec, Readout
+from seqcore.model.spec import Activation, Cell, GRUReset, Impl, InputKind, Loss, ModelSpec, Readout
 from seqcore.train.loop import evaluate
 from seqcore.train.spec import TrainSpec
 
@@ -46,13 +46,15 @@ def prepare_data(corpus: Optional[str], token: str, max_tokens: Optional[int], v
 
 def model_spec(cell: Cell | str, impl: Impl | str, vocab_size: int, hidden_size: int,
                num_layers: int, input_kind: InputKind | str = InputKind.ONEHOT, embed_size: int = 0,
-               dropout: float = 0.0, gru_reset: GRUReset | str = GRUReset.AFTER) -> ModelSpec:
+               dropout: float = 0.0, gru_reset: GRUReset | str = GRUReset.AFTER,
+               activation: Activation | str = Activation.TANH) -> ModelSpec:
     """The d2l language model: one-hot tokens (or an embedding of `embed_size`, which a large word
     vocabulary needs) in, a logit per vocabulary entry out. Always left to right (never bidirectional:
     it predicts each token from the ones before it)."""
     return ModelSpec(cell=cell, impl=impl, input_size=vocab_size, hidden_size=hidden_size,
                      output_size=vocab_size, num_layers=num_layers, input_kind=input_kind,
-                     embed_size=embed_size, readout=Readout.SEQUENCE, dropout=dropout, gru_reset=gru_reset)
+                     embed_size=embed_size, readout=Readout.SEQUENCE, dropout=dropout, gru_reset=gru_reset,
+                     activation=activation)
 
 
 def time_major(batch: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
