@@ -139,7 +139,8 @@ def check_fields(config: Any) -> None:
                 continue
         kind, item = types[field.name]
         if kind is tuple:
-            value = tuple(_checked(part, item, meta, f"each {name}") for part in checks.listed(value, name))
+            each = "each" if meta.get("many", "repeat") == "repeat" else "each of"
+            value = tuple(_checked(part, item, meta, f"{each} {name}") for part in checks.listed(value, name))
         else:
             value = _checked(value, kind, meta, name)
         object.__setattr__(config, field.name, value)

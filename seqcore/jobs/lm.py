@@ -63,13 +63,22 @@ def time_major(batch: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.nda
     return np.ascontiguousarray(inputs.T), np.ascontiguousarray(targets.T)
 
 
+def validation_sizes(num_ids: int, batch_size: int, num_steps: int) -> tuple[int, int]:
+    """(rows, steps) that `validation_perplexity` reads `num_ids` tokens with: the batch shrinks to
+    the rows of at least `num_steps` tokens the text fills (one row at the least), and a window is
+    never longer than a row (a text shorter than `num_steps` is read as one window)."""
+    rows = max(1, min(batch_size, (num_ids - 1) // num_steps))
+    return rows, min(num_steps, (num_ids - 1) // rows)
+
+
 def validation_perplexity(backend: Backend, model: Model, ids: np.ndarray, batch_size: int,
                           num_steps: int) -> float:
-    """Perplexity over `ids` read in order (offset 0, state carried); batch shrinks for short text."""
+    """Perplexity over `ids` read in order (offset 0, state carried) at validation_sizes; NaN
+    for a text of fewer than 2 tokens (nothing to predict)."""
     if len(ids) < 2:
         return float("nan")
-    batch_size = max(1, min(batch_size, (len(ids) - 1) // num_steps))
-    batches = map(time_major, sampling.sequential_batches(ids, batch_size, num_steps, offset=0))
+    rows, _ = validation_sizes(len(ids), batch_size, num_steps)
+    batches = map(time_major, sampling.sequential_batches(ids, rows, num_steps, offset=0))
     return evaluate(backend, model, batches, loss=Loss.CROSS_ENTROPY, carry_state=True).perplexity
 
 
