@@ -17,7 +17,7 @@ from seqcore.backend import Device, Optimizer, no_compile
 from seqcore.errors import SeqcoreError
 from seqcore.model.dropout import check_masks
 from seqcore.model.params import check_trainer_state
-from seqcore.model.spec import InputKind, Loss, ModelSpec
+from seqcore.model.spec import Loss, ModelSpec
 
 from . import device as devices
 from .model import SequenceModel
@@ -172,9 +172,8 @@ class Backend:
 
     @staticmethod
     def _inputs(model: SequenceModel, inputs: np.ndarray):
-        """(T, N) ids as int32 or (T, N, I) floats as float32, on the model's context."""
-        dtype = np.float32 if model.spec.input_kind is InputKind.DENSE else np.int32
-        return mx.np.array(inputs, dtype=dtype, ctx=model.context())
+        """(T, N) ids as int32 or (T, N, I) floats as float32, on the model's context, checked in NumPy."""
+        return model.prepare_inputs(inputs)
 
     @staticmethod
     def _masks(model: SequenceModel, masks: Sequence[np.ndarray] | None, inputs: np.ndarray):

@@ -16,7 +16,7 @@ from seqcore.backend import Device, Optimizer
 from seqcore.errors import SeqcoreError
 from seqcore.model.dropout import check_masks
 from seqcore.model.params import check_trainer_state
-from seqcore.model.spec import InputKind, Loss, ModelSpec
+from seqcore.model.spec import Loss, ModelSpec
 
 from . import device as devices
 from .model import SequenceModel, State, _numpy
@@ -191,15 +191,8 @@ def _grad_norm(model: SequenceModel) -> torch.Tensor:
 
 
 def _inputs(model: SequenceModel, inputs: np.ndarray) -> torch.Tensor:
-    """(T, N) ids as int64, or (T, N, I) float32 for DENSE, on the model's device."""
-    spec = model.spec
-    dense = spec.input_kind is InputKind.DENSE
-    array = np.asarray(inputs)
-    if array.ndim != (3 if dense else 2):
-        want = "(T, N, I) floats" if dense else "(T, N) token ids"
-        raise SeqcoreError(f"Inputs must be time-major {want}, got shape {array.shape}.")
-    dtype = torch.float32 if dense else torch.int64
-    return torch.as_tensor(array, dtype=dtype).to(model.context())
+    """(T, N) ids as int64, or (T, N, I) float32 for DENSE, on the model's device, checked in NumPy."""
+    return model.prepare_inputs(inputs)
 
 
 def _targets(model: SequenceModel, targets: np.ndarray, loss: Loss) -> torch.Tensor:
