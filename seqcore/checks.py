@@ -73,7 +73,7 @@ def true_or_false(value: Any, name: str) -> bool:
     return bool(value)
 
 
-def listed(value: Any, name: str) -> tuple:
+def listed(value: Any, name: str, allow_empty: bool = False) -> tuple:
     """A tuple or list as a tuple. A bare string is refused: iterated, it would be one item per
     character ('time' as four one-letter prefixes)."""
     if isinstance(value, str):
@@ -81,7 +81,7 @@ def listed(value: Any, name: str) -> tuple:
                           f"give [{value!r}].")
     if not isinstance(value, (tuple, list)):
         raise ConfigError(f"{name} takes a list of values, got {_shown(value)}.")
-    if not value:
+    if not value and not allow_empty:
         raise ConfigError(f"{name} needs at least one value, got none.")
     return tuple(value)
 

@@ -140,7 +140,8 @@ def check_fields(config: Any) -> None:
         kind, item = types[field.name]
         if kind is tuple:
             each = "each" if meta.get("many", "repeat") == "repeat" else "each of"
-            value = tuple(_checked(part, item, meta, f"{each} {name}") for part in checks.listed(value, name))
+            given = checks.listed(value, name, allow_empty=field.default == ())  # () by default: may stay empty
+            value = tuple(_checked(part, item, meta, f"{each} {name}") for part in given)
         else:
             value = _checked(value, kind, meta, name)
         object.__setattr__(config, field.name, value)

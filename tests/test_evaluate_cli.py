@@ -204,9 +204,9 @@ def test_corpus_edited_then_removed(no_frameworks: Path, tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["--batch-size", "0"], "--batch-size must be positive, got 0"),
-    (["--num-steps", "-1"], "--num-steps must be positive, got -1"),
-    (["--num-preds", "0"], "--num-preds must be positive, got 0"),
+    (["--batch-size", "0"], "--batch-size must be a positive number, got 0"),
+    (["--num-steps", "-1"], "--num-steps must be a positive number, got -1"),
+    (["--num-preds", "0"], "--num-preds must be a positive number, got 0"),
     (["--prefix", ""], "--prefix must be non-empty text"),
     (["--prefix", "time", "--prefix", "   "], "--prefix must be non-empty text"),
     (["--prefix", "Time Traveller!"], "outside the checkpoint's vocabulary: '!', 'T'"),
@@ -246,7 +246,7 @@ def test_checkpoint_without_vocabulary(tmp_path: Path) -> None:
 
 def test_non_positive_sizes(tmp_path: Path) -> None:
     result = python("-m", "tasks.evaluate", "--checkpoint", str(tmp_path / "m.safetensors"), "--num-steps", "0")
-    assert_one_sentence(result, "must be positive")
+    assert_one_sentence(result, "--num-steps must be a positive number, got 0")
 
 
 def test_the_runs_own_validation_perplexity(trained: Trained, backend_name: str) -> None:
