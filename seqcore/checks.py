@@ -29,12 +29,12 @@ def parse_enum(kind: type[Enum], value: Any, field: str) -> Enum:
 
 def positive_int(value: Any, field: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise SeqcoreError(f"{field} must be a positive integer, got {value!r}.")
+        raise SeqcoreError(f"{field} must be a positive integer, got {_shown(value)}.")
 
 
 def positive_float(value: Any, field: str) -> None:
     if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise SeqcoreError(f"{field} must be a positive number, got {value!r}.")
+        raise SeqcoreError(f"{field} must be a positive number, got {_shown(value)}.")
 
 
 # Strict values by declared type, for configs: the sentence names the field as its caller knows it
