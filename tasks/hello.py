@@ -25,7 +25,7 @@ from typing import Any, Optional, Sequence
 from seqcore.backend import Device, Optimizer, load_backend
 from seqcore.checks import parse_enum
 from seqcore.data.sampling import Sampler
-from seqcore.errors import ConfigError, SeqcoreError
+from seqcore.errors import ConfigError
 from seqcore.jobs.hello import HelloJob, encode_pair
 from seqcore.model.spec import Impl, InputKind, ModelSpec, Readout
 from seqcore.run.session import Run
