@@ -77,8 +77,8 @@ def listed(value: Any, name: str, allow_empty: bool = False) -> tuple:
     """A tuple or list as a tuple. A bare string is refused: iterated, it would be one item per
     character ('time' as four one-letter prefixes)."""
     if isinstance(value, str):
-        raise ConfigError(f"{name} takes a list of values (one per {name}), got the single text {value!r}; "
-                          f"give [{value!r}].")
+        raise ConfigError(f"{name} takes a list of values, got the single text {value!r} (one value per "
+                          f"character, if read as a list); give a list, e.g. [{value!r}].")
     if not isinstance(value, (tuple, list)):
         raise ConfigError(f"{name} takes a list of values, got {_shown(value)}.")
     if not value and not allow_empty:

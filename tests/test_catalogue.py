@@ -457,7 +457,7 @@ RESUME = [
          lambda c: ["-m", "tasks.char_lm", "--config", str(c.tmp / "given.json"), "--out", str(c.out)],
          "--hidden-size must be a whole number, got 'big'", setup=config_file(char_config(hidden_size="big"))),
     Case("config-prefixes-one-string", "resume", char_lm_with(lambda c: ["--config", str(c.tmp / "given.json")]),
-         "--prefix takes a list of values (one per --prefix), got the single text 'time'",
+         "--prefix takes a list of values, got the single text 'time'",
          setup=config_file(char_config(prefixes="time"))),
     Case("config-num-preds-fraction", "resume",
          lambda c: ["-m", "tasks.char_lm", "--config", str(c.tmp / "given.json"), "--out", str(c.out)],

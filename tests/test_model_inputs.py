@@ -88,8 +88,10 @@ cases = {
     "integral-float-ids": (tokens, np.array([[1.0]], dtype=np.float32)), "bool-ids": (tokens, np.array([[True]])),
     "text-ids": (tokens, np.array([["a"]])), "1-D-ids": (tokens, np.array([1, 2, 3, 4])),
     "3-D-ids": (tokens, np.zeros((2, 1, 5), np.int64)), "empty-sequence": (tokens, np.zeros((0, 2), np.int64)),
-    "empty-batch": (tokens, np.zeros((3, 0), np.int64)), "integer-features": (features, np.zeros((2, 1, 2), np.int64)),
-    "2-D-features": (features, np.zeros((2, 2), np.float32)), "feature-width": (features, np.zeros((2, 1, 3), np.float32)),
+    "empty-batch": (tokens, np.zeros((3, 0), np.int64)),
+    "integer-features": (features, np.zeros((2, 1, 2), np.int64)),
+    "2-D-features": (features, np.zeros((2, 2), np.float32)),
+    "feature-width": (features, np.zeros((2, 1, 3), np.float32)),
 }
 result = {"backend": {}, "numpy": {}, "native": {}}
 for case, (spec, array) in cases.items():

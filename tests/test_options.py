@@ -38,8 +38,8 @@ def no_framework_loaded():
 # (task, fields, fragment of the ConfigError's sentence)
 REFUSED = [
     # the audit's examples
-    ("char_lm", {"prefixes": "time"}, "--prefix takes a list of values (one per --prefix), got the single text "
-                                      "'time'; give ['time']"),
+    ("char_lm", {"prefixes": "time"}, "--prefix takes a list of values, got the single text 'time' "
+                                      "(one value per character, if read as a list); give a list, e.g. ['time']."),
     ("mnist_rows", {"limit_train": 1.5}, "--limit-train must be a whole number, got 1.5."),
     ("char_lm", {"out": 123}, "--out must be text, got 123."),
     ("char_lm", {"corpus": 5}, "--corpus must be text, got 5."),
@@ -294,10 +294,11 @@ TOOL_REFUSED: list[tuple[Callable[..., Any], dict, str]] = [
     (convert.ConvertOptions, {"from_torch": "a"}, "--out is required."),
     (convert.ConvertOptions, {"from_torch": "a", "out": "x", "bidirectional": "yes"},
      "--bidirectional must be true or false"),
-    (compare.CompareOptions, {"cells": "rnn,gru"}, "--cells takes a list of values (one per --cells), got the "
-                                                   "single text 'rnn,gru'"),
+    (compare.CompareOptions, {"cells": "rnn,gru"}, "--cells takes a list of values, got the single "
+                                                   "text 'rnn,gru'"),
     (compare.CompareOptions, {"runs": ()}, "--from needs at least one value, got none."),
-    (benchmark.BenchmarkOptions, {"batch_sizes": (32, True)}, "each of --batch-sizes must be a whole number, got True."),
+    (benchmark.BenchmarkOptions, {"batch_sizes": (32, True)},
+     "each of --batch-sizes must be a whole number, got True."),
     (benchmark.ScalingOptions, {}, "--workers is required."),
     (launch.LaunchOptions, {"num_workers": 2}, "Give the worker's command after --"),
     (launch.LaunchOptions, {"num_workers": 2, "command": ("-m", 5)}, "each --command must be text, got 5."),

@@ -31,9 +31,9 @@ class SequenceModel(gluon.Block):
     """A scratch or concise recurrent model (spec.impl) built from a ModelSpec; a gluon Block.
 
     model(inputs) -> (outputs, state): inputs (T, N) integer ids in [0, V) or (T, N, I) float
-    features (mx.np or NumPy arrays, checked), time-major; outputs (N, O) for Readout.LAST or (T, N, O) for
-    Readout.SEQUENCE (logits); state (h,) or (h, c) of (L*D, N, H) each, zeros when not given.
-    `SequenceModel.from_checkpoint(path)` rebuilds a trained model.
+    features (mx.np or NumPy arrays, checked), time-major; outputs (N, O) for Readout.LAST or
+    (T, N, O) for Readout.SEQUENCE (logits); state (h,) or (h, c) of (L*D, N, H) each, zeros
+    when not given. `SequenceModel.from_checkpoint(path)` rebuilds a trained model.
 
     A plain Block because ScratchRecurrent is one (its time loop needs T; each step is a
     hybridized graph); the concise stack inside is hybridized.

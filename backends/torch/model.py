@@ -31,9 +31,10 @@ class SequenceModel(nn.Module):
     """A scratch or concise recurrent model (spec.impl) built from a ModelSpec; an nn.Module.
 
     model(inputs) -> (outputs, state): inputs (T, N) integer ids in [0, V) or (T, N, I) float
-    features (tensors or NumPy arrays, checked), time-major; outputs (N, O) for Readout.LAST or (T, N, O) for Readout.SEQUENCE (logits for
-    a classifier or language model); state (h,) or (h, c) of (L*D, N, H) each, zeros when not
-    given. `SequenceModel.from_checkpoint(path)` rebuilds a trained model.
+    features (tensors or NumPy arrays, checked), time-major; outputs (N, O) for Readout.LAST or
+    (T, N, O) for Readout.SEQUENCE (logits for a classifier or language model); state (h,) or
+    (h, c) of (L*D, N, H) each, zeros when not given. `SequenceModel.from_checkpoint(path)`
+    rebuilds a trained model.
     compiled=True (scratch models): while training, each layer's time loop runs through torch.compile.
     """
 
