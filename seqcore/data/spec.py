@@ -24,7 +24,7 @@ from seqcore.data import mnist, mnist_sets, waves
 from seqcore.data.corpus import Token, is_url, load_corpus, local_path, sha256_of, split_train_val
 from seqcore.data.download import check_hash
 from seqcore.data.vocab import Vocab
-from seqcore.errors import SeqcoreError
+from seqcore.errors import ConfigError, SeqcoreError
 
 TIME_MACHINE = "timemachine"  # the bundled text, the default corpus
 
@@ -46,12 +46,12 @@ class _Spec:
 def _whole(value: Any, field: str, minimum: int = 0) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         wanted = "a positive whole number" if minimum else "a whole number, zero or more"
-        raise SeqcoreError(f"{field} must be {wanted}, got {value!r}.")
+        raise ConfigError(f"{field} must be {wanted}, got {value!r}.")
 
 
 def _text(value: Any, field: str) -> None:
     if not isinstance(value, str) or not value:
-        raise SeqcoreError(f"{field} must be non-empty text, got {value!r}.")
+        raise ConfigError(f"{field} must be non-empty text, got {value!r}.")
 
 
 # -- a language model's corpus -----------------------------------------------------------------
@@ -72,21 +72,21 @@ class CorpusSpec(_Spec):
     def __post_init__(self) -> None:
         _text(self.source, "The corpus source")
         if self.source_hash is not None and not isinstance(self.source_hash, str):
-            raise SeqcoreError(f"The corpus checksum must be text such as 'sha256:HEX', got {self.source_hash!r}.")
+            raise ConfigError(f"The corpus checksum must be text such as 'sha256:HEX', got {self.source_hash!r}.")
         if is_url(self.source):
             if not self.source_hash:
-                raise SeqcoreError(f"The corpus {self.source} is a URL: give its checksum too (--corpus-hash "
+                raise ConfigError(f"The corpus {self.source} is a URL: give its checksum too (--corpus-hash "
                                    f"sha256:...), so a changed or corrupt download is caught.")
             check_hash(self.source_hash)
         elif self.source != TIME_MACHINE:
             object.__setattr__(self, "source", str(Path(self.source).expanduser().absolute()))
         if self.token not in [t.value for t in Token]:
-            raise SeqcoreError(f"token must be 'char' or 'word', got {self.token!r}.")
+            raise ConfigError(f"token must be 'char' or 'word', got {self.token!r}.")
         if self.max_tokens is not None:
             _whole(self.max_tokens, "max tokens", minimum=1)
         if (isinstance(self.val_fraction, bool) or not isinstance(self.val_fraction, (int, float))
                 or not 0 <= self.val_fraction < 1):
-            raise SeqcoreError(f"The validation fraction must be a number in [0, 1), got {self.val_fraction!r}.")
+            raise ConfigError(f"The validation fraction must be a number in [0, 1), got {self.val_fraction!r}.")
 
     def path(self) -> Optional[Path]:
         """The file the text is read from (a URL is downloaded once, verified); None: the bundled text."""
@@ -137,7 +137,7 @@ class MnistSpec(_Spec):
             _text(self.folder, "The data folder")
             object.__setattr__(self, "folder", str(Path(self.folder).expanduser().absolute()))
         elif self.dataset == mnist_sets.IDX.name:
-            raise SeqcoreError("--dataset idx needs --data-dir, the folder holding the four IDX files.")
+            raise ConfigError("--dataset idx needs --data-dir, the folder holding the four IDX files.")
         _whole(self.limit_train, "--limit-train")
         _whole(self.limit_test, "--limit-test")
 
@@ -200,9 +200,9 @@ class SineSpec(_Spec):
 
     def __post_init__(self) -> None:
         if self.mode not in waves.MODES:
-            raise SeqcoreError(f"--mode must be one of {', '.join(waves.MODES)}, got {self.mode!r}.")
+            raise ConfigError(f"--mode must be one of {', '.join(waves.MODES)}, got {self.mode!r}.")
         if self.phase not in waves.PHASES:
-            raise SeqcoreError(f"--phase must be one of {', '.join(waves.PHASES)}, got {self.phase!r}.")
+            raise ConfigError(f"--phase must be one of {', '.join(waves.PHASES)}, got {self.phase!r}.")
         for field in ("iterations", "num_steps", "batch_size"):
             positive_int(getattr(self, field), field.replace("_", " "))
 
@@ -240,7 +240,7 @@ class HelloSpec(_Spec):
         texts = isinstance(self.source, str) and isinstance(self.target, str)
         if not texts or not self.source or len(self.source) != len(self.target):
             lengths = f" ({len(self.source)} vs {len(self.target)})" if texts else ""
-            raise SeqcoreError(f"The source {self.source!r} and target {self.target!r} must be non-empty and of "
+            raise ConfigError(f"The source {self.source!r} and target {self.target!r} must be non-empty and of "
                                f"the same length{lengths}: each character maps to one character.")
 
     def load(self, progress: bool = True) -> "Pair":
@@ -271,15 +271,15 @@ KINDS: dict[str, type] = {cls.kind: cls for cls in (CorpusSpec, MnistSpec, SineS
 def data_spec_from_dict(data: Mapping[str, Any]) -> DataSpec:
     """The spec `to_dict` wrote, or one sentence on why this is not one."""
     if not isinstance(data, Mapping):
-        raise SeqcoreError(f"A data spec must be a JSON object, got {type(data).__name__}.")
+        raise ConfigError(f"A data spec must be a JSON object, got {type(data).__name__}.")
     kind = data.get("kind")
     if kind not in KINDS:
-        raise SeqcoreError(f"Unknown data kind {kind!r}: choose one of {', '.join(KINDS)}.")
+        raise ConfigError(f"Unknown data kind {kind!r}: choose one of {', '.join(KINDS)}.")
     cls = KINDS[kind]
     fields = {k: v for k, v in data.items() if k != "kind"}
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(fields) - known)
     if unknown:
-        raise SeqcoreError(f"Unknown {cls.__name__} field(s): {', '.join(unknown)}.")
+        raise ConfigError(f"Unknown {cls.__name__} field(s): {', '.join(unknown)}.")
     return cls(**fields)
 
