@@ -24,6 +24,7 @@ from seqcore.errors import SeqcoreError
 from seqcore.model.spec import Cell, GRUReset, Impl, Init
 from seqcore.run.config_file import read_run_config
 from seqcore.run.folder import Mode, next_version
+from seqcore.run.processes import tie_to_launcher
 from seqcore.run.progress import protect_output
 from seqcore.run.session import RunInterrupted, RunSettings
 from seqcore.train.spec import Schedule
@@ -355,6 +356,7 @@ def run_main(main: Callable[[Optional[Sequence[str]]], int], argv: Optional[Sequ
     signal's number when a signal stopped training (after its checkpoint)."""
     protect_output()
     try:
+        tie_to_launcher()  # a torchrun worker dies with torchrun (seqcore.run.processes)
         code = main(argv)
     except RunInterrupted as stop:
         print(f"stopped: {stop}", file=sys.stderr)
