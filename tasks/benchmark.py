@@ -167,8 +167,8 @@ def run(*, backends: Sequence[str] = BACKENDS, cells: Sequence[str] = ("rnn", "g
         out: str | Path = "runs/benchmark/version_0", resume: bool = False,
         overwrite: bool = False) -> list[dict[str, Any]]:
     """Every backend measured in a worker process of its own, one after the other; benchmark.json is
-    rewritten after each, so that a stop (a signal: the worker is killed, the table of the backends
-    measured before it is printed and drawn) or a failure keeps them, and --resume measures the rest."""
+    rewritten after each, so that a stop (a signal: the worker is killed) or a failure keeps them, and
+    --resume measures the rest. Prints the table of what was measured and draws benchmark.png."""
     for name, kind in (("backend", BACKENDS), ("cell", [c.value for c in Cell]), ("impl", [i.value for i in Impl])):
         chosen = {"backend": backends, "cell": cells, "impl": impls}[name]
         bad = sorted(set(chosen) - set(kind))
@@ -205,8 +205,8 @@ def run(*, backends: Sequence[str] = BACKENDS, cells: Sequence[str] = ("rnn", "g
                 break
             if done.returncode != 0:
                 kept = f"; the backends measured before it are in {out}" if reports else ""
-                raise SeqcoreError(f"The {name} benchmark failed: "
-                                   f"{(done.stderr.strip().splitlines() or ['no output'])[-1]}{kept}.")
+                last = (done.stderr.strip().splitlines() or ["no output"])[-1].rstrip(".")
+                raise SeqcoreError(f"The {name} benchmark failed: {last}{kept}.")
             lines = done.stdout.strip().splitlines()
             try:
                 reports.append(json.loads(lines[-1]))
@@ -215,12 +215,15 @@ def run(*, backends: Sequence[str] = BACKENDS, cells: Sequence[str] = ("rnn", "g
             reports.sort(key=lambda r: backends.index(r["backend"]))
             write_results(reports, out)
             print(f"{name}: measured in {time.perf_counter() - started:.0f} s", flush=True)
+        if reports:
+            print(format_table(reports))
+            save(reports, out)
         if owner.stopped:
             measured = [r["backend"] for r in reports]
-            if reports:
-                print(format_table(reports))
-                save(reports, out)
             left = [b for b in backends if b not in measured]
+            if not left:
+                raise RunInterrupted(f"Stopped by {owner.signal_name} after every backend was measured; the "
+                                     f"results in {out} are complete.", owner.signum)
             raise RunInterrupted(f"Stopped by {owner.signal_name} before {', '.join(left)} "
                                  f"{'was' if len(left) == 1 else 'were'} measured; "
                                  + (f"{', '.join(measured)} {'is' if len(measured) == 1 else 'are'} written to "
@@ -403,8 +406,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                   hidden_size=args.hidden_size, steps=args.steps, warmup=args.warmup, repeats=args.repeats,
                   token=args.token, embed_size=args.embed_size, compile=args.compile, out=out,
                   resume=args.resume, overwrite=args.overwrite)
-    print(format_table(reports))
-    save(reports, out)
     print(f"benchmark.json and benchmark.png written to {out}")
     return 0
 

@@ -365,6 +365,6 @@ def run_main(main: Callable[[Optional[Sequence[str]]], int], argv: Optional[Sequ
         print(f"error: {error}", file=sys.stderr)
         code = 2
     except KeyboardInterrupt:
-        print("error: interrupted at once; checkpoints already written are kept.", file=sys.stderr)
+        print("error: interrupted at once; what was already written is kept.", file=sys.stderr)
         code = 130
     sys.exit(code)

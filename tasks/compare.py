@@ -37,7 +37,7 @@ from seqcore.report.build import build
 from seqcore.report.folder import BENCHMARK as BENCHMARK_MARK
 from seqcore.report.folder import REPORT, ToolFolder
 from seqcore.report.grid import TASKS, Grid, plan
-from seqcore.run.processes import FORWARD, Owner
+from seqcore.run.processes import Owner
 from seqcore.run.session import RunInterrupted
 
 from .cli import Parser, add_version, run_main
@@ -165,7 +165,7 @@ def benchmark(owner: Owner, report: Path, identity: dict, replace: bool
     if (folder / BENCHMARK_MARK).is_file():
         command.append("--overwrite" if replace else "--resume")
     print(f"benchmark: {shlex.join(['python', *command])}", flush=True)
-    done = owner.run([sys.executable, *command], on_stop=FORWARD,  # it keeps the backends it measured
+    done = owner.run([sys.executable, *command], on_stop=signal.SIGTERM,  # it keeps the backends it measured
                      env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
     if owner.stopped:
         raise RunInterrupted(f"Stopped by {owner.signal_name} during the benchmark, after every run had finished; "

@@ -17,8 +17,8 @@ Before any process starts, the worker's own command line is parsed here by its t
 that bad flags, a batch that does not split among the workers, a bad port, hostfile or
 SEQCORE_DIST_TIMEOUT_S end in one sentence with nothing started. The launcher owns every process it
 starts (seqcore.run.processes): one that fails ends the whole run with one sentence that names it,
-the others are stopped at once, and the last checkpoint in --out resumes the run; SIGINT or SIGTERM
-passes to the workers, which checkpoint and stop, then the scheduler and servers are stopped; if the
+the others are stopped at once, and the last checkpoint in --out resumes the run; on SIGINT or SIGTERM
+the workers are sent SIGTERM, checkpoint and stop, then the scheduler and servers are stopped; if the
 launcher dies without that chance (SIGKILL), the kernel kills them all. With -n 1 the command runs
 alone, without a KVStore.
 
@@ -43,7 +43,7 @@ from typing import Optional, Sequence
 from seqcore.errors import SeqcoreError
 from seqcore.parallel.distributed import check_environment, check_rows, timeout_s
 from seqcore.run.folder import describe
-from seqcore.run.processes import FORWARD, Owner
+from seqcore.run.processes import Owner
 
 from .cli import Parser, TaskConfig, add_version, parse_config, run_main
 
@@ -192,9 +192,9 @@ def launch(args: argparse.Namespace) -> int:
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     worker = [sys.executable, *args.command]
     with Owner() as owner:
-        if args.num_workers == 1:  # alone: a stop passes on (it checkpoints), the launcher's death too
+        if args.num_workers == 1:  # alone: a stop or the launcher's death sends it SIGTERM (it checkpoints)
             child = owner.start(worker, env={**os.environ, "PYTHONPATH": path}, death_signal=signal.SIGTERM,
-                                on_stop=FORWARD)
+                                on_stop=signal.SIGTERM)
             code = owner.wait(child)
             return 128 - code if code < 0 else code
         hosts = args.hosts
@@ -215,7 +215,7 @@ def launch(args: argparse.Namespace) -> int:
                 helpers.append(Process(owner, f"server {i}", serve, env("server"), host(i), relay, None))
         for i in range(args.num_workers):
             if not owner.stopped:
-                workers.append(Process(owner, f"worker process {i}", worker, env("worker"), host(i), relay, FORWARD))
+                workers.append(Process(owner, f"worker process {i}", worker, env("worker"), host(i), relay, signal.SIGTERM))
         return watch(owner, helpers, workers, relay)
 
 

@@ -4,8 +4,8 @@ process (one framework per process), one at a time so that timings are not share
 
 A finished run (a summary line in metrics.jsonl) is kept; an interrupted one continues with
 `--out DIR --resume`; a failed one is recorded with its error and the grid goes on. Each run is a
-child of the command's `Owner` (seqcore.run.processes): SIGINT or SIGTERM passes to the current run,
-which checkpoints and stops, and the grid stops after it; if the command dies without that chance,
+child of the command's `Owner` (seqcore.run.processes): on SIGINT or SIGTERM the current run is sent
+SIGTERM, checkpoints and stops, and the grid stops after it; if the command dies without that chance,
 the kernel sends the run SIGTERM (it checkpoints and releases its folder). A run folder still locked
 by a live process (a run stopping after its command died) is waited for, then kept or resumed.
 """
@@ -27,7 +27,7 @@ from seqcore.report import records as comparison
 from seqcore.report.folder import is_locked
 from seqcore.run.folder import LOCK
 from seqcore.run.log import read_metrics
-from seqcore.run.processes import FORWARD, Owner
+from seqcore.run.processes import Owner
 from seqcore.run.session import RunInterrupted
 
 WAIT_POLL_S = 0.5
@@ -140,9 +140,9 @@ class Grid:
         with log.open("a", encoding="utf-8") as handle:
             handle.write(f"$ {shlex.join(['python', *item.command(resume)])}\n")
             handle.flush()
-            # a stop passes on to the run (it checkpoints); the command's death sends it SIGTERM alike
+            # a stop sends the run SIGTERM (it checkpoints); so does the command's death
             child = owner.start(command, stdout=handle, stderr=subprocess.STDOUT, env=self.env,
-                                death_signal=signal.SIGTERM, on_stop=FORWARD)
+                                death_signal=signal.SIGTERM, on_stop=signal.SIGTERM)
             code = owner.wait(child)
         print(f" {time.perf_counter() - started:.1f} s" + ("" if code == 0 else f", exit {code}"), flush=True)
         self.started.append(item)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import statistics
 import sys
@@ -28,7 +29,7 @@ from seqcore.errors import SeqcoreError
 from seqcore.report.folder import BENCHMARK, ToolFolder
 from seqcore.run.folder import describe
 from seqcore.run.log import read_metrics
-from seqcore.run.processes import FORWARD, Owner
+from seqcore.run.processes import Owner
 from seqcore.run.session import RunInterrupted
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: seqcore/report/scaling.py
@@ -53,7 +54,7 @@ def measure(owner: Owner, backend: str, workers: int, task_args: list[str], fold
     out = (folder / f"{backend}-{workers}").resolve()
     args = ["-m", "tasks.char_lm", "--backend", backend, *task_args, "--out", str(out), "--overwrite"]
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
-    done = owner.run(command(backend, workers, args), env={**os.environ, "PYTHONPATH": path}, on_stop=FORWARD)
+    done = owner.run(command(backend, workers, args), env={**os.environ, "PYTHONPATH": path}, on_stop=signal.SIGTERM)
     if owner.stopped:
         return {}
     if done.returncode != 0:

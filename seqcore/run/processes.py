@@ -26,7 +26,6 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 from seqcore.errors import SeqcoreError
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-FORWARD = "forward"  # on_stop: pass on the signal the command received (SIGINT or SIGTERM)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -98,16 +97,17 @@ class Owner:
     """The children of one command and its stop signals; a context manager around the command's work.
 
     Inside it, SIGINT and SIGTERM do not raise: the first is recorded in `signum` and each live child
-    gets what its `on_stop` says (FORWARD: the same signal, so a training run checkpoints and stops;
-    a signal number; None: nothing, e.g. MXNet's servers, which the workers need until they stop);
-    a second one kills every child at once. The command checks `signum` between its steps and ends
+    gets its `on_stop` signal (SIGTERM: a training run checkpoints and stops, and a child still starting
+    up ends without a traceback, which SIGINT's KeyboardInterrupt would print; SIGKILL: a measurement
+    that has nothing to keep; None: nothing, e.g. MXNet's servers, which the workers need until they
+    stop); a second one kills every child at once. The command checks `signum` between its steps and ends
     with its own sentence, keeping what finished. On exit, by return or exception, every child still
     alive is killed with its session.
     """
 
     def __init__(self) -> None:
         self.signum: Optional[int] = None
-        self._children: dict[subprocess.Popen, Optional[int | str]] = {}
+        self._children: dict[subprocess.Popen, Optional[int]] = {}
         self._handlers: dict[int, Any] = {}
 
     def __enter__(self) -> "Owner":
@@ -133,12 +133,12 @@ class Owner:
         return signal.Signals(self.signum).name if self.signum is not None else ""
 
     def start(self, argv: Sequence[str], *, death_signal: int = signal.SIGKILL,
-              on_stop: Optional[int | str] = signal.SIGKILL, **popen: Any) -> subprocess.Popen:
+              on_stop: Optional[int] = signal.SIGKILL, **popen: Any) -> subprocess.Popen:
         """A child (see `start`), stopped as `on_stop` says when the command is asked to stop."""
         child = start(argv, death_signal=death_signal, **popen)
         self._children[child] = on_stop
         if self.signum is not None:  # the stop came while it was starting
-            self._pass_on(child, on_stop, self.signum)
+            self._pass_on(child, on_stop)
         return child
 
     def run(self, argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess:
@@ -186,10 +186,9 @@ class Owner:
             return
         self.signum = signum
         for child, on_stop in list(self._children.items()):
-            self._pass_on(child, on_stop, signum)
+            self._pass_on(child, on_stop)
 
     @staticmethod
-    def _pass_on(child: subprocess.Popen, on_stop: Optional[int | str], signum: int) -> None:
-        if on_stop is None:
-            return
-        signal_group(child, signum if on_stop == FORWARD else int(on_stop))
+    def _pass_on(child: subprocess.Popen, on_stop: Optional[int]) -> None:
+        if on_stop is not None:
+            signal_group(child, on_stop)
