@@ -44,6 +44,7 @@ from seqcore.errors import SeqcoreError
 from seqcore.parallel.distributed import check_environment, check_rows, timeout_s
 from seqcore.run.folder import describe
 from seqcore.run.processes import Owner
+from seqcore.run.session import RunInterrupted
 
 from .cli import Parser, TaskConfig, add_version, parse_config, run_main
 
@@ -175,8 +176,11 @@ class Relay:
                 sys.stderr.flush()
 
     def said_error(self) -> bool:
+        return self.said("error:")
+
+    def said(self, prefix: str) -> bool:
         with self._lock:
-            return any(line.startswith("error:") for line in self._seen)
+            return any(line.startswith(prefix) for line in self._seen)
 
 
 def describe_exit(code: int) -> str:
@@ -225,7 +229,7 @@ def watch(owner: Owner, helpers: list[Process], workers: list[Process], relay: R
         codes = [w.popen.poll() for w in workers]
         failed = next((w for w, code in zip(workers, codes) if code not in (None, 0)), None)
         if owner.stopped or (failed is not None and failed.popen.returncode in STOPPED):
-            return finish(owner, workers)  # a signal: every worker stops after the same step, rank 0
+            return finish(owner, workers, relay)  # a signal: every worker stops after the same step, rank 0
         if failed is not None:            # writes the checkpoint; let it, within a bound
             code = failed.popen.returncode
             time.sleep(POLL_S)  # the others' own sentences (the same bad input) come first
@@ -247,16 +251,22 @@ def watch(owner: Owner, helpers: list[Process], workers: list[Process], relay: R
         time.sleep(POLL_S)
 
 
-def finish(owner: Owner, workers: list[Process]) -> int:
-    """After a stop: the workers' checkpoint within STOP_GRACE_S; 128 + the signal, as the workers'."""
+def finish(owner: Owner, workers: list[Process], relay: Relay) -> int:
+    """After a stop: the workers' checkpoint within STOP_GRACE_S; 128 + the signal, as the workers'.
+    The workers say where they stopped; a stop that came before they could is said here."""
     deadline = time.monotonic() + STOP_GRACE_S
     while time.monotonic() < deadline and any(w.popen.poll() is None for w in workers):
         time.sleep(POLL_S)
+    time.sleep(POLL_S)  # the relays pass on the workers' last lines
     codes = [w.popen.poll() for w in workers]
     stopped = next((c for c in codes if c in STOPPED), None)
-    if owner.stopped:
-        return 128 + owner.signum
-    return stopped if stopped is not None else max(c or 0 for c in codes)
+    code = 128 + owner.signum if owner.stopped else stopped if stopped is not None else max(c or 0 for c in codes)
+    if not relay.said("stopped:"):
+        name = signal.Signals(code - 128).name if code in STOPPED else "a signal"
+        raise RunInterrupted(f"Stopped by {name} while the workers were starting; the run's folder keeps "
+                             f"what an earlier invocation wrote, if anything.", code - 128 if code in STOPPED
+                             else signal.SIGTERM)
+    return code
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

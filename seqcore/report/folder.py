@@ -22,8 +22,8 @@ from seqcore.run.folder import CONFIG, describe
 
 REPORT = "report.json"  # a comparison report (tasks.compare)
 BENCHMARK = "benchmark-command.json"  # a benchmark (tasks.benchmark, either mode)
-OWNERS = {CONFIG: ("run", "a training run"), REPORT: ("report", "a comparison report (tasks.compare)"),
-          BENCHMARK: ("benchmark", "a benchmark (tasks.benchmark)")}  # marker: (short name, description)
+OWNERS = {CONFIG: ("run", "a training run"), REPORT: ("report", "a comparison report"),
+          BENCHMARK: ("benchmark", "a benchmark")}  # marker: (short name, description)
 
 
 class ToolFolder:

@@ -87,8 +87,9 @@ def run(workers: int, backends: Sequence[str], task_args: list[str], out: Path, 
                 if owner.stopped:
                     _write(rows, out)
                     raise RunInterrupted(f"Stopped by {owner.signal_name} while {backend} ran on {count} workers; "
-                                         f"the {len(rows)} rows measured before are in {out / RESULTS}; the same "
-                                         f"command with --resume measures the rest.", owner.signum)
+                                         f"what was measured before ({len(rows)} of {len(backends) * workers} "
+                                         f"rows) is in {out / RESULTS}; the same command with --resume measures "
+                                         f"the rest.", owner.signum)
                 rows.append(row)
                 _write(rows, out)
     return rows
