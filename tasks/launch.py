@@ -263,9 +263,9 @@ def finish(owner: Owner, workers: list[Process], relay: Relay) -> int:
     code = 128 + owner.signum if owner.stopped else stopped if stopped is not None else max(c or 0 for c in codes)
     if not relay.said("stopped:"):
         name = signal.Signals(code - 128).name if code in STOPPED else "a signal"
-        raise RunInterrupted(f"Stopped by {name} while the workers were starting; the run's folder keeps "
-                             f"what an earlier invocation wrote, if anything.", code - 128 if code in STOPPED
-                             else signal.SIGTERM)
+        raise RunInterrupted(f"Stopped by {name} before the workers could say where (they were starting, or a "
+                             f"second signal killed them); the last checkpoint in the run's folder, if any, "
+                             f"resumes it.", code - 128 if code in STOPPED else signal.SIGTERM)
     return code
 
 
