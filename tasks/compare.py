@@ -13,6 +13,10 @@ shrinks every task to minutes; without it each task uses the seeds' and the book
 --from builds the report from finished run folders (of any tasks, e.g. PyTorch trained on a GPU
 machine and MXNet on a CPU one).
 
+SIGINT or SIGTERM sends the current run SIGTERM (it checkpoints and stops) and kills a cross-check
+at once; a benchmark keeps the backends it measured. If this command is killed (SIGKILL), the
+kernel stops its children alike (seqcore.run.processes). Run the same command again to continue.
+
 Writes report.html (self-contained), report.md, results.json, results.csv and figures/ to --out.
 """
 from __future__ import annotations
