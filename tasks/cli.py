@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.util
+import json
 import math
 import os
 import re
@@ -305,6 +306,7 @@ def _epilog(doc: str) -> str:
     return "\n\n".join(doc.split("\n\n")[1:])
 
 
+PARSE_ONLY_ENV = "SEQCORE_PARSE_ONLY"  # 1: parse_config prints the config as one JSON line and exits 0
 RESUME_HINT = "a resumed run keeps its configuration; start a new run (another --out) to change it"
 
 
@@ -340,7 +342,11 @@ def parse_config(config_class: type, task: str, argv: Optional[Sequence[str]], d
     for name, value in values.items():
         if isinstance(fields[name].default, tuple) and isinstance(value, list):
             values[name] = tuple(value)
-    return config_class(**values)
+    config = config_class(**values)
+    if os.environ.get(PARSE_ONLY_ENV) == "1":  # tasks.launch's dry parse of its workers' command line
+        print(json.dumps({"task": task, "config": config.saved()}, default=str))
+        raise SystemExit(0)
+    return config
 
 
 def _differs(given: Any, saved: Any) -> bool:

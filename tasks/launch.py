@@ -27,8 +27,8 @@ PyTorch runs use torchrun instead: torchrun --nproc-per-node 2 -m tasks.char_lm 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import importlib
+import ast
+import json
 import os
 import shlex
 import signal
@@ -43,10 +43,10 @@ from typing import Optional, Sequence
 from seqcore.errors import SeqcoreError
 from seqcore.parallel.distributed import check_environment, check_rows, timeout_s
 from seqcore.run.folder import describe
-from seqcore.run.processes import Owner
+from seqcore.run.processes import Owner, start
 from seqcore.run.session import RunInterrupted
 
-from .cli import Parser, TaskConfig, add_version, parse_config, run_main
+from .cli import PARSE_ONLY_ENV, Parser, add_version, run_main
 
 SERVE = "import backends.mxnet"  # a scheduler or server serves inside `import mxnet`, then exits
 POLL_S = 0.2
@@ -89,25 +89,42 @@ def parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
 
 
 def check_worker(command: Sequence[str], workers: int) -> None:
-    """The worker's command line (`-m tasks.TASK FLAGS...`) parsed by its task's own parser, here,
-    before any process starts: a bad flag is its one sentence, and the batch must split among the
-    workers of an MXNet run. Another command (not a seqcore task) is left to the workers."""
-    if len(command) < 2 or command[0] != "-m" or not command[1].startswith("tasks."):
+    """A dry parse of the worker's command line (`-m tasks.TASK FLAGS...`) by its task's own parser,
+    in one process of its own that stops after parsing (PARSE_ONLY_ENV), before any worker starts: a
+    bad flag is the task's one sentence, and the batch must split among the workers of an MXNet run.
+    A command that is not a training task (no parse_config in its source) is left to the workers."""
+    if len(command) < 2 or command[0] != "-m" or not _parses_a_config(command[1]):
         return
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DMLC_", "WORLD_SIZE", "RANK"))}
+    parse = start([sys.executable, *command], env={**env, "PYTHONPATH": path, PARSE_ONLY_ENV: "1"},
+                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = parse.communicate()
+    if parse.returncode != 0:
+        said = [line for line in err.splitlines() if line.startswith("error: ")]
+        raise SeqcoreError(said[-1][len("error: "):] if said else
+                           f"The worker's command line could not be parsed: {(err.strip().splitlines() or ['?'])[-1]}")
     try:
-        module = importlib.import_module(command[1])
-    except ImportError as error:
-        raise SeqcoreError(f"The worker's module {command[1]} cannot be imported ({error}).") from None
-    configs = [value for value in vars(module).values() if isinstance(value, type) and dataclasses.is_dataclass(value)
-               and issubclass(value, TaskConfig) and value.__module__ == module.__name__]
-    task = getattr(module, "TASK", None)
-    if len(configs) != 1 or not isinstance(task, str):
-        return  # a runnable module that is not a training task
-    config = parse_config(configs[0], task, list(command[2:]), module.__doc__ or "")
+        config = json.loads(out.strip().splitlines()[-1])["config"]
+    except (IndexError, ValueError, KeyError, TypeError):
+        return  # it printed something else: the workers check for themselves
     if workers > 1:
-        check_environment(config.backend, {"DMLC_ROLE": "worker", "DMLC_PS_ROOT_URI": "-", "DMLC_PS_ROOT_PORT": "1",
-                                           "DMLC_NUM_SERVER": "1", "DMLC_NUM_WORKER": str(workers)})
-        check_rows(config.batch_size, workers)
+        check_environment(config["backend"], {"DMLC_ROLE": "worker", "DMLC_PS_ROOT_URI": "-", "DMLC_PS_ROOT_PORT": "1",
+                                              "DMLC_NUM_SERVER": "1", "DMLC_NUM_WORKER": str(workers)})
+        check_rows(config["batch_size"], workers)
+
+
+def _parses_a_config(module: str) -> bool:
+    """Whether `module` is a task of this checkout whose command line goes through parse_config."""
+    if not module.startswith("tasks."):
+        return False
+    name = module[len("tasks."):]
+    source = ROOT / "tasks" / f"{name}.py"
+    if not name.isidentifier() or not source.is_file():
+        raise SeqcoreError(f"The worker's module {module} is not a task of this checkout (no {source}).")
+    tree = ast.parse(source.read_text(encoding="utf-8"))
+    return any(isinstance(node, ast.Call) and getattr(node.func, "id", None) == "parse_config"
+               for node in ast.walk(tree))
 
 
 def free_port(host: str, port: int) -> int:

@@ -381,14 +381,15 @@ def _launch(argv: list[str]) -> int:
     (["-n", "3", "--", *LM, "--backend", "mxnet"], {}, "The batch of 8 rows does not divide evenly among 3"),
     (["-n", "2", "--", *LM, "--backend", "torch"], {}, "tasks.launch (DMLC_ROLE) launches the mxnet backend only"),
     (["-n", "2", "--", *LM, "--backend", "mxnet", "--bogus"], {}, "unrecognized arguments: --bogus"),
-    (["-n", "2", "--", "-m", "tasks.nothing"], {}, "The worker's module tasks.nothing cannot be imported"),
+    (["-n", "2", "--", "-m", "tasks.nothing"], {}, "The worker's module tasks.nothing is not a task of this checkout"),
     (["-n", "2", "--", *LM], {"SEQCORE_DIST_TIMEOUT_S": "inf"}, "SEQCORE_DIST_TIMEOUT_S must be a positive, finite"),
     (["-n", "2", "--", *LM], {"SEQCORE_DIST_TIMEOUT_S": "nan"}, "SEQCORE_DIST_TIMEOUT_S must be a positive, finite"),
     (["-n", "2", "--", *LM], {"SEQCORE_DIST_TIMEOUT_S": "-1"}, "SEQCORE_DIST_TIMEOUT_S must be a positive, finite"),
 ])
 def test_launch_refuses_before_starting_any_process(argv: list[str], env: dict, fragment: str,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """In this process: the refusal comes from the argument checks, before any process exists."""
+    """In this process: refused before any scheduler, server or worker exists (the dry parse of the
+    worker's command line is one short process of its own)."""
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     with pytest.raises(SeqcoreError) as refused:
