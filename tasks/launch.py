@@ -43,7 +43,7 @@ from typing import Optional, Sequence
 from seqcore.errors import SeqcoreError
 from seqcore.parallel.distributed import check_environment, check_rows, timeout_s
 from seqcore.run.folder import describe
-from seqcore.run.processes import Owner, start
+from seqcore.run.processes import Owner
 from seqcore.run.session import RunInterrupted
 
 from .cli import PARSE_ONLY_ENV, Parser, add_version, run_main
@@ -84,11 +84,10 @@ def parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
         raise SeqcoreError(f"--port must be in 0..65535, got {args.port}.")
     timeout_s()  # SEQCORE_DIST_TIMEOUT_S, which every worker reads
     args.hosts = read_hosts(args.hostfile) if args.hostfile else None
-    check_worker(args.command, args.num_workers)
     return args
 
 
-def check_worker(command: Sequence[str], workers: int) -> None:
+def check_worker(owner: Owner, command: Sequence[str], workers: int) -> None:
     """A dry parse of the worker's command line (`-m tasks.TASK FLAGS...`) by its task's own parser,
     in one process of its own that stops after parsing (PARSE_ONLY_ENV), before any worker starts: a
     bad flag is the task's one sentence, and the batch must split among the workers of an MXNet run.
@@ -97,9 +96,10 @@ def check_worker(command: Sequence[str], workers: int) -> None:
         return
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DMLC_", "WORLD_SIZE", "RANK"))}
-    parse = start([sys.executable, *command], env={**env, "PYTHONPATH": path, PARSE_ONLY_ENV: "1"},
-                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    out, err = parse.communicate()
+    parse = owner.run([sys.executable, *command], env={**env, "PYTHONPATH": path, PARSE_ONLY_ENV: "1"})
+    out, err = parse.stdout, parse.stderr
+    if owner.stopped:
+        raise RunInterrupted(f"Stopped by {owner.signal_name} before any process of the run started.", owner.signum)
     if parse.returncode != 0:
         said = [line for line in err.splitlines() if line.startswith("error: ")]
         raise SeqcoreError(said[-1][len("error: "):] if said else
@@ -213,6 +213,7 @@ def launch(args: argparse.Namespace) -> int:
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     worker = [sys.executable, *args.command]
     with Owner() as owner:
+        check_worker(owner, args.command, args.num_workers)
         if args.num_workers == 1:  # alone: a stop or the launcher's death sends it SIGTERM (it checkpoints)
             child = owner.start(worker, env={**os.environ, "PYTHONPATH": path}, death_signal=signal.SIGTERM,
                                 on_stop=signal.SIGTERM)
