@@ -125,7 +125,9 @@ class ToolFolder:
             now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
             saved = {} if self.overwrite else self.saved() or {}
             record = {"identity": self.identity, "argv": sys.argv, "created": saved.get("created", now), "updated": now}
-            (self.path / self.marker).write_text(json.dumps(record, indent=1))
+            temp = self.path / f".{self.marker}.tmp"
+            temp.write_text(json.dumps(record, indent=1))
+            os.replace(temp, self.path / self.marker)  # whole or not at all, whenever the command dies
         except OSError as error:
             self.__exit__()
             raise SeqcoreError(f"Cannot write to {self.flag} {self.path} ({describe(error)}).") from None
