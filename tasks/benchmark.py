@@ -24,7 +24,7 @@ measured; the ones measured before it are written and printed.
 """
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import itertools
 import json
 import os
@@ -41,7 +41,7 @@ import numpy as np
 from seqcore.backend import BACKENDS, Device, Optimizer, load_backend, load_part
 from seqcore.checks import parse_enum
 from seqcore.data.sampling import sequential_batches
-from seqcore.errors import SeqcoreError
+from seqcore.errors import ConfigError, SeqcoreError
 from seqcore.jobs.generate import predict_ids
 from seqcore.jobs.lm import model_spec, prepare_data, time_major
 from seqcore.model.params import init_params
@@ -54,11 +54,13 @@ from seqcore.run.processes import Owner
 from seqcore.run.session import RunInterrupted
 from seqcore.train.loop import train_epoch
 
-from .cli import Parser, add_version, run_main
+from .cli import (Options, batch_size_option, choices, device_option, names_option, num_steps_option, option,
+                  out_option, overwrite_option, parse_options, run_main)
 
 GENERATED = 100  # tokens generated after a 10-token prefix, for the generation figure
 COMPILED = "scratch-compiled"  # the row of a scratch model trained through torch.compile (--compile)
 DEFAULT_OUT = "runs/benchmark"
+NEXT_OUT = f"the next {DEFAULT_OUT}/version_N"
 
 
 def spread(samples: Sequence[float]) -> dict[str, Any]:
@@ -327,44 +329,72 @@ def _draw(reports: list[dict[str, Any]], out: Path) -> None:
     plt.close(figure)
 
 
+@dataclasses.dataclass(frozen=True)
+class BenchmarkOptions(Options):
+    backends: tuple[str, ...] = names_option(BACKENDS, BACKENDS, "the backends", group="grid")
+    cells: tuple[str, ...] = names_option(choices(Cell), choices(Cell), "the cells", group="grid")
+    impls: tuple[str, ...] = names_option(choices(Impl), choices(Impl), "the impls", group="grid")
+    device: str = device_option("cpu", "where every model runs", group="grid")
+    batch_sizes: tuple[int, ...] = option((32,), "sequences per batch, comma-separated, e.g. 32,256,1024",
+                                          group="sizes", check="positive", many="comma", metavar="N,M")
+    num_steps: int = num_steps_option(35, group="sizes")
+    hidden_size: int = option(256, "hidden units", group="sizes", check="positive")
+    steps: int = option(10, "timed steps per repetition", group="timing", check="positive")
+    repeats: int = option(5, "repetitions: median and spread", group="timing", check="positive")
+    warmup: int = option(3, "untimed steps first", group="timing", check="non_negative")
+    token: str = option("char", "word: the whole book's words through an embedding", group="sizes",
+                        choices=("char", "word"))
+    embed_size: Optional[int] = option(None, "embedding width; 0 for one-hot", group="sizes", check="non_negative",
+                                       shown="0 for char, 64 for word")
+    compile: bool = option(False, "also PyTorch's scratch models through torch.compile (rows scratch-compiled; "
+                           "the compile happens in the warm-up)", group="grid")
+    out: Optional[str] = out_option(None, "the folder for benchmark.json and benchmark.png", shown=NEXT_OUT)
+    resume: bool = option(False, "continue the benchmark in --out: measure what it lacks", group="output")
+    overwrite: bool = overwrite_option("replace the benchmark in --out")
+
+
+@dataclasses.dataclass(frozen=True)
+class ScalingOptions(Options):
+    """--workers N: data-parallel scaling of one char LM configuration (seqcore.report.scaling)."""
+
+    workers: Optional[int] = option(None, "measure 1..N workers", group="grid", required=True, check="positive")
+    backends: tuple[str, ...] = names_option(BACKENDS, BACKENDS, "the backends", group="grid")
+    cells: str = option("rnn", "one cell", group="grid", choices=choices(Cell))
+    impls: str = option("concise", "one impl", group="grid", choices=choices(Impl))
+    device: str = device_option("cpu", "where every worker trains", group="grid")
+    batch_sizes: int = batch_size_option(32, "one global batch size, split among the workers", group="sizes")
+    num_steps: int = num_steps_option(35, group="sizes")
+    hidden_size: int = option(256, "hidden units", group="sizes", check="positive")
+    max_tokens: int = option(10_000, "train on the first N characters (d2l's)", group="sizes", check="positive")
+    epochs: int = option(6, "epochs per run; the median of 2..E", group="timing", check="positive")
+    out: Optional[str] = out_option(None, "the folder for scaling.json and the runs", shown=NEXT_OUT)
+    resume: bool = option(False, "continue the benchmark in --out: measure what it lacks", group="output")
+    overwrite: bool = overwrite_option("replace the benchmark in --out")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.epochs < 2:
+            raise ConfigError(f"--epochs must be at least 2 (the first one warms up), got {self.epochs}.")
+
+
 def scaling_main(argv: Sequence[str]) -> int:
     """`--workers N`: data-parallel scaling on this machine (seqcore.report.scaling)."""
-    parser = Parser(prog="python -m tasks.benchmark --workers N", description=scaling.__doc__.split("\n\n")[0])
-    parser.add_argument("--workers", type=int, required=True, help="measure 1..N workers")
-    parser.add_argument("--backends", default=",".join(BACKENDS))
-    parser.add_argument("--cells", default="rnn", help="one cell (default: %(default)s)")
-    parser.add_argument("--impls", default="concise", help="one impl (default: %(default)s)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--batch-sizes", default="32", help="one global batch size (default: %(default)s)")
-    parser.add_argument("--num-steps", type=int, default=35)
-    parser.add_argument("--hidden-size", type=int, default=256)
-    parser.add_argument("--max-tokens", type=int, default=10_000, help="train on the first N characters "
-                        "(default: %(default)s, d2l's)")
-    parser.add_argument("--epochs", type=int, default=6, help="epochs per run; the median of 2..E (default: %(default)s)")
-    add_folder_options(parser)
-    args = parser.parse_args(argv)
-    if args.epochs < 2:
-        raise SeqcoreError(f"--epochs must be at least 2 (the first one warms up), got {args.epochs}.")
+    args = parse_options(ScalingOptions, "python -m tasks.benchmark --workers N", argv,
+                         scaling.__doc__ or "")
     task_args = ["--cell", args.cells, "--impl", args.impls, "--device", args.device,
-                 "--batch-size", args.batch_sizes, "--num-steps", str(args.num_steps),
+                 "--batch-size", str(args.batch_sizes), "--num-steps", str(args.num_steps),
                  "--hidden-size", str(args.hidden_size), "--epochs", str(args.epochs),
                  "--max-tokens", str(args.max_tokens), "--eval-every", str(args.epochs),
                  "--checkpoint-every", str(args.epochs), "--no-progress", "--num-preds", "5"]
     out = Path(args.out) if args.out else next_version(Path(DEFAULT_OUT))
-    rows = scaling.run(args.workers, [b for b in args.backends.split(",") if b], task_args, out,
-                       resume=args.resume, overwrite=args.overwrite)
+    rows = scaling.run(args.workers, list(args.backends), task_args, out, resume=args.resume,
+                       overwrite=args.overwrite)
     print(scaling.format_table(rows, f"char LM on {args.max_tokens:,} characters, {args.impls} {args.cells}, hidden "
                              f"{args.hidden_size}, global batch "
                              f"{args.batch_sizes} x {args.num_steps} steps split among the workers, {args.device}; "
                              f"median tokens/s of epochs 2..{args.epochs}"))
     print(f"scaling.json written to {out}")
     return 0
-
-
-def add_folder_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default=None, help=f"the results' folder (default: the next {DEFAULT_OUT}/version_N)")
-    parser.add_argument("--resume", action="store_true", help="continue the benchmark in --out: measure what it lacks")
-    parser.add_argument("--overwrite", action="store_true", help="replace the benchmark in --out")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -374,37 +404,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     if any(arg == "--workers" or arg.startswith("--workers=") for arg in argv):  # data-parallel scaling
         return scaling_main(argv)
-    parser = argparse.ArgumentParser(prog="python -m tasks.benchmark", description=__doc__.split("\n\n")[0])
-    add_version(parser)
-    parser.add_argument("--backends", default=",".join(BACKENDS))
-    parser.add_argument("--cells", default="rnn,gru,lstm")
-    parser.add_argument("--impls", default="scratch,concise")
-    parser.add_argument("--device", choices=[d.value for d in Device], default="cpu")
-    parser.add_argument("--batch-sizes", default="32", help="comma-separated, e.g. 32,256,1024 (default: %(default)s)")
-    parser.add_argument("--num-steps", type=int, default=35)
-    parser.add_argument("--hidden-size", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=10, help="timed steps per repetition (default: %(default)s)")
-    parser.add_argument("--repeats", type=int, default=5, help="repetitions: median and spread (default: %(default)s)")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (default: %(default)s)")
-    parser.add_argument("--token", choices=["char", "word"], default="char",
-                        help="word: the whole book's words through an embedding (default: %(default)s)")
-    parser.add_argument("--embed-size", type=int, default=None, help="embedding width; 0 for one-hot "
-                        "(default: 0 for char, 64 for word)")
-    parser.add_argument("--compile", action="store_true", help="also PyTorch's scratch models through "
-                        "torch.compile (rows scratch-compiled; the compile happens in the warm-up)")
-    add_folder_options(parser)
-    args = parser.parse_args(argv)
-    split = lambda text: [part for part in text.split(",") if part]
+    args = parse_options(BenchmarkOptions, "python -m tasks.benchmark", argv, __doc__)
     out = Path(args.out) if args.out else next_version(Path(DEFAULT_OUT))
-    try:
-        batch_sizes = [int(part) for part in split(args.batch_sizes)]
-    except ValueError:
-        raise SeqcoreError(f"--batch-sizes takes comma-separated integers, got {args.batch_sizes!r}.") from None
-    reports = run(backends=split(args.backends), cells=split(args.cells), impls=split(args.impls),
-                  device=args.device, batch_sizes=batch_sizes, num_steps=args.num_steps,
-                  hidden_size=args.hidden_size, steps=args.steps, warmup=args.warmup, repeats=args.repeats,
-                  token=args.token, embed_size=args.embed_size, compile=args.compile, out=out,
-                  resume=args.resume, overwrite=args.overwrite)
+    run(backends=args.backends, cells=args.cells, impls=args.impls, device=args.device,
+        batch_sizes=args.batch_sizes, num_steps=args.num_steps, hidden_size=args.hidden_size,
+        steps=args.steps, warmup=args.warmup, repeats=args.repeats, token=args.token,
+        embed_size=args.embed_size, compile=args.compile, out=out, resume=args.resume, overwrite=args.overwrite)
     print(f"benchmark.json and benchmark.png written to {out}")
     return 0
 

@@ -21,7 +21,7 @@ Writes report.html (self-contained), report.md, results.json, results.csv and fi
 """
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import os
 import shlex
@@ -33,8 +33,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from seqcore.backend import BACKENDS, Device
-from seqcore.errors import SeqcoreError
+from seqcore.backend import BACKENDS
+from seqcore.errors import ConfigError, SeqcoreError
 from seqcore.model.spec import Cell, Impl
 from seqcore.report import records as comparison
 from seqcore.report.build import build
@@ -44,59 +44,53 @@ from seqcore.report.grid import TASKS, Grid, plan
 from seqcore.run.processes import Owner
 from seqcore.run.session import RunInterrupted
 
-from .cli import Parser, add_version, run_main
+from .cli import (Options, choices, device_option, names_option, option, out_option, overwrite_option, parse_options,
+                  run_main, split_at_dashes)
 
 BENCHMARK = {"full": [], "quick": ["--steps", "5", "--repeats", "3", "--warmup", "2"],
              "tiny": ["--steps", "2", "--repeats", "2", "--warmup", "1", "--batch-sizes", "4", "--num-steps", "5",
                       "--hidden-size", "8"]}
 
 
-def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
-    extra = list(argv[argv.index("--") + 1:]) if "--" in argv else []
-    own = list(argv[:argv.index("--")]) if "--" in argv else list(argv)
-    parser = Parser(prog="python -m tasks.compare", description=__doc__.split("\n\n")[0],
-                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog="\n\n".join(__doc__.split("\n\n")[1:]))
-    add_version(parser)
-    parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated (default: %(default)s)")
-    parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated (default: %(default)s)")
-    parser.add_argument("--cells", default="rnn,gru,lstm", help="comma-separated (default: %(default)s)")
-    parser.add_argument("--impls", default="scratch,concise", help="comma-separated (default: %(default)s)")
-    parser.add_argument("--device", default="cpu", help="cpu, gpu or auto (default: %(default)s)")
-    parser.add_argument("--out", default="runs/reports/report", help="the report folder (default: %(default)s)")
-    parser.add_argument("--quick", action="store_true", help="every task shrunk so the whole grid takes minutes")
-    parser.add_argument("--tiny", action="store_true", help="the smallest sizes that exercise every path (tests)")
-    parser.add_argument("--seeds", type=int, default=1, help="seeds per backend (default: %(default)s)")
-    parser.add_argument("--no-benchmark", dest="benchmark", action="store_false", help="skip the speed section")
-    parser.add_argument("--mnist-dir", default=None, help="MNIST files for mnist_rows (its --data-dir)")
-    parser.add_argument("--resume", action="store_true", help="continue the report in --out, even if made by "
-                        "another command")
-    parser.add_argument("--overwrite", action="store_true", help="replace the report in --out")
-    parser.add_argument("--from", dest="runs", nargs="+", default=None, metavar="DIR",
-                        help="build the report from these finished run folders instead of training")
-    return parser.parse_args(own), extra
+@dataclasses.dataclass(frozen=True)
+class CompareOptions(Options):
+    tasks: tuple[str, ...] = names_option(TASKS, TASKS, "the tasks", group="grid")
+    backends: tuple[str, ...] = names_option(BACKENDS, BACKENDS, "the backends", group="grid")
+    cells: tuple[str, ...] = names_option(choices(Cell), choices(Cell), "the cells", group="grid")
+    impls: tuple[str, ...] = names_option(choices(Impl), choices(Impl), "the impls", group="grid")
+    device: str = device_option("cpu", "where every run trains", group="grid")
+    quick: bool = option(False, "every task shrunk so the whole grid takes minutes", group="grid")
+    tiny: bool = option(False, "the smallest sizes that exercise every path (tests)", group="grid")
+    seeds: int = option(1, "seeds per backend", group="grid", check="positive")
+    benchmark: bool = option(True, "skip the speed section", group="grid")
+    mnist_dir: Optional[str] = option(None, "MNIST files for mnist_rows (its --data-dir)", group="grid",
+                                      metavar="DIR")
+    out: str = out_option("runs/reports/report", "the report folder")
+    resume: bool = option(False, "continue the report in --out, even if made by another command", group="output")
+    overwrite: bool = overwrite_option("replace the report in --out")
+    runs: Optional[tuple[str, ...]] = option(None, "build the report from these finished run folders instead of "
+                                             "training", group="output", flag="--from", many="list", metavar="DIR")
+    extra: tuple[str, ...] = option((), "the flags after --, passed to every run", command_line=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("tasks", "backends", "cells", "impls"):  # each once, in the order given
+            object.__setattr__(self, name, tuple(dict.fromkeys(getattr(self, name))))
+        if self.resume and self.overwrite:
+            raise ConfigError("--resume and --overwrite exclude each other: continue the report or replace it.")
+        if self.quick and self.tiny:
+            raise ConfigError("--quick and --tiny exclude each other.")
 
 
-def _names(text: str, kind: str, allowed: Sequence[str]) -> list[str]:
-    names = [part.strip() for part in text.split(",") if part.strip()]
-    bad = [n for n in names if n not in allowed]
-    if bad or not names:
-        raise SeqcoreError(f"Unknown {kind}(s) {bad or 'none given'}: choose from {', '.join(allowed)}.")
-    return list(dict.fromkeys(names))
+def parse(argv: Sequence[str]) -> tuple[CompareOptions, list[str]]:
+    own, extra = split_at_dashes(argv)
+    return parse_options(CompareOptions, "python -m tasks.compare", own, __doc__, extra=tuple(extra)), extra
 
 
-def validated(args: argparse.Namespace) -> dict[str, Any]:
-    """The command's identity (stored in report.json), every flag checked before anything is written."""
-    if args.resume and args.overwrite:
-        raise SeqcoreError("--resume and --overwrite exclude each other: continue the report or replace it.")
-    if args.quick and args.tiny:
-        raise SeqcoreError("--quick and --tiny exclude each other.")
-    if args.seeds < 1:
-        raise SeqcoreError(f"--seeds must be a positive number, got {args.seeds}.")
-    if args.device not in [d.value for d in Device]:
-        raise SeqcoreError(f"--device must be one of {', '.join(d.value for d in Device)}, got {args.device!r}.")
-    return {"tasks": _names(args.tasks, "task", TASKS), "backends": _names(args.backends, "backend", BACKENDS),
-            "cells": _names(args.cells, "cell", [c.value for c in Cell]),
-            "impls": _names(args.impls, "impl", [i.value for i in Impl]), "device": args.device,
+def validated(args: CompareOptions) -> dict[str, Any]:
+    """The command's identity (stored in report.json); every flag was checked when `args` was made."""
+    return {"tasks": list(args.tasks), "backends": list(args.backends), "cells": list(args.cells),
+            "impls": list(args.impls), "device": args.device,
             "scale": "quick" if args.quick else "tiny" if args.tiny else "full", "seeds": args.seeds,
             "benchmark": args.benchmark, "mnist_dir": args.mnist_dir}
 

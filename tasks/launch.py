@@ -26,8 +26,8 @@ PyTorch runs use torchrun instead: torchrun --nproc-per-node 2 -m tasks.char_lm 
 """
 from __future__ import annotations
 
-import argparse
 import ast
+import dataclasses
 import json
 import os
 import shlex
@@ -40,13 +40,13 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from seqcore.errors import SeqcoreError
+from seqcore.errors import ConfigError, SeqcoreError
 from seqcore.parallel.distributed import check_environment, check_rows, timeout_s
 from seqcore.run.folder import describe
 from seqcore.run.processes import Owner
 from seqcore.run.session import RunInterrupted
 
-from .cli import PARSE_ONLY_ENV, Parser, add_version, run_main
+from .cli import PARSE_ONLY_ENV, Options, option, parse_options, run_main, split_at_dashes
 
 SERVE = "import backends.mxnet"  # a scheduler or server serves inside `import mxnet`, then exits
 POLL_S = 0.2
@@ -57,34 +57,36 @@ ROOT = Path(__file__).resolve().parent.parent
 SENTENCES = ("error:", "stopped:", "SIGINT:", "SIGTERM:")  # what every worker says alike, shown once
 
 
-def parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
-    parser = Parser(prog="python -m tasks.launch", description=__doc__.split("\n\n")[0],
-                    formatter_class=argparse.RawDescriptionHelpFormatter, epilog="\n\n".join(__doc__.split("\n\n")[1:]))
-    add_version(parser)
-    parser.add_argument("-n", "--num-workers", type=int, required=True, help="worker processes")
-    parser.add_argument("-s", "--num-servers", type=int, help="server processes (default: as many as workers)")
-    parser.add_argument("--hostfile", help="hosts for the servers and workers, one per line (ssh)")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="the scheduler's address as the others reach it (default: 127.0.0.1; with "
-                             "--hostfile give this machine's name or address)")
-    parser.add_argument("--port", type=int, default=0, help="the scheduler's port (default: a free one)")
-    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then the worker's python arguments")
-    args = parser.parse_args(argv)
-    if args.command[:1] == ["--"]:
-        args.command = args.command[1:]
-    if not args.command:
-        raise SeqcoreError("Give the worker's command after --, e.g. -- -m tasks.char_lm --backend mxnet.")
-    if args.num_workers < 1:
-        raise SeqcoreError(f"-n must be at least 1, got {args.num_workers}.")
-    if args.num_servers is None:
-        args.num_servers = args.num_workers
-    if args.num_servers < 1:
-        raise SeqcoreError(f"-s must be at least 1, got {args.num_servers}.")
-    if not 0 <= args.port <= 65535:
-        raise SeqcoreError(f"--port must be in 0..65535, got {args.port}.")
+@dataclasses.dataclass(frozen=True)
+class LaunchOptions(Options):
+    num_workers: Optional[int] = option(None, "worker processes", group="processes", required=True,
+                                        check="positive", aliases=("-n",))
+    num_servers: Optional[int] = option(None, "server processes", group="processes", check="positive",
+                                        aliases=("-s",), shown="as many as workers")
+    hostfile: Optional[str] = option(None, "hosts for the servers and workers, one per line (ssh)",
+                                     group="processes", metavar="FILE")
+    host: str = option("127.0.0.1", "the scheduler's address as the others reach it (with --hostfile give "
+                       "this machine's name or address)", group="processes")
+    port: int = option(0, "the scheduler's port; 0: a free one", group="processes", check="non_negative")
+    command: tuple[str, ...] = option((), "the worker's python arguments, after --", command_line=False)
+
+    def __post_init__(self) -> None:
+        if not self.command:
+            raise ConfigError("Give the worker's command after --, e.g. -- -m tasks.char_lm --backend mxnet.")
+        super().__post_init__()
+        if self.num_servers is None:
+            object.__setattr__(self, "num_servers", self.num_workers)
+        if self.port > 65535:
+            raise ConfigError(f"--port must be in 0..65535, got {self.port}.")
+
+
+def parse(argv: Optional[Sequence[str]]) -> LaunchOptions:
+    own, command = split_at_dashes(argv)
+    options = parse_options(LaunchOptions, "python -m tasks.launch", own, __doc__, command=tuple(command))
     timeout_s()  # SEQCORE_DIST_TIMEOUT_S, which every worker reads
-    args.hosts = read_hosts(args.hostfile) if args.hostfile else None
-    return args
+    if options.hostfile:
+        read_hosts(options.hostfile)
+    return options
 
 
 def check_worker(owner: Owner, command: Sequence[str], workers: int) -> None:
@@ -209,7 +211,7 @@ def describe_exit(code: int) -> str:
     return f"ended with exit status {code}"
 
 
-def launch(args: argparse.Namespace) -> int:
+def launch(args: LaunchOptions) -> int:
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     worker = [sys.executable, *args.command]
     with Owner() as owner:
@@ -219,7 +221,7 @@ def launch(args: argparse.Namespace) -> int:
                                 on_stop=signal.SIGTERM)
             code = owner.wait(child)
             return 128 - code if code < 0 else code
-        hosts = args.hosts
+        hosts = read_hosts(args.hostfile) if args.hostfile else None
         port = free_port(args.host, args.port) if hosts is None or args.port == 0 else args.port
         base = {"DMLC_PS_ROOT_URI": args.host, "DMLC_PS_ROOT_PORT": str(port),
                 "DMLC_NUM_SERVER": str(args.num_servers), "DMLC_NUM_WORKER": str(args.num_workers),

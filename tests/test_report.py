@@ -109,10 +109,11 @@ def test_another_commands_report_and_bad_names_are_refused(tmp_path: Path) -> No
     result = compare("--tasks", "sine", "--out", str(out))
     assert result.returncode == 2 and "holds the report of another command" in result.stderr
     assert (out / "keep.txt").read_text() == "kept" and "Traceback" not in result.stderr
-    for flag, value, word in (("--tasks", "char_lm,poem", "task"), ("--backends", "jax", "backend"),
-                              ("--cells", "lstn", "cell"), ("--impls", "fast", "impl")):
+    for flag, value, bad in (("--tasks", "char_lm,poem", "poem"), ("--backends", "jax", "jax"),
+                             ("--cells", "lstn", "lstn"), ("--impls", "fast", "fast")):
         result = compare(flag, value, "--out", str(tmp_path / "new"))
-        assert result.returncode == 2 and f"Unknown {word}(s)" in result.stderr, result.stderr
+        assert result.returncode == 2 and f"each of {flag} must be one of" in result.stderr, result.stderr
+        assert f"got {bad!r}." in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "new").exists()
 
 

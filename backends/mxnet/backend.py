@@ -20,7 +20,7 @@ from seqcore.backend import Arrays, Device, Masks, Optimizer, first_array, no_co
 from seqcore.errors import SeqcoreError
 from seqcore.model.dropout import check_masks
 from seqcore.model.params import check_trainer_state
-from seqcore.model.spec import InputKind, Loss, ModelSpec
+from seqcore.model.spec import Loss, ModelSpec
 
 from . import device as devices
 from .model import SequenceModel
@@ -177,8 +177,7 @@ def _inputs(model: SequenceModel, inputs: Arrays):
     by their own dtypes (`_member`)."""
     if isinstance(inputs, tuple):
         return tuple(_member(model, part) for part in inputs)
-    dtype = np.float32 if model.spec.input_kind is InputKind.DENSE else np.int32
-    return mx.np.array(inputs, dtype=dtype, ctx=model.context())
+    return model.prepare_inputs(inputs)  # checked in NumPy (ids in [0, V), rank, dtype) before it moves
 
 
 def _targets(model: SequenceModel, targets: Arrays, loss: Loss):

@@ -18,7 +18,7 @@ from seqcore.backend import Arrays, Device, Masks, Optimizer, first_array
 from seqcore.errors import SeqcoreError
 from seqcore.model.dropout import check_masks
 from seqcore.model.params import check_trainer_state
-from seqcore.model.spec import InputKind, Loss, ModelSpec
+from seqcore.model.spec import Loss, ModelSpec
 
 from . import device as devices
 from .model import SequenceModel, State, _numpy
@@ -165,14 +165,7 @@ def _inputs(model: SequenceModel, inputs: Arrays) -> _Tensors:
     arrays by their own dtypes (`_member`)."""
     if isinstance(inputs, tuple):
         return tuple(_member(model, part) for part in inputs)
-    spec = model.spec
-    dense = spec.input_kind is InputKind.DENSE
-    array = np.asarray(inputs)
-    if array.ndim != (3 if dense else 2):
-        want = "(T, N, I) floats" if dense else "(T, N) token ids"
-        raise SeqcoreError(f"Inputs must be time-major {want}, got shape {array.shape}.")
-    dtype = torch.float32 if dense else torch.int64
-    return torch.as_tensor(array, dtype=dtype).to(model.context())
+    return model.prepare_inputs(inputs)  # checked in NumPy (ids in [0, V), rank, dtype) before it moves
 
 
 def _targets(model: SequenceModel, targets: Arrays, loss: Loss) -> _Tensors:

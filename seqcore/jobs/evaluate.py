@@ -13,17 +13,17 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from seqcore import checks
 from seqcore.backend import Device, load_backend
 from seqcore.checks import parse_enum
 from seqcore.data.corpus import is_url, load_corpus, local_path, sha256_of, split_train_val
 from seqcore.data.vocab import Vocab
-from seqcore.errors import SeqcoreError
+from seqcore.errors import ConfigError, SeqcoreError
 from seqcore.jobs.generate import predict
-from seqcore.jobs.lm import validation_perplexity
+from seqcore.jobs.lm import validation_perplexity, validation_sizes
 from seqcore.model.spec import InputKind, Readout
 from seqcore.run.checkpoint import Checkpoint, checkpoint_path, load_checkpoint
 
-DEFAULT_BATCH_SIZE, DEFAULT_NUM_STEPS = 32, 35  # when the checkpoint has no training spec
 DEFAULT_PREFIXES = ("time traveller",)
 _SHA256 = re.compile("[0-9a-f]{64}")
 
@@ -34,7 +34,9 @@ def evaluate_checkpoint(*, checkpoint: str, backend: str, device: str = "auto", 
     """The validation perplexity and samples of a checkpoint (a file, or a run folder's last or
     best one); every mismatch between checkpoint, corpus and flags is refused in one sentence.
 
-    batch_size / num_steps: None takes the checkpoint's training values (the run's own figure).
+    batch_size / num_steps: None takes the checkpoint's training values, read as the run read its
+    validation text (the batch shrunk to what the text fills: the run's own figure); sizes given
+    must fit the text. The result reports the sizes it read with.
     """
     check_flags(batch_size, num_steps, prefixes, num_preds)
     path = checkpoint_path(checkpoint, best)
@@ -43,9 +45,7 @@ def evaluate_checkpoint(*, checkpoint: str, backend: str, device: str = "auto", 
     info = checked_progress(path, saved.progress)
     check_prefixes(vocab, prefixes, info["token"])
     val = validation_text(path, saved, vocab, info)
-    train = saved.train_spec
-    batch_size = batch_size or (train.batch_size if train else DEFAULT_BATCH_SIZE)
-    num_steps = num_steps or (train.num_steps if train else DEFAULT_NUM_STEPS)
+    batch_size, num_steps = measured_sizes(path, saved, len(val), batch_size, num_steps)
 
     framework = load_backend(backend)  # only now: every check above runs without a framework
     where = framework.resolve_device(parse_enum(Device, device, "device"))
@@ -64,11 +64,31 @@ def evaluate_checkpoint(*, checkpoint: str, backend: str, device: str = "auto", 
 
 def check_flags(batch_size: Optional[int], num_steps: Optional[int], prefixes: Sequence[str],
                 num_preds: int) -> None:
+    """The Python API's arguments, in the sentences of tasks.evaluate's options."""
     for name, value in (("--batch-size", batch_size), ("--num-steps", num_steps), ("--num-preds", num_preds)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-            raise SeqcoreError(f"{name} must be positive, got {value!r}.")
-    if not prefixes or any(not isinstance(p, str) or not p.strip() for p in prefixes):
-        raise SeqcoreError("--prefix must be non-empty text.")
+        if value is not None and checks.whole_number(value, name) <= 0:
+            raise ConfigError(f"{name} must be a positive number, got {value!r}.")
+    for prefix in checks.listed(prefixes, "--prefix"):
+        checks.text(prefix, "each --prefix")
+
+
+def measured_sizes(path: Path, saved: Checkpoint, num_tokens: int, batch_size: Optional[int],
+                   num_steps: Optional[int]) -> tuple[int, int]:
+    """(rows, steps) the validation text of `num_tokens` is read with. Left out, the run's own
+    sizes, shrunk as the run shrank them; given, they must fit the text (never silently less)."""
+    train = saved.train_spec
+    if (batch_size is None or num_steps is None) and train is None:
+        raise SeqcoreError(f"{path} records no training spec (an imported checkpoint), so there are no run's "
+                           f"sizes to measure with: give --batch-size and --num-steps.")
+    rows, steps = validation_sizes(num_tokens, batch_size or train.batch_size, num_steps or train.num_steps)
+    if num_steps is not None and steps < num_steps:
+        raise SeqcoreError(f"--num-steps {num_steps:,} is more than the {num_tokens - 1:,} steps of the held-out "
+                           f"text of {path}; give at most {num_tokens - 1:,}.")
+    if batch_size is not None and rows < batch_size:
+        raise SeqcoreError(f"--batch-size {batch_size:,} at {steps} steps needs {batch_size * steps + 1:,} held-out "
+                           f"tokens, and the validation text of {path} has {num_tokens:,}; give at most "
+                           f"--batch-size {rows:,}.")
+    return rows, steps
 
 
 def checked_vocab(path: Path, saved: Checkpoint) -> Vocab:

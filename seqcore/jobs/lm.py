@@ -17,7 +17,7 @@ from seqcore.data.corpus import load_corpus, local_path, sha256_of, split_train_
 from seqcore.data.vocab import Vocab
 from seqcore.jobs.figures import plot_curves, series
 from seqcore.jobs.generate import predict
-from seqcore.model.spec import Cell, GRUReset, Impl, InputKind, Loss, ModelSpec, Readout
+from seqcore.model.spec import Activation, Cell, GRUReset, Impl, InputKind, Loss, ModelSpec, Readout
 from seqcore.train.loop import evaluate
 from seqcore.train.spec import TrainSpec
 
@@ -46,13 +46,15 @@ def prepare_data(corpus: Optional[str], token: str, max_tokens: Optional[int], v
 
 def model_spec(cell: Cell | str, impl: Impl | str, vocab_size: int, hidden_size: int,
                num_layers: int, input_kind: InputKind | str = InputKind.ONEHOT, embed_size: int = 0,
-               dropout: float = 0.0, gru_reset: GRUReset | str = GRUReset.AFTER) -> ModelSpec:
+               dropout: float = 0.0, gru_reset: GRUReset | str = GRUReset.AFTER,
+               activation: Activation | str = Activation.TANH) -> ModelSpec:
     """The d2l language model: one-hot tokens (or an embedding of `embed_size`, which a large word
     vocabulary needs) in, a logit per vocabulary entry out. Always left to right (never bidirectional:
     it predicts each token from the ones before it)."""
     return ModelSpec(cell=cell, impl=impl, input_size=vocab_size, hidden_size=hidden_size,
                      output_size=vocab_size, num_layers=num_layers, input_kind=input_kind,
-                     embed_size=embed_size, readout=Readout.SEQUENCE, dropout=dropout, gru_reset=gru_reset)
+                     embed_size=embed_size, readout=Readout.SEQUENCE, dropout=dropout, gru_reset=gru_reset,
+                     activation=activation)
 
 
 def time_major(batch: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -61,13 +63,22 @@ def time_major(batch: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.nda
     return np.ascontiguousarray(inputs.T), np.ascontiguousarray(targets.T)
 
 
+def validation_sizes(num_ids: int, batch_size: int, num_steps: int) -> tuple[int, int]:
+    """(rows, steps) that `validation_perplexity` reads `num_ids` tokens with: the batch shrinks to
+    the rows of at least `num_steps` tokens the text fills (one row at the least), and a window is
+    never longer than a row (a text shorter than `num_steps` is read as one window)."""
+    rows = max(1, min(batch_size, (num_ids - 1) // num_steps))
+    return rows, min(num_steps, (num_ids - 1) // rows)
+
+
 def validation_perplexity(backend: Backend, model: Model, ids: np.ndarray, batch_size: int,
                           num_steps: int) -> float:
-    """Perplexity over `ids` read in order (offset 0, state carried); batch shrinks for short text."""
+    """Perplexity over `ids` read in order (offset 0, state carried) at validation_sizes; NaN
+    for a text of fewer than 2 tokens (nothing to predict)."""
     if len(ids) < 2:
         return float("nan")
-    batch_size = max(1, min(batch_size, (len(ids) - 1) // num_steps))
-    batches = map(time_major, sampling.sequential_batches(ids, batch_size, num_steps, offset=0))
+    rows, _ = validation_sizes(len(ids), batch_size, num_steps)
+    batches = map(time_major, sampling.sequential_batches(ids, rows, num_steps, offset=0))
     return evaluate(backend, model, batches, loss=Loss.CROSS_ENTROPY, carry_state=True).perplexity
 
 
