@@ -24,7 +24,6 @@ import uuid
 from pathlib import Path
 from typing import Callable, Optional
 
-
 from seqcore.run.log import read_metrics
 from tests.conftest import ROOT, require_backend
 
