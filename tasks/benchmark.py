@@ -11,7 +11,10 @@ training. Beside every seqcore model the same process times the framework's bare
 layer and a dense head written as the framework's users write it: backends/<name>/bare.py), the
 two interleaved repetition by repetition, so the ratio seqcore / bare is measured side by side.
 Prints median tokens/s with the spread (min-max) over the repetitions, generation tokens/s, peak
-memory, the machine and versions; writes benchmark.json and benchmark.png to --out.
+memory, the machine and versions; writes benchmark.json and benchmark.png to --out (a new folder,
+by default the next runs/benchmark/version_N; --resume measures the backends an interrupted
+benchmark there lacks, --overwrite replaces it). SIGINT or SIGTERM stops the backend being
+measured; the ones measured before it are written and printed.
 
 --token word trains on the whole book's words (a vocabulary of about 4,600) through an embedding
 (--embed-size), the configuration where a one-hot input is too wide.
@@ -24,9 +27,10 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import os
 import resource
+import signal
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -43,15 +47,20 @@ from seqcore.jobs.lm import model_spec, prepare_data, time_major
 from seqcore.model.params import init_params
 from seqcore.model.spec import Cell, Impl, InputKind, Loss
 from seqcore.report import scaling
-from seqcore.run.folder import describe
+from seqcore.report.folder import BENCHMARK, ToolFolder
+from seqcore.run.folder import describe, next_version
 from seqcore.run.machine import machine_info
+from seqcore.run.processes import Owner
+from seqcore.run.session import RunInterrupted
 from seqcore.train.loop import train_epoch
 
 from .cli import (Options, batch_size_option, choices, device_option, names_option, num_steps_option, option,
-                  out_option, parse_options, run_main)
+                  out_option, overwrite_option, parse_options, run_main)
 
 GENERATED = 100  # tokens generated after a 10-token prefix, for the generation figure
 COMPILED = "scratch-compiled"  # the row of a scratch model trained through torch.compile (--compile)
+DEFAULT_OUT = "runs/benchmark"
+NEXT_OUT = f"the next {DEFAULT_OUT}/version_N"
 
 
 def spread(samples: Sequence[float]) -> dict[str, Any]:
@@ -156,7 +165,11 @@ def run(*, backends: Sequence[str] = BACKENDS, cells: Sequence[str] = ("rnn", "g
         impls: Sequence[str] = ("scratch", "concise"), device: str = "cpu", batch_sizes: Sequence[int] = (32,),
         num_steps: int = 35, hidden_size: int = 256, steps: int = 10, warmup: int = 3, repeats: int = 5,
         token: str = "char", embed_size: Optional[int] = None, compile: bool = False,
-        out: str | Path = "runs/benchmark") -> list[dict[str, Any]]:
+        out: str | Path = "runs/benchmark/version_0", resume: bool = False,
+        overwrite: bool = False) -> list[dict[str, Any]]:
+    """Every backend measured in a worker process of its own, one after the other; benchmark.json is
+    rewritten after each, so that a stop (a signal: the worker is killed) or a failure keeps them, and
+    --resume measures the rest. Prints the table of what was measured and draws benchmark.png."""
     for name, kind in (("backend", BACKENDS), ("cell", [c.value for c in Cell]), ("impl", [i.value for i in Impl])):
         chosen = {"backend": backends, "cell": cells, "impl": impls}[name]
         bad = sorted(set(chosen) - set(kind))
@@ -172,36 +185,83 @@ def run(*, backends: Sequence[str] = BACKENDS, cells: Sequence[str] = ("rnn", "g
     if compile and ("torch" not in backends or Impl.SCRATCH.value not in impls or warmup < 1):
         raise SeqcoreError("--compile times PyTorch's scratch models through torch.compile: it needs torch among "
                            "--backends, scratch among --impls and --warmup of at least 1 (the compile's step).")
-    check_writable(Path(out))  # before minutes of measuring, not after
-    reports = []
-    for name in backends:  # one after the other, so they never compete for the cores
-        config = json.dumps({"cells": list(cells), "impls": list(impls), "device": device,
-                             "batch_sizes": list(batch_sizes), "num_steps": num_steps, "hidden_size": hidden_size,
-                             "steps": steps, "warmup": warmup, "repeats": repeats, "token": token,
-                             "embed_size": embed_size, "compile": compile})
-        done = subprocess.run([sys.executable, "-m", "tasks.benchmark", "--worker", name, config],
-                              capture_output=True, text=True)
-        if done.returncode != 0:
-            raise SeqcoreError(f"The {name} benchmark failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
-        reports.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    backends = list(dict.fromkeys(backends))
+    config = {"cells": list(cells), "impls": list(impls), "device": device, "batch_sizes": list(batch_sizes),
+              "num_steps": num_steps, "hidden_size": hidden_size, "steps": steps, "warmup": warmup,
+              "repeats": repeats, "token": token, "embed_size": embed_size, "compile": compile}
+    out = Path(out)
+    identity = {"mode": "throughput", "backends": backends, **config}
+    # the folder is checked and locked before minutes of measuring, not after
+    with ToolFolder(out, BENCHMARK, identity, resume=resume, overwrite=overwrite) as folder, Owner() as owner:
+        reports = [r for r in _saved_reports(out) if r.get("backend") in backends] if folder.continued else []
+        for name in backends:  # one after the other, so they never compete for the cores
+            if any(r["backend"] == name for r in reports):
+                print(f"{name}: measured earlier, kept", flush=True)
+                continue
+            started = time.perf_counter()
+            print(f"{name}: measuring ...", flush=True)
+            done = owner.run([sys.executable, "-m", "tasks.benchmark", "--worker", name, json.dumps(config)],
+                             on_stop=signal.SIGKILL)  # a measurement cut short has nothing to keep
+            if owner.stopped:
+                break
+            if done.returncode != 0:
+                kept = f"; the backends measured before it are in {out}" if reports else ""
+                last = (done.stderr.strip().splitlines() or ["no output"])[-1].rstrip(".")
+                raise SeqcoreError(f"The {name} benchmark failed: {last}{kept}.")
+            lines = done.stdout.strip().splitlines()
+            try:
+                reports.append(json.loads(lines[-1]))
+            except (IndexError, ValueError):
+                raise SeqcoreError(f"The {name} benchmark worker gave no results.") from None
+            reports.sort(key=lambda r: backends.index(r["backend"]))
+            write_results(reports, out)
+            print(f"{name}: measured in {time.perf_counter() - started:.0f} s", flush=True)
+        if reports:
+            print(format_table(reports))
+            save(reports, out)
+        if owner.stopped:
+            measured = [r["backend"] for r in reports]
+            left = [b for b in backends if b not in measured]
+            if not left:
+                raise RunInterrupted(f"Stopped by {owner.signal_name} after every backend was measured; the "
+                                     f"results in {out} are complete.", owner.signum)
+            raise RunInterrupted(f"Stopped by {owner.signal_name} before {', '.join(left)} "
+                                 f"{'was' if len(left) == 1 else 'were'} measured; "
+                                 + (f"{', '.join(measured)} {'is' if len(measured) == 1 else 'are'} written to "
+                                    f"{out}" if measured else "nothing was measured") +
+                                 f"; the same command with --resume measures the rest.", owner.signum)
     return reports
 
 
-def check_writable(out: Path) -> None:
-    """Refuse, in one sentence, an --out that cannot take the results."""
-    probe = out / ".benchmark-write-probe"
+def _saved_reports(out: Path) -> list[dict[str, Any]]:
+    """The backends an earlier, interrupted benchmark in `out` measured (its benchmark.json)."""
+    path = out / "benchmark.json"
+    if not path.is_file():
+        return []
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"")
-        probe.unlink()
+        reports = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise SeqcoreError(f"{path} is damaged; replace it with --overwrite.") from None
+    if not isinstance(reports, list) or not all(isinstance(r, dict) and "backend" in r for r in reports):
+        raise SeqcoreError(f"{path} is not a benchmark's results; replace it with --overwrite.")
+    return reports
+
+
+def write_results(reports: list[dict[str, Any]], out: Path) -> None:
+    """benchmark.json, replaced whole (a stop never leaves half a file)."""
+    temp = out / ".benchmark.json.tmp"
+    try:
+        temp.write_text(json.dumps(reports, indent=1))
+        os.replace(temp, out / "benchmark.json")
     except OSError as error:
-        raise SeqcoreError(f"Cannot write the benchmark results to {out} ({describe(error)}).") from None
+        raise SeqcoreError(f"{out} could not take the results ({describe(error)}).") from None
 
 
 def save(reports: list[dict[str, Any]], out: Path) -> None:
     """benchmark.json and benchmark.png; a failed write says so in one sentence (the table is printed first)."""
+    write_results(reports, out)
     try:
-        _write(reports, out)
+        _draw(reports, out)
     except OSError as error:
         raise SeqcoreError(f"The results are printed above, but {out} could not take them ({describe(error)}).") from None
 
@@ -239,14 +299,12 @@ def format_table(reports: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _write(reports: list[dict[str, Any]], out: Path) -> None:
+def _draw(reports: list[dict[str, Any]], out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "benchmark.json").write_text(json.dumps(reports, indent=1))
     key_of = lambda r: (r["impl"], r["cell"], r["batch_size"])
     # every row of every backend: scratch-compiled rows are PyTorch's only
     keys = list(dict.fromkeys(key_of(r) for report in reports for r in report["results"]))
@@ -290,7 +348,9 @@ class BenchmarkOptions(Options):
                                        shown="0 for char, 64 for word")
     compile: bool = option(False, "also PyTorch's scratch models through torch.compile (rows scratch-compiled; "
                            "the compile happens in the warm-up)", group="grid")
-    out: str = out_option("runs/benchmark", "the folder for benchmark.json and benchmark.png")
+    out: Optional[str] = out_option(None, "the folder for benchmark.json and benchmark.png", shown=NEXT_OUT)
+    resume: bool = option(False, "continue the benchmark in --out: measure what it lacks", group="output")
+    overwrite: bool = overwrite_option("replace the benchmark in --out")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -307,7 +367,9 @@ class ScalingOptions(Options):
     hidden_size: int = option(256, "hidden units", group="sizes", check="positive")
     max_tokens: int = option(10_000, "train on the first N characters (d2l's)", group="sizes", check="positive")
     epochs: int = option(6, "epochs per run; the median of 2..E", group="timing", check="positive")
-    out: str = out_option("runs/benchmark", "the folder for scaling.json")
+    out: Optional[str] = out_option(None, "the folder for scaling.json and the runs", shown=NEXT_OUT)
+    resume: bool = option(False, "continue the benchmark in --out: measure what it lacks", group="output")
+    overwrite: bool = overwrite_option("replace the benchmark in --out")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -324,12 +386,14 @@ def scaling_main(argv: Sequence[str]) -> int:
                  "--hidden-size", str(args.hidden_size), "--epochs", str(args.epochs),
                  "--max-tokens", str(args.max_tokens), "--eval-every", str(args.epochs),
                  "--checkpoint-every", str(args.epochs), "--no-progress", "--num-preds", "5"]
-    rows = scaling.run(args.workers, list(args.backends), task_args, Path(args.out))
+    out = Path(args.out) if args.out else next_version(Path(DEFAULT_OUT))
+    rows = scaling.run(args.workers, list(args.backends), task_args, out, resume=args.resume,
+                       overwrite=args.overwrite)
     print(scaling.format_table(rows, f"char LM on {args.max_tokens:,} characters, {args.impls} {args.cells}, hidden "
                              f"{args.hidden_size}, global batch "
                              f"{args.batch_sizes} x {args.num_steps} steps split among the workers, {args.device}; "
                              f"median tokens/s of epochs 2..{args.epochs}"))
-    print(f"scaling.json written to {args.out}")
+    print(f"scaling.json written to {out}")
     return 0
 
 
@@ -341,13 +405,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if any(arg == "--workers" or arg.startswith("--workers=") for arg in argv):  # data-parallel scaling
         return scaling_main(argv)
     args = parse_options(BenchmarkOptions, "python -m tasks.benchmark", argv, __doc__)
-    reports = run(backends=args.backends, cells=args.cells, impls=args.impls, device=args.device,
-                  batch_sizes=args.batch_sizes, num_steps=args.num_steps, hidden_size=args.hidden_size,
-                  steps=args.steps, warmup=args.warmup, repeats=args.repeats, token=args.token,
-                  embed_size=args.embed_size, compile=args.compile, out=args.out)
-    print(format_table(reports))
-    save(reports, Path(args.out))
-    print(f"benchmark.json and benchmark.png written to {args.out}")
+    out = Path(args.out) if args.out else next_version(Path(DEFAULT_OUT))
+    run(backends=args.backends, cells=args.cells, impls=args.impls, device=args.device,
+        batch_sizes=args.batch_sizes, num_steps=args.num_steps, hidden_size=args.hidden_size,
+        steps=args.steps, warmup=args.warmup, repeats=args.repeats, token=args.token,
+        embed_size=args.embed_size, compile=args.compile, out=out, resume=args.resume, overwrite=args.overwrite)
+    print(f"benchmark.json and benchmark.png written to {out}")
     return 0
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import json
 import os
 import shlex
 import sys
@@ -28,6 +29,7 @@ from seqcore.errors import ConfigError, SeqcoreError
 from seqcore.model.spec import Activation, Cell, GRUReset, Impl, Init
 from seqcore.run.config_file import read_run_config
 from seqcore.run.folder import Mode, next_version
+from seqcore.run.processes import tie_to_launcher
 from seqcore.run.progress import protect_output
 from seqcore.run.session import RunInterrupted, RunSettings
 from seqcore.train.spec import Schedule
@@ -255,6 +257,9 @@ def check_plot_backend() -> None:
                           f"MPLBACKEND or set it to agg.") from None
 
 
+PARSE_ONLY_ENV = "SEQCORE_PARSE_ONLY"  # 1: parse_config prints the config as one JSON line and exits 0
+
+
 def parse_config(config_class: type, task: str, argv: Optional[Sequence[str]], doc: str,
                  defaults: Mapping[str, str] | None = None) -> Any:
     """The config a command line describes: defaults < --config FILE or the resumed run < flags.
@@ -276,8 +281,12 @@ def parse_config(config_class: type, task: str, argv: Optional[Sequence[str]], d
         if saved["task"] != task:
             raise SeqcoreError(f"{given['out']} holds a {saved['task']} run, not a {task} run; resume it "
                                f"with python -m tasks.{saved['task']}.")
-        return config_class(**_with_changes(config_class, saved, given))
-    return config_class(**_with_changes(config_class, {"task": task, "config": base}, given))
+        base = saved["config"]
+    config = config_class(**_with_changes(config_class, {"task": task, "config": base}, given))
+    if os.environ.get(PARSE_ONLY_ENV) == "1":  # tasks.launch's dry parse of its workers' command line
+        print(json.dumps({"task": task, "config": config.saved()}, default=str))
+        raise SystemExit(0)
+    return config
 
 
 def _with_changes(config_class: type, saved: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -299,6 +308,7 @@ def exit_code(main: Callable[[Optional[Sequence[str]]], int], argv: Optional[Seq
     when a signal stopped training (after its checkpoint), 130 on an interrupt at once; --help and
     --version give argparse's 0."""
     try:
+        tie_to_launcher()  # a torchrun worker dies with torchrun (seqcore.run.processes)
         return main(argv)
     except RunInterrupted as stop:
         print(f"stopped: {stop}", file=sys.stderr)
@@ -307,7 +317,7 @@ def exit_code(main: Callable[[Optional[Sequence[str]]], int], argv: Optional[Seq
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("error: interrupted at once; checkpoints already written are kept.", file=sys.stderr)
+        print("error: interrupted at once; what was already written is kept.", file=sys.stderr)
         return 130
     except SystemExit as stop:  # argparse's --help and --version
         return stop.code if isinstance(stop.code, int) else 0

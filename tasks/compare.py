@@ -13,18 +13,19 @@ shrinks every task to minutes; without it each task uses the seeds' and the book
 --from builds the report from finished run folders (of any tasks, e.g. PyTorch trained on a GPU
 machine and MXNet on a CPU one).
 
+SIGINT or SIGTERM sends the current run SIGTERM (it checkpoints and stops) and kills a cross-check
+at once; a benchmark keeps the backends it measured. If this command is killed (SIGKILL), the
+kernel stops its children alike (seqcore.run.processes). Run the same command again to continue.
+
 Writes report.html (self-contained), report.md, results.json, results.csv and figures/ to --out.
 """
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import fcntl
 import json
 import os
 import shlex
-import shutil
-import subprocess
+import signal
 import sys
 import time
 from pathlib import Path
@@ -37,12 +38,15 @@ from seqcore.errors import ConfigError, SeqcoreError
 from seqcore.model.spec import Cell, Impl
 from seqcore.report import records as comparison
 from seqcore.report.build import build
+from seqcore.report.folder import BENCHMARK as BENCHMARK_MARK
+from seqcore.report.folder import REPORT, ToolFolder
 from seqcore.report.grid import TASKS, Grid, plan
+from seqcore.run.processes import Owner
+from seqcore.run.session import RunInterrupted
 
 from .cli import (Options, choices, device_option, names_option, option, out_option, overwrite_option, parse_options,
                   run_main, split_at_dashes)
 
-REPORT = "report.json"  # marks a folder as a comparison report, with the command that made it
 BENCHMARK = {"full": [], "quick": ["--steps", "5", "--repeats", "3", "--warmup", "2"],
              "tiny": ["--steps", "2", "--repeats", "2", "--warmup", "1", "--batch-sizes", "4", "--num-steps", "5",
                       "--hidden-size", "8"]}
@@ -91,69 +95,8 @@ def validated(args: CompareOptions) -> dict[str, Any]:
             "benchmark": args.benchmark, "mnist_dir": args.mnist_dir}
 
 
-class ReportFolder:
-    """The report folder's policy, as the run layer's: the same command continues its report;
-    another command's report is refused unless --resume or --overwrite; --overwrite empties only
-    a folder that holds a report; a lock refuses a second live compare on the folder."""
-
-    def __init__(self, out: Path, identity: dict, resume: bool, overwrite: bool):
-        self.out, self.identity, self.resume, self.overwrite = out, identity, resume, overwrite
-        self._lock: Optional[int] = None
-
-    def check(self) -> None:
-        out = self.out
-        if out.exists() and not out.is_dir():
-            raise SeqcoreError(f"--out {out} is a file, not a folder.")
-        saved = self._saved()
-        if saved is None:
-            if out.is_dir() and any(out.iterdir()):
-                raise SeqcoreError(f"--out {out} is not empty and holds no report ({REPORT} is missing); "
-                                   f"choose another --out.")
-            if self.resume:
-                raise SeqcoreError(f"--resume: {out} holds no report to continue.")
-            return
-        if saved.get("identity") != self.identity and not (self.resume or self.overwrite):
-            differs = sorted(k for k in set(saved.get("identity", {})) | set(self.identity)
-                             if saved.get("identity", {}).get(k) != self.identity.get(k))
-            raise SeqcoreError(f"{out} holds the report of another command (it differs in {', '.join(differs)}); "
-                               f"continue it with --resume, replace it with --overwrite, or choose another --out.")
-
-    def _saved(self) -> Optional[dict]:
-        path = self.out / REPORT
-        if not path.is_file():
-            return None
-        try:
-            saved = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            raise SeqcoreError(f"{path} is damaged; replace the report with --overwrite.") from None
-        return saved if isinstance(saved, dict) else {}
-
-    def __enter__(self) -> "ReportFolder":
-        self.check()
-        self.out.mkdir(parents=True, exist_ok=True)
-        self._lock = os.open(self.out / ".report.lock", os.O_CREAT | os.O_RDWR, 0o644)
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._lock)
-            raise SeqcoreError(f"Another tasks.compare is writing to {self.out}; wait for it to finish.") from None
-        if self.overwrite and self._saved() is not None:
-            for entry in self.out.iterdir():
-                if entry.name != ".report.lock":
-                    shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
-        now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-        saved = self._saved() or {}
-        record = {"identity": self.identity, "argv": sys.argv, "created": saved.get("created", now),
-                  "updated": now}
-        (self.out / REPORT).write_text(json.dumps(record, indent=1))
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._lock is not None:
-            os.close(self._lock)
-
-
-def cross_checks(report: Path, records: Sequence[dict], backends: Sequence[str], device: str) -> dict[str, list]:
+def cross_checks(owner: Owner, report: Path, records: Sequence[dict], backends: Sequence[str],
+                 device: str) -> dict[str, list]:
     """Each finished run's checkpoint on every backend, each backend in its own process: logits max |Δ|,
     and char_lm validation perplexity on the backend that did not train it."""
     done = [r for r in records if r["status"] == "done" and (Path(r["folder"]) / "model.safetensors").is_file()]
@@ -167,9 +110,12 @@ def cross_checks(report: Path, records: Sequence[dict], backends: Sequence[str],
     outputs = {}
     for backend in backends:
         print(f"cross-check on {backend} ({len(runs)} checkpoints) ...", flush=True)
-        done_process = subprocess.run([sys.executable, "-m", "tasks.crosscheck", "--backend", backend, "--device",
-                                       device, "--runs", str(folder / "runs.json"), "--out", str(folder / backend)],
-                                      capture_output=True, text=True)
+        done_process = owner.run([sys.executable, "-m", "tasks.crosscheck", "--backend", backend, "--device",
+                                  device, "--runs", str(folder / "runs.json"), "--out", str(folder / backend)],
+                                 on_stop=signal.SIGKILL)  # a check cut short has nothing to keep
+        if owner.stopped:
+            raise RunInterrupted(f"Stopped by {owner.signal_name} during the cross-checks, after every run had "
+                                 f"finished; run the same command again to finish the report.", owner.signum)
         if done_process.returncode != 0:
             last = (done_process.stderr.strip().splitlines() or ["no output"])[-1]
             result["errors"].append(f"the {backend} cross-check failed: {last}")
@@ -198,19 +144,34 @@ def cross_checks(report: Path, records: Sequence[dict], backends: Sequence[str],
     return result
 
 
-def benchmark(report: Path, identity: dict) -> tuple[Optional[list], Optional[Path], Optional[str]]:
+def benchmark(owner: Owner, report: Path, identity: dict, replace: bool
+              ) -> tuple[Optional[list], Optional[Path], Optional[str]]:
+    """tasks.benchmark into REPORT/benchmark: continued (--resume) where an earlier invocation was
+    stopped, replaced when the report's settings changed (`replace`), kept when it is complete."""
     folder = report / "benchmark"
-    if (folder / "benchmark.json").is_file():
-        return json.loads((folder / "benchmark.json").read_text()), folder / "benchmark.png", None
+    results, png = folder / "benchmark.json", folder / "benchmark.png"
+    if not replace and results.is_file() and png.is_file():
+        try:
+            saved = json.loads(results.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            saved = []
+        if isinstance(saved, list) and [r.get("backend") for r in saved if isinstance(r, dict)] == identity["backends"]:
+            return saved, png, None
     command = ["-m", "tasks.benchmark", "--backends", ",".join(identity["backends"]), "--cells",
                ",".join(identity["cells"]), "--impls", ",".join(identity["impls"]), "--device", identity["device"],
                *BENCHMARK[identity["scale"]], "--out", str(folder)]
+    if (folder / BENCHMARK_MARK).is_file():
+        command.append("--overwrite" if replace else "--resume")
     print(f"benchmark: {shlex.join(['python', *command])}", flush=True)
-    done = subprocess.run([sys.executable, *command], capture_output=True, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
+    done = owner.run([sys.executable, *command], on_stop=signal.SIGTERM,  # it keeps the backends it measured
+                     env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
+    if owner.stopped:
+        raise RunInterrupted(f"Stopped by {owner.signal_name} during the benchmark, after every run had finished; "
+                             f"the backends it measured are kept; run the same command again to finish the report.",
+                             owner.signum)
     if done.returncode != 0:
         return None, None, (done.stderr.strip().splitlines() or ["no output"])[-1]
-    return json.loads((folder / "benchmark.json").read_text()), folder / "benchmark.png", None
+    return json.loads(results.read_text()), png, None
 
 
 def from_runs(folders: Sequence[str]) -> list[dict]:
@@ -224,6 +185,13 @@ def from_runs(folders: Sequence[str]) -> list[dict]:
     return records
 
 
+def complete(owner: Owner, paths: dict[str, Path]) -> None:
+    """A stop that came while the report was being written: it is written whole; say so and stop."""
+    if owner.stopped:
+        raise RunInterrupted(f"Stopped by {owner.signal_name} after the report was written; {paths['html']} is "
+                             f"complete.", owner.signum)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args, extra = parse(argv)
@@ -234,19 +202,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         records = from_runs(args.runs)  # before the folder is touched
         backends = list(dict.fromkeys(r["backend"] for r in records))
         identity = {"from": [str(Path(f).resolve()) for f in args.runs]}
-        with ReportFolder(out, identity, args.resume, args.overwrite):
-            checks = cross_checks(out, records, backends, "cpu")
+        with ToolFolder(out, REPORT, identity, resume=args.resume, overwrite=args.overwrite, continue_same=True,
+                        resume_any=True), Owner() as owner:
+            checks = cross_checks(owner, out, records, backends, "cpu")
             paths = build(out, records, backends, command=command, crosscheck=checks,
                           notes=[f"Built from {len(records)} finished run folders (--from)."])
+            complete(owner, paths)
     else:
         identity = {**validated(args), "extra": extra}
         planned = plan(out, identity["tasks"], identity["backends"], identity["cells"], identity["impls"],
                        identity["device"], identity["scale"], identity["seeds"], identity["mnist_dir"], extra)
-        with ReportFolder(out, identity, args.resume, args.overwrite):
+        with ToolFolder(out, REPORT, identity, resume=args.resume, overwrite=args.overwrite, continue_same=True,
+                        resume_any=True) as folder, Owner() as owner:
             grid = Grid(out, planned)
-            records = grid.run()
-            checks = cross_checks(out, records, identity["backends"], identity["device"])
-            bench, png, bench_error = benchmark(out, identity) if identity["benchmark"] else (None, None, None)
+            records = grid.run(owner)
+            checks = cross_checks(owner, out, records, identity["backends"], identity["device"])
+            replace = folder.previous is not None and folder.previous != identity
+            bench, png, bench_error = (benchmark(owner, out, identity, replace) if identity["benchmark"]
+                                       else (None, None, None))
             elapsed = time.perf_counter() - started
             notes = [f"Sizes: {identity['scale']}" + (" (every task shrunk to minutes; not the published "
                                                       "configurations)" if identity["scale"] != "full" else
@@ -259,6 +232,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 notes.append(f"The benchmark failed: {bench_error}")
             paths = build(out, records, identity["backends"], command=command, crosscheck=checks,
                           benchmark=bench, benchmark_png=png, notes=notes)
+            complete(owner, paths)
     failed = sum(r["status"] != "done" for r in records)
     print(f"{len(records)} runs ({failed} failed) in {time.perf_counter() - started:.0f} s; "
           f"report: {paths['html']} ({', '.join(p.name for p in paths.values())})")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import sys
 from typing import Any, Mapping, Optional, Protocol
@@ -122,12 +123,17 @@ def check_rows(batch_size: int, size: int) -> None:
 
 
 def timeout_s(environ: Mapping[str, str] = os.environ) -> float:
+    """$SEQCORE_DIST_TIMEOUT_S: a finite positive number of seconds (inf would wait forever, and the
+    frameworks refuse it with an error that blames the rendezvous)."""
+    text = environ.get(TIMEOUT_ENV, "").strip()
+    if not text:
+        return DEFAULT_TIMEOUT_S
     try:
-        value = float(environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_S))
+        value = float(text)
     except ValueError:
-        raise SeqcoreError(f"{TIMEOUT_ENV} must be a number of seconds, got {environ[TIMEOUT_ENV]!r}.") from None
-    if not value > 0:
-        raise SeqcoreError(f"{TIMEOUT_ENV} must be positive, got {value}.")
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise SeqcoreError(f"{TIMEOUT_ENV} must be a positive, finite number of seconds, got {environ[TIMEOUT_ENV]!r}.")
     return value
 
 
