@@ -63,12 +63,13 @@ def read_pairs(path: str | Path, num_pairs: int) -> list[Pair]:
     lines = data.split(b"\n")
     if lines[-1] == b"":  # the newline that ends the last line
         lines.pop()
-    if len(lines) < num_pairs:
+    pairs = [_parse(line, number, path) for number, line in enumerate(lines[:num_pairs], start=1)]
+    if len(pairs) < num_pairs:
         where = ("The bundled head of fra.txt" if path == head_path() else f"The corpus file {path}")
         hint = (" (use --corpus download or --corpus PATH for more)" if path == head_path() else "")
-        raise SeqcoreError(f"{where} holds {len(lines)} sentence pairs, fewer than the "
+        raise SeqcoreError(f"{where} holds {len(pairs)} sentence pairs, fewer than the "
                            f"{num_pairs} asked for{hint}.")
-    return [_parse(line, number, path) for number, line in enumerate(lines[:num_pairs], start=1)]
+    return pairs
 
 
 def _parse(line: bytes, number: int, path: Path) -> Pair:

@@ -157,10 +157,6 @@ def load_translation(spec: TranslationSpec, cache_dir: str | Path | None = None)
     pairs = read_pairs(corpus_path(spec.corpus, cache_dir), spec.num_pairs)
     source = tuple(tuple(tokenize(preprocess(english))) for english, _ in pairs)
     target = tuple(tuple(tokenize(preprocess(french))) for _, french in pairs)
-    for number, (src, tgt) in enumerate(zip(source, target), start=1):
-        if not src or not tgt:  # e.g. a side of nothing but U+00A0
-            raise SeqcoreError(f"Pair {number} of {spec.corpus} has no word left on its "
-                               f"{'English' if not src else 'French'} side after preprocessing.")
     train, held_out = split_rows(spec)
     counted = train if spec.vocab_from is VocabFrom.TRAIN else np.arange(len(pairs))
     steps = spec.num_steps  # the book counts the tokens that survive truncation
