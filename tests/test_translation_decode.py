@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from seqcore.errors import SeqcoreError
-from seqcore.jobs.decode import Hypothesis, beam_candidates, beam_search, greedy
+from seqcore.jobs.decode import Hypothesis, beam_candidates, beam_search, greedy, translate
 from seqcore.model.seq2seq import Seq2SeqSpec, init_params
 from seqcore.model.seq2seq_reference import ReferenceTranslator
 from seqcore.model.spec import Cell, Impl
@@ -111,3 +111,12 @@ def test_a_step_model_with_wrong_logits_is_caught() -> None:
 
     with pytest.raises(SeqcoreError, match=r"logits of shape \(2, 4\), not \(1, V\)"):
         greedy(Broken(), HANDMADE_SOURCE, VALID, BOS, EOS, 3)
+
+
+def test_translate_dispatches_on_the_beam_size() -> None:
+    model = random_model(5)
+    source = np.random.default_rng(2).integers(0, 9, (4, 3))
+    valid = np.full(3, 4)
+    assert translate(model, source, valid, BOS, EOS, 6) == greedy(model, source, valid, BOS, EOS, 6)
+    wide = translate(model, source, valid, BOS, EOS, 6, beam_size=3, alpha=0.5)
+    assert wide == [beam_search(model, source[:, [n]], valid[[n]], BOS, EOS, 6, 3, 0.5) for n in range(3)]

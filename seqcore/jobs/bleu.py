@@ -1,11 +1,13 @@
 """Translation quality: the book's sentence BLEU, and corpus BLEU and chrF through sacrebleu.
 
-The book's BLEU (d2l 1.0 10.7.6, 0.17 9.7.4), exactly its formula:
+The book's BLEU (d2l 1.0 10.7.6), exactly its formula:
 
     exp(min(0, 1 - len_label / len_pred)) * prod_{n=1}^{min(k, len_pred)} p_n ^ (1 / 2^n)
 
 with p_n the clipped n-gram precision and tokens the pieces of `str.split(' ')` (so an empty
-prediction is one empty token, and scores 0). It judges one sentence against one reference with
+prediction is one empty token, and scores 0). d2l 0.17's `bleu` ran n up to k regardless (a
+one-token prediction divided by zero) and keyed n-grams by ''.join (so 'a bc' matched 'ab c');
+both agree with this one on the book's printed examples. It judges one sentence against one reference with
 k = 2, too coarse to compare systems on; for that, corpus BLEU (4-grams, sacrebleu's default
 13a tokenisation and exponential smoothing) and chrF on the held-out pairs, each with sacrebleu's
 signature so a figure says how it was computed (Post 2018, "A Call for Clarity in Reporting BLEU

@@ -123,6 +123,18 @@ def beam_candidates(model: StepModel, source: np.ndarray, source_valid: np.ndarr
     return finished
 
 
+def translate(model: StepModel, source: np.ndarray, source_valid: np.ndarray, bos: int, eos: int,
+              max_len: int, beam_size: int = 1, alpha: float = BOOK_ALPHA) -> list[Hypothesis]:
+    """One hypothesis per source column: greedy for the whole batch when beam_size is 1 (the book's
+    decoding), else beam search sentence by sentence."""
+    positive_int(beam_size, "beam size")
+    if beam_size == 1:
+        return greedy(model, source, source_valid, bos, eos, max_len)
+    source, source_valid = np.asarray(source), np.asarray(source_valid)
+    return [beam_search(model, source[:, [n]], source_valid[[n]], bos, eos, max_len, beam_size, alpha)
+            for n in range(source.shape[1])]
+
+
 def _checked(logits: Any, rows: int) -> np.ndarray:
     """A step's logits as float64 (rows, V), or one sentence on a step model that broke the contract."""
     array = np.asarray(logits, dtype=np.float64)
