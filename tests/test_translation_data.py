@@ -192,3 +192,11 @@ def test_missing_corpus_file_is_one_sentence(tmp_path) -> None:
         load_translation(TranslationSpec(corpus=str(tmp_path / "nothing.txt")))
     with pytest.raises(SeqcoreError, match="is not a regular file"):
         load_translation(TranslationSpec(corpus=str(tmp_path)))
+
+
+def test_reserved_tokens_written_in_the_corpus_are_unknown_words(tmp_path) -> None:
+    path = tmp_path / "fra.txt"
+    path.write_text("Go <pad> <eos>.\tVa !\nGo.\t<bos> Va !\n", encoding="utf-8")
+    data = load_translation(TranslationSpec(corpus=str(path), num_pairs=2, num_held_out=1, min_freq=1))
+    assert data.source_tokens[0] == ("go", "<unk>", "<unk>", ".") and list(data.source_valid) == [5, 3]
+    assert data.target_tokens[1] == ("<unk>", "va", "!") and list(data.target_valid) == [3, 4]

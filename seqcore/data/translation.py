@@ -88,8 +88,9 @@ def preprocess(sentence: str) -> str:
 
 
 def tokenize(sentence: str) -> list[str]:
-    """Word tokens of a preprocessed sentence: the pieces between spaces, empty ones skipped."""
-    return [token for token in sentence.split(" ") if token]
+    """Word tokens of a preprocessed sentence: the pieces between spaces, empty ones skipped; a
+    reserved token written in the text ('<eos>' ...) is a word no vocabulary knows, '<unk>'."""
+    return [UNK if token in TARGET_RESERVED else token for token in sentence.split(" ") if token]
 
 
 def encode(sentences: Sequence[Sequence[str]], vocab: Vocab, num_steps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -104,7 +105,7 @@ def encode(sentences: Sequence[Sequence[str]], vocab: Vocab, num_steps: int) -> 
     return ids, valid
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # arrays: compare fields, not data sets
 class TranslationData:
     """Every pair read, as tokens and as arrays; `train_rows` and `held_out_rows` index them."""
 
@@ -191,8 +192,7 @@ def encode_sentences(sentences: Sequence[str], vocab: Vocab, num_steps: int) -> 
         tokens = tokenize(preprocess(sentence))
         if not tokens:
             raise SeqcoreError(f"Sentence {index + 1} to translate is empty: there is nothing to translate.")
-        # A reserved token typed into a sentence is a word the vocabulary does not know.
-        token_lists.append([UNK if token in TARGET_RESERVED else token for token in tokens])
+        token_lists.append(tokens)
     if not token_lists:
         raise SeqcoreError("No sentence to translate was given.")
     unknown = sum(token not in vocab or token == UNK for tokens in token_lists for token in tokens)
