@@ -37,10 +37,14 @@ Pair = tuple[str, str]  # (English, French), as written in the file
 
 def head_path() -> Path:
     """The bundled head of fra.txt on disk."""
-    path = Path(str(importlib.resources.files("seqcore").joinpath("data", "fra_eng_head.txt")))
+    path = _head_location()
     if not path.is_file():
         raise SeqcoreError(f"The bundled English-French pairs are missing at {path}; reinstall seqcore.")
     return path
+
+
+def _head_location() -> Path:
+    return Path(str(importlib.resources.files("seqcore").joinpath("data", "fra_eng_head.txt")))
 
 
 def corpus_path(corpus: str, cache_dir: str | Path | None = None) -> Path:
@@ -56,8 +60,9 @@ def read_pairs(path: str | Path, num_pairs: int) -> list[Pair]:
     """The first `num_pairs` pairs of the file at `path`, each line checked (one sentence on a
     line without a tab, with too many columns, with an empty side, or not in UTF-8)."""
     path = Path(path)
+    bundled = path == _head_location()
     data = _read_bytes(path)
-    if path == head_path() and hashlib.sha1(data).hexdigest() != HEAD_SHA1:
+    if bundled and hashlib.sha1(data).hexdigest() != HEAD_SHA1:
         raise SeqcoreError(f"The bundled English-French pairs at {path} are damaged (SHA-1 "
                            f"{hashlib.sha1(data).hexdigest()}, not {HEAD_SHA1}); reinstall seqcore.")
     lines = data.split(b"\n")
@@ -65,8 +70,8 @@ def read_pairs(path: str | Path, num_pairs: int) -> list[Pair]:
         lines.pop()
     pairs = [_parse(line, number, path) for number, line in enumerate(lines[:num_pairs], start=1)]
     if len(pairs) < num_pairs:
-        where = ("The bundled head of fra.txt" if path == head_path() else f"The corpus file {path}")
-        hint = (" (use --corpus download or --corpus PATH for more)" if path == head_path() else "")
+        where = "The bundled head of fra.txt" if bundled else f"The corpus file {path}"
+        hint = " (use --corpus download or --corpus PATH for more)" if bundled else ""
         raise SeqcoreError(f"{where} holds {len(pairs)} sentence pairs, fewer than the "
                            f"{num_pairs} asked for{hint}.")
     return pairs
