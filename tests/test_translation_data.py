@@ -200,3 +200,11 @@ def test_reserved_tokens_written_in_the_corpus_are_unknown_words(tmp_path) -> No
     data = load_translation(TranslationSpec(corpus=str(path), num_pairs=2, num_held_out=1, min_freq=1))
     assert data.source_tokens[0] == ("go", "<unk>", "<unk>", ".") and list(data.source_valid) == [5, 3]
     assert data.target_tokens[1] == ("<unk>", "va", "!") and list(data.target_valid) == [3, 4]
+
+
+def test_a_damaged_bundled_head_is_one_sentence(tmp_path, monkeypatch) -> None:
+    damaged = tmp_path / "fra_eng_head.txt"
+    damaged.write_bytes(fra_eng.head_path().read_bytes().replace(b"Va !", b"Va ?"))
+    monkeypatch.setattr(fra_eng, "_head_location", lambda: damaged)
+    with pytest.raises(SeqcoreError, match="The bundled English-French pairs at .* are damaged"):
+        load_translation(TranslationSpec())
