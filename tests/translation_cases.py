@@ -14,7 +14,7 @@ import itertools
 
 import numpy as np
 
-from seqcore.model.seq2seq import Seq2SeqSpec, draw_masks, init_params, param_shapes
+from seqcore.model.seq2seq import Attention, Seq2SeqSpec, draw_masks, init_params, param_shapes
 from seqcore.model.spec import Activation, Cell, GRUReset, Impl
 
 SOURCE_STEPS, TARGET_STEPS, BATCH = 4, 5, 3
@@ -26,14 +26,16 @@ MAX_LEN, BEAM = 6, 3
 
 
 def spec_for(cell: Cell, impl: Impl, num_layers: int, dropout: float = 0.0,
-             activation: Activation = Activation.TANH, gru_reset: GRUReset = GRUReset.AFTER) -> Seq2SeqSpec:
+             activation: Activation = Activation.TANH, gru_reset: GRUReset = GRUReset.AFTER,
+             attention: Attention = Attention.NONE) -> Seq2SeqSpec:
     return Seq2SeqSpec(cell=cell, impl=impl, source_vocab_size=SOURCE_VOCAB, target_vocab_size=TARGET_VOCAB,
                        embed_size=EMBED, hidden_size=HIDDEN, num_layers=num_layers, dropout=dropout,
-                       activation=activation, gru_reset=gru_reset)
+                       activation=activation, gru_reset=gru_reset, attention=attention)
 
 
 def cases() -> list[tuple[str, Seq2SeqSpec]]:
-    """Every cell x impl with 1 layer, 2 layers, 2 layers with dropout; ReLU RNN; GRU reset-before."""
+    """Every cell x impl with 1 layer, 2 layers, 2 layers with dropout; ReLU RNN; GRU reset-before;
+    then attention_cases()."""
     found = []
     for cell, impl, (layers, dropout) in itertools.product(Cell, Impl, ((1, 0.0), (2, 0.0), (2, DROPOUT))):
         found.append((f"{cell.value}-{impl.value}-l{layers}{'-dropout' if dropout else ''}",
@@ -42,6 +44,20 @@ def cases() -> list[tuple[str, Seq2SeqSpec]]:
         found.append((f"rnn-relu-{impl.value}-l2", spec_for(Cell.RNN, impl, 2, activation=Activation.RELU)))
     found.append(("gru-before-scratch-l2-dropout",
                   spec_for(Cell.GRU, Impl.SCRATCH, 2, DROPOUT, gru_reset=GRUReset.BEFORE)))
+    return found + attention_cases()
+
+
+def attention_cases() -> list[tuple[str, Seq2SeqSpec]]:
+    """Additive and dot attention x every cell x impl with 1 layer, 2 layers, 2 layers with dropout
+    (between layers and on the weights); and 1 layer with dropout, where only the weights' acts."""
+    found = []
+    for attention, cell, impl, (layers, dropout) in itertools.product(
+            (Attention.ADDITIVE, Attention.DOT), Cell, Impl, ((1, 0.0), (2, 0.0), (2, DROPOUT))):
+        found.append((f"{cell.value}-{attention.value}-{impl.value}-l{layers}{'-dropout' if dropout else ''}",
+                      spec_for(cell, impl, layers, dropout, attention=attention)))
+    for attention, impl in itertools.product((Attention.ADDITIVE, Attention.DOT), Impl):
+        found.append((f"gru-{attention.value}-{impl.value}-l1-dropout",
+                      spec_for(Cell.GRU, impl, 1, DROPOUT, attention=attention)))
     return found
 
 

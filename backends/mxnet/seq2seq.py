@@ -1,10 +1,13 @@
 """The RNN encoder-decoder (seqcore.model.seq2seq) on MXNet Gluon: embeddings, two recurrent stacks
-(ScratchRecurrent or ConciseRecurrent, by spec.impl), a Dense head.
+(ScratchRecurrent or ConciseRecurrent, by spec.impl), with attention (.attention.Attention) or
+without, a Dense head.
 
 Time-major like SequenceModel: source and decoder inputs (T, N) ids (mx.np), logits (T, N, V_tgt),
-each state part (L, N, H). Parameters cross as NumPy arrays under the canonical names; dropout masks
-(seqcore.model.seq2seq.draw_masks) come with a training call. `Translator` is the step model of
-seqcore.jobs.decode on this model.
+each state part (L, N, H), encoder outputs (T_src, N, H), attention weights (T_tgt, N, T_src). With
+attention the decoder runs its stack one step at a time (each step's query is the state before
+it), scratch and concise alike. Parameters cross as NumPy arrays under the canonical names; dropout
+masks (seqcore.model.seq2seq.draw_masks) come with a training call. `Translator` is the step model
+of seqcore.jobs.decode on this model.
 """
 from __future__ import annotations
 
@@ -18,13 +21,15 @@ from seqcore.errors import SeqcoreError
 from seqcore.model.seq2seq import Seq2SeqSpec, check_params, param_shapes, seq2seq_loss, split_masks
 from seqcore.model.spec import Impl, Loss
 
+from .attention import Attention
 from .concise import ConciseRecurrent
 from .scratch import ScratchRecurrent
 
 
 class Seq2SeqModel(gluon.Block):
     """Encoder and decoder of one spec; model((source, source_valid, decoder_inputs)) -> (logits,
-    decoder state). A plain Block (the scratch stacks loop over time); concise stacks are hybridized."""
+    decoder state); forward_weights also returns the attention weights. A plain Block (the scratch
+    stacks and the attention decoder loop over time); concise stacks are hybridized."""
 
     def __init__(self, spec: Seq2SeqSpec, compiled: bool = False, **kwargs):
         super().__init__(**kwargs)
@@ -37,6 +42,7 @@ class Seq2SeqModel(gluon.Block):
             self.encoder_rnn = self._stack(spec.input_width("encoder", 0))
             self.decoder_embedding = gluon.nn.Embedding(spec.target_vocab_size, spec.embed_size)
             self.decoder_rnn = self._stack(spec.input_width("decoder", 0))
+            self.attention = Attention(spec.attention, spec.hidden_size) if spec.attends else None
             self.head = gluon.nn.Dense(spec.target_vocab_size, flatten=False, in_units=spec.hidden_size)
         if spec.impl is Impl.CONCISE:  # as SequenceModel: one cached graph per fused stack
             self.encoder_rnn.hybridize(static_alloc=True, static_shape=True)
@@ -57,6 +63,8 @@ class Seq2SeqModel(gluon.Block):
                  "decoder.head.weight": self.head.weight, "decoder.head.bias": self.head.bias}
         for stack, rnn in (("encoder", self.encoder_rnn), ("decoder", self.decoder_rnn)):
             found.update({f"{stack}.rnn.{name}": param for name, param in rnn.parameter_map().items()})
+        if self.attention is not None:
+            found.update({f"decoder.attention.{name}": param for name, param in self.attention.parameter_map().items()})
         return {name: found[name] for name in param_shapes(self.spec)}
 
     def load_params(self, params: Mapping[str, np.ndarray], ctx: mx.Context) -> None:
@@ -86,24 +94,46 @@ class Seq2SeqModel(gluon.Block):
         outputs, state = self.encoder_rnn(self.encoder_embedding(source), tuple(state), masks)
         return outputs, tuple(state)
 
-    def decode(self, inputs, context, state, masks=None):
-        """Decoder inputs (T, N) ids, context (N, H), state -> logits (T, N, V_tgt), new state."""
+    def decode(self, inputs, encoded, source_valid, state, masks=None, weight_mask=None):
+        """Decoder inputs (T, N) ids, encoder outputs (T_src, N, H), source valid lengths (N,), state
+        -> logits (T, N, V_tgt), new state, attention weights (T, N, T_src) (None without attention).
+        masks: the decoder's between-layer masks; weight_mask (T, N, T_src): the weights' dropout."""
         embedded = self.decoder_embedding(inputs)  # (T, N, E)
-        repeated = mx.np.broadcast_to(mx.np.expand_dims(context, 0),
-                                      (embedded.shape[0],) + context.shape)  # (T, N, H)
-        outputs, state = self.decoder_rnn(mx.np.concatenate([embedded, repeated], axis=-1), tuple(state), masks)
-        return self.head(outputs), tuple(state)
+        if self.attention is None:
+            repeated = mx.np.broadcast_to(mx.np.expand_dims(encoded[-1], 0),
+                                          embedded.shape[:2] + encoded.shape[-1:])  # (T, N, H)
+            outputs, state = self.decoder_rnn(mx.np.concatenate([embedded, repeated], axis=-1), tuple(state),
+                                              masks)
+            return self.head(outputs), tuple(state), None
+        keys = self.attention.keys(encoded)
+        state, outputs, weights = tuple(state), [], []
+        for t in range(embedded.shape[0]):
+            # The query is the top layer's h before this step: at t = 0 the encoder's final one.
+            context, step_weights = self.attention(state[0][-1], keys, encoded, source_valid,
+                                                   None if weight_mask is None else weight_mask[t])
+            step_input = mx.np.expand_dims(mx.np.concatenate([embedded[t], context], axis=-1), 0)  # (1, N, E + H)
+            output, state = self.decoder_rnn(step_input, state,
+                                             None if masks is None else [mask[t:t + 1] for mask in masks])
+            state = tuple(state)
+            outputs.append(output[0])
+            weights.append(step_weights)
+        return self.head(mx.np.stack(outputs)), state, mx.np.stack(weights)
+
+    def forward_weights(self, inputs: Sequence, state=None, masks=None):
+        """inputs = (source (T_src, N), source valid lengths (N,), decoder inputs (T_tgt, N)) ->
+        logits (T_tgt, N, V_tgt), the decoder's final state and the attention weights (T_tgt, N,
+        T_src), None without attention. state: the encoder's initial one (None: zeros). masks:
+        encoder's, decoder's, attention's (mask_shapes order), on the context, or None. The encoder
+        reads the padding, as the book's; only attention reads the valid lengths."""
+        source, source_valid, decoder_inputs = inputs
+        split = split_masks(self.spec, masks, source.shape[0], decoder_inputs.shape[0], source.shape[1])
+        encoded, state = self.encode(source, state, split.encoder)
+        return self.decode(decoder_inputs, encoded, source_valid, state, split.decoder, split.attention)
 
     def forward(self, inputs: Sequence, state=None, masks=None):
-        """inputs = (source (T_src, N), source valid lengths (N,), decoder inputs (T_tgt, N)) ->
-        logits (T_tgt, N, V_tgt) and the decoder's final state. state: the encoder's initial one
-        (None: zeros). masks: encoder's then decoder's, on the context, or None. The valid lengths
-        are unused without attention (the encoder reads the padding, as the book's)."""
-        source, _, decoder_inputs = inputs
-        encoder_masks, decoder_masks = split_masks(self.spec, masks, source.shape[0], decoder_inputs.shape[0],
-                                                   source.shape[1])
-        outputs, state = self.encode(source, state, encoder_masks)
-        return self.decode(decoder_inputs, outputs[-1], state, decoder_masks)
+        """forward_weights without the weights: logits (T_tgt, N, V_tgt), the decoder's final state."""
+        logits, state, _ = self.forward_weights(inputs, state, masks)
+        return logits, state
 
 
 def masked_loss(logits, targets, valid, loss: Loss):
@@ -121,25 +151,28 @@ def masked_loss(logits, targets, valid, loss: Loss):
 
 
 class Translator:
-    """seqcore.jobs.decode's step model on a Seq2SeqModel: NumPy ids in, NumPy logits out; the
-    state (context (B, H), decoder state parts (L, B, H)) stays on the model's context."""
+    """seqcore.jobs.decode's step model on a Seq2SeqModel: NumPy ids in, NumPy logits (and attention
+    weights) out; the state (encoder outputs (T_src, B, H), source valid lengths (B,), decoder state
+    parts (L, B, H)) stays on the model's context."""
 
     def __init__(self, model: Seq2SeqModel) -> None:
         self.model = model
 
     def start(self, source: np.ndarray, source_valid: np.ndarray) -> tuple:
+        ctx = self.model.context()
         with autograd.predict_mode():
-            ids = mx.np.array(np.asarray(source), dtype=np.int32, ctx=self.model.context())
-            outputs, state = self.model.encode(ids)
-        return (outputs[-1],) + state
+            ids = mx.np.array(np.asarray(source), dtype=np.int32, ctx=ctx)
+            encoded, state = self.model.encode(ids)
+        return (encoded, mx.np.array(np.asarray(source_valid), dtype=np.int32, ctx=ctx)) + state
 
-    def step(self, tokens: np.ndarray, state: tuple) -> tuple[np.ndarray, tuple]:
+    def step(self, tokens: np.ndarray, state: tuple) -> tuple[np.ndarray, tuple, np.ndarray | None]:
+        encoded, valid = state[:2]
         with autograd.predict_mode():
             ids = mx.np.array(np.asarray(tokens)[None], dtype=np.int32, ctx=self.model.context())
-            logits, decoder_state = self.model.decode(ids, state[0], state[1:])
-        return logits[0].asnumpy(), (state[0],) + decoder_state
+            logits, decoder_state, weights = self.model.decode(ids, encoded, valid, state[2:])
+        return logits[0].asnumpy(), (encoded, valid) + decoder_state, None if weights is None else weights[0].asnumpy()
 
     def select(self, state: tuple, rows: np.ndarray) -> tuple:
         index = mx.np.array(np.asarray(rows), dtype=np.int64, ctx=self.model.context())
-        return (mx.np.take(state[0], index, axis=0),) + tuple(mx.np.take(part, index, axis=1)
-                                                              for part in state[1:])
+        return ((mx.np.take(state[0], index, axis=1), mx.np.take(state[1], index, axis=0))
+                + tuple(mx.np.take(part, index, axis=1) for part in state[2:]))

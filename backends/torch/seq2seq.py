@@ -1,10 +1,13 @@
 """The RNN encoder-decoder (seqcore.model.seq2seq) on PyTorch: embeddings, two recurrent stacks
-(ScratchRecurrent or ConciseRecurrent, by spec.impl), a linear head.
+(ScratchRecurrent or ConciseRecurrent, by spec.impl), with attention (.attention.Attention) or
+without, a linear head.
 
 Time-major like SequenceModel: source and decoder inputs (T, N) int64, logits (T, N, V_tgt), each
-state part (L, N, H). Parameters cross as NumPy arrays under the canonical names; dropout masks
-(seqcore.model.seq2seq.draw_masks) come with a training call. `Translator` is the step model of
-seqcore.jobs.decode on this model.
+state part (L, N, H), encoder outputs (T_src, N, H), attention weights (T_tgt, N, T_src). With
+attention the decoder runs its stack one step at a time (each step's query is the state before
+it), scratch and concise alike. Parameters cross as NumPy arrays under the canonical names; dropout
+masks (seqcore.model.seq2seq.draw_masks) come with a training call. `Translator` is the step model
+of seqcore.jobs.decode on this model.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from seqcore.errors import SeqcoreError
 from seqcore.model.seq2seq import Seq2SeqSpec, check_params, param_shapes, seq2seq_loss, split_masks
 from seqcore.model.spec import Impl, Loss
 
+from .attention import Attention
 from .concise import ConciseRecurrent
 from .scratch import ScratchRecurrent
 
@@ -27,7 +31,8 @@ State = tuple[torch.Tensor, ...]  # (h,) or (h, c), each (L, N, H)
 
 class Seq2SeqModel(nn.Module):
     """Encoder and decoder of one spec; model((source, source_valid, decoder_inputs)) -> (logits,
-    decoder state). compiled=True (scratch): training runs each layer's time loop through torch.compile."""
+    decoder state); forward_weights also returns the attention weights. compiled=True (scratch):
+    training runs each layer's time loop through torch.compile."""
 
     def __init__(self, spec: Seq2SeqSpec, compiled: bool = False) -> None:
         super().__init__()
@@ -39,6 +44,7 @@ class Seq2SeqModel(nn.Module):
         self.encoder_rnn = self._stack(spec.input_width("encoder", 0), compiled)
         self.decoder_embedding = nn.Embedding(spec.target_vocab_size, spec.embed_size)
         self.decoder_rnn = self._stack(spec.input_width("decoder", 0), compiled)
+        self.attention = Attention(spec.attention, spec.hidden_size) if spec.attends else None
         self.head = nn.Linear(spec.hidden_size, spec.target_vocab_size)
 
     def _stack(self, input_size: int, compiled: bool) -> nn.Module:
@@ -56,6 +62,8 @@ class Seq2SeqModel(nn.Module):
                  "decoder.head.weight": self.head.weight, "decoder.head.bias": self.head.bias}
         for stack, rnn in (("encoder", self.encoder_rnn), ("decoder", self.decoder_rnn)):
             found.update({f"{stack}.rnn.{name}": value for name, value in rnn.parameter_map().items()})
+        if self.attention is not None:
+            found.update({f"decoder.attention.{name}": value for name, value in self.attention.parameter_map().items()})
         return {name: found[name] for name in param_shapes(self.spec)}
 
     def load_params(self, params: Mapping[str, np.ndarray], ctx: torch.device) -> None:
@@ -88,25 +96,47 @@ class Seq2SeqModel(nn.Module):
         state = self.begin_state(source.shape[1]) if state is None else state
         return self.encoder_rnn(self.encoder_embedding(source), state, masks)
 
-    def decode(self, inputs: torch.Tensor, context: torch.Tensor, state: State,
-               masks: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, State]:
-        """Decoder inputs (T, N) ids, context (N, H), state -> logits (T, N, V_tgt), new state."""
+    def decode(self, inputs: torch.Tensor, encoded: torch.Tensor, source_valid: torch.Tensor, state: State,
+               masks: list[torch.Tensor] | None = None,
+               weight_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, State, torch.Tensor | None]:
+        """Decoder inputs (T, N) ids, encoder outputs (T_src, N, H), source valid lengths (N,), state
+        -> logits (T, N, V_tgt), new state, attention weights (T, N, T_src) (None without attention).
+        masks: the decoder's between-layer masks; weight_mask (T, N, T_src): the weights' dropout."""
         embedded = self.decoder_embedding(inputs)  # (T, N, E)
-        repeated = context.unsqueeze(0).expand(embedded.shape[0], -1, -1)  # (T, N, H)
-        outputs, state = self.decoder_rnn(torch.cat((embedded, repeated), dim=-1), state, masks)
-        return self.head(outputs), state
+        if self.attention is None:
+            repeated = encoded[-1].unsqueeze(0).expand(embedded.shape[0], -1, -1)  # (T, N, H)
+            outputs, state = self.decoder_rnn(torch.cat((embedded, repeated), dim=-1), state, masks)
+            return self.head(outputs), state, None
+        keys = self.attention.keys(encoded)
+        outputs, weights = [], []
+        for t in range(embedded.shape[0]):
+            # The query is the top layer's h before this step: at t = 0 the encoder's final one.
+            context, step_weights = self.attention(state[0][-1], keys, encoded, source_valid,
+                                                   None if weight_mask is None else weight_mask[t])
+            step_input = torch.cat((embedded[t], context), dim=-1).unsqueeze(0)  # (1, N, E + H)
+            output, state = self.decoder_rnn(step_input, state,
+                                             None if masks is None else [mask[t:t + 1] for mask in masks])
+            outputs.append(output[0])
+            weights.append(step_weights)
+        return self.head(torch.stack(outputs)), state, torch.stack(weights)
+
+    def forward_weights(self, inputs: Sequence[torch.Tensor], state: State | None = None,
+                        masks: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, State, torch.Tensor | None]:
+        """inputs = (source (T_src, N), source valid lengths (N,), decoder inputs (T_tgt, N)) ->
+        logits (T_tgt, N, V_tgt), the decoder's final state and the attention weights (T_tgt, N,
+        T_src), None without attention. state: the encoder's initial one (None: zeros). masks:
+        encoder's, decoder's, attention's (mask_shapes order), on the device, or None. The encoder
+        reads the padding, as the book's; only attention reads the valid lengths."""
+        source, source_valid, decoder_inputs = inputs
+        split = split_masks(self.spec, masks, source.shape[0], decoder_inputs.shape[0], source.shape[1])
+        encoded, state = self.encode(source, state, split.encoder)
+        return self.decode(decoder_inputs, encoded, source_valid, state, split.decoder, split.attention)
 
     def forward(self, inputs: Sequence[torch.Tensor], state: State | None = None,
                 masks: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, State]:
-        """inputs = (source (T_src, N), source valid lengths (N,), decoder inputs (T_tgt, N)) ->
-        logits (T_tgt, N, V_tgt) and the decoder's final state. state: the encoder's initial one
-        (None: zeros). masks: encoder's then decoder's, on the device, or None. The valid lengths
-        are unused without attention (the encoder reads the padding, as the book's)."""
-        source, _, decoder_inputs = inputs
-        encoder_masks, decoder_masks = split_masks(self.spec, masks, source.shape[0], decoder_inputs.shape[0],
-                                                   source.shape[1])
-        outputs, state = self.encode(source, state, encoder_masks)
-        return self.decode(decoder_inputs, outputs[-1], state, decoder_masks)
+        """forward_weights without the weights: logits (T_tgt, N, V_tgt), the decoder's final state."""
+        logits, state, _ = self.forward_weights(inputs, state, masks)
+        return logits, state
 
 
 def masked_loss(logits: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor, loss: Loss) -> torch.Tensor:
@@ -125,27 +155,30 @@ def masked_loss(logits: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor
 
 
 class Translator:
-    """seqcore.jobs.decode's step model on a Seq2SeqModel: NumPy ids in, NumPy logits out; the
-    state (context (B, H), decoder state parts (L, B, H)) stays on the model's device."""
+    """seqcore.jobs.decode's step model on a Seq2SeqModel: NumPy ids in, NumPy logits (and attention
+    weights) out; the state (encoder outputs (T_src, B, H), source valid lengths (B,), decoder state
+    parts (L, B, H)) stays on the model's device."""
 
     def __init__(self, model: Seq2SeqModel) -> None:
         self.model = model
 
     def start(self, source: np.ndarray, source_valid: np.ndarray) -> tuple:
+        device = self.model.context()
         with torch.no_grad():
-            ids = torch.as_tensor(np.asarray(source), dtype=torch.int64, device=self.model.context())
-            outputs, state = self.model.encode(ids)
-        return (outputs[-1],) + state
+            ids = torch.as_tensor(np.asarray(source), dtype=torch.int64, device=device)
+            encoded, state = self.model.encode(ids)
+        return (encoded, torch.as_tensor(np.asarray(source_valid), dtype=torch.int64, device=device)) + state
 
-    def step(self, tokens: np.ndarray, state: tuple) -> tuple[np.ndarray, tuple]:
+    def step(self, tokens: np.ndarray, state: tuple) -> tuple[np.ndarray, tuple, np.ndarray | None]:
+        encoded, valid = state[:2]
         with torch.no_grad():
             ids = torch.as_tensor(np.asarray(tokens), dtype=torch.int64, device=self.model.context())
-            logits, decoder_state = self.model.decode(ids[None], state[0], state[1:])
-        return _numpy(logits[0]), (state[0],) + decoder_state
+            logits, decoder_state, weights = self.model.decode(ids[None], encoded, valid, state[2:])
+        return _numpy(logits[0]), (encoded, valid) + decoder_state, None if weights is None else _numpy(weights[0])
 
     def select(self, state: tuple, rows: np.ndarray) -> tuple:
         index = torch.as_tensor(np.asarray(rows), dtype=torch.int64, device=self.model.context())
-        return (state[0][index],) + tuple(part[:, index] for part in state[1:])
+        return (state[0][:, index], state[1][index]) + tuple(part[:, index] for part in state[2:])
 
 
 def _numpy(tensor: torch.Tensor) -> np.ndarray:

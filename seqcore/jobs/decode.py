@@ -3,12 +3,16 @@
 A step model encodes once and then runs one decoder step for a batch of hypotheses:
 
     start(source (T, N) ids, source_valid (N,)) -> state of N rows (opaque to this module)
-    step(tokens (B,) ids, state of B rows)      -> (logits (B, V) NumPy, new state)
+    step(tokens (B,) ids, state of B rows)      -> (logits (B, V) NumPy, new state,
+                                                    attention weights (B, T) NumPy or None)
     select(state, rows (B',) ints)              -> the state of rows `rows`, in that order (repeats allowed)
 
 seqcore.model.seq2seq_reference.ReferenceTranslator and each backend's seq2seq.Translator are one.
 Scores are log-probabilities in float64, summed over the generated tokens (<eos> included once
-emitted); a hypothesis' tokens never include <eos>.
+emitted); a hypothesis' tokens never include <eos>. With attention each hypothesis carries the
+weights of every step it was scored on, (length, T): row i the weights over the source positions
+(padding included, weight 0 there) with which token i (or the final <eos>) was predicted, as the
+book's predict_seq2seq collects them for its heat map.
 """
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ BOOK_ALPHA = 0.75  # d2l's length-normalisation exponent
 class StepModel(Protocol):
     def start(self, source: np.ndarray, source_valid: np.ndarray) -> Any: ...
 
-    def step(self, tokens: np.ndarray, state: Any) -> tuple[np.ndarray, Any]: ...
+    def step(self, tokens: np.ndarray, state: Any) -> tuple[np.ndarray, Any, np.ndarray | None]: ...
 
     def select(self, state: Any, rows: np.ndarray) -> Any: ...
 
@@ -37,6 +41,9 @@ class Hypothesis:
     tokens: tuple[int, ...]  # generated ids, without <eos>
     log_prob: float  # log P(tokens [, <eos>] | source)
     finished: bool  # it ended with <eos>; False: cut at the length limit
+    # (length, T_src) float64: the attention weights of each scored step; None without attention.
+    # Not compared: two hypotheses are equal when their tokens and scores are.
+    attention: np.ndarray | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
     def length(self) -> int:
@@ -57,21 +64,28 @@ def greedy(model: StepModel, source: np.ndarray, source_valid: np.ndarray, bos: 
     state = model.start(source, source_valid)
     tokens = np.full(num, bos, dtype=np.int64)
     generated: list[list[int]] = [[] for _ in range(num)]
+    weights: list[list[np.ndarray]] = [[] for _ in range(num)]
     log_prob = np.zeros(num)
     finished = np.zeros(num, dtype=bool)
+    attends = False
     for _ in range(max_len):
-        logits, state = model.step(tokens, state)
+        logits, state, step_weights = model.step(tokens, state)
         scores = log_softmax(_checked(logits, num))
+        step_weights = _checked_weights(step_weights, num, source)
+        attends = step_weights is not None
         tokens = scores.argmax(axis=-1)
         for row in np.flatnonzero(~finished):
             log_prob[row] += scores[row, tokens[row]]
+            if attends:
+                weights[row].append(step_weights[row])
             if tokens[row] == eos:
                 finished[row] = True
             else:
                 generated[row].append(int(tokens[row]))
         if finished.all():
             break
-    return [Hypothesis(tuple(generated[row]), float(log_prob[row]), bool(finished[row])) for row in range(num)]
+    return [Hypothesis(tuple(generated[row]), float(log_prob[row]), bool(finished[row]),
+                       np.stack(weights[row]) if attends else None) for row in range(num)]
 
 
 def beam_search(model: StepModel, source: np.ndarray, source_valid: np.ndarray, bos: int, eos: int,
@@ -100,19 +114,21 @@ def beam_candidates(model: StepModel, source: np.ndarray, source_valid: np.ndarr
     last = np.array([bos], dtype=np.int64)
     finished: list[Hypothesis] = []
     for _ in range(max_len):
-        logits, state = model.step(last, state)
+        logits, state, step_weights = model.step(last, state)
         scores = log_softmax(_checked(logits, len(live)))  # (B, V)
+        step_weights = _checked_weights(step_weights, len(live), source)
         totals = np.array([h.log_prob for h in live])[:, None] + scores
         order = np.argsort(-totals.ravel(), kind="stable")[:beam_size - len(finished)]
         parents, extensions = np.divmod(order, scores.shape[1])
         kept_rows, kept = [], []
         for parent, token, total in zip(parents, extensions, totals.ravel()[order]):
             tokens = live[parent].tokens
+            weights = _extended(live[parent].attention, step_weights, parent)
             if token == eos:
-                finished.append(Hypothesis(tokens, float(total), True))
+                finished.append(Hypothesis(tokens, float(total), True, weights))
             else:
                 kept_rows.append(parent)
-                kept.append(Hypothesis(tokens + (int(token),), float(total), False))
+                kept.append(Hypothesis(tokens + (int(token),), float(total), False, weights))
         if not kept:
             break
         live = kept
@@ -141,3 +157,21 @@ def _checked(logits: Any, rows: int) -> np.ndarray:
     if array.ndim != 2 or array.shape[0] != rows:
         raise SeqcoreError(f"A decoder step returned logits of shape {array.shape}, not ({rows}, V).")
     return array
+
+
+def _checked_weights(weights: Any, rows: int, source: np.ndarray) -> np.ndarray | None:
+    """A step's attention weights as float64 (rows, T_src), None from a model without attention."""
+    if weights is None:
+        return None
+    array = np.asarray(weights, dtype=np.float64)
+    if array.shape != (rows, np.shape(source)[0]):
+        raise SeqcoreError(f"A decoder step returned attention weights of shape {array.shape}, "
+                           f"not ({rows}, {np.shape(source)[0]}) (hypotheses, source positions).")
+    return array
+
+
+def _extended(history: np.ndarray | None, step_weights: np.ndarray | None, row: int) -> np.ndarray | None:
+    """A parent's weights (length, T_src) with this step's row of `step_weights` below them."""
+    if step_weights is None:
+        return None
+    return step_weights[row][None] if history is None else np.concatenate([history, step_weights[row][None]])

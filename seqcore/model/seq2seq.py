@@ -1,13 +1,20 @@
-"""The RNN encoder-decoder of d2l 9.6-9.7 (1.0: 10.6-10.7): spec, canonical parameters, dropout masks.
+"""The RNN encoder-decoder of d2l 9.6-9.7 (1.0: 10.6-10.7), with or without the attention of
+d2l 10.3-10.4 (1.0: 11.3-11.4): spec, canonical parameters, dropout masks.
 
     encoder   embedding (V_src, E) -> L stacked RNN / GRU / LSTM layers of H units over the source
-    decoder   embedding (V_tgt, E), beside it on every step the context c = the encoder's final
-              top-layer hidden state (N, H) -> L stacked layers starting from the encoder's final
-              state -> dense head (V_tgt, H) on the top layer's outputs
+    decoder   embedding (V_tgt, E), beside it on every step a context c (N, H) -> L stacked layers
+              starting from the encoder's final state -> dense head (V_tgt, H) on the top layer's outputs
 
-The encoder reads all T source positions, padding included, and c stays fixed while decoding, as in
-d2l 1.0 (0.17's decoder re-read c from its own state at every prediction step). The source valid
-lengths travel with the batch for attention (the `attention` field; only 'none' so far).
+The context (`attention`):
+    none      c = the encoder's final top-layer hidden state, fixed while decoding (d2l 1.0; 0.17's
+              decoder re-read c from its own state at every prediction step)
+    additive  Bahdanau: at step t the query q = the decoder's top-layer hidden state before the step
+              (h, also for the LSTM; at t = 0 the encoder's final one), keys = values = the
+              encoder's top-layer outputs k_j (T_src, N, H); score_j = w_v . tanh(W_q q + W_k k_j)
+    dot       score_j = q . k_j / sqrt(H), no parameters
+    and then  a = softmax over j of the scores, those at j >= the source's valid length set to
+              -1e6 first (the book's masked_softmax), c = sum_j a_j k_j
+The encoder reads all T source positions, padding included; only attention reads the valid lengths.
 
 Canonical parameters (G gates: RNN 1, GRU 3, LSTM 4; the layout of seqcore.model.params per stack):
 
@@ -16,19 +23,27 @@ Canonical parameters (G gates: RNN 1, GRU 3, LSTM 4; the layout of seqcore.model
     decoder.embedding.weight      (V_tgt, E)
     decoder.rnn.l{k}.weight_ih    (G*H, E + H for k = 0, else H): the embedding's columns, then c's
     decoder.rnn.l{k}.weight_hh ...
+    decoder.attention.query.weight (H, H)   W_q   } additive only, no biases (d2l's AdditiveAttention
+    decoder.attention.key.weight   (H, H)   W_k   } attention.W_q / W_k / w_v with the book's sizes,
+    decoder.attention.score.weight (1, H)   w_v   } num_hiddens = H)
     decoder.head.weight           (V_tgt, H)     decoder.head.bias (V_tgt,)
 
+(The book concatenates (c, embedding), the other way round: its decoder's first W_ih has c's
+columns first.)
+
 Dropout (inverted, rate p, decided in NumPy as in seqcore.model.dropout) acts where the book's
-`nn.GRU(dropout=p)` acts, between stacked layers only: L-1 encoder masks (T_src, N, H) on the inputs
-of encoder layers 1..L-1, then L-1 decoder masks (T_tgt, N, H) likewise; none on the embeddings or
-the head.
+`nn.GRU(dropout=p)` and `AdditiveAttention` / `DotProductAttention(dropout=p)` act: between stacked
+layers, L-1 encoder masks (T_src, N, H) on the inputs of encoder layers 1..L-1, then L-1 decoder
+masks (T_tgt, N, H) likewise; with attention one more, (T_tgt, N, T_src), on the weights a before
+they weigh the values (so a dropped step's weights no longer sum to 1; the weights a model reports
+are those before it). None on the embeddings or the head.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
 from enum import Enum
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -42,7 +57,13 @@ Params = dict[str, np.ndarray]
 
 
 class Attention(str, Enum):
-    NONE = "none"  # the fixed context of d2l 9.7; Bahdanau and dot-product attention come next
+    NONE = "none"  # the fixed context of d2l 9.7
+    ADDITIVE = "additive"  # Bahdanau's, d2l's AdditiveAttention in its Seq2SeqAttentionDecoder
+    DOT = "dot"  # scaled dot product, d2l's DotProductAttention in the same decoder
+
+
+ATTENTION_WEIGHTS = ("query", "key", "score")  # decoder.attention.<name>.weight, additive only
+MASK_FILL = -1e6  # what the book's masked_softmax writes over scores past the valid length
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +77,7 @@ class Seq2SeqSpec:
     embed_size: int
     hidden_size: int
     num_layers: int = 1
-    dropout: float = 0.0  # between stacked layers of both stacks (see the module docstring)
+    dropout: float = 0.0  # between stacked layers of both stacks, on attention weights (module docstring)
     activation: Activation = Activation.TANH  # only for Cell.RNN
     gru_reset: GRUReset = GRUReset.AFTER  # only for Cell.GRU; BEFORE only with Impl.SCRATCH
     attention: Attention = Attention.NONE
@@ -82,6 +103,11 @@ class Seq2SeqSpec:
     @property
     def num_gates(self) -> int:
         return GATES[self.cell]
+
+    @property
+    def attends(self) -> bool:
+        """Whether the context is recomputed at every decoder step (additive or dot attention)."""
+        return self.attention is not Attention.NONE
 
     @property
     def num_states(self) -> int:
@@ -136,6 +162,9 @@ def param_shapes(spec: Seq2SeqSpec) -> dict[str, tuple[int, ...]]:
             shapes[f"{prefix}.weight_hh"] = (gh, hidden)
             shapes[f"{prefix}.bias_ih"] = (gh,)
             shapes[f"{prefix}.bias_hh"] = (gh,)
+    if spec.attention is Attention.ADDITIVE:
+        for name in ATTENTION_WEIGHTS:
+            shapes[f"decoder.attention.{name}.weight"] = (1 if name == "score" else hidden, hidden)
     shapes["decoder.head.weight"] = (spec.target_vocab_size, hidden)
     shapes["decoder.head.bias"] = (spec.target_vocab_size,)
     return shapes
@@ -143,8 +172,9 @@ def param_shapes(spec: Seq2SeqSpec) -> dict[str, tuple[int, ...]]:
 
 def init_params(spec: Seq2SeqSpec, scheme: Init | str = Init.UNIFORM, seed: int = 0) -> Params:
     """Draw every parameter from one seeded generator, with seqcore.model.params's schemes:
-    UNIFORM PyTorch's defaults (N(0, 1) embeddings, U(-1/sqrt(H), 1/sqrt(H)) for the rest),
-    NORMAL N(0, 0.01) weights and zero biases, XAVIER Glorot per gate block and zero biases."""
+    UNIFORM PyTorch's defaults (N(0, 1) embeddings, U(-1/sqrt(H), 1/sqrt(H)) for the rest: every
+    nn.Linear here reads H features), NORMAL N(0, 0.01) weights and zero biases, XAVIER Glorot
+    per gate block (whole matrices for the head and attention) and zero biases."""
     scheme = parse_enum(Init, scheme, "init")
     rng = np.random.default_rng(seed)
     return {name: _draw(rng, scheme, name, shape, spec).astype(np.float32)
@@ -167,7 +197,7 @@ def _draw(rng: np.random.Generator, scheme: Init, name: str, shape: tuple[int, .
         return np.zeros(shape)
     if scheme is Init.NORMAL:
         return rng.normal(0.0, 0.01, shape)
-    if name == "decoder.head.weight":
+    if name == "decoder.head.weight" or name.startswith("decoder.attention."):
         return _xavier(rng, shape, fan_in=shape[1], fan_out=shape[0])
     blocks = [_xavier(rng, (spec.hidden_size, shape[1]), fan_in=shape[1], fan_out=spec.hidden_size)
               for _ in range(spec.num_gates)]
@@ -204,12 +234,14 @@ def stack_params(params: Mapping[str, np.ndarray], stack: str) -> dict[str, np.n
 
 def mask_shapes(spec: Seq2SeqSpec, source_steps: int, target_steps: int,
                 batch_size: int) -> list[tuple[int, ...]]:
-    """The masks' shapes, encoder's then decoder's; [] without dropout or with one layer."""
+    """The masks' shapes: encoder's, decoder's, then attention's; [] without dropout (and without
+    attention, with one layer)."""
     if spec.dropout == 0:
         return []
     between = spec.num_layers - 1
+    weights = [(target_steps, batch_size, source_steps)] if spec.attends else []
     return ([(source_steps, batch_size, spec.hidden_size)] * between
-            + [(target_steps, batch_size, spec.hidden_size)] * between)
+            + [(target_steps, batch_size, spec.hidden_size)] * between + weights)
 
 
 def draw_masks(spec: Seq2SeqSpec, rng: np.random.Generator, source_steps: int, target_steps: int,
@@ -223,16 +255,26 @@ def draw_masks(spec: Seq2SeqSpec, rng: np.random.Generator, source_steps: int, t
     return [(rng.random(shape) >= spec.dropout).astype(np.float32) * scale for shape in shapes]
 
 
-def split_masks(spec: Seq2SeqSpec, masks: Sequence[np.ndarray] | None, source_steps: int,
-                target_steps: int, batch_size: int) -> tuple[list | None, list | None]:
-    """(encoder masks, decoder masks) after checking `masks` against mask_shapes; (None, None)
-    without masks. Works on any arrays with a shape (NumPy or either framework's)."""
+class SplitMasks(NamedTuple):
+    """One training pass's masks by where they act; None where there are none."""
+
+    encoder: list | None  # L-1 of (T_src, N, H)
+    decoder: list | None  # L-1 of (T_tgt, N, H)
+    attention: Any  # (T_tgt, N, T_src) or None
+
+
+def split_masks(spec: Seq2SeqSpec, masks: Sequence[Any] | None, source_steps: int,
+                target_steps: int, batch_size: int) -> SplitMasks:
+    """`masks` by where they act, after checking them against mask_shapes; all None without masks.
+    Works on any arrays with a shape (NumPy or either framework's)."""
     if masks is None or len(masks) == 0:
-        return None, None
+        return SplitMasks(None, None, None)
     shapes = mask_shapes(spec, source_steps, target_steps, batch_size)
     got = [tuple(mask.shape) for mask in masks]
     if got != shapes:
         raise SeqcoreError(f"Dropout masks of shapes {got} do not fit this encoder-decoder and batch, "
                            f"which take {shapes or 'none'}.")
-    half = len(masks) // 2
-    return list(masks[:half]), list(masks[half:])
+    between = spec.num_layers - 1
+    masks = list(masks)
+    return SplitMasks(masks[:between] or None, masks[between:2 * between] or None,
+                      masks[2 * between] if spec.attends else None)

@@ -2,17 +2,19 @@
 
 Built on seqcore.model.reference's cell steps and stack loop, in whatever float dtype the
 parameters have (float64 for finite differences). Shapes: source and decoder inputs (T, N) int
-ids, time-major; each state part (L, N, H); logits (T, N, V_tgt); context (N, H).
-`ReferenceTranslator` is the step model seqcore.jobs.decode searches over.
+ids, time-major; each state part (L, N, H); encoder outputs (T_src, N, H); source valid lengths
+(N,); logits (T_tgt, N, V_tgt); attention weights (T_tgt, N, T_src), row t the weights that made
+step t's context. `ReferenceTranslator` is the step model seqcore.jobs.decode searches over.
 """
 from __future__ import annotations
 
+import math
 from typing import Mapping, Sequence
 
 import numpy as np
 
 from seqcore.model import reference
-from seqcore.model.seq2seq import Seq2SeqSpec, seq2seq_loss, split_masks
+from seqcore.model.seq2seq import MASK_FILL, Attention, Seq2SeqSpec, seq2seq_loss, split_masks
 from seqcore.model.spec import Loss
 
 State = tuple[np.ndarray, ...]  # (h,) or (h, c), each (L, N, H)
@@ -50,28 +52,85 @@ def encode(spec: Seq2SeqSpec, params: Mapping[str, np.ndarray], source: np.ndarr
     return run_stack(spec, params, "encoder", embedded, begin_state(spec, embedded.shape[1], table.dtype), masks)
 
 
-def decode(spec: Seq2SeqSpec, params: Mapping[str, np.ndarray], inputs: np.ndarray, context: np.ndarray,
-           state: State, masks: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, State]:
-    """Decoder inputs (T, N) ids, context (N, H), state -> logits (T, N, V_tgt), new state."""
+def masked_softmax(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """softmax over the last axis of scores (N, T_src) after writing MASK_FILL where j >= valid[n]
+    (the book's masked_softmax: padded positions get weight 0, a row with valid 0 uniform weights)."""
+    keep = np.arange(scores.shape[-1])[None, :] < np.asarray(valid)[:, None]
+    filled = np.where(keep, scores, np.asarray(MASK_FILL, scores.dtype))
+    return np.exp(reference.log_softmax(filled))
+
+
+def attention_keys(spec: Seq2SeqSpec, params: Mapping[str, np.ndarray], encoded: np.ndarray) -> np.ndarray:
+    """What a query meets, (T_src, N, H): W_k k_j for additive attention (once for all steps), k_j for dot."""
+    if spec.attention is Attention.ADDITIVE:
+        return encoded @ params["decoder.attention.key.weight"].T
+    return encoded
+
+
+def scores(spec: Seq2SeqSpec, params: Mapping[str, np.ndarray], query: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """query (N, H), attention_keys (T_src, N, H) -> scores (N, T_src)."""
+    if spec.attention is Attention.ADDITIVE:
+        features = np.tanh(query @ params["decoder.attention.query.weight"].T + keys)  # (T_src, N, H)
+        return (features @ params["decoder.attention.score.weight"].T)[..., 0].T
+    return np.einsum("nh,jnh->nj", query, keys) / np.asarray(math.sqrt(spec.hidden_size), query.dtype)
+
+
+def attend(spec: Seq2SeqSpec, params: Mapping[str, np.ndarray], query: np.ndarray, keys: np.ndarray,
+           encoded: np.ndarray, valid: np.ndarray,
+           mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One step's context (N, H) and weights (N, T_src); mask (N, T_src) multiplies the weights
+    before they weigh the values (dropout), the weights returned are those before it."""
+    weights = masked_softmax(scores(spec, params, query, keys), valid)
+    used = weights if mask is None else weights * mask
+    return np.einsum("nj,jnh->nh", used, encoded), weights
+
+
+def decode(spec: Seq2SeqSpec, params: Mapping[str, np.ndarray], inputs: np.ndarray, encoded: np.ndarray,
+           source_valid: np.ndarray, state: State, masks: Sequence[np.ndarray] | None = None,
+           weight_mask: np.ndarray | None = None) -> tuple[np.ndarray, State, np.ndarray | None]:
+    """Decoder inputs (T, N) ids, encoder outputs (T_src, N, H), source valid lengths (N,), state ->
+    logits (T, N, V_tgt), new state, attention weights (T, N, T_src) (None without attention).
+    masks: the decoder's between-layer masks; weight_mask (T, N, T_src): the attention weights'."""
     embedded = params["decoder.embedding.weight"][np.asarray(inputs, dtype=np.int64)]  # (T, N, E)
-    repeated = np.broadcast_to(context, (embedded.shape[0],) + context.shape)  # (T, N, H)
-    outputs, state = run_stack(spec, params, "decoder", np.concatenate([embedded, repeated], axis=-1),
-                               state, masks)
-    return outputs @ params["decoder.head.weight"].T + params["decoder.head.bias"], state
+    head = params["decoder.head.weight"].T, params["decoder.head.bias"]
+    if not spec.attends:
+        repeated = np.broadcast_to(encoded[-1], embedded.shape[:2] + encoded.shape[-1:])  # (T, N, H)
+        outputs, state = run_stack(spec, params, "decoder", np.concatenate([embedded, repeated], axis=-1),
+                                   state, masks)
+        return outputs @ head[0] + head[1], state, None
+    keys = attention_keys(spec, params, encoded)
+    outputs, weights = [], []
+    for t in range(embedded.shape[0]):
+        # The query is the top layer's h before this step: at t = 0 the encoder's final one.
+        context, step_weights = attend(spec, params, state[0][-1], keys, encoded, source_valid,
+                                       None if weight_mask is None else weight_mask[t])
+        step_input = np.concatenate([embedded[t], context], axis=-1)[None]  # (1, N, E + H)
+        output, state = run_stack(spec, params, "decoder", step_input, state,
+                                  None if masks is None else [mask[t:t + 1] for mask in masks])
+        outputs.append(output[0])
+        weights.append(step_weights)
+    return np.stack(outputs) @ head[0] + head[1], state, np.stack(weights)
+
+
+def forward_weights(spec: Seq2SeqSpec, params: Mapping[str, np.ndarray], source: np.ndarray,
+                    source_valid: np.ndarray, decoder_inputs: np.ndarray,
+                    masks: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, State, np.ndarray | None]:
+    """Teacher forcing: logits (T_tgt, N, V_tgt), the decoder's final state and the attention
+    weights (T_tgt, N, T_src), None without attention.
+
+    masks: seqcore.model.seq2seq.draw_masks's, or None to run without dropout.
+    """
+    split = split_masks(spec, masks, source.shape[0], decoder_inputs.shape[0], source.shape[1])
+    encoded, state = encode(spec, params, source, split.encoder)
+    return decode(spec, params, decoder_inputs, encoded, source_valid, state, split.decoder, split.attention)
 
 
 def forward(spec: Seq2SeqSpec, params: Mapping[str, np.ndarray], source: np.ndarray,
             source_valid: np.ndarray, decoder_inputs: np.ndarray,
             masks: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, State]:
-    """Teacher forcing: logits (T_tgt, N, V_tgt) and the decoder's final state.
-
-    source_valid (N,) is unused without attention: the encoder reads the padding too, as the book's.
-    masks: seqcore.model.seq2seq.draw_masks's, or None to run without dropout.
-    """
-    encoder_masks, decoder_masks = split_masks(spec, masks, source.shape[0], decoder_inputs.shape[0],
-                                               source.shape[1])
-    outputs, state = encode(spec, params, source, encoder_masks)
-    return decode(spec, params, decoder_inputs, outputs[-1], state, decoder_masks)
+    """forward_weights without the weights: logits (T_tgt, N, V_tgt) and the decoder's final state."""
+    logits, state, _ = forward_weights(spec, params, source, source_valid, decoder_inputs, masks)
+    return logits, state
 
 
 def token_mask(valid: np.ndarray, num_steps: int, dtype=np.float32) -> np.ndarray:
@@ -92,20 +151,22 @@ def masked_loss(kind: Loss | str, logits: np.ndarray, targets: np.ndarray, valid
 
 
 class ReferenceTranslator:
-    """seqcore.jobs.decode's step model on the reference: the state is (context (B, H), decoder
-    state parts (L, B, H)); rows are hypotheses."""
+    """seqcore.jobs.decode's step model on the reference: the state is (encoder outputs
+    (T_src, B, H), source valid lengths (B,), decoder state parts (L, B, H)); rows are hypotheses."""
 
     def __init__(self, spec: Seq2SeqSpec, params: Mapping[str, np.ndarray]) -> None:
         self.spec, self.params = spec, params
 
     def start(self, source: np.ndarray, source_valid: np.ndarray) -> tuple:
-        outputs, state = encode(self.spec, self.params, source)
-        return (outputs[-1],) + state
+        encoded, state = encode(self.spec, self.params, source)
+        return (encoded, np.asarray(source_valid)) + state
 
-    def step(self, tokens: np.ndarray, state: tuple) -> tuple[np.ndarray, tuple]:
-        logits, decoder_state = decode(self.spec, self.params, np.asarray(tokens)[None], state[0], state[1:])
-        return logits[0], (state[0],) + decoder_state
+    def step(self, tokens: np.ndarray, state: tuple) -> tuple[np.ndarray, tuple, np.ndarray | None]:
+        encoded, valid = state[:2]
+        logits, decoder_state, weights = decode(self.spec, self.params, np.asarray(tokens)[None], encoded,
+                                                valid, state[2:])
+        return logits[0], (encoded, valid) + decoder_state, None if weights is None else weights[0]
 
     def select(self, state: tuple, rows: np.ndarray) -> tuple:
         rows = np.asarray(rows, dtype=np.int64)
-        return (state[0][rows],) + tuple(part[:, rows] for part in state[1:])
+        return (state[0][:, rows], state[1][rows]) + tuple(part[:, rows] for part in state[2:])
