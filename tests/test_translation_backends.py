@@ -1,11 +1,15 @@
-"""Both backends' encoder-decoders (scratch and concise) against the NumPy reference, on shared weights.
+"""Both backends' encoder-decoders (scratch and concise, with and without attention) against the
+NumPy reference, on shared weights.
 
-Forward logits and decoder states must match the float32 reference; both masked losses and their
-gradients (with the case's dropout masks) must match the reference's loss and its central finite
+Forward logits and decoder states must match the float32 reference; with attention so must the
+weights of every step, without and with the case's dropout masks (1e-5); both masked losses and
+their gradients (with the masks) must match the reference's loss and its central finite
 differences in float64; greedy and beam translations through each backend's Translator must equal
-the reference's. A context taken from the wrong layer, a decoder that does not start from the
-encoder's state, a mask on the wrong stack or a pad counted in the loss moves these far beyond
-the tolerances.
+the reference's, their attention weights included. A context taken from the wrong layer, a
+decoder that does not start from the encoder's state, a mask on the wrong stack or a pad counted
+in the loss moves these far beyond the tolerances; so do the attention mistakes of
+tests/test_translation_attention.py's mutants (the valid lengths ignored, the query taken after
+the step, from the wrong layer or from the LSTM's cell state).
 """
 from __future__ import annotations
 
@@ -22,9 +26,10 @@ from seqcore.model.seq2seq import LOSSES
 from seqcore.model.spec import Impl
 from tests.conftest import python
 from tests.translation_cases import (BEAM, BOS, EOS, HANDMADE_SOURCE, MAX_LEN, A, B, case_data, case_masks,
-                                     cases, handmade)
+                                     cases, handmade, hypothesis_arrays)
 
 FORWARD_ATOL = 2e-5  # float32 against the float32 reference, values of order 1
+WEIGHTS_ATOL = 1e-5  # attention weights, in [0, 1]
 GRAD_ATOL = 2e-5  # float32 backprop against float64 finite differences
 FD_EPS = 1e-6
 
@@ -74,19 +79,13 @@ def finite_differences(spec_key: str) -> dict[str, np.ndarray]:
     return {kind.value: _flat({k: g[..., i] for k, g in grads.items()}) for i, kind in enumerate(LOSSES)}
 
 
-def reference_translations(spec, data) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def reference_translations(spec, data) -> dict[str, dict[str, np.ndarray]]:
     translator = reference.ReferenceTranslator(spec, data["params"])
     source, valid = data["source"], data["source_valid"]
     found = {"greedy": greedy(translator, source, valid, BOS, EOS, MAX_LEN),
              "beam": [beam_search(translator, source[:, [n]], valid[[n]], BOS, EOS, MAX_LEN, BEAM)
                       for n in range(source.shape[1])]}
-    out = {}
-    for how, hypotheses in found.items():
-        tokens = np.full((len(hypotheses), MAX_LEN), -1)
-        for row, hypothesis in enumerate(hypotheses):
-            tokens[row, :len(hypothesis.tokens)] = hypothesis.tokens
-        out[how] = tokens, np.array([h.log_prob for h in hypotheses])
-    return out
+    return {how: hypothesis_arrays(hypotheses, source.shape[0]) for how, hypotheses in found.items()}
 
 
 def fd_key(case: str) -> str:
@@ -99,25 +98,33 @@ def test_matches_numpy_reference(backend_name: str, case: str) -> None:
     got = {k.split("/", 1)[1]: v for k, v in worker_results(backend_name).items() if k.startswith(case + "/")}
     spec = CASES[case]
     data, masks = case_data(spec), case_masks(spec)
-    logits, state = reference.forward(spec, data["params"], data["source"], data["source_valid"],
-                                      data["decoder_inputs"])
+    batch = (spec, data["params"], data["source"], data["source_valid"], data["decoder_inputs"])
+    logits, state, weights = reference.forward_weights(*batch)
     np.testing.assert_allclose(got["logits"], logits, atol=FORWARD_ATOL, rtol=0)
+    if spec.attends:
+        np.testing.assert_allclose(got["weights"], weights, atol=WEIGHTS_ATOL, rtol=0)
+        np.testing.assert_allclose(got["trained_weights"], reference.forward_weights(*batch, masks)[2],
+                                   atol=WEIGHTS_ATOL, rtol=0)
+    else:
+        assert weights is None and "weights" not in got
     assert len(state) == spec.num_states
     for index, part in enumerate(state):
         np.testing.assert_allclose(got[f"state{index}"], part, atol=FORWARD_ATOL, rtol=0)
     np.testing.assert_array_equal(got["exported"], _flat(data["params"]))  # load / export is exact
 
-    trained, _ = reference.forward(spec, data["params"], data["source"], data["source_valid"],
-                                   data["decoder_inputs"], masks)
+    trained, _ = reference.forward(*batch, masks)
     fd = finite_differences(fd_key(case))
     for kind in LOSSES:
         want = reference.masked_loss(kind, trained, data["targets"], data["target_valid"])
         assert got[f"loss_{kind.value}"] == pytest.approx(want, abs=FORWARD_ATOL)
         np.testing.assert_allclose(got[f"grads_{kind.value}"], fd[kind.value], atol=GRAD_ATOL, rtol=0)
 
-    for how, (tokens, log_prob) in reference_translations(spec, data).items():
-        np.testing.assert_array_equal(got[f"{how}_tokens"], tokens)
-        np.testing.assert_allclose(got[f"{how}_log_prob"], log_prob, atol=1e-4, rtol=0)
+    for how, want in reference_translations(spec, data).items():
+        np.testing.assert_array_equal(got[f"{how}_tokens"], want["tokens"])
+        np.testing.assert_allclose(got[f"{how}_log_prob"], want["log_prob"], atol=1e-4, rtol=0)
+        assert ("attention" in want) == spec.attends == (f"{how}_attention" in got)
+        if spec.attends:
+            np.testing.assert_allclose(got[f"{how}_attention"], want["attention"], atol=WEIGHTS_ATOL, rtol=0)
 
 
 def test_the_two_losses_differ_where_there_is_padding() -> None:
@@ -137,7 +144,7 @@ def test_the_two_losses_differ_where_there_is_padding() -> None:
 def test_scratch_and_concise_agree(backend_name: str, case: str) -> None:
     results = worker_results(backend_name)
     twin = case.replace("-scratch-", "-concise-")
-    for what in ("logits", "state0", "grads_masked", "grads_d2l"):
+    for what in ("logits", "state0", "grads_masked", "grads_d2l") + (("weights",) if CASES[case].attends else ()):
         np.testing.assert_allclose(results[f"{case}/{what}"], results[f"{twin}/{what}"], rtol=1e-4, atol=1e-6)
 
 

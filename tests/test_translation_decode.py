@@ -104,7 +104,7 @@ def test_a_step_model_with_wrong_logits_is_caught() -> None:
             return None
 
         def step(self, tokens, state):
-            return np.zeros((len(tokens) + 1, 4)), state
+            return np.zeros((len(tokens) + 1, 4)), state, None
 
         def select(self, state, rows):
             return state

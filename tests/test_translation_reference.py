@@ -74,8 +74,9 @@ def test_masks_act_between_layers_of_each_stack_only() -> None:
     assert draw_masks(spec_for(Cell.GRU, Impl.SCRATCH, 2), np.random.default_rng(0), 4, 6, 2) is None
     masks = draw_masks(spec, np.random.default_rng(0), 4, 6, 2)
     assert set(np.unique(np.concatenate([m.ravel() for m in masks]))) <= {0.0, 2.0}
-    encoder, decoder = split_masks(spec, masks, 4, 6, 2)
+    encoder, decoder, weights = split_masks(spec, masks, 4, 6, 2)
     assert [m.shape for m in encoder] == [(4, 2, HIDDEN)] * 2 and [m.shape for m in decoder] == [(6, 2, HIDDEN)] * 2
+    assert weights is None
     with pytest.raises(SeqcoreError, match="do not fit this encoder-decoder"):
         split_masks(spec, masks, 4, 5, 2)
 
@@ -99,23 +100,29 @@ def test_one_layer_decoder_is_a_dense_language_model_on_embedding_and_context() 
     np.testing.assert_allclose(logits, want, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["gru-scratch-l2", "lstm-scratch-l2", "rnn-scratch-l1"])
+@pytest.mark.parametrize("name", ["gru-scratch-l2", "lstm-scratch-l2", "rnn-scratch-l1",
+                                  "gru-additive-scratch-l2", "lstm-dot-scratch-l2"])
 def test_step_by_step_decoding_equals_teacher_forcing(name: str) -> None:
     spec = dict(cases())[name]
     data = case_data(spec)
-    logits, final = reference.forward(spec, data["params"], data["source"], data["source_valid"],
-                                      data["decoder_inputs"])
+    logits, final, weights = reference.forward_weights(spec, data["params"], data["source"], data["source_valid"],
+                                                       data["decoder_inputs"])
     translator = reference.ReferenceTranslator(spec, data["params"])
     state = translator.start(data["source"], data["source_valid"])
     for t in range(TARGET_STEPS):
-        step_logits, state = translator.step(data["decoder_inputs"][t], state)
+        step_logits, state, step_weights = translator.step(data["decoder_inputs"][t], state)
         np.testing.assert_allclose(step_logits, logits[t], atol=1e-6)
-    for part, want in zip(state[1:], final):
+        if spec.attends:
+            np.testing.assert_allclose(step_weights, weights[t], atol=1e-7)
+        else:
+            assert step_weights is None and weights is None
+    for part, want in zip(state[2:], final):
         np.testing.assert_allclose(part, want, atol=1e-6)
     rows = np.array([2, 0, 0])
     picked = translator.select(state, rows)
-    np.testing.assert_array_equal(picked[0], state[0][rows])
-    np.testing.assert_array_equal(picked[1], state[1][:, rows])
+    np.testing.assert_array_equal(picked[0], state[0][:, rows])  # encoder outputs (T_src, B, H)
+    np.testing.assert_array_equal(picked[1], state[1][rows])  # valid lengths (B,)
+    np.testing.assert_array_equal(picked[2], state[2][:, rows])
 
 
 def test_masked_losses_read_real_tokens_only() -> None:

@@ -22,6 +22,10 @@ SOURCE_VOCAB, TARGET_VOCAB, EMBED, HIDDEN = 7, 8, 3, 3
 SOURCE_VALID, TARGET_VALID = (4, 2, 3), (5, 1, 3)  # positions at or past a valid length are padding
 PAD, BOS, EOS = 1, 2, 3  # the target vocabulary's reserved ids (seqcore.data.translation's order)
 DROPOUT = 0.4
+# Attention cases draw their weights x3: at PyTorch's default scale these tiny models attend almost
+# uniformly (weights 0.25 +- 0.003) and the context barely moves the logits, so a decoder that took
+# its query from the wrong state would still meet the logits' tolerance.
+ATTENTION_SCALE = 3.0
 MAX_LEN, BEAM = 6, 3
 
 
@@ -62,7 +66,8 @@ def attention_cases() -> list[tuple[str, Seq2SeqSpec]]:
 
 
 def case_data(spec: Seq2SeqSpec, seed: int = 3) -> dict[str, np.ndarray]:
-    """Parameters (float32, canonical names) and one batch, time-major, padded past the valid lengths."""
+    """Parameters (float32, canonical names; x ATTENTION_SCALE with attention) and one batch,
+    time-major, padded past the valid lengths."""
     rng = np.random.default_rng(seed)
     source = rng.integers(4, SOURCE_VOCAB, (SOURCE_STEPS, BATCH))
     targets = rng.integers(4, TARGET_VOCAB, (TARGET_STEPS, BATCH))
@@ -70,12 +75,29 @@ def case_data(spec: Seq2SeqSpec, seed: int = 3) -> dict[str, np.ndarray]:
     source[np.arange(SOURCE_STEPS)[:, None] >= source_valid] = PAD
     targets[np.arange(TARGET_STEPS)[:, None] >= target_valid] = PAD
     decoder_inputs = np.concatenate([np.full((1, BATCH), BOS), targets[:-1]])
-    return {"params": init_params(spec, "uniform", seed), "source": source, "source_valid": source_valid,
+    scale = np.float32(ATTENTION_SCALE if spec.attends else 1.0)
+    params = {name: value * scale for name, value in init_params(spec, "uniform", seed).items()}
+    return {"params": params, "source": source, "source_valid": source_valid,
             "decoder_inputs": decoder_inputs, "targets": targets, "target_valid": target_valid}
 
 
 def case_masks(spec: Seq2SeqSpec, seed: int = 5) -> list[np.ndarray] | None:
     return draw_masks(spec, np.random.default_rng(seed), SOURCE_STEPS, TARGET_STEPS, BATCH)
+
+
+def hypothesis_arrays(hypotheses, source_steps: int) -> dict[str, np.ndarray]:
+    """tokens (B, MAX_LEN) padded with -1, log_prob (B,), and with attention the weights
+    (B, MAX_LEN, T_src) padded with -1 past each hypothesis' length."""
+    tokens = np.full((len(hypotheses), MAX_LEN), -1)
+    weights = np.full((len(hypotheses), MAX_LEN, source_steps), -1.0)
+    for row, hypothesis in enumerate(hypotheses):
+        tokens[row, :len(hypothesis.tokens)] = hypothesis.tokens
+        if hypothesis.attention is not None:
+            weights[row, :hypothesis.length] = hypothesis.attention
+    found = {"tokens": tokens, "log_prob": np.array([h.log_prob for h in hypotheses])}
+    if hypotheses[0].attention is not None:
+        found["attention"] = weights
+    return found
 
 
 # The hand-made table: target ids 0 <unk>, 1 <pad>, 2 <bos>, 3 <eos>, 4 'a', 5 'b'.

@@ -6,7 +6,9 @@ For each case of tests.translation_cases it stores, keyed "<case>/<what>": the l
 state of a forward pass without dropout, the exported parameters, for each masked loss the loss and
 gradients of a training pass with the case's dropout masks, and the greedy and beam translations of
 each source sentence through the backend's Translator and seqcore.jobs.decode (tokens padded with -1,
-log-probabilities); then the same translations of the hand-made table model ("handmade-<impl>/...").
+log-probabilities); with attention also the weights of the forward pass without and with the
+masks ("weights", "trained_weights") and each translation's weights ("<how>_attention", padded
+with -1); then the same translations of the hand-made table model ("handmade-<impl>/...").
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from seqcore.jobs.decode import beam_search, greedy
 from seqcore.model.seq2seq import LOSSES
 from seqcore.model.spec import Impl
 from tests.translation_cases import (BEAM, BOS, EOS, HANDMADE_SOURCE, MAX_LEN, case_data, case_masks, cases,
-                                     handmade)
+                                     handmade, hypothesis_arrays)
 
 
 class Framework:
@@ -71,6 +73,9 @@ def run_case(fw: Framework, name: str, spec, results: dict) -> None:
     results[f"{name}/exported"] = _flat(model.export_params())
     masks = case_masks(spec)
     framework_masks = None if masks is None else [fw.array(mask, floating=True) for mask in masks]
+    if spec.attends:
+        for what, given in (("weights", None), ("trained_weights", framework_masks)):
+            results[f"{name}/{what}"] = fw.numpy(model.forward_weights(inputs, None, given)[2])
     for kind in LOSSES:
         value, grads = fw.loss_and_gradients(model, inputs, fw.array(data["targets"]),
                                              fw.array(data["target_valid"]), framework_masks, kind)
@@ -85,11 +90,8 @@ def translate(translator, source: np.ndarray, valid: np.ndarray, name: str, resu
              "beam": [beam_search(translator, source[:, [n]], valid[[n]], BOS, EOS, MAX_LEN, BEAM)
                       for n in range(source.shape[1])]}
     for how, hypotheses in found.items():
-        tokens = np.full((len(hypotheses), MAX_LEN), -1)
-        for row, hypothesis in enumerate(hypotheses):
-            tokens[row, :len(hypothesis.tokens)] = hypothesis.tokens
-        results[f"{name}/{how}_tokens"] = tokens
-        results[f"{name}/{how}_log_prob"] = np.array([h.log_prob for h in hypotheses])
+        for what, value in hypothesis_arrays(hypotheses, source.shape[0]).items():
+            results[f"{name}/{how}_{what}"] = value
 
 
 def _flat(named: dict) -> np.ndarray:
