@@ -21,10 +21,13 @@ from seqcore.model.seq2seq import ATTENTION_WEIGHTS, MASK_FILL, Attention as Kin
 
 def masked_softmax(scores, valid):
     """softmax over the last axis of scores (N, T_src) after writing MASK_FILL where j >= valid[n]
-    (the book's masked_softmax)."""
-    steps = mx.np.arange(scores.shape[-1], ctx=scores.ctx)
-    keep = mx.np.expand_dims(steps, 0) < mx.np.expand_dims(valid.astype(np.float32), 1)  # (N, T_src)
-    return npx.softmax(mx.np.where(keep, scores, MASK_FILL), axis=-1)
+    (the book's masked_softmax, through npx.sequence_mask as the book's MXNet edition writes it).
+
+    Not mx.np.where(keep, scores, MASK_FILL): in MXNet 1.9.1 np.where with a scalar operand sends
+    the gradient to the positions where the condition is False (apache/mxnet#17893; the fix,
+    #17899, is not in 1.x), which zeroed every attention weight's gradient here."""
+    return npx.softmax(npx.sequence_mask(scores, valid.astype(np.float32), use_sequence_length=True,
+                                         value=MASK_FILL, axis=1), axis=-1)
 
 
 class Attention(gluon.Block):
