@@ -22,11 +22,11 @@ from seqcore.model import seq2seq_reference as reference
 from seqcore.model.seq2seq import (Attention, Seq2SeqSpec, draw_masks, init_params, mask_shapes, param_shapes,
                                    spec_from_dict, split_masks, stack_params)
 from seqcore.model.spec import Cell, Impl, InputKind, ModelSpec
+from tests.test_translation_backends import FORWARD_ATOL, WEIGHTS_ATOL  # what a backend is allowed
 from tests.translation_cases import (BATCH, BOS, EOS, HIDDEN, SOURCE_STEPS, SOURCE_VALID, TARGET_STEPS,
                                      attention_cases, case_data, case_masks, spec_for)
 
 CASES = dict(attention_cases())
-FORWARD_ATOL, WEIGHTS_ATOL = 2e-5, 1e-5  # what tests/test_translation_backends.py allows a backend
 
 
 def run(spec, data, masks=None, **changes):
