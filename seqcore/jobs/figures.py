@@ -82,18 +82,19 @@ def _plot_maps(path: str | os.PathLike, maps: Mapping[str, np.ndarray], source_t
             raise SeqcoreError(f"Attention weights{' ' + label if label else ''} have shape {np.shape(weights)}, "
                                f"not {shape} (target tokens, source tokens).")
     plt = _pyplot()
-    width, height = 1.0 + 0.45 * shape[1], 1.2 + 0.4 * shape[0]
-    figure, axes = plt.subplots(1, len(maps), figsize=(len(maps) * width + 1.2, height), dpi=120, squeeze=False)
-    for ax, (label, weights) in zip(axes[0], maps.items()):
+    width, height = 1.6 + 0.45 * shape[1], 2.2 + 0.4 * shape[0]
+    figure, axes = plt.subplots(1, len(maps), figsize=(len(maps) * width + 1.0, height), dpi=120, squeeze=False,
+                                layout="constrained")
+    for index, (ax, (label, weights)) in enumerate(zip(axes[0], maps.items())):
         image = ax.imshow(np.asarray(weights, dtype=np.float64), cmap="Reds", vmin=0.0, vmax=1.0, aspect="auto")
         ax.set_xticks(range(shape[1]), list(source_tokens), rotation=60, ha="right")
-        ax.set_yticks(range(shape[0]), list(target_tokens))
-        ax.set(xlabel="source (keys)", ylabel="target (queries)", title=label)
+        ax.set_yticks(range(shape[0]), list(target_tokens) if index == 0 else [])
+        ax.set(xlabel="source (keys)", ylabel="target (queries)" if index == 0 else "", title=label)
     figure.colorbar(image, ax=list(axes[0]), shrink=0.8)
     if title:
         figure.suptitle(title)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, bbox_inches="tight")
+    figure.savefig(path)
     plt.close(figure)
     return path
