@@ -22,7 +22,6 @@ memory, the machine and versions; writes benchmark.json and benchmark.png to --o
 from __future__ import annotations
 
 import argparse
-import importlib
 import itertools
 import json
 import resource
@@ -35,7 +34,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from seqcore.backend import BACKENDS, Device, Optimizer, load_backend
+from seqcore.backend import BACKENDS, Device, Optimizer, load_backend, load_part
 from seqcore.checks import parse_enum
 from seqcore.data.sampling import sequential_batches
 from seqcore.errors import SeqcoreError
@@ -92,7 +91,7 @@ def measure(backend_name: str, cells: Sequence[str], impls: Sequence[str], devic
     backend = load_backend(backend_name)
     compiled = load_backend(backend_name, compile=True) if compile and backend_name == "torch" else None
     names = [*impls, *([COMPILED] if compiled is not None and Impl.SCRATCH.value in impls else [])]
-    bare = importlib.import_module(f"backends.{backend_name}.bare")
+    bare = load_part(backend_name, "bare")
     where = backend.resolve_device(Device(device))
     input_kind = InputKind.EMBEDDING if embed_size else InputKind.ONEHOT
     results = []

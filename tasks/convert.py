@@ -24,7 +24,6 @@ file is written beside --out and renamed over it. An existing --out needs --over
 from __future__ import annotations
 
 import contextlib
-import importlib
 import importlib.util
 import tempfile
 from pathlib import Path
@@ -32,7 +31,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from seqcore.backend import EXTRAS
+from seqcore.backend import load_part
 from seqcore.data.corpus import load_corpus, sha256_of
 from seqcore.data.vocab import Vocab
 from seqcore.errors import SeqcoreError
@@ -80,7 +79,7 @@ def export(checkpoint: str, to: str, out: str, overwrite: bool = False) -> dict[
         inputs = probe_inputs(spec)
         state = reference.begin_state(spec, inputs.shape[1])
         if to == "onnx":
-            onnx = importlib.import_module("backends.torch._onnx")
+            onnx = load_part("torch", "onnx")
             onnx.export_onnx(tmp, spec, arrays)
             got = onnx.onnx_forward(tmp, spec, inputs, state)
         else:
@@ -203,12 +202,7 @@ def check_against_reference(spec: ModelSpec, params: Params, inputs: np.ndarray,
 
 def interchange(framework: str):
     """`backends.<framework>.interchange`, or one sentence saying how to install the framework."""
-    try:
-        return importlib.import_module(f"backends.{framework}.interchange")
-    except Exception as error:  # mxnet 1.9.1 under NumPy >= 1.24 raises AttributeError, not ImportError
-        raise SeqcoreError(f"This conversion needs {framework}, which cannot be loaded "
-                           f"({type(error).__name__}: {error}); install it with "
-                           f"pip install -e '.[{EXTRAS[framework]}]'.") from None
+    return load_part(framework, "interchange")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib
 import json
 import os
 import sys
@@ -25,7 +24,7 @@ from typing import Any, Mapping, Optional, Protocol
 
 import numpy as np
 
-from seqcore.backend import Model
+from seqcore.backend import Model, load_part
 from seqcore.errors import SeqcoreError
 
 TIMEOUT_ENV = "SEQCORE_DIST_TIMEOUT_S"
@@ -50,7 +49,7 @@ class Communicator(Protocol):
     world: World
 
     def wrap_model(self, model: Model) -> Model:
-        """The handle `forward_backward` trains through (DistributedDataParallel, or the model)."""
+        """The handle `Backend.backward` trains through (DistributedDataParallel, or the model)."""
 
     def unwrap(self, model: Model) -> Model:
         """The plain model behind a `wrap_model` handle."""
@@ -138,8 +137,7 @@ def join(backend: str, device: str) -> Optional[Communicator]:
     if environment_size() <= 1:
         return None
     check_environment(backend)
-    module = importlib.import_module(f"backends.{backend}.distributed")
-    communicator = module.create_communicator(device, timeout_s())
+    communicator = load_part(backend, "distributed").create_communicator(device, timeout_s())
     if not communicator.world.is_writer:
         sys.stdout = open(os.devnull, "w")  # the worker process exists for this run only
     return communicator
