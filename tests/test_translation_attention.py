@@ -50,7 +50,8 @@ def test_spec_round_trips_and_lays_out_the_additive_weights() -> None:
     dot = spec_for(Cell.LSTM, Impl.CONCISE, 2, attention=Attention.DOT)
     plain = spec_for(Cell.LSTM, Impl.CONCISE, 2)
     assert param_shapes(dot) == param_shapes(plain)  # dot attention has no parameters
-    assert shapes["decoder.rnn.l0.weight_ih"] == param_shapes(plain)["decoder.rnn.l0.weight_ih"] == (4 * HIDDEN, 3 + HIDDEN)
+    first = "decoder.rnn.l0.weight_ih"
+    assert shapes[first] == param_shapes(plain)[first] == (4 * HIDDEN, 3 + HIDDEN)  # embedding, then context
     # Every nn.Linear here reads H features: PyTorch's default bound 1/sqrt(H); Glorot on whole matrices.
     uniform, xavier = init_params(additive, "uniform", 2), init_params(additive, "xavier", 2)
     for drawn in (uniform, xavier, init_params(additive, "normal", 2)):
