@@ -94,7 +94,6 @@ def _plot_maps(path: str | os.PathLike, maps: Mapping[str, np.ndarray], source_t
     if title:
         figure.suptitle(title)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)
     plt.close(figure)
     return path
