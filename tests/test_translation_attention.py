@@ -285,7 +285,7 @@ def test_heat_maps_are_drawn_and_the_pair_names_its_largest_difference(tmp_path)
     single = plot_attention(tmp_path / "one.png", weights, source_tokens, target_tokens, title="i am home .")
     other = weights + np.where(np.arange(4) == 1, 0.03, 0.0)
     assert attention_difference(weights, other) == pytest.approx(0.03)
-    pair = plot_attention_pair(tmp_path / "sub" / "pair.png", {"mxnet": weights, "torch": other}, source_tokens,
+    pair = plot_attention_pair(tmp_path / "pair.png", {"mxnet": weights, "torch": other}, source_tokens,
                                target_tokens, title="i am home .")
     for path in (single, pair):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
