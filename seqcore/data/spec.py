@@ -23,6 +23,7 @@ from seqcore.checks import positive_int
 from seqcore.data import mnist, mnist_sets, waves
 from seqcore.data.corpus import Token, is_url, load_corpus, local_path, sha256_of, split_train_val
 from seqcore.data.download import check_hash
+from seqcore.data.pairs import Pairs, PairsSpec  # noqa: F401  (the translation kind, registered below)
 from seqcore.data.vocab import Vocab
 from seqcore.errors import ConfigError, SeqcoreError
 
@@ -262,10 +263,10 @@ class Pair:
         return {"chars": self.chars}
 
 
-# -- every kind ---------------------------------------------------------------------------------
+# -- every kind (sentence pairs for translation: seqcore.data.pairs) --------------------------------
 
-DataSpec = Union[CorpusSpec, MnistSpec, SineSpec, HelloSpec]
-KINDS: dict[str, type] = {cls.kind: cls for cls in (CorpusSpec, MnistSpec, SineSpec, HelloSpec)}
+DataSpec = Union[CorpusSpec, MnistSpec, SineSpec, HelloSpec, PairsSpec]
+KINDS: dict[str, type] = {cls.kind: cls for cls in (CorpusSpec, MnistSpec, SineSpec, HelloSpec, PairsSpec)}
 
 
 def data_spec_from_dict(data: Mapping[str, Any]) -> DataSpec:

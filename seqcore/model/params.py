@@ -16,6 +16,10 @@ width of layer k: the encoded input width for k = 0, D*H above):
 This is exactly the layout of Gluon's fused layers (l{k}_i2h_weight ..., reverse r{k}_i2h_weight
 ...) and PyTorch's (weight_ih_l{k} ..., reverse weight_ih_l{k}_reverse ...), so a backend only
 renames. The GRU's gru_reset form changes the equations, not the shapes. Values are float32.
+
+An encoder-decoder (seqcore.model.seq2seq.Seq2SeqSpec) has its own layout; param_shapes,
+init_params and check_params hand such a spec to that module, so the run layer, checkpoints and
+the trainer state treat both families alike.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from typing import Mapping
 import numpy as np
 
 from seqcore.errors import SeqcoreError
+from seqcore.model import seq2seq
 from seqcore.model.spec import Init, InputKind, ModelSpec
 
 Params = dict[str, np.ndarray]
@@ -33,6 +38,8 @@ DIRECTION_SUFFIXES = ("", "_reverse")  # by direction: forward, reverse (PyTorch
 
 def param_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
     """Every parameter's shape, in the canonical order (the order weights are drawn in)."""
+    if isinstance(spec, seq2seq.Seq2SeqSpec):
+        return seq2seq.param_shapes(spec)
     gh = spec.num_gates * spec.hidden_size
     shapes: dict[str, tuple[int, ...]] = {}
     if spec.input_kind is InputKind.EMBEDDING:
@@ -51,6 +58,8 @@ def param_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
 
 def init_params(spec: ModelSpec, scheme: Init | str = Init.UNIFORM, seed: int = 0) -> Params:
     """Draw every parameter from one seeded generator, so both backends start identical."""
+    if isinstance(spec, seq2seq.Seq2SeqSpec):
+        return seq2seq.init_params(spec, scheme, seed)
     scheme = Init(scheme)
     rng = np.random.default_rng(seed)
     return {
@@ -92,6 +101,8 @@ def _xavier(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int, fan_o
 
 def check_params(spec: ModelSpec, params: Mapping[str, np.ndarray]) -> Params:
     """Return `params` as float32 arrays after checking names and shapes against `spec`."""
+    if isinstance(spec, seq2seq.Seq2SeqSpec):
+        return seq2seq.check_params(spec, params)
     expected = param_shapes(spec)
     missing = sorted(set(expected) - set(params))
     extra = sorted(set(params) - set(expected))
