@@ -98,7 +98,7 @@ def validated(args: CompareOptions) -> dict[str, Any]:
 def cross_checks(owner: Owner, report: Path, records: Sequence[dict], backends: Sequence[str],
                  device: str) -> dict[str, list]:
     """Each finished run's checkpoint on every backend, each backend in its own process: logits max |Δ|,
-    and char_lm validation perplexity on the backend that did not train it."""
+    and char_lm validation perplexity (translate: held-out loss) on the backend that did not train it."""
     done = [r for r in records if r["status"] == "done" and (Path(r["folder"]) / "model.safetensors").is_file()]
     result: dict[str, list] = {"logits": [], "cross_eval": [], "errors": []}
     if len(backends) < 2 or not done:
@@ -135,12 +135,15 @@ def cross_checks(owner: Owner, report: Path, records: Sequence[dict], backends: 
                                  "shape": "x".join(map(str, a.shape)), "max_abs": float(np.max(np.abs(a - b))),
                                  "scale": float(np.max(np.abs(a)))})
     for backend, output in outputs.items():
-        measured = {x["folder"]: x["val_ppl"] for x in output["cross_eval"]}
+        measured = {x["folder"]: x for x in output["cross_eval"]}
         for record in done:
             if record["folder"] in measured:
-                result["cross_eval"].append({"model": f"{record['cell']} {record['impl']} seed {record['seed']}",
+                figure = measured[record["folder"]]["figure"]  # val_ppl (char_lm) or val_loss (translate)
+                result["cross_eval"].append({"task": record["task"], "figure": figure,
+                                             "model": f"{record['cell']} {record['impl']} seed {record['seed']}",
                                              "trained_on": record["backend"], "evaluated_on": backend,
-                                             "own": record["value"], "other": measured[record["folder"]]})
+                                             "own": record["summary"].get(figure),
+                                             "other": measured[record["folder"]]["value"]})
     return result
 
 
