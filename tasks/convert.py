@@ -17,6 +17,11 @@ framework's own: tanh for PyTorch, relu for Gluon) and the readout. The d2l book
 (output layer `dense` in MXNet, `linear` in PyTorch) is read as it was saved. With --vocab, the
 checkpoint is a language model that `tasks.evaluate` measures on --corpus.
 
+A translation checkpoint (tasks.translate) exports as the book's encoder-decoder in plain modules:
+children encoder.{embedding, rnn} and decoder.{embedding, rnn, head} (PyTorch or Gluon; not ONNX).
+A model with attention has no plain-module form (neither framework has an attention module), and
+is refused in one sentence.
+
 Each run loads one framework only (PyTorch for torch and onnx, MXNet for gluon). Nothing is
 kept unless the file, loaded into the plain module, gives the NumPy reference's logits; the
 file is written beside --out and renamed over it. An existing --out needs --overwrite.
@@ -49,7 +54,8 @@ from seqcore.interchange import (
     to_foreign,
 )
 from seqcore.jobs.evaluate import check_same_vocab
-from seqcore.model import reference
+from seqcore.model import reference, seq2seq_reference
+from seqcore.model.seq2seq import Seq2SeqSpec
 from seqcore.model.params import Params
 from seqcore.model.spec import Activation, Cell, InputKind, ModelSpec, Readout
 from seqcore.run.checkpoint import Checkpoint, atomic_write, checkpoint_path, load_checkpoint, save_checkpoint
@@ -129,13 +135,16 @@ def export(checkpoint: str, to: str, out: str, overwrite: bool = False) -> dict[
     saved = load_checkpoint(path)
     spec = saved.model_spec
     check_convertible(spec)
+    if to == "onnx" and isinstance(spec, Seq2SeqSpec):
+        raise SeqcoreError("--to onnx exports the language and sequence models' plain module; an encoder-decoder "
+                           "converts to its plain modules with --to torch or --to gluon.")
     arrays = to_foreign(spec, saved.params, "torch" if to == "onnx" else to)
     module = interchange(FRAMEWORK.get(to, "torch"))
     largest: list[float] = []
 
     def write_and_check(tmp: str) -> None:
         inputs = probe_inputs(spec)
-        state = reference.begin_state(spec, inputs.shape[1])
+        state = None if isinstance(spec, Seq2SeqSpec) else reference.begin_state(spec, inputs.shape[1])
         if to == "onnx":
             onnx = load_part("torch", "onnx")
             onnx.export_onnx(tmp, spec, arrays)
@@ -247,7 +256,10 @@ def check_against_reference(spec: ModelSpec, params: Params, inputs: np.ndarray,
     """The largest difference between a framework's logits and state and the float64 NumPy
     reference's; refused above TOLERANCE (relative to the largest logit)."""
     wide = {name: value.astype(np.float64) for name, value in params.items()}
-    logits, state = reference.forward(spec, wide, inputs)
+    if isinstance(spec, Seq2SeqSpec):  # inputs: (source, source lengths, decoder inputs)
+        logits, state = seq2seq_reference.forward(spec, wide, *inputs)
+    else:
+        logits, state = reference.forward(spec, wide, inputs)
     differences = [np.abs(np.asarray(got[0], np.float64) - logits).max()]
     differences += [np.abs(np.asarray(g, np.float64) - s).max() for g, s in zip(got[1], state)]
     difference = float(max(differences))

@@ -4,7 +4,9 @@ PlainModel is the block a Gluon user writes by hand (README, "Weights in each fr
 format"; the d2l book's MXNet models): children `embedding` (nn.Embedding, for embedding
 input), `rnn` (gluon.rnn.RNN / GRU / LSTM, layout TNC) and `head` (nn.Dense, flatten=False).
 Its structural parameter names are seqcore.interchange's "gluon" names, so a file written here
-loads with `load_parameters` without seqcore.
+loads with `load_parameters` without seqcore. PlainSeq2Seq is the d2l book's encoder-decoder
+without attention written the same way: children encoder.{embedding, rnn} and decoder.{embedding,
+rnn, head}.
 
 Everything here runs in MXNet's legacy (non-NumPy) array mode, the mode of such user code:
 `backends.mxnet` switches the process to NumPy mode when it is imported, so each function
@@ -23,6 +25,7 @@ from mxnet import gluon
 from mxnet.gluon import nn
 
 from seqcore.errors import SeqcoreError
+from seqcore.model.seq2seq import Seq2SeqSpec
 from seqcore.model.spec import Cell, InputKind, ModelSpec, Readout
 
 
@@ -62,6 +65,50 @@ class PlainModel(gluon.Block):
             size = self.spec.hidden_size
             y = y[-1] if not self.spec.bidirectional else mx.nd.concat(y[-1, :, :size], y[0, :, size:], dim=-1)
         return self.head(y), tuple(final)
+
+
+def _fused(cell: Cell, hidden_size: int, num_layers: int, activation: str, input_size: int) -> gluon.Block:
+    options = dict(num_layers=num_layers, layout="TNC", input_size=input_size)
+    if cell is Cell.RNN:  # the activation passed explicitly: Gluon's default is relu
+        return gluon.rnn.RNN(hidden_size, activation=activation, **options)
+    return (gluon.rnn.GRU if cell is Cell.GRU else gluon.rnn.LSTM)(hidden_size, **options)
+
+
+class _Stack(gluon.Block):
+    """A named group of children (an encoder or a decoder), so that their names nest."""
+
+    def forward(self, *args):  # never called: its children are
+        raise NotImplementedError
+
+
+class PlainSeq2Seq(gluon.Block):
+    """The encoder-decoder of d2l 9.6-9.7 (1.0: 10.6-10.7) without attention, with nothing of seqcore:
+    the decoder reads its embedded token beside the encoder's last top-layer output (the context),
+    starting from the encoder's final state. Build and call it inside `_legacy_arrays()`."""
+
+    def __init__(self, spec: Seq2SeqSpec, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.spec = spec
+        layers = (spec.cell, spec.hidden_size, spec.num_layers, spec.activation.value)
+        with self.name_scope():
+            self.encoder, self.decoder = _Stack(), _Stack()
+            with self.encoder.name_scope():
+                self.encoder.embedding = nn.Embedding(spec.source_vocab_size, spec.embed_size)
+                self.encoder.rnn = _fused(*layers, spec.embed_size)
+            with self.decoder.name_scope():
+                self.decoder.embedding = nn.Embedding(spec.target_vocab_size, spec.embed_size)
+                self.decoder.rnn = _fused(*layers, spec.embed_size + spec.hidden_size)
+                self.decoder.head = nn.Dense(spec.target_vocab_size, flatten=False, in_units=spec.hidden_size)
+
+    def forward(self, source, decoder_inputs):
+        """source (T_src, N), decoder inputs (T_tgt, N) ids -> logits (T_tgt, N, V_tgt) and the
+        decoder's final state as a tuple."""
+        begin = self.encoder.rnn.begin_state(batch_size=source.shape[1], ctx=source.context)
+        encoded, state = self.encoder.rnn(self.encoder.embedding(source), begin)
+        embedded = self.decoder.embedding(decoder_inputs)
+        context = mx.nd.broadcast_to(mx.nd.expand_dims(encoded[-1], 0), embedded.shape[:2] + encoded.shape[-1:])
+        outputs, state = self.decoder.rnn(mx.nd.concat(embedded, context, dim=-1), state)
+        return self.decoder.head(outputs), tuple(state)
 
 
 @contextlib.contextmanager
@@ -105,18 +152,22 @@ def read_weights(path: str | Path) -> dict[str, np.ndarray]:
     return {name: value.astype(np.float32) if value.dtype.kind == "f" else value for name, value in arrays.items()}
 
 
-def plain_forward(path: str | Path, spec: ModelSpec, inputs: np.ndarray,
+def plain_forward(path: str | Path, spec: ModelSpec | Seq2SeqSpec, inputs: np.ndarray | tuple,
                   state: Optional[Sequence[np.ndarray]] = None) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Load the file at `path` into PlainModel(spec) with `load_parameters` (nothing missing,
-    nothing extra) and run it on `inputs`: logits and final state as NumPy. The check a written
-    file passes before it is kept."""
+    """Load the file at `path` into PlainModel(spec) (an encoder-decoder's into PlainSeq2Seq, its
+    inputs (source, source lengths, decoder inputs), state None) with `load_parameters` (nothing
+    missing, nothing extra) and run it on `inputs`: logits and final state as NumPy. The check a
+    written file passes before it is kept."""
     with _legacy_arrays():
-        model = PlainModel(spec)
+        model = PlainSeq2Seq(spec) if isinstance(spec, Seq2SeqSpec) else PlainModel(spec)
         try:
             model.load_parameters(str(path), ctx=mx.cpu(), allow_missing=False, ignore_extra=False)
         except (AssertionError, ValueError, mx.base.MXNetError) as error:
             raise SeqcoreError(f"The written file does not load into the plain Gluon block "
                                f"({(str(error).strip().splitlines() or ['no reason'])[0][:200]}).") from None
+        if isinstance(spec, Seq2SeqSpec):  # the source lengths matter to attention only
+            logits, final = model(mx.nd.array(inputs[0], dtype="float32"), mx.nd.array(inputs[2], dtype="float32"))
+            return logits.asnumpy(), [part.asnumpy() for part in final]
         begin = None if state is None else [mx.nd.array(s, dtype="float32") for s in state]
         logits, final = model(mx.nd.array(inputs, dtype="float32"), begin)
         return logits.asnumpy(), [part.asnumpy() for part in final]
