@@ -27,7 +27,7 @@ from seqcore.parallel.data_parallel import DistributedBackend
 # (English, French) of the book's predict_seq2seq examples (d2l 1.0 10.7.6; 0.17 9.7.4)
 BOOK_SENTENCES = (("go .", "va !"), ("i lost .", "j'ai perdu ."), ("he's calm .", "il est calme ."),
                   ("i'm home .", "je suis chez moi ."))
-GREEDY_ROWS = 1024  # sentences decoded at once (the encoder outputs of that many stay on the device)
+GREEDY_ROWS = 1024  # hypotheses decoded at once (the encoder outputs of that many stay on the device)
 
 
 def step_model(backend, model):
@@ -47,14 +47,14 @@ class Found:
 
 def translate_ids(translator, source: np.ndarray, valid: np.ndarray, target_vocab: Vocab, max_len: int,
                   beam: int = 1) -> Found:
-    """Greedy decoding (beam 1, GREEDY_ROWS sentences at a time) or beam search of source ids (T, N)."""
+    """Greedy decoding or beam search of source ids (T, N), at most GREEDY_ROWS hypotheses at a time."""
     source, valid = np.asarray(source), np.asarray(valid)
     bos, eos = target_vocab[BOS], target_vocab[EOS]
     found: list[Hypothesis] = []
-    step = GREEDY_ROWS if beam == 1 else source.shape[1]
+    step = max(1, GREEDY_ROWS // beam)
     for start in range(0, source.shape[1], step):
         found += translate(translator, source[:, start:start + step], valid[start:start + step], bos, eos,
-                           max_len, beam)
+                           max_len, beam, batched=True)
     return Found(found, [to_text(h.tokens, target_vocab) for h in found])
 
 
