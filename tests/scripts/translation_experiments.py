@@ -9,7 +9,7 @@ Usage (from the repository root, on a quiet machine):
    attention (12 runs, minutes each): book_bleu per seed and its mean (done when >= 0.6 on each
    backend), the final training loss of each backend and their relative gap (done when <= 1%, or the
    step where the two trajectories separate beyond 1e-4 shows chaos), held-out BLEU and chrF.
-2. --preset large (30,000 pairs of fra.txt), none / additive / dot attention, both backends, greedy
+2. --preset large (20,000 pairs of fra.txt), none / additive / dot attention, both backends, greedy
    and --beam 4 (6 runs, about half an hour each on 2 CPU cores): corpus BLEU and chrF, BLEU by
    source length, above and below the median length (done when attention beats none above the
    median on both backends, or the table shows by how much it missed).
