@@ -839,13 +839,44 @@ OTHER_TASKS = [
 ]
 
 
+def translate(*extra: str) -> Callable[[Ctx], list[str]]:
+    return lambda c: ["-m", "tasks.translate", "--backend", "torch", "--device", "cpu", "--no-progress",
+                      "--out", str(c.out), *extra]
+
+
+def attending_checkpoint(c: Ctx) -> None:
+    from tests.test_translate_task import numpy_checkpoint
+
+    numpy_checkpoint(c.tmp / "attends.safetensors", "additive")
+
+
+TRANSLATE = [
+    Case("translate-attention-unknown", "flags", translate("--attention", "bahdanau"), "invalid choice: 'bahdanau'"),
+    Case("translate-held-out-every-pair", "flags", translate("--held-out", "641"), "leaves none to train on"),
+    Case("translate-bidirectional", "flags", translate("--bidirectional"), "does not fit the encoder-decoder"),
+    Case("translate-corpus-without-tab", "corpus",
+         lambda c: translate("--corpus", str(c.tmp / "pairs.txt"), "--num-pairs", "3", "--held-out", "1")(c),
+         "has no tab", setup=write("pairs.txt", "go .\tva !\nhi .\nrun !\tcours !\n")),
+    Case("translate-corpus-not-utf8", "corpus",
+         lambda c: translate("--corpus", str(c.tmp / "pairs.txt"), "--num-pairs", "2", "--held-out", "1")(c),
+         "is not UTF-8 text", setup=write("pairs.txt", b"go .\tva !\nhi .\t\xff\n")),
+    Case("translate-empty-sentence", "compare/evaluate",
+         lambda c: ["-m", "tasks.translate", "--checkpoint", str(c.tmp / "attends.safetensors"), "--backend",
+                    "torch", "--sentence", ""], "each --sentence must be non-empty text", setup=attending_checkpoint),
+    Case("convert-attention-has-no-plain-form", "compare/evaluate",
+         lambda c: ["-m", "tasks.convert", "--checkpoint", str(c.tmp / "attends.safetensors"), "--to", "torch",
+                    "--out", str(c.tmp / "plain.pt")], "has no plain-module form", setup=attending_checkpoint),
+]
+
+
 def _tear_line(path: Path, index: int) -> None:
     lines = path.read_text().splitlines(keepends=True)
     lines[index] = lines[index][:30] + "\n"
     path.write_text("".join(lines))
 
 
-CASES: list[Case] = [*OUTPUT, *POLICY, *RESUME, *CHECKPOINT, *CORPUS, *FLAGS, *MNIST_DATA, *IDX_DATA, *OTHER_TASKS]
+CASES: list[Case] = [*OUTPUT, *POLICY, *RESUME, *CHECKPOINT, *CORPUS, *FLAGS, *MNIST_DATA, *IDX_DATA, *OTHER_TASKS,
+                     *TRANSLATE]
 assert len({case.id for case in CASES}) == len(CASES), "case ids must be unique"
 
 
