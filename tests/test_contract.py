@@ -216,7 +216,7 @@ def test_one_place_imports_a_backend_or_its_parts() -> None:
 
 @pytest.mark.parametrize("name, part, fragment", [
     ("jax", None, "Unknown backend 'jax': choose one of mxnet, torch."),
-    ("torch", "cuda", "Unknown part 'cuda' of a backend: choose one of distributed, interchange, bare, onnx."),
+    ("torch", "cuda", "Unknown part 'cuda' of a backend: choose one of distributed, interchange, bare, onnx, seq2seq."),
     ("mxnet", "onnx", "The mxnet backend has no onnx part; it comes with torch."),
 ])
 def test_load_part_refuses_in_one_sentence_before_importing(name: str, part, fragment: str) -> None:
