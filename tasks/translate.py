@@ -44,7 +44,7 @@ from seqcore.errors import ConfigError, SeqcoreError
 from seqcore.jobs.translate import TranslationJob
 from seqcore.jobs.translation_checkpoint import translate_sentences
 from seqcore.model.seq2seq import LOSSES, Attention, Seq2SeqSpec
-from seqcore.model.spec import Cell, Impl, Init
+from seqcore.model.spec import Cell, Init
 from seqcore.run.session import Run
 from seqcore.train.spec import TrainSpec
 
