@@ -1,6 +1,6 @@
 """The cross-framework comparison report: every task on every backend, one command, one page.
 
-Usage: python -m tasks.compare --tasks char_lm,mnist_rows,sine,hello --backends mxnet,torch \\
+Usage: python -m tasks.compare --tasks char_lm,mnist_rows,sine,hello,translate --backends mxnet,torch \\
            --cells rnn,gru,lstm --impls scratch,concise --device cpu --out runs/reports/NAME [--quick] [--seeds K]
        python -m tasks.compare --out runs/reports/NAME --from RUN_DIR [RUN_DIR ...]
        python -m tasks.compare --tasks char_lm --cells lstm --impls concise --out runs/reports/lstm -- --epochs 50
@@ -9,7 +9,8 @@ Every run goes through the run layer into REPORT/runs/TASK/BACKEND-CELL-IMPL[-se
 process (one framework per process), one at a time. Running the same command again keeps the
 finished runs and resumes the interrupted ones; a failed run is shown with its error. --quick
 shrinks every task to minutes; without it each task uses the seeds' and the book's configuration
-(char LM: d2l's 500 epochs; MNIST: the seed000 preset). Flags after `--` are passed to every run.
+(char LM: d2l's 500 epochs; MNIST: the seed000 preset; translation: the d2l-1.0 preset, each cell x
+impl without and with additive attention). Flags after `--` are passed to every run.
 --from builds the report from finished run folders (of any tasks, e.g. PyTorch trained on a GPU
 machine and MXNet on a CPU one).
 

@@ -47,6 +47,9 @@ def test_tiny_grid_writes_every_file_with_both_backends_per_task(grid: Path) -> 
         assert {r["backend"] for r in runs} == set(BACKENDS), task
         assert all(r["status"] == "done" and r["value"] is not None and r["metric"] for r in runs), task
         assert {(r["cell"], r["impl"]) for r in runs} == {("rnn", "scratch"), ("rnn", "concise")}
+    translate = [r for r in results if r["task"] == "translate"]  # the plain model and additive attention
+    assert {(r["backend"], r["impl"]) for r in translate if r["status"] == "done"} == {
+        (b, i) for b in BACKENDS for i in ("scratch", "concise", "scratch+additive", "concise+additive")}
     html = (grid / "report.html").read_text()
     assert "data:image/png;base64," in html and "http://" not in html and "https://" not in html
     assert html.index("Summary") < html.index("Equivalence") < html.index("Speed")
