@@ -35,14 +35,15 @@ def choices(kind) -> list[str]:
 
 def option(default: Any, help: str, *, group: str = "training", choices: Sequence[str] | None = None,
            check: str | None = None, kind: type | None = None, saved: bool = True,
-           resumable: bool = False) -> Any:
+           resumable: bool = False, legacy: Any = None) -> Any:
     """A config field and its flag. check: 'positive', 'non_negative', 'fraction' (in (0, 1]) or
     'probability' (in [0, 1));
     kind: the value type when the default is None; saved=False: not part of the run's config
-    (--resume, --overwrite); resumable: may differ when a run is resumed (--epochs)."""
+    (--resume, --overwrite); resumable: may differ when a run is resumed (--epochs); legacy: the
+    value a saved config without the field ran at, when it is not today's default."""
     return dataclasses.field(default=default, metadata={
         "help": help, "group": group, "choices": choices, "check": check, "kind": kind,
-        "saved": saved, "resumable": resumable})
+        "saved": saved, "resumable": resumable, "legacy": legacy})
 
 
 def flag(name: str) -> str:
@@ -148,6 +149,11 @@ class TaskConfig:
         cell = cell or self.cell
         return {"bidirectional": self.bidirectional, "dropout": self.dropout,
                 "gru_reset": self.gru_reset if cell == Cell.GRU.value else GRUReset.AFTER.value}
+
+    @classmethod
+    def layer_preset(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """The field values with a task's preset (char_lm --preset) laid under them; none here."""
+        return values
 
     def saved(self) -> dict[str, Any]:
         """The fields that describe the run, as stored in config.json."""
@@ -319,12 +325,15 @@ def parse_config(config_class: type, task: str, argv: Optional[Sequence[str]], d
         if saved["task"] != task:
             raise SeqcoreError(f"--config holds a {saved['task']} configuration, not a {task} one.")
         base = {k: v for k, v in saved["config"].items() if k != "out"}  # a rerun gets its own folder
+    legacy = {name: f.metadata["legacy"] for name, f in fields.items() if f.metadata.get("legacy") is not None}
+    if base:  # a saved config without a field whose default changed since: it ran at the old value
+        base = {**legacy, **base}
     if given.get("resume") and given.get("out"):
         saved = read_run_config(Path(given["out"]))
         if saved["task"] != task:
             raise SeqcoreError(f"{given['out']} holds a {saved['task']} run, not a {task} run; resume it "
                                f"with python -m tasks.{saved['task']}.")
-        base = saved["config"]
+        base = {**legacy, **saved["config"]}
         for name, value in given.items():
             meta = fields[name].metadata
             # A field the saved config lacks (a run from before the field existed) ran at its default.
@@ -335,7 +344,7 @@ def parse_config(config_class: type, task: str, argv: Optional[Sequence[str]], d
     unknown = sorted(set(base) - set(fields))
     if unknown:
         raise SeqcoreError(f"The saved configuration has fields this task does not know: {', '.join(unknown)}.")
-    values = {**base, **given}
+    values = config_class.layer_preset({**base, **given})
     for name, value in values.items():
         if isinstance(fields[name].default, tuple) and isinstance(value, list):
             values[name] = tuple(value)

@@ -13,11 +13,12 @@ import numpy as np
 
 from seqcore.backend import Backend, Model
 from seqcore.data import sampling
-from seqcore.data.corpus import load_corpus, local_path, sha256_of, split_train_val
-from seqcore.data.vocab import Vocab
+from seqcore.data.corpus import Preprocess, load_corpus, local_path, sha256_of, split_train_val, split_windows
+from seqcore.data.sampling import Sampler
+from seqcore.data.vocab import Order, Vocab
 from seqcore.jobs.figures import plot_curves, series
 from seqcore.jobs.generate import predict
-from seqcore.model.spec import Cell, GRUReset, Impl, InputKind, Loss, ModelSpec, Readout
+from seqcore.model.spec import Activation, Bias, Cell, GRUReset, Impl, InputKind, Loss, ModelSpec, Readout
 from seqcore.train.loop import evaluate
 from seqcore.train.spec import TrainSpec
 
@@ -34,25 +35,36 @@ class LMData:
 
 
 def prepare_data(corpus: Optional[str], token: str, max_tokens: Optional[int], val_fraction: float,
-                 batch_size: int, num_steps: int, corpus_hash: Optional[str] = None) -> LMData:
-    """Read, tokenise and split the corpus; the vocabulary covers the whole text (as in d2l)."""
+                 batch_size: int, num_steps: int, corpus_hash: Optional[str] = None,
+                 preprocessing: Preprocess | str = Preprocess.LINES, vocab_order: Order | str = Order.FREQUENCY,
+                 sampler: Sampler | str = Sampler.SEQUENTIAL, windows: Optional[tuple[int, int]] = None) -> LMData:
+    """Read, tokenise and split the corpus; the vocabulary covers the whole text (as in d2l).
+
+    windows: (train, validation) window counts, d2l 1.0's split (seqcore.data.corpus.split_windows);
+    None holds out the last `val_fraction` of the text and trains on its first `max_tokens` tokens.
+    """
     path = local_path(corpus, corpus_hash)
-    tokens = load_corpus(path, token)
-    vocab = Vocab(tokens)
-    train, val = split_train_val(tokens, val_fraction, max_tokens)
-    sampling.check_fits(len(train), batch_size, num_steps)
+    tokens = load_corpus(path, token, preprocessing=preprocessing)
+    vocab = Vocab(tokens, order=vocab_order)
+    if windows is None:
+        train, val = split_train_val(tokens, val_fraction, max_tokens)
+    else:
+        train, val = split_windows(tokens, num_steps, *windows)
+    sampling.check_sampler_fits(sampler, len(train), batch_size, num_steps)
     return LMData(vocab, vocab.encode(train), vocab.encode(val), token, sha256_of(path))
 
 
 def model_spec(cell: Cell | str, impl: Impl | str, vocab_size: int, hidden_size: int,
                num_layers: int, input_kind: InputKind | str = InputKind.ONEHOT, embed_size: int = 0,
-               dropout: float = 0.0, gru_reset: GRUReset | str = GRUReset.AFTER) -> ModelSpec:
+               dropout: float = 0.0, gru_reset: GRUReset | str = GRUReset.AFTER,
+               activation: Activation | str = Activation.TANH, bias: Bias | str = Bias.BOTH) -> ModelSpec:
     """The d2l language model: one-hot tokens (or an embedding of `embed_size`, which a large word
     vocabulary needs) in, a logit per vocabulary entry out. Always left to right (never bidirectional:
     it predicts each token from the ones before it)."""
     return ModelSpec(cell=cell, impl=impl, input_size=vocab_size, hidden_size=hidden_size,
                      output_size=vocab_size, num_layers=num_layers, input_kind=input_kind,
-                     embed_size=embed_size, readout=Readout.SEQUENCE, dropout=dropout, gru_reset=gru_reset)
+                     embed_size=embed_size, readout=Readout.SEQUENCE, dropout=dropout, gru_reset=gru_reset,
+                     activation=activation, bias=bias)
 
 
 def time_major(batch: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -62,8 +74,15 @@ def time_major(batch: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.nda
 
 
 def validation_perplexity(backend: Backend, model: Model, ids: np.ndarray, batch_size: int,
-                          num_steps: int) -> float:
-    """Perplexity over `ids` read in order (offset 0, state carried); batch shrinks for short text."""
+                          num_steps: int, sampler: Sampler | str = Sampler.SEQUENTIAL) -> float:
+    """Perplexity over `ids`: read in order (offset 0, state carried; the batch shrinks for a short
+    text), or for the WINDOWS sampler over every window in order, each from a zero state (d2l 1.0's
+    validation loader); the mean over every target token either way."""
+    if Sampler(sampler) is Sampler.WINDOWS:
+        if len(ids) <= num_steps:
+            return float("nan")
+        windows = map(time_major, sampling.window_batches(ids, batch_size, num_steps))
+        return evaluate(backend, model, windows, loss=Loss.CROSS_ENTROPY, carry_state=False).perplexity
     if len(ids) < 2:
         return float("nan")
     batch_size = max(1, min(batch_size, (len(ids) - 1) // num_steps))
@@ -97,7 +116,7 @@ class LanguageModelJob:
     def evaluate(self, run, backend: Backend, model: Model, epoch: int) -> dict[str, Any]:
         sample = self.sample(run, backend, model, self.prefixes[0])
         return {"val_ppl": validation_perplexity(backend, model, self.data.val_ids, self.train.batch_size,
-                                                 self.train.num_steps), "sample": sample}
+                                                 self.train.num_steps, self.train.sampler), "sample": sample}
 
     def sample(self, run, backend: Backend, model: Model, prefix: str) -> str:
         return predict(backend, model, self.data.vocab, prefix, self.num_preds, self.data.token,
