@@ -166,3 +166,25 @@ def test_corpus_by_url_is_downloaded_verified_and_cached(tmp_path: Path, monkeyp
         assert server.requests == ["/story.txt"]  # the second load came from the cache
     finally:
         server.close()
+
+
+def test_whole_text_preprocessing_is_d2l_1_0s() -> None:
+    """d2l 1.0: re.sub('[^A-Za-z]+', ' ', text).lower() over the whole text: 173,428 characters."""
+    tokens = corpus.load_corpus(preprocessing="text")
+    assert len(tokens) == 173_428
+    assert "".join(tokens[:41]) == "the time machine by h g wells i the time "
+    assert corpus.preprocess("Ab,\n\ncd \n", "text") == ["ab cd "]  # a line break is a space, nothing stripped
+    assert corpus.load_corpus(token="word", preprocessing="text") == corpus.load_corpus(token="word")
+    with pytest.raises(SeqcoreError, match="Unknown preprocessing 'words'"):
+        corpus.preprocess("a", "words")
+
+
+def test_window_split_is_d2l_1_0s() -> None:
+    """num_train windows from tokens 0 .., num_val right after, each num_steps + 1 tokens."""
+    tokens = list(range(100))
+    train, val = corpus.split_windows(tokens, 5, 20, 10)
+    assert train == list(range(25)) and val == list(range(20, 35))
+    with pytest.raises(SeqcoreError, match="holds 95 windows of 5 \\+ 1 tokens, fewer than the 90 \\+ 10"):
+        corpus.split_windows(tokens, 5, 90, 10)
+    with pytest.raises(SeqcoreError, match="--val-windows must be a positive integer, got 0"):
+        corpus.split_windows(tokens, 5, 20, 0)

@@ -153,12 +153,12 @@ def d2l_sequential_batches(ids: Sequence[int] | np.ndarray, batch_size: int, num
 
 
 def d2l_random_batches(ids: Sequence[int] | np.ndarray, batch_size: int, num_steps: int,
-                       rng: np.random.Generator) -> Iterator[Batch]:
-    """d2l 0.17's `seq_data_iter_random`: an offset drawn from [0, num_steps), the windows at
-    o + k * num_steps shuffled, and only full batches (the rest of the windows are dropped)."""
+                       rng: np.random.Generator, *, offset: int | None = None) -> Iterator[Batch]:
+    """d2l 0.17's `seq_data_iter_random`: an offset drawn from [0, num_steps) (or the one given),
+    the windows at o + k * num_steps shuffled, and only full batches (the rest are dropped)."""
     ids = _as_ids(ids)
     check_fits(len(ids), batch_size, num_steps)
-    offset = int(rng.integers(0, num_steps))
+    offset = int(rng.integers(0, num_steps)) if offset is None else offset
     num_windows = (len(ids) - offset - 1) // num_steps
     starts = rng.permutation(offset + num_steps * np.arange(num_windows))  # (num_windows,)
     steps = np.arange(num_steps)  # (S,)

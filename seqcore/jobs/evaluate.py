@@ -15,7 +15,8 @@ from typing import Any, Optional, Sequence
 
 from seqcore.backend import Device, load_backend
 from seqcore.checks import parse_enum
-from seqcore.data.corpus import is_url, load_corpus, local_path, sha256_of, split_train_val
+from seqcore.data.corpus import Preprocess, is_url, load_corpus, local_path, sha256_of, split_train_val, split_windows
+from seqcore.data.sampling import Sampler
 from seqcore.data.vocab import Vocab
 from seqcore.errors import SeqcoreError
 from seqcore.jobs.generate import predict
@@ -42,15 +43,17 @@ def evaluate_checkpoint(*, checkpoint: str, backend: str, device: str = "auto", 
     vocab = checked_vocab(path, saved)
     info = checked_progress(path, saved.progress)
     check_prefixes(vocab, prefixes, info["token"])
-    val = validation_text(path, saved, vocab, info)
     train = saved.train_spec
-    batch_size = batch_size or (train.batch_size if train else DEFAULT_BATCH_SIZE)
-    num_steps = num_steps or (train.num_steps if train else DEFAULT_NUM_STEPS)
+    # An imported checkpoint has no training spec: its data description says how the book read it.
+    batch_size = batch_size or (train.batch_size if train else info["batch_size"] or DEFAULT_BATCH_SIZE)
+    num_steps = num_steps or (train.num_steps if train else info["num_steps"] or DEFAULT_NUM_STEPS)
+    sampler = train.sampler if train else Sampler(info["sampler"] or Sampler.SEQUENTIAL)
+    val = validation_text(path, saved, vocab, info, num_steps)
 
     framework = load_backend(backend)  # only now: every check above runs without a framework
     where = framework.resolve_device(parse_enum(Device, device, "device"))
     model = framework.build_model(saved.model_spec, saved.params, where)
-    val_ppl = validation_perplexity(framework, model, vocab.encode(val), batch_size, num_steps)
+    val_ppl = validation_perplexity(framework, model, vocab.encode(val), batch_size, num_steps, sampler)
     if not math.isfinite(val_ppl):
         raise SeqcoreError(f"The validation perplexity of {path} came out as {val_ppl}; the weights "
                            f"overflow on this text.")
@@ -75,7 +78,10 @@ def checked_vocab(path: Path, saved: Checkpoint) -> Vocab:
     """The checkpoint's vocabulary, refused unless it is a language model's and fits the weights."""
     spec = saved.model_spec
     if saved.vocab is None or spec.input_kind is InputKind.DENSE or spec.readout is not Readout.SEQUENCE:
-        raise SeqcoreError(f"{path} is not a language-model checkpoint (it has no vocabulary).")
+        imported = saved.progress.get("imported_from")
+        hint = (f"; it was imported from {imported} without --vocab: import it again with --vocab FILE"
+                if imported and spec.readout is Readout.SEQUENCE and spec.input_kind is not InputKind.DENSE else "")
+        raise SeqcoreError(f"{path} is not a language-model checkpoint (it has no vocabulary){hint}.")
     try:
         vocab = Vocab.from_dict(saved.vocab)
     except SeqcoreError as error:
@@ -96,7 +102,10 @@ def checked_progress(path: Path, progress: dict[str, Any]) -> dict[str, Any]:
                            f"{'is' if len(missing) == 1 else 'are'} missing, so the validation text "
                            f"cannot be rebuilt.")
     info = {key: progress[key] for key in needed}
-    info["corpus_hash"] = progress.get("corpus_hash")
+    # Later entries (absent from older checkpoints, which ran at these defaults): d2l 1.0's data.
+    optional = {"corpus_hash": None, "preprocess": Preprocess.LINES.value, "train_windows": None,
+                "val_windows": None, "sampler": None, "batch_size": None, "num_steps": None}
+    info.update({key: progress.get(key, default) for key, default in optional.items()})
 
     def number(value: Any) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -108,7 +117,10 @@ def checked_progress(path: Path, progress: dict[str, Any]) -> dict[str, Any]:
         ("max_tokens", lambda v: v is None or (number(v) and isinstance(v, int) and v > 0),
          "a positive whole number or null"),
         ("val_fraction", lambda v: number(v) and 0 <= v < 1, "a number in [0, 1)"),
-    )
+        ("preprocess", lambda v: v in [p.value for p in Preprocess], "'lines' or 'text'"),
+        ("sampler", lambda v: v is None or v in [s.value for s in Sampler], "a sampler name or null"),
+    ) + tuple((key, lambda v: v is None or (number(v) and isinstance(v, int) and v > 0),
+               "a positive whole number or null") for key in ("train_windows", "val_windows", "batch_size", "num_steps"))
     for key, valid, wanted in checks:
         if not valid(info[key]):
             raise SeqcoreError(f"{path} has damaged progress metadata: {key} is {info[key]!r} "
@@ -129,8 +141,9 @@ def check_prefixes(vocab: Vocab, prefixes: Sequence[str], token: str) -> None:
                                f"{', '.join(repr(t) for t in unknown)}.")
 
 
-def validation_text(path: Path, saved: Checkpoint, vocab: Vocab, info: dict[str, Any]) -> list[str]:
-    """The held-out tokens the run measured, after checking the corpus's bytes and vocabulary."""
+def validation_text(path: Path, saved: Checkpoint, vocab: Vocab, info: dict[str, Any], num_steps: int) -> list[str]:
+    """The held-out tokens the run measured, after checking the corpus's bytes and vocabulary
+    (the tail of the text, or d2l 1.0's validation windows of num_steps + 1 tokens)."""
     corpus = info["corpus"]
     source = local_path(None if corpus == "timemachine" else corpus, info["corpus_hash"])
     if source is not None and not Path(source).exists():
@@ -150,8 +163,11 @@ def validation_text(path: Path, saved: Checkpoint, vocab: Vocab, info: dict[str,
             raise SeqcoreError(f"The corpus {corpus} has changed since {path} was trained ({where} has "
                                f"SHA-256 {actual[:12]}..., the checkpoint recorded {expected[:12]}...), "
                                f"so its validation text is not the one the run measured.")
-    tokens = load_corpus(source, info["token"])
-    check_same_vocab(path, vocab, Vocab(tokens), corpus)
+    tokens = load_corpus(source, info["token"], preprocessing=info["preprocess"])
+    check_same_vocab(path, vocab, Vocab(tokens, order=vocab.order), corpus)
+    if info["val_windows"] is not None and info["train_windows"] is not None:
+        _, val = split_windows(tokens, num_steps, info["train_windows"], info["val_windows"])
+        return list(val)
     _, val = split_train_val(tokens, info["val_fraction"], info["max_tokens"])
     if len(val) < 2:
         raise SeqcoreError(f"{path} was trained with a validation fraction of {info['val_fraction']}, "
@@ -175,5 +191,5 @@ def check_same_vocab(path: Path, saved: Vocab, rebuilt: Vocab, corpus: str) -> N
         only_corpus = ", ".join(repr(t) for t in sorted(set(theirs) - set(ours))[:5]) or "none"
         raise SeqcoreError(f"{head}: tokens only in the checkpoint: {only_saved}; only in the corpus: "
                            f"{only_corpus}.")
-    raise SeqcoreError(f"{head}: it reserves {len(saved.reserved_tokens)} tokens where the corpus's "
-                       f"vocabulary reserves {len(rebuilt.reserved_tokens)}.")
+    raise SeqcoreError(f"{head}: it reserves {saved.reserved_tokens} where the corpus's vocabulary reserves "
+                       f"{rebuilt.reserved_tokens}.")

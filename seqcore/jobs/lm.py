@@ -7,6 +7,7 @@ train / validation split, every batch (one seeded Generator), the evaluation bat
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
@@ -18,6 +19,7 @@ from seqcore.data.sampling import Sampler
 from seqcore.data.vocab import Order, Vocab
 from seqcore.jobs.figures import plot_curves, series
 from seqcore.jobs.generate import predict
+from seqcore.model import reference
 from seqcore.model.spec import Activation, Bias, Cell, GRUReset, Impl, InputKind, Loss, ModelSpec, Readout
 from seqcore.train.loop import evaluate
 from seqcore.train.spec import TrainSpec
@@ -140,3 +142,21 @@ class LanguageModelJob:
                 "best_val_ppl": run.position.best, "best_epoch": run.position.best_epoch,
                 "tokens_per_s_last_epoch": last["tokens_per_s"],
                 "samples": {p: self.sample(run, backend, model, p) for p in self.prefixes}}
+
+
+def reference_perplexity(spec: ModelSpec, params: Mapping[str, np.ndarray], ids: np.ndarray, batch_size: int,
+                         num_steps: int, sampler: Sampler | str = Sampler.SEQUENTIAL) -> float:
+    """validation_perplexity by the NumPy reference (seqcore.model.reference), in float32: the
+    same batches and state handling, with no framework (an import checks its guesses with it)."""
+    windows = Sampler(sampler) is Sampler.WINDOWS
+    if windows:
+        batches = sampling.window_batches(ids, batch_size, num_steps)
+    else:
+        batch_size = max(1, min(batch_size, (len(ids) - 1) // num_steps))
+        batches = sampling.sequential_batches(ids, batch_size, num_steps, offset=0)
+    total, count, state = 0.0, 0, None
+    for inputs, targets in map(time_major, batches):
+        logits, state = reference.forward(spec, params, inputs, None if windows else state)
+        total += float(reference.cross_entropies(logits, targets).sum())
+        count += targets.size
+    return math.exp(min(total / max(count, 1), 700.0))
