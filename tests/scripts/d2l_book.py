@@ -36,7 +36,7 @@ MX = FRAMEWORK == "mxnet"
 
 if MX:
     from d2l import mxnet as d2l
-    from mxnet import autograd, gluon, init, np, npx
+    from mxnet import gluon, init, np, npx
     from mxnet.gluon import nn, rnn
     npx.set_np()
 else:
@@ -210,8 +210,20 @@ def set_gluon_inits(block, weights, head):
     params[head_block.weight] = weights["head.weight"]
     params[head_block.bias] = weights["head.bias"]
     for param, value in params.items():
-        param.init = init.Constant(onp.asarray(value, dtype=onp.float32).tolist())
+        param.init = Given(value)
     return params
+
+
+if MX:
+    class Given(init.Initializer):
+        """The initialiser of one parameter: its given value (what train_ch8's force_reinit draws)."""
+
+        def __init__(self, value):
+            super().__init__()
+            self.value = onp.asarray(value, dtype=onp.float32)
+
+        def _init_weight(self, _, arr):
+            arr[:] = np.array(self.value, dtype=arr.dtype, ctx=arr.ctx)
 
 
 def torch_state(weights, rnn_prefix, head):
@@ -247,27 +259,32 @@ def recorded_epochs(archive, case):
 
 
 def recording_losses():
-    """Patch the loss class train_ch8 makes (Gluon's SoftmaxCrossEntropyLoss, PyTorch's
-    CrossEntropyLoss) so that each step's mean loss is kept; the values are not changed."""
+    """The loss class train_ch8 makes (Gluon's SoftmaxCrossEntropyLoss, PyTorch's CrossEntropyLoss),
+    seen by d2l as one that also keeps each step's mean loss; the values are not changed."""
     losses = []
-    if MX:
-        base = gluon.loss.SoftmaxCrossEntropyLoss
+    base = gluon.loss.SoftmaxCrossEntropyLoss if MX else nn.CrossEntropyLoss
 
-        class Recording(base):
-            def forward(self, *args):
-                out = super().forward(*args)
-                losses.append(float(out.mean()))
-                return out
-        gluon.loss.SoftmaxCrossEntropyLoss = Recording
+    class Recording(base):
+        def forward(self, *args):
+            out = super().forward(*args)
+            losses.append(float(out.mean()))
+            return out
+
+    if MX:  # d2l reads gluon.loss.SoftmaxCrossEntropyLoss through its module global `gluon`
+        class Loss:
+            SoftmaxCrossEntropyLoss = Recording
+
+            def __getattr__(self, name):
+                return getattr(gluon.loss, name)
+
+        class Gluon:
+            loss = Loss()
+
+            def __getattr__(self, name):
+                return getattr(gluon, name)
+        d2l.gluon = Gluon()
     else:
-        base = nn.CrossEntropyLoss
-
-        class Recording(base):
-            def forward(self, *args):
-                out = super().forward(*args)
-                losses.append(float(out.mean()))
-                return out
-        nn.CrossEntropyLoss = Recording
+        d2l.nn = type("nn", (), {"CrossEntropyLoss": Recording, "__getattr__": lambda self, n: getattr(nn, n)})()
     return losses
 
 
@@ -275,21 +292,15 @@ def vocab_017():
     return d2l.load_data_time_machine(32, 35)[1]
 
 
-def train_017(cases, weights, batches):
+def train_017(case, canonical, epochs):
+    """train_ch8 over the recorded epochs from the canonical weights: every step's loss."""
+    cell, impl = case.split("-")
     vocab = vocab_017()
     losses = recording_losses()
-    found = {}
-    for case in cases:
-        cell, impl = case.split("-")
-        canonical = {k.split("/", 1)[1]: weights[k] for k in weights.files if k.startswith(case + "/")}
-        hidden = canonical["rnn.l0.weight_hh"].shape[1]
-        net = model_017(cell, impl, len(vocab), hidden, canonical)
-        epochs = recorded_epochs(batches, case)
-        wrap = (lambda a: np.array(a.tolist())) if MX else (lambda a: torch.tensor(a.tolist()))
-        del losses[:]
-        d2l.train_ch8(net, RecordedBatches(epochs, wrap), vocab, 1, len(epochs), d2l.try_gpu())
-        found[case] = onp.array(losses)
-    return found
+    net = model_017(cell, impl, len(vocab), canonical["rnn.l0.weight_hh"].shape[1], canonical)
+    wrap = (lambda a: np.array(a.tolist())) if MX else (lambda a: torch.tensor(a.tolist()))
+    d2l.train_ch8(net, RecordedBatches(epochs, wrap), vocab, 1, len(epochs), d2l.try_gpu())
+    return onp.array(losses)
 
 
 # ---------------------------------------------------------------- d2l 1.0: chapters 9.5, 9.6, 10.1, 10.2
@@ -426,39 +437,56 @@ def model_10(cell, impl, vocab_size, num_hiddens=NUM_HIDDENS, weights=None):
     return model
 
 
-class RecordedData(d2l.DataModule):
+def recorded_data(epochs, wrap):
     """d2l 1.0's DataModule whose training loader hands out the recorded batches (no validation)."""
 
-    def __init__(self, epochs, wrap):
-        super().__init__()
-        self.loader = RecordedBatches(epochs, wrap)
+    class RecordedData(d2l.DataModule):
+        def __init__(self):
+            super().__init__()
+            self.loader = RecordedBatches(epochs, wrap)
 
-    def train_dataloader(self):
-        return self.loader
+        def train_dataloader(self):
+            return self.loader
 
-    def val_dataloader(self):
-        return None
+        def val_dataloader(self):
+            return None
+
+    return RecordedData()
 
 
 def vocab_10():
     return d2l.TimeMachine(batch_size=1024, num_steps=32).vocab
 
 
-def train_10(cases, weights, batches):
-    vocab = vocab_10()
+def train_10(case, canonical, epochs):
+    """Trainer.fit over the recorded epochs from the canonical weights: every step's loss."""
+    cell, impl = case.split("-")
+    model = model_10(cell, impl, len(vocab_10()), canonical["rnn.l0.weight_hh"].shape[1], canonical)
+    losses = []
+    step = model.training_step
+    model.training_step = lambda batch: record(losses, step(batch))
+    wrap = (lambda a: np.array(a.tolist())) if MX else (lambda a: torch.tensor(a.tolist()))
+    trainer = d2l.Trainer(max_epochs=len(epochs), gradient_clip_val=1, num_gpus=1)
+    trainer.fit(model, recorded_data(epochs, wrap))
+    return onp.array(losses)
+
+
+def train(cases, weights, batches, twin):
+    """Per case the step losses; with `twin`, also those of the same batches with their rows in
+    another order (one permutation for every batch of a size, so carried rows still continue):
+    the same sums in another float32 order, i.e. how far round-off alone moves the book's own
+    trajectory, the yardstick of its chaos."""
     found = {}
     for case in cases:
-        cell, impl = case.split("-")
         canonical = {k.split("/", 1)[1]: weights[k] for k in weights.files if k.startswith(case + "/")}
-        model = model_10(cell, impl, len(vocab), canonical["rnn.l0.weight_hh"].shape[1], canonical)
-        losses = []
-        step = model.training_step
-        model.training_step = lambda batch: record(losses, step(batch))
         epochs = recorded_epochs(batches, case)
-        wrap = (lambda a: np.array(a.tolist())) if MX else (lambda a: torch.tensor(a.tolist()))
-        trainer = d2l.Trainer(max_epochs=len(epochs), gradient_clip_val=1, num_gpus=1)
-        trainer.fit(model, RecordedData(epochs, wrap))
-        found[case] = onp.array(losses)
+        run = train_017 if EDITION == "0.17" else train_10
+        found[case] = run(case, canonical, epochs)
+        if twin:
+            orders = {}
+            order = lambda n: orders.setdefault(n, onp.random.default_rng(n).permutation(n))
+            permuted = [[(x[order(len(x))], y[order(len(x))]) for x, y in epoch] for epoch in epochs]
+            found[f"{case}/twin"] = run(case, canonical, permuted)
     return found
 
 
@@ -618,7 +646,7 @@ def main():
         (OUT / "vocab.json").write_text(json.dumps(vocabs))
     elif task == "train":
         weights, batches = onp.load(JOB["weights"]), onp.load(JOB["batches"])
-        losses = (train_017 if EDITION == "0.17" else train_10)(JOB["cases"], weights, batches)
+        losses = train(JOB["cases"], weights, batches, JOB.get("twin", False))
         onp.savez(OUT / "losses.npz", **losses)
     else:
         manifest = {}
