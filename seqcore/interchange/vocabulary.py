@@ -66,10 +66,11 @@ def fit_vocab(found: list[str] | Vocab, path: str | Path, corpus_tokens: Sequenc
                        f"by the {candidates[0].value} rule, so the weights would be read for the wrong tokens.")
 
 
-def check_vocab_fits(vocab: Vocab, path: str | Path, spec: ModelSpec) -> None:
+def check_vocab_fits(size: int, path: str | Path, spec: ModelSpec) -> None:
+    """A vocabulary of `size` tokens must be what the weights read and predict."""
     if spec.input_kind is InputKind.DENSE or spec.readout is not Readout.SEQUENCE:
         raise SeqcoreError("--vocab is for language models (token input, a prediction at every step), "
                            "but these weights read dense features or predict once per sequence.")
-    if len(vocab) != spec.input_size or len(vocab) != spec.output_size:
-        raise SeqcoreError(f"The vocabulary file {path} lists {len(vocab)} tokens, but the weights read "
+    if size != spec.input_size or size != spec.output_size:
+        raise SeqcoreError(f"The vocabulary file {path} lists {size} tokens, but the weights read "
                            f"{spec.input_size} and predict {spec.output_size}.")

@@ -84,12 +84,12 @@ def lm_data(vocab_path: str, spec: ModelSpec, backend: str, *, corpus: Optional[
     validation text from, that text's ids and the corpus's SHA-256."""
     description = data_description(preset, backend, spec, token=token, max_tokens=max_tokens,
                                    val_fraction=val_fraction)
+    found = read_vocab_file(vocab_path)
+    check_vocab_fits(len(found), vocab_path, spec)
     tokens = load_corpus(corpus, description["token"], preprocessing=description["preprocess"])
     first = Order(description["vocab_order"])
     orders = [first] + [order for order in Order if order is not first]
-    name = corpus or "the Time Machine"
-    vocab = fit_vocab(read_vocab_file(vocab_path), vocab_path, tokens, name, orders)
-    check_vocab_fits(vocab, vocab_path, spec)
+    vocab = fit_vocab(found, vocab_path, tokens, corpus or "the Time Machine", orders)
     if description["train_windows"] is not None:
         _, val = split_windows(tokens, description["num_steps"], description["train_windows"],
                                description["val_windows"])
