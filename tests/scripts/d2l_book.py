@@ -10,6 +10,9 @@ JOB.json: {"edition": "0.17" | "1.0", "framework": "mxnet" | "torch", "task": ..
                 "weights" (npz, seqcore names, prefix CASE/), trained on the batches in "batches"
                 (npz, CASE/e{epoch}/{k}/x|y) with the book's training function; every step's loss
                 to DIR/losses.npz
+  task "book":  per case and seed (JOB "seeds", "epochs": None for the book's), the book's whole run
+                from its own initialisation, data and sampler (seeded), its last epoch's training
+                perplexity (1.0: and its validation perplexity), to DIR/book.json
   task "save":  per case, the book's model trained a few steps by the book's code from its own
                 initialisation, saved as its readers save it, and its validation perplexity
                 (0.17: on the batches of "val_batches"; 1.0: on its own validation windows), to
@@ -636,6 +639,33 @@ def save_10(case):
     return data.vocab, path, math.exp(total / count)
 
 
+def book_run(case, seed, epochs=None):
+    """The book's own training of `case`, seeded: its final training (and 1.0: validation) perplexity."""
+    cell, impl = case.split("-")
+    seed_everything(seed)
+    if EDITION == "0.17":
+        train_iter, vocab = d2l.load_data_time_machine(32, 35)
+        net = model_017(cell, impl, len(vocab), 512 if case == "rnn-scratch" else 256)
+        losses = recording_losses()
+        epochs = epochs or 500
+        d2l.train_ch8(net, train_iter, vocab, 1, epochs, d2l.try_gpu())
+        per_epoch = len(losses) // epochs  # equal batches: train_epoch_ch8's token-weighted mean is the mean
+        return {"train_ppl": math.exp(float(onp.mean(losses[-per_epoch:]))), "val_ppl": None}
+    data = d2l.TimeMachine(batch_size=1024, num_steps=32)
+    model = model_10(cell, impl, len(data.vocab))
+    losses, step = [], model.training_step
+    model.training_step = lambda batch: record(losses, step(batch))
+    epochs = epochs or {"rnn": 100, "gru": 50, "lstm": 50}[cell]
+    d2l.Trainer(max_epochs=epochs, gradient_clip_val=1, num_gpus=1).fit(model, data)
+    sizes = [min(1024, data.num_train - k) for k in range(0, data.num_train, 1024)]  # the loader's batches
+    last = onp.array(losses[-len(sizes):])
+    total, count = 0.0, 0
+    for X, Y in data.val_dataloader():
+        l = model.loss(model(X), Y)
+        total, count = total + float(l) * Y.shape[0], count + Y.shape[0]
+    return {"train_ppl": math.exp(float((last * sizes).sum() / sum(sizes))), "val_ppl": math.exp(total / count)}
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     task = JOB["task"]
@@ -644,6 +674,10 @@ def main():
         vocabs = data_017(found) if EDITION == "0.17" else data_10(found)
         onp.savez(OUT / "data.npz", **found)
         (OUT / "vocab.json").write_text(json.dumps(vocabs))
+    elif task == "book":
+        found = [{"case": case, "seed": seed, **book_run(case, seed, JOB.get("epochs"))}
+                 for case in JOB["cases"] for seed in JOB["seeds"]]
+        (OUT / "book.json").write_text(json.dumps(found, indent=1))
     elif task == "train":
         weights, batches = onp.load(JOB["weights"]), onp.load(JOB["batches"])
         losses = train(JOB["cases"], weights, batches, JOB.get("twin", False))
