@@ -2,14 +2,13 @@
 
 Usage: python -m tasks.char_lm --backend mxnet --cell lstm --impl concise [--epochs 500] [--out DIR]
        python -m tasks.char_lm --out DIR --resume [--epochs 800]     # continue a stopped run
-
        python -m tasks.char_lm --preset d2l-0.17 --backend mxnet     # the book's run, either edition
 
 Defaults are the d2l configuration: first 10,000 characters, batch 32, 35 steps, hidden 256,
 lr 1, clip 1, 500 epochs, sequential partitioning. Validation perplexity is measured on the last
 10% of the book every --eval-every epochs. --preset d2l-0.17 or d2l-1.0 sets every field the
-book's own code fixes for that edition, backend, cell and impl (seqcore.jobs.presets; flags given
-beside it win). Writes config.json, metrics.jsonl, metrics.csv,
+book's own code fixes for that edition, backend, cell and impl (seqcore.jobs.presets, docs/d2l.md;
+flags given beside it win). Writes config.json, metrics.jsonl, metrics.csv,
 perplexity.png, model.safetensors (last) and best.safetensors (best validation) to --out
 (default: the next runs/char_lm/BACKEND-CELL-IMPL/version_N).
 """
@@ -24,14 +23,15 @@ from seqcore.checks import parse_enum
 from seqcore.data.corpus import Preprocess, is_url
 from seqcore.data.sampling import Sampler, carries_state
 from seqcore.data.vocab import Order, Vocab
-from seqcore.errors import SeqcoreError
+from seqcore.errors import ConfigError, SeqcoreError
 from seqcore.jobs.lm import LanguageModelJob, model_spec, prepare_data
 from seqcore.jobs.presets import PRESETS, describe, preset_values
-from seqcore.model.spec import Activation, Bias, Cell, Impl
+from seqcore.model.spec import Bias, Impl
 from seqcore.run.session import Run
 from seqcore.train.spec import TrainSpec
 
-from .cli import TaskConfig, choices, default_backend, option, parse_config, run_main
+from .cli import (TaskConfig, batch_size_option, choices, default_backend, num_preds_option, num_steps_option, option,
+                  parse_config, prefixes_option, run_main)
 
 TASK = "char_lm"
 PREFIXES = ("time traveller", "traveller")
@@ -42,14 +42,12 @@ DEFAULT_EMBED_SIZE = 64
 class CharLMConfig(TaskConfig):
     preset: Optional[str] = option(None, "the book's configuration: " + "; ".join(
         f"{name}: {describe(name)}" for name in PRESETS) + " (flags given beside it win)", group="model",
-        choices=PRESETS, kind=str)
-    activation: str = option("tanh", "the RNN's nonlinearity (--cell rnn)", group="model",
-                             choices=choices(Activation))
+        choices=PRESETS)
     bias: str = option("both", "the gates' biases: both (b_ih and b_hh, as the frameworks' layers) or input "
                        "(one per gate, the d2l book's scratch cells; --impl scratch)", group="model",
                        choices=choices(Bias))
-    batch_size: int = option(32, "sequences per batch", check="positive")
-    num_steps: int = option(35, "time steps per batch", group="data", check="positive")
+    batch_size: int = batch_size_option(32)
+    num_steps: int = num_steps_option(35)
     sampler: str = option("sequential", "sequential: rows continue across batches (state carried); "
                           "random: independent windows; d2l-sequential, d2l-random: d2l 0.17's (the offset "
                           "drawn up to --num-steps inclusive, the short tail / partial batch dropped); "
@@ -64,53 +62,51 @@ class CharLMConfig(TaskConfig):
                               choices=choices(Order), legacy=Order.FREQUENCY_ALPHABETICAL.value)
     train_windows: Optional[int] = option(None, "with --val-windows: train on the windows of --num-steps + 1 "
                                           "tokens that start at tokens 0 .. N-1 (d2l 1.0's num_train), in place "
-                                          "of --max-tokens", group="data", check="positive", kind=int)
+                                          "of --max-tokens", group="data", check="positive")
     val_windows: Optional[int] = option(None, "with --train-windows: validate on the N windows that start right "
                                         "after them (d2l 1.0's num_val), in place of --val-fraction",
-                                        group="data", check="positive", kind=int)
+                                        group="data", check="positive")
     corpus: Optional[str] = option(None, "a UTF-8 text file or an http(s) URL (default: the bundled "
-                                   "Time Machine)", group="data", kind=str)
-    corpus_hash: Optional[str] = option(None, "checksum of a --corpus URL, e.g. sha256:HEX", group="data", kind=str)
+                                   "Time Machine)", group="data", metavar="PATH")
+    corpus_hash: Optional[str] = option(None, "checksum of a --corpus URL, e.g. sha256:HEX", group="data")
     token: str = option("char", "", group="data", choices=("char", "word"))
     input: str = option("onehot", "how tokens enter the model: one-hot vectors (d2l) or a learned embedding",
                         group="model", choices=("onehot", "embedding"))
     embed_size: int = option(0, "embedding width with --input embedding (default: 64 there)", group="model",
                              check="non_negative")
     max_tokens: Optional[int] = option(10_000, "train on the first N tokens; 0 for all", group="data",
-                                       check="non_negative", kind=int)
+                                       check="non_negative")
+    # Above 0: the run picks best.safetensors, the plateau schedule and --patience by validation perplexity.
     val_fraction: float = option(0.1, "the corpus tail held out for validation", group="data",
-                                 check="non_negative")
-    prefixes: tuple = option(PREFIXES, "text to continue at each evaluation and at the end", group="output",
-                             resumable=True)
-    num_preds: int = option(50, "tokens generated per prefix", group="output", check="positive", resumable=True)
+                                 check="proper_fraction")
+    prefixes: tuple[str, ...] = prefixes_option(PREFIXES, "text to continue at each evaluation and at the end",
+                                                resumable=True)
+    num_preds: int = num_preds_option(resumable=True)
     temperature: float = option(0.0, "0 picks the likeliest token (greedy); above 0 samples, seeded",
                                 group="output", check="non_negative", resumable=True)
     eval_every: Optional[int] = option(10, "epochs between validation passes", group="output",
-                                       check="positive", kind=int, resumable=True)
+                                       check="positive", resumable=True)
     checkpoint_every: int = option(10, "epochs between checkpoints (also the last and every new best)",
                                    group="output", check="positive", resumable=True)
 
     def __post_init__(self) -> None:
+        if type(self.val_fraction) in (int, float) and self.val_fraction == 0:
+            raise ConfigError("--val-fraction 0 leaves no text to validate on, and a run picks its best "
+                              "checkpoint (and --patience and --schedule plateau act) by validation perplexity: "
+                              "give a fraction in (0, 1), e.g. 0.1.")
         super().__post_init__()
         if self.bidirectional:
-            raise SeqcoreError("--bidirectional does not fit a language model: it predicts each token from the "
-                               "ones before it, and a reverse direction would read the answer.")
-        if not 0 <= self.val_fraction < 1:
-            raise SeqcoreError(f"--val-fraction must be in [0, 1), got {self.val_fraction!r}.")
-        if not self.prefixes or any(not p.strip() for p in self.prefixes):
-            raise SeqcoreError("--prefix must be non-empty text.")
+            raise ConfigError("--bidirectional does not fit a language model: it predicts each token from the "
+                              "ones before it, and a reverse direction would read the answer.")
         if self.input == "onehot" and self.embed_size:
-            raise SeqcoreError("--embed-size is only used with --input embedding.")
+            raise ConfigError("--embed-size is only used with --input embedding.")
         if self.input == "embedding" and not self.embed_size:
             object.__setattr__(self, "embed_size", DEFAULT_EMBED_SIZE)
-        if self.activation != Activation.TANH.value and self.cell != Cell.RNN.value:
-            raise SeqcoreError(f"--activation {self.activation} is the plain RNN's nonlinearity; --cell "
-                               f"{self.cell} has its own gates.")
         if self.bias == Bias.INPUT.value and self.impl != Impl.SCRATCH.value:
-            raise SeqcoreError("--bias input needs --impl scratch: the frameworks' fused layers hold two biases "
-                               "per gate (b_ih and b_hh).")
+            raise ConfigError("--bias input needs --impl scratch: the frameworks' fused layers hold two biases "
+                              "per gate (b_ih and b_hh).")
         if (self.train_windows is None) != (self.val_windows is None):
-            raise SeqcoreError("--train-windows and --val-windows come together (d2l 1.0's num_train and num_val).")
+            raise ConfigError("--train-windows and --val-windows come together (d2l 1.0's num_train and num_val).")
 
     @classmethod
     def layer_preset(cls, values: dict[str, Any]) -> dict[str, Any]:
@@ -120,7 +116,7 @@ class CharLMConfig(TaskConfig):
         if name is None:
             return values
         if name not in PRESETS:
-            raise SeqcoreError(f"--preset must be one of {', '.join(PRESETS)}, got {name!r}.")
+            raise ConfigError(f"--preset must be one of {', '.join(PRESETS)}, got {name!r}.")
         fields = {f.name: f.default for f in dataclasses.fields(cls)}
         backend = values.get("backend") or default_backend()
         preset = preset_values(name, backend, values.get("cell", fields["cell"]), values.get("impl", fields["impl"]))

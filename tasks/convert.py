@@ -33,7 +33,7 @@ file is written beside --out and renamed over it. An existing --out needs --over
 from __future__ import annotations
 
 import contextlib
-import importlib
+import dataclasses
 import importlib.util
 import tempfile
 from pathlib import Path
@@ -41,8 +41,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from seqcore.backend import EXTRAS
-from seqcore.errors import SeqcoreError
+from seqcore.backend import load_part
+from seqcore.errors import ConfigError, SeqcoreError
 from seqcore.interchange import (
     FORMATS,
     FRAMEWORK,
@@ -61,13 +61,75 @@ from seqcore.model.params import Params
 from seqcore.model.spec import Activation, Cell, InputKind, ModelSpec, Readout
 from seqcore.run.checkpoint import Checkpoint, atomic_write, checkpoint_path, load_checkpoint, save_checkpoint
 
-from .cli import Parser, add_version, choices, run_main
+from .cli import Options, choices, flag as flag_name, option, out_option, overwrite_option, parse_options, run_main
 
 TARGETS = (*FORMATS, "onnx")
 TOLERANCE = 1e-4  # relative to the largest logit: float32 frameworks against the float64 reference
 WHAT = {"torch": "a PyTorch state_dict", "gluon": "a Gluon .params file", "onnx": "an ONNX graph"}
 IMPORT_FLAGS = ("cell", "hidden_size", "num_layers", "bidirectional", "input", "activation", "readout",
                 "vocab", "corpus", "token", "max_tokens", "val_fraction", "preset")
+IMPORT = "import (each is read from the file's shapes when left out, and checked against it when given)"
+SOURCES = ("checkpoint", "from_torch", "from_gluon")
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvertOptions(Options):
+    """Export (--checkpoint, --to) or import (--from-torch / --from-gluon and what the file cannot say)."""
+
+    checkpoint: Optional[str] = option(None, "export: a .safetensors checkpoint or a run folder", group="source",
+                                       metavar="PATH")
+    from_torch: Optional[str] = option(None, "import: a PyTorch state_dict file (torch.save)", group="source",
+                                       metavar="FILE")
+    from_gluon: Optional[str] = option(None, "import: a Gluon .params file (save_parameters)", group="source",
+                                       metavar="FILE")
+    to: Optional[str] = option(None, "export format (with --checkpoint)", group="source", choices=TARGETS)
+    out: Optional[str] = out_option(None, "the file to write", required=True, metavar="FILE")
+    overwrite: bool = overwrite_option("replace --out if it exists")
+    cell: Optional[str] = option(None, "", group=IMPORT, choices=choices(Cell))
+    hidden_size: Optional[int] = option(None, "", group=IMPORT, check="positive")
+    num_layers: Optional[int] = option(None, "", group=IMPORT, check="positive")
+    bidirectional: Optional[bool] = option(None, "", group=IMPORT)
+    input: Optional[str] = option(None, "default: embedding when the file has embedding.weight, else onehot",
+                                  group=IMPORT, choices=choices(InputKind))
+    activation: Optional[str] = option(None, "an RNN's nonlinearity (default: tanh for --from-torch, relu for "
+                                       "--from-gluon, each framework's default)", group=IMPORT,
+                                       choices=choices(Activation))
+    readout: str = option(Readout.SEQUENCE.value, "the head reads every step (sequence) or the last one",
+                          group=IMPORT, choices=choices(Readout))
+    vocab: Optional[str] = option(None, "a language model's vocabulary: a JSON list of tokens in index order "
+                                  "(d2l's vocab.idx_to_token), a JSON object token -> index (its token_to_idx) "
+                                  "or a seqcore vocabulary", group=IMPORT, metavar="FILE")
+    corpus: Optional[str] = option(None, "with --vocab: the text tasks.evaluate measures on (default: the "
+                                   "bundled Time Machine)", group=IMPORT, metavar="FILE")
+    preset: Optional[str] = option(None, "with --vocab: the book edition whose data the model was trained on "
+                                   "(default: the one the file's layout shows, else seqcore's)", group=IMPORT,
+                                   choices=PRESETS)
+    token: Optional[str] = option(None, "with --vocab", group=IMPORT, choices=("char", "word"), shown="char")
+    max_tokens: Optional[int] = option(None, "with --vocab: the training text's length, 0 for all", group=IMPORT,
+                                       check="non_negative", shown="10000")
+    val_fraction: Optional[float] = option(None, "with --vocab", group=IMPORT, check="proper_fraction", shown="0.1")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        given = [flag_name(name) for name in SOURCES if getattr(self, name) is not None]
+        if not given:
+            raise ConfigError("Give what to convert: --checkpoint (export), or --from-torch or --from-gluon "
+                              "(import).")
+        if len(given) > 1:
+            raise ConfigError(f"{' and '.join(given)} exclude each other: convert one source at a time.")
+        if self.checkpoint is not None:
+            if self.to is None:
+                raise ConfigError("--checkpoint needs --to, the format to write: torch, gluon or onnx.")
+            if self.import_flags():
+                raise ConfigError(f"{flag_name(self.import_flags()[0])} is for importing (--from-torch, "
+                                  f"--from-gluon); a checkpoint already says it.")
+        elif self.to is not None:
+            raise ConfigError("--to is for exporting a --checkpoint; an import always writes a seqcore checkpoint.")
+
+    def import_flags(self) -> list[str]:
+        """The import fields given another value than their default."""
+        defaults = {field.name: field.default for field in dataclasses.fields(self)}
+        return [name for name in IMPORT_FLAGS if getattr(self, name) != defaults[name]]
 
 
 def export(checkpoint: str, to: str, out: str, overwrite: bool = False) -> dict[str, Any]:
@@ -87,7 +149,7 @@ def export(checkpoint: str, to: str, out: str, overwrite: bool = False) -> dict[
         inputs = probe_inputs(spec)
         state = reference.begin_state(spec, inputs.shape[1])
         if to == "onnx":
-            onnx = importlib.import_module("backends.torch._onnx")
+            onnx = load_part("torch", "onnx")
             onnx.export_onnx(tmp, spec, arrays)
             got = onnx.onnx_forward(tmp, spec, inputs, state)
         else:
@@ -208,75 +270,30 @@ def check_against_reference(spec: ModelSpec, params: Params, inputs: np.ndarray,
 
 def interchange(framework: str):
     """`backends.<framework>.interchange`, or one sentence saying how to install the framework."""
-    try:
-        return importlib.import_module(f"backends.{framework}.interchange")
-    except Exception as error:  # mxnet 1.9.1 under NumPy >= 1.24 raises AttributeError, not ImportError
-        raise SeqcoreError(f"This conversion needs {framework}, which cannot be loaded "
-                           f"({type(error).__name__}: {error}); install it with "
-                           f"pip install -e '.[{EXTRAS[framework]}]'.") from None
+    return load_part(framework, "interchange")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = Parser(prog="python -m tasks.convert", description=__doc__.split("\n\n")[0])
-    add_version(parser)
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", metavar="PATH", help="export: a .safetensors checkpoint or a run folder")
-    source.add_argument("--from-torch", metavar="FILE", help="import: a PyTorch state_dict file (torch.save)")
-    source.add_argument("--from-gluon", metavar="FILE", help="import: a Gluon .params file (save_parameters)")
-    parser.add_argument("--to", choices=TARGETS, help="export format (with --checkpoint)")
-    parser.add_argument("--out", required=True, metavar="FILE", help="the file to write")
-    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    group = parser.add_argument_group("import (each is read from the file's shapes when left out, and "
-                                      "checked against it when given)")
-    group.add_argument("--cell", choices=choices(Cell))
-    group.add_argument("--hidden-size", type=int, metavar="INT")
-    group.add_argument("--num-layers", type=int, metavar="INT")
-    group.add_argument("--bidirectional", action="store_true", default=None)
-    group.add_argument("--input", choices=choices(InputKind),
-                       help="default: embedding when the file has embedding.weight, else onehot")
-    group.add_argument("--activation", choices=choices(Activation),
-                       help="an RNN's nonlinearity (default: tanh for --from-torch, relu for --from-gluon, "
-                            "each framework's default)")
-    group.add_argument("--readout", choices=choices(Readout), default=Readout.SEQUENCE.value,
-                       help="the head reads every step (sequence, default) or the last one")
-    group.add_argument("--vocab", metavar="FILE", help="a language model's vocabulary: a JSON list of tokens "
-                       "in index order (d2l's vocab.idx_to_token), a JSON object token -> index (its "
-                       "token_to_idx) or a seqcore vocabulary")
-    group.add_argument("--corpus", metavar="FILE", help="with --vocab: the text tasks.evaluate measures on "
-                       "(default: the bundled Time Machine)")
-    group.add_argument("--preset", choices=PRESETS, help="with --vocab: the book edition whose data the model was "
-                       "trained on (default: the one the file's layout shows, else seqcore's)")
-    group.add_argument("--token", choices=("char", "word"), help="with --vocab (default: char)")
-    group.add_argument("--max-tokens", type=int, help="with --vocab: the training text's length, 0 for all "
-                       "(default: 10000)")
-    group.add_argument("--val-fraction", type=float, help="with --vocab (default: 0.1)")
-    args = parser.parse_args(argv)
-    given_import = [name for name in IMPORT_FLAGS if getattr(args, name) != parser.get_default(name)]
-    if args.checkpoint is not None:
-        if args.to is None:
-            raise SeqcoreError("--checkpoint needs --to, the format to write: torch, gluon or onnx.")
-        if given_import:
-            raise SeqcoreError(f"--{given_import[0].replace('_', '-')} is for importing (--from-torch, "
-                               f"--from-gluon); a checkpoint already says it.")
-        result = export(args.checkpoint, args.to, args.out, args.overwrite)
-        print(f"wrote {result['out']}: {result['model']} as {WHAT[args.to]} ({result['num_tensors']} tensors); "
+    options = parse_options(ConvertOptions, "python -m tasks.convert", argv, __doc__)
+    if options.checkpoint is not None:
+        result = export(options.checkpoint, options.to, options.out, options.overwrite)
+        print(f"wrote {result['out']}: {result['model']} as {WHAT[options.to]} ({result['num_tensors']} tensors); "
               f"loaded back, it gives seqcore's logits to {result['max_difference']:.1g}")
         return 0
-    if args.to is not None:
-        raise SeqcoreError("--to is for exporting a --checkpoint; an import always writes a seqcore checkpoint.")
-    fmt, source = ("torch", args.from_torch) if args.from_torch is not None else ("gluon", args.from_gluon)
-    result = import_weights(source, fmt, args.out, args.overwrite, cell=args.cell, hidden_size=args.hidden_size,
-                            num_layers=args.num_layers, bidirectional=args.bidirectional, input_kind=args.input,
-                            activation=args.activation, readout=args.readout, vocab=args.vocab,
-                            corpus=args.corpus, token=args.token, max_tokens=args.max_tokens,
-                            val_fraction=args.val_fraction, preset=args.preset)
+    fmt, source = ("torch", options.from_torch) if options.from_torch is not None else ("gluon", options.from_gluon)
+    result = import_weights(source, fmt, options.out, options.overwrite, cell=options.cell,
+                            hidden_size=options.hidden_size, num_layers=options.num_layers,
+                            bidirectional=options.bidirectional, input_kind=options.input,
+                            activation=options.activation, readout=options.readout, vocab=options.vocab,
+                            corpus=options.corpus, token=options.token, max_tokens=options.max_tokens,
+                            val_fraction=options.val_fraction, preset=options.preset)
     checked = ("" if result["max_difference"] is None else
                f"; seqcore's reference gives its logits to {result['max_difference']:.1g}")
-    measured = ("" if result["val_ppl"] is None else
-                f"; validation perplexity {result['val_ppl']:.6g} (NumPy reference"
-                f"{', ' + result['preset'] + ' data' if result['preset'] else ''})")
+    measured_ppl = ("" if result["val_ppl"] is None else
+                    f"; validation perplexity {result['val_ppl']:.6g} (NumPy reference"
+                    f"{', ' + result['preset'] + ' data' if result['preset'] else ''})")
     print(f"wrote {result['out']}: {result['model']} from {WHAT[fmt]}, {result['layout']} "
-          f"({result['num_tensors']} tensors){checked}{measured}")
+          f"({result['num_tensors']} tensors){checked}{measured_ppl}")
     if result["note"]:
         print(f"note: {result['note']}.")
     return 0

@@ -25,7 +25,7 @@ from typing import Any, Optional, Sequence
 from seqcore.backend import Device, Optimizer, load_backend
 from seqcore.checks import parse_enum
 from seqcore.data.sampling import Sampler
-from seqcore.errors import SeqcoreError
+from seqcore.errors import ConfigError
 from seqcore.jobs.hello import HelloJob, encode_pair
 from seqcore.model.spec import Impl, InputKind, ModelSpec, Readout
 from seqcore.run.session import Run
@@ -48,29 +48,29 @@ class HelloConfig(TaskConfig):
                           group="model", choices=tuple(VARIANTS))
     impl: str = option("scratch", "scratch: the cell stepped over the characters in Python; concise: the "
                        "framework's layer", group="model", choices=choices(Impl))
-    hidden_size: Optional[int] = option(None, "hidden units per layer", group="model", check="positive", kind=int)
-    num_layers: Optional[int] = option(None, "stacked recurrent layers", group="model", check="positive", kind=int)
+    hidden_size: Optional[int] = option(None, "hidden units per layer", group="model", check="positive")
+    num_layers: Optional[int] = option(None, "stacked recurrent layers", group="model", check="positive")
     embed_size: Optional[int] = option(None, "embedding width (embedding variant only)", group="model",
-                                       check="non_negative", kind=int)
+                                       check="non_negative")
     epochs: Optional[int] = option(20, "train to this epoch, one step each (with --resume: continue to it)",
-                                   check="positive", kind=int, resumable=True)
-    lr: Optional[float] = option(None, "learning rate", check="positive", kind=float)
-    optimizer: Optional[str] = option("adam", "", choices=choices(Optimizer), kind=str)
+                                   check="positive", resumable=True)
+    lr: Optional[float] = option(None, "learning rate", check="positive")
+    optimizer: Optional[str] = option("adam", "", choices=choices(Optimizer))
     clip: Optional[float] = option(0.0, "clip gradients to this global norm; 0 turns it off",
-                                   check="non_negative", kind=float)
+                                   check="non_negative")
     source: str = option("hello", "the input characters", group="data")
     target: str = option("ohlol", "the output characters, one per input character", group="data")
 
     def __post_init__(self) -> None:
-        if self.variant not in VARIANTS:
-            raise SeqcoreError(f"--variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}.")
+        if not isinstance(self.variant, str) or self.variant not in VARIANTS:
+            raise ConfigError(f"--variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}.")
         for name, value in VARIANTS[self.variant].items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
         super().__post_init__()
         if self.bidirectional:
-            raise SeqcoreError("--bidirectional does not fit hello: it is the seed's left-to-right character RNN, "
-                               "which reads the characters once, in order.")
+            raise ConfigError("--bidirectional does not fit hello: it is the seed's left-to-right character RNN, "
+                              "which reads the characters once, in order.")
 
     def train_spec(self) -> TrainSpec:
         return TrainSpec(batch_size=1, num_steps=len(self.source), num_epochs=self.epochs, lr=self.lr,

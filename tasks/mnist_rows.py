@@ -29,13 +29,13 @@ from seqcore.backend import Device, Optimizer, load_backend
 from seqcore.checks import parse_enum
 from seqcore.data import mnist, mnist_sets
 from seqcore.data.sampling import Sampler
-from seqcore.errors import SeqcoreError
+from seqcore.errors import ConfigError, SeqcoreError
 from seqcore.jobs.classify import ClassifierJob, plot_digits
 from seqcore.model.spec import Cell, Impl, InputKind, ModelSpec, Readout
 from seqcore.run.session import Run
 from seqcore.train.spec import Schedule, TrainSpec
 
-from .cli import TaskConfig, choices, option, parse_config, run_main
+from .cli import TaskConfig, batch_size_option, choices, option, parse_config, run_main
 
 TASK = "mnist_rows"
 EVAL_BATCH = 1000  # test images per forward pass; changes no result
@@ -70,40 +70,40 @@ class MnistConfig(TaskConfig):
 
     preset: str = option("seed000", "defaults for the model and training flags", group="model",
                          choices=tuple(PRESETS))
-    cell: Optional[str] = option(None, "recurrent cell", group="model", choices=choices(Cell), kind=str)
+    cell: Optional[str] = option(None, "recurrent cell", group="model", choices=choices(Cell))
     impl: Optional[str] = option(None, "scratch: cell equations written out; concise: the framework's layer",
-                                 group="model", choices=choices(Impl), kind=str)
-    hidden_size: Optional[int] = option(None, "hidden units per layer", group="model", check="positive", kind=int)
-    num_layers: Optional[int] = option(None, "stacked recurrent layers", group="model", check="positive", kind=int)
+                                 group="model", choices=choices(Impl))
+    hidden_size: Optional[int] = option(None, "hidden units per layer", group="model", check="positive")
+    num_layers: Optional[int] = option(None, "stacked recurrent layers", group="model", check="positive")
     epochs: Optional[int] = option(None, "train to this epoch (with --resume: continue to it)",
-                                   check="positive", kind=int, resumable=True)
-    batch_size: Optional[int] = option(None, "images per batch", check="positive", kind=int)
-    lr: Optional[float] = option(None, "learning rate", check="positive", kind=float)
-    optimizer: Optional[str] = option(None, "", choices=choices(Optimizer), kind=str)
+                                   check="positive", resumable=True)
+    batch_size: Optional[int] = batch_size_option(None, "images per batch")
+    lr: Optional[float] = option(None, "learning rate", check="positive")
+    optimizer: Optional[str] = option(None, "", choices=choices(Optimizer))
     clip: Optional[float] = option(None, "clip gradients to this global norm; 0 turns it off",
-                                   check="non_negative", kind=float)
+                                   check="non_negative")
     schedule: Optional[str] = option(None, "learning rate over the run: constant, cosine (to 1%), step, plateau",
-                                     choices=choices(Schedule), kind=str)
+                                     choices=choices(Schedule))
     dataset: str = option("mnist", "the data set in MNIST's format; idx: any four IDX files in --data-dir, "
                           "unverified", group="data", choices=tuple(mnist_sets.DATASETS))
     data_dir: Optional[str] = option(None, "folder with the four IDX files, gzip or raw (default: the "
                                      "download cache, $SEQCORE_CACHE/DATASET; needed for --dataset idx)",
-                                     group="data", kind=str)
+                                     group="data")
     limit_train: int = option(0, "train on the first N images only; 0: all", group="data", check="non_negative")
     limit_test: int = option(0, "test on the first N images only; 0: all", group="data", check="non_negative")
     log_every: int = option(0, "steps per training-loss line in metrics.jsonl; 0: about 50 per epoch",
                             group="output", check="non_negative", resumable=True)
 
     def __post_init__(self) -> None:
-        if self.preset not in PRESETS:
-            raise SeqcoreError(f"--preset must be one of {', '.join(PRESETS)}, got {self.preset!r}.")
+        if not isinstance(self.preset, str) or self.preset not in PRESETS:
+            raise ConfigError(f"--preset must be one of {', '.join(PRESETS)}, got {self.preset!r}.")
         chosen = dataclasses.asdict(PRESETS[self.preset])
         for name, value in chosen.items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
         super().__post_init__()
         if self.dataset == mnist_sets.IDX.name and not self.data_dir:
-            raise SeqcoreError("--dataset idx needs --data-dir, the folder holding the four IDX files.")
+            raise ConfigError("--dataset idx needs --data-dir, the folder holding the four IDX files.")
 
     def train_spec(self, shape: mnist.Shape) -> TrainSpec:
         return TrainSpec(batch_size=self.batch_size, num_steps=shape.rows, num_epochs=self.epochs, lr=self.lr,

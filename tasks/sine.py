@@ -37,7 +37,7 @@ from typing import Any, Optional, Sequence
 from seqcore.backend import Backend, Device, Optimizer, load_backend
 from seqcore.checks import parse_enum
 from seqcore.data.sampling import Sampler
-from seqcore.errors import SeqcoreError
+from seqcore.errors import ConfigError, SeqcoreError
 from seqcore.jobs.sine import NEXT, PHASES, SIN2COS, WAVE_FIGURES, SineJob, loss_points, plot_losses, plot_waves
 from seqcore.model.spec import Cell, GRUReset, Impl, InputKind, ModelSpec, Readout
 from seqcore.parallel.distributed import environment_size
@@ -48,7 +48,7 @@ from seqcore.run.log import MetricsLog, read_metrics
 from seqcore.run.session import Run, RunSettings
 from seqcore.train.spec import TrainSpec
 
-from .cli import TaskConfig, choices, option, parse_config, run_main
+from .cli import TaskConfig, batch_size_option, choices, option, parse_config, run_main
 
 TASK = "sine"
 ALL = "all"
@@ -66,16 +66,16 @@ class SineConfig(TaskConfig):
                        "prediction, then generation", group="data", choices=tuple(MODES))
     cell: str = option("lstm", "recurrent cell; all: RNN, GRU and LSTM, each a run in --out/<cell>/",
                        group="model", choices=(*choices(Cell), ALL))
-    hidden_size: Optional[int] = option(None, "hidden units per layer", group="model", check="positive", kind=int)
+    hidden_size: Optional[int] = option(None, "hidden units per layer", group="model", check="positive")
     epochs: Optional[int] = option(1, "train to this epoch of --iterations batches (with --resume: continue "
-                                   "to it)", check="positive", kind=int, resumable=True)
-    batch_size: int = option(1, "sequences per batch", check="positive")
-    lr: Optional[float] = option(None, "learning rate", check="positive", kind=float)
-    optimizer: Optional[str] = option("adam", "", choices=choices(Optimizer), kind=str)
+                                   "to it)", check="positive", resumable=True)
+    batch_size: int = batch_size_option(1)
+    lr: Optional[float] = option(None, "learning rate", check="positive")
+    optimizer: Optional[str] = option("adam", "", choices=choices(Optimizer))
     clip: Optional[float] = option(0.0, "clip gradients to this global norm; 0 turns it off",
-                                   check="non_negative", kind=float)
-    iterations: Optional[int] = option(None, "batches per epoch", group="data", check="positive", kind=int)
-    seq_len: Optional[int] = option(None, "time steps per batch", group="data", check="positive", kind=int)
+                                   check="non_negative")
+    iterations: Optional[int] = option(None, "batches per epoch", group="data", check="positive")
+    seq_len: Optional[int] = option(None, "time steps per batch", group="data", check="positive")
     gru_reset: str = option(GRUReset.AFTER.value, "where the GRU's reset gate acts: after the hidden matmul "
                             "(cuDNN, Gluon, PyTorch) or before it (the d2l book's scratch GRU; needs --impl scratch "
                             "and --cell gru, or --cell all, where it reaches the GRU only)", group="model",
@@ -93,24 +93,29 @@ class SineConfig(TaskConfig):
                             check="non_negative", resumable=True)
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise SeqcoreError(f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}.")
+        if not isinstance(self.mode, str) or self.mode not in MODES:
+            raise ConfigError(f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}.")
         for name, value in MODES[self.mode].items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
         super().__post_init__()
 
         if self.bidirectional and self.mode != SIN2COS:
-            raise SeqcoreError("--bidirectional needs --mode sin2cos: next-value prediction reads the wave from "
-                               "the left, and a reverse direction would read the value it predicts.")
+            raise ConfigError("--bidirectional needs --mode sin2cos: next-value prediction reads the wave from "
+                              "the left, and a reverse direction would read the value it predicts.")
 
     def check_gru_reset(self) -> None:
         """With --cell all, --gru-reset before reaches the GRU only (and needs --impl scratch)."""
         if self.cell == ALL and self.gru_reset == GRUReset.BEFORE.value and self.impl != Impl.SCRATCH.value:
-            raise SeqcoreError(f"--gru-reset before needs --impl scratch (the frameworks' fused layers apply the "
-                               f"reset gate after the hidden matmul), got --impl {self.impl}.")
+            raise ConfigError(f"--gru-reset before needs --impl scratch (the frameworks' fused layers apply the "
+                              f"reset gate after the hidden matmul), got --impl {self.impl}.")
         if self.cell != ALL:
             super().check_gru_reset()
+
+    def check_activation(self) -> None:
+        """With --cell all, --activation reaches the RNN only."""
+        if self.cell != ALL:
+            super().check_activation()
 
     def cells(self) -> list[str]:
         return choices(Cell) if self.cell == ALL else [self.cell]

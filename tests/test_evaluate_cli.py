@@ -11,7 +11,10 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,7 +27,7 @@ from seqcore.data.corpus import time_machine_path
 from seqcore.model.params import init_params
 from seqcore.model.spec import ModelSpec
 from seqcore.run.checkpoint import Checkpoint, save_checkpoint
-from tests.conftest import assert_one_sentence, python, require_backend
+from tests.conftest import ROOT, assert_one_sentence, python, require_backend
 
 TINY = ["--epochs", "1", "--max-tokens", "600", "--batch-size", "4", "--num-steps", "5",
         "--hidden-size", "8", "--num-preds", "5", "--no-progress"]
@@ -204,12 +207,16 @@ def test_corpus_edited_then_removed(no_frameworks: Path, tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["--batch-size", "0"], "--batch-size must be positive, got 0"),
-    (["--num-steps", "-1"], "--num-steps must be positive, got -1"),
-    (["--num-preds", "0"], "--num-preds must be positive, got 0"),
+    (["--batch-size", "0"], "--batch-size must be a positive number, got 0"),
+    (["--num-steps", "-1"], "--num-steps must be a positive number, got -1"),
+    (["--num-preds", "0"], "--num-preds must be a positive number, got 0"),
     (["--prefix", ""], "--prefix must be non-empty text"),
     (["--prefix", "time", "--prefix", "   "], "--prefix must be non-empty text"),
     (["--prefix", "Time Traveller!"], "outside the checkpoint's vocabulary: '!', 'T'"),
+    # sizes the held-out text cannot fill: refused, not silently shrunk (the run's own batch 4, 5 steps)
+    (["--num-steps", "100000"], "--num-steps 100,000 is more than the "),
+    (["--batch-size", "100000"], "--batch-size 100,000 at 5 steps needs 500,001 held-out tokens"),
+    (["--batch-size", "1.5"], "argument --batch-size: invalid int value: '1.5'"),
     (["--batch-size", "abc"], "argument --batch-size: invalid int value: 'abc'"),
     (["--backend", "jax"], "argument --backend: invalid choice"),
     (["--device", "tpu"], "argument --device: invalid choice"),
@@ -246,7 +253,7 @@ def test_checkpoint_without_vocabulary(tmp_path: Path) -> None:
 
 def test_non_positive_sizes(tmp_path: Path) -> None:
     result = python("-m", "tasks.evaluate", "--checkpoint", str(tmp_path / "m.safetensors"), "--num-steps", "0")
-    assert_one_sentence(result, "must be positive")
+    assert_one_sentence(result, "--num-steps must be a positive number, got 0")
 
 
 def test_the_runs_own_validation_perplexity(trained: Trained, backend_name: str) -> None:
@@ -270,6 +277,28 @@ def test_the_runs_own_validation_perplexity(trained: Trained, backend_name: str)
                       watch=(trained.folder.parent,))
     assert result.returncode == 0, result.stderr
     assert "batch 2, 7 steps" in result.stdout and "'the time' -> 'the time" in result.stdout
+
+
+@pytest.mark.parametrize("where", ["full disk", "closed pipe"])
+def test_json_that_cannot_be_delivered_is_an_error(trained: Trained, where: str) -> None:
+    """--json's one line is the whole output: lost to a full disk or a reader that has gone, the
+    command says so and fails, instead of exiting 0 with nothing delivered."""
+    argv = [sys.executable, "-m", "tasks.evaluate", "--checkpoint", str(trained.folder), "--backend", "torch",
+            "--device", "cpu", "--json"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    if where == "full disk":
+        with open("/dev/full", "w") as full:
+            done = subprocess.run(argv, stdout=full, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+                                  timeout=600)
+    else:
+        read, write = os.pipe()
+        os.close(read)
+        try:
+            done = subprocess.run(argv, stdout=write, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+                                  timeout=600)
+        finally:
+            os.close(write)
+    assert_one_sentence(done, "The result could not be written to standard output")
 
 
 def test_older_checkpoint_without_corpus_checksum(trained: Trained, tmp_path: Path) -> None:

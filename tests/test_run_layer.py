@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from seqcore.backend import Backend
 from seqcore.errors import SeqcoreError
 from seqcore.model.spec import InputKind, Loss, ModelSpec, Readout
 from seqcore.run.checkpoint import load_checkpoint
 from seqcore.run.folder import Mode
 from seqcore.run.log import read_metrics
 from seqcore.run.session import Run, RunInterrupted, RunSettings
-from seqcore.train.loop import train_steps
 from seqcore.train.spec import TrainSpec
 
 SPEC = ModelSpec(cell="rnn", impl="scratch", input_size=3, hidden_size=2, output_size=3,
@@ -69,20 +69,24 @@ class FakeBackend:
     def state_from_numpy(self, model, arrays):
         return ("state", arrays[0].shape[1])
 
-    def forward_backward(self, model, inputs, targets, state, loss, masks=None):
+    def to_device(self, model, inputs, targets, masks, loss):
+        return inputs, targets, masks
+
+    def backward(self, model, batch, state, loss):
         value = float(self.losses(model.updates))
         model.updates += 1  # one batch, one update: the scripted loss sees the updates so far
         return value, state
 
-    def grad_norm(self, model):
+    def grad_norm_on_device(self, model):
         return 0.5
 
-    def scale_gradients(self, model, factor):
+    def clip_gradients(self, model, norm, max_norm):
         pass
 
-    def train_span(self, model, trainer, batches, state, *, loss, clip, lrs, carry_state):
-        return train_steps(self, model, trainer, batches, state, loss=loss, clip=clip, lrs=lrs,
-                           carry_state=carry_state)
+    def read(self, figures):
+        return np.array(figures, np.float64)
+
+    train_span = Backend.train_span  # the seam's one loop, over the primitives above
 
     def step(self, trainer):
         pass

@@ -13,18 +13,18 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from seqcore import checks
 from seqcore.backend import Device, load_backend
 from seqcore.checks import parse_enum
 from seqcore.data.corpus import Preprocess, is_url, load_corpus, local_path, sha256_of, split_train_val, split_windows
 from seqcore.data.sampling import Sampler
 from seqcore.data.vocab import Vocab
-from seqcore.errors import SeqcoreError
+from seqcore.errors import ConfigError, SeqcoreError
 from seqcore.jobs.generate import predict
-from seqcore.jobs.lm import validation_perplexity
+from seqcore.jobs.lm import validation_perplexity, validation_sizes
 from seqcore.model.spec import InputKind, Readout
 from seqcore.run.checkpoint import Checkpoint, checkpoint_path, load_checkpoint
 
-DEFAULT_BATCH_SIZE, DEFAULT_NUM_STEPS = 32, 35  # when the checkpoint has no training spec
 DEFAULT_PREFIXES = ("time traveller",)
 _SHA256 = re.compile("[0-9a-f]{64}")
 
@@ -35,7 +35,10 @@ def evaluate_checkpoint(*, checkpoint: str, backend: str, device: str = "auto", 
     """The validation perplexity and samples of a checkpoint (a file, or a run folder's last or
     best one); every mismatch between checkpoint, corpus and flags is refused in one sentence.
 
-    batch_size / num_steps: None takes the checkpoint's training values (the run's own figure).
+    batch_size / num_steps: None takes the checkpoint's training values (an imported one's: the
+    sizes of the data it was imported for), read as the run read its validation text (the batch
+    shrunk to what the text fills: the run's own figure); sizes given must fit the text. The
+    result reports the sizes it read with.
     """
     check_flags(batch_size, num_steps, prefixes, num_preds)
     path = checkpoint_path(checkpoint, best)
@@ -43,12 +46,15 @@ def evaluate_checkpoint(*, checkpoint: str, backend: str, device: str = "auto", 
     vocab = checked_vocab(path, saved)
     info = checked_progress(path, saved.progress)
     check_prefixes(vocab, prefixes, info["token"])
-    train = saved.train_spec
-    # An imported checkpoint has no training spec: its data description says how the book read it.
-    batch_size = batch_size or (train.batch_size if train else info["batch_size"] or DEFAULT_BATCH_SIZE)
-    num_steps = num_steps or (train.num_steps if train else info["num_steps"] or DEFAULT_NUM_STEPS)
-    sampler = train.sampler if train else Sampler(info["sampler"] or Sampler.SEQUENTIAL)
-    val = validation_text(path, saved, vocab, info, num_steps)
+    recorded = recorded_sizes(saved, info)
+    sampler = Sampler(recorded[2]) if recorded else Sampler.SEQUENTIAL
+    if sampler is Sampler.WINDOWS:  # d2l 1.0's validation: windows of the recorded length, each from zero
+        num_steps = windows_steps(path, recorded[1], num_steps)
+    val = validation_text(path, saved, vocab, info, num_steps or (recorded[1] if recorded else 1))
+    if sampler is Sampler.WINDOWS:
+        batch_size = batch_size or recorded[0]
+    else:
+        batch_size, num_steps = measured_sizes(path, recorded, len(val), batch_size, num_steps)
 
     framework = load_backend(backend)  # only now: every check above runs without a framework
     where = framework.resolve_device(parse_enum(Device, device, "device"))
@@ -67,11 +73,50 @@ def evaluate_checkpoint(*, checkpoint: str, backend: str, device: str = "auto", 
 
 def check_flags(batch_size: Optional[int], num_steps: Optional[int], prefixes: Sequence[str],
                 num_preds: int) -> None:
+    """The Python API's arguments, in the sentences of tasks.evaluate's options."""
     for name, value in (("--batch-size", batch_size), ("--num-steps", num_steps), ("--num-preds", num_preds)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-            raise SeqcoreError(f"{name} must be positive, got {value!r}.")
-    if not prefixes or any(not isinstance(p, str) or not p.strip() for p in prefixes):
-        raise SeqcoreError("--prefix must be non-empty text.")
+        if value is not None and checks.whole_number(value, name) <= 0:
+            raise ConfigError(f"{name} must be a positive number, got {value!r}.")
+    for prefix in checks.listed(prefixes, "--prefix"):
+        checks.text(prefix, "each --prefix")
+
+
+def recorded_sizes(saved: Checkpoint, info: dict[str, Any]) -> Optional[tuple[int, int, str]]:
+    """(batch size, steps, sampler) the model was trained with: the training spec's, or for an
+    imported model those of the data it was imported for (tasks.convert records them); None
+    when neither says."""
+    train = saved.train_spec
+    if train is not None:
+        return train.batch_size, train.num_steps, train.sampler.value
+    if info["batch_size"] and info["num_steps"]:
+        return info["batch_size"], info["num_steps"], info["sampler"] or Sampler.SEQUENTIAL.value
+    return None
+
+
+def measured_sizes(path: Path, recorded: Optional[tuple[int, int, str]], num_tokens: int,
+                   batch_size: Optional[int], num_steps: Optional[int]) -> tuple[int, int]:
+    """(rows, steps) the validation text of `num_tokens` is read with. Left out, the run's own
+    sizes, shrunk as the run shrank them; given, they must fit the text (never silently less)."""
+    if (batch_size is None or num_steps is None) and recorded is None:
+        raise SeqcoreError(f"{path} records no training spec (an imported checkpoint), so there are no run's "
+                           f"sizes to measure with: give --batch-size and --num-steps.")
+    rows, steps = validation_sizes(num_tokens, batch_size or recorded[0], num_steps or recorded[1])
+    if num_steps is not None and steps < num_steps:
+        raise SeqcoreError(f"--num-steps {num_steps:,} is more than the {num_tokens - 1:,} steps of the held-out "
+                           f"text of {path}; give at most {num_tokens - 1:,}.")
+    if batch_size is not None and rows < batch_size:
+        raise SeqcoreError(f"--batch-size {batch_size:,} at {steps} steps needs {batch_size * steps + 1:,} held-out "
+                           f"tokens, and the validation text of {path} has {num_tokens:,}; give at most "
+                           f"--batch-size {rows:,}.")
+    return rows, steps
+
+
+def windows_steps(path: Path, recorded: int, num_steps: Optional[int]) -> int:
+    """The window length of d2l 1.0's validation windows: the data's, which --num-steps cannot change."""
+    if num_steps is not None and num_steps != recorded:
+        raise SeqcoreError(f"{path} was trained on windows of {recorded} + 1 tokens (d2l 1.0's num_steps), so its "
+                           f"validation windows are those: --num-steps {num_steps} cannot change them.")
+    return recorded
 
 
 def checked_vocab(path: Path, saved: Checkpoint) -> Vocab:

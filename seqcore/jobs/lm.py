@@ -75,11 +75,19 @@ def time_major(batch: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.nda
     return np.ascontiguousarray(inputs.T), np.ascontiguousarray(targets.T)
 
 
+def validation_sizes(num_ids: int, batch_size: int, num_steps: int) -> tuple[int, int]:
+    """(rows, steps) that `validation_perplexity` reads `num_ids` tokens with: the batch shrinks to
+    the rows of at least `num_steps` tokens the text fills (one row at the least), and a window is
+    never longer than a row (a text shorter than `num_steps` is read as one window)."""
+    rows = max(1, min(batch_size, (num_ids - 1) // num_steps))
+    return rows, min(num_steps, (num_ids - 1) // rows)
+
+
 def validation_perplexity(backend: Backend, model: Model, ids: np.ndarray, batch_size: int,
                           num_steps: int, sampler: Sampler | str = Sampler.SEQUENTIAL) -> float:
-    """Perplexity over `ids`: read in order (offset 0, state carried; the batch shrinks for a short
-    text), or for the WINDOWS sampler over every window in order, each from a zero state (d2l 1.0's
-    validation loader); the mean over every target token either way."""
+    """Perplexity over `ids`: read in order (offset 0, state carried) at validation_sizes, or for the
+    WINDOWS sampler over every window in order, each from a zero state (d2l 1.0's validation
+    loader); the mean over every target token either way; NaN when there is nothing to predict."""
     if Sampler(sampler) is Sampler.WINDOWS:
         if len(ids) <= num_steps:
             return float("nan")
@@ -87,8 +95,8 @@ def validation_perplexity(backend: Backend, model: Model, ids: np.ndarray, batch
         return evaluate(backend, model, windows, loss=Loss.CROSS_ENTROPY, carry_state=False).perplexity
     if len(ids) < 2:
         return float("nan")
-    batch_size = max(1, min(batch_size, (len(ids) - 1) // num_steps))
-    batches = map(time_major, sampling.sequential_batches(ids, batch_size, num_steps, offset=0))
+    rows, _ = validation_sizes(len(ids), batch_size, num_steps)
+    batches = map(time_major, sampling.sequential_batches(ids, rows, num_steps, offset=0))
     return evaluate(backend, model, batches, loss=Loss.CROSS_ENTROPY, carry_state=True).perplexity
 
 
@@ -152,8 +160,8 @@ def reference_perplexity(spec: ModelSpec, params: Mapping[str, np.ndarray], ids:
     if windows:
         batches = sampling.window_batches(ids, batch_size, num_steps)
     else:
-        batch_size = max(1, min(batch_size, (len(ids) - 1) // num_steps))
-        batches = sampling.sequential_batches(ids, batch_size, num_steps, offset=0)
+        batches = sampling.sequential_batches(ids, validation_sizes(len(ids), batch_size, num_steps)[0],
+                                              num_steps, offset=0)
     total, count, state = 0.0, 0, None
     for inputs, targets in map(time_major, batches):
         logits, state = reference.forward(spec, params, inputs, None if windows else state)
