@@ -80,7 +80,7 @@ def convert(folder: Path, *argv: str):
 @pytest.mark.parametrize("argv, fragment", [
     (["--vocab", "vocab.json"], "with tanh but"),  # PyTorch's default nonlinearity, measured worse
     (["--vocab", "vocab.json", "--activation", "tanh"], "so it was trained with relu: give --activation relu."),
-    (["--vocab", "vocab.json", "--max-tokens", "-1"], "--max-tokens must be zero (all) or more, got -1"),
+    (["--vocab", "vocab.json", "--max-tokens", "-1"], "--max-tokens must be zero or more, got -1"),
     (["--preset", "d2l-1.0"], "--preset only matters for a language model: give its --vocab too"),
 ])
 def test_imports_that_do_not_fit_are_refused(files: Path, argv: list[str], fragment: str) -> None:

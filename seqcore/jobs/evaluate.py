@@ -46,7 +46,7 @@ def evaluate_checkpoint(*, checkpoint: str, backend: str, device: str = "auto", 
     vocab = checked_vocab(path, saved)
     info = checked_progress(path, saved.progress)
     check_prefixes(vocab, prefixes, info["token"])
-    recorded = recorded_sizes(saved, info)
+    recorded = recorded_sizes(saved)
     sampler = Sampler(recorded[2]) if recorded else Sampler.SEQUENTIAL
     if sampler is Sampler.WINDOWS:  # d2l 1.0's validation: windows of the recorded length, each from zero
         num_steps = windows_steps(path, recorded[1], num_steps)
@@ -54,7 +54,7 @@ def evaluate_checkpoint(*, checkpoint: str, backend: str, device: str = "auto", 
     if sampler is Sampler.WINDOWS:
         batch_size = batch_size or recorded[0]
     else:
-        batch_size, num_steps = measured_sizes(path, recorded, len(val), batch_size, num_steps)
+        batch_size, num_steps = measured_sizes(path, saved, len(val), batch_size, num_steps)
 
     framework = load_backend(backend)  # only now: every check above runs without a framework
     where = framework.resolve_device(parse_enum(Device, device, "device"))
@@ -81,22 +81,25 @@ def check_flags(batch_size: Optional[int], num_steps: Optional[int], prefixes: S
         checks.text(prefix, "each --prefix")
 
 
-def recorded_sizes(saved: Checkpoint, info: dict[str, Any]) -> Optional[tuple[int, int, str]]:
+def recorded_sizes(saved: Checkpoint) -> Optional[tuple[int, int, str]]:
     """(batch size, steps, sampler) the model was trained with: the training spec's, or for an
-    imported model those of the data it was imported for (tasks.convert records them); None
-    when neither says."""
+    imported model those of the data it was imported for (tasks.convert records them in the
+    progress entries, checked by checked_progress); None when neither says."""
     train = saved.train_spec
     if train is not None:
-        return train.batch_size, train.num_steps, train.sampler.value
-    if info["batch_size"] and info["num_steps"]:
-        return info["batch_size"], info["num_steps"], info["sampler"] or Sampler.SEQUENTIAL.value
+        return train.batch_size, train.num_steps, Sampler(train.sampler).value
+    progress = saved.progress
+    if progress.get("batch_size") and progress.get("num_steps"):
+        return progress["batch_size"], progress["num_steps"], progress.get("sampler") or Sampler.SEQUENTIAL.value
     return None
 
 
-def measured_sizes(path: Path, recorded: Optional[tuple[int, int, str]], num_tokens: int,
-                   batch_size: Optional[int], num_steps: Optional[int]) -> tuple[int, int]:
+def measured_sizes(path: Path, saved: Checkpoint, num_tokens: int, batch_size: Optional[int],
+                   num_steps: Optional[int]) -> tuple[int, int]:
     """(rows, steps) the validation text of `num_tokens` is read with. Left out, the run's own
-    sizes, shrunk as the run shrank them; given, they must fit the text (never silently less)."""
+    sizes (recorded_sizes), shrunk as the run shrank them; given, they must fit the text (never
+    silently less)."""
+    recorded = recorded_sizes(saved)
     if (batch_size is None or num_steps is None) and recorded is None:
         raise SeqcoreError(f"{path} records no training spec (an imported checkpoint), so there are no run's "
                            f"sizes to measure with: give --batch-size and --num-steps.")
