@@ -15,16 +15,15 @@ perplexity.png, model.safetensors (last) and best.safetensors (best validation) 
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from seqcore.backend import Device, load_backend
-from seqcore.checks import parse_enum
-from seqcore.data.corpus import Preprocess, is_url
+from seqcore.backend import load_backend
+from seqcore.data.corpus import Preprocess
 from seqcore.data.sampling import Sampler, carries_state
-from seqcore.data.vocab import Order, Vocab
+from seqcore.data.spec import TIME_MACHINE, CorpusSpec
+from seqcore.data.vocab import Order
 from seqcore.errors import ConfigError, SeqcoreError
-from seqcore.jobs.lm import LanguageModelJob, model_spec, prepare_data
+from seqcore.jobs.lm import LanguageModelJob, model_spec
 from seqcore.jobs.presets import PRESETS, describe, preset_values
 from seqcore.model.spec import Bias, Impl
 from seqcore.run.session import Run
@@ -67,7 +66,7 @@ class CharLMConfig(TaskConfig):
                                         "after them (d2l 1.0's num_val), in place of --val-fraction",
                                         group="data", check="positive")
     corpus: Optional[str] = option(None, "a UTF-8 text file or an http(s) URL (default: the bundled "
-                                   "Time Machine)", group="data", metavar="PATH")
+                                   "Time Machine)", group="data", metavar="PATH", resumable=True)
     corpus_hash: Optional[str] = option(None, "checksum of a --corpus URL, e.g. sha256:HEX", group="data")
     token: str = option("char", "", group="data", choices=("char", "word"))
     input: str = option("onehot", "how tokens enter the model: one-hot vectors (d2l) or a learned embedding",
@@ -126,6 +125,12 @@ class CharLMConfig(TaskConfig):
         """(train, validation) window counts of d2l 1.0's split, or None for the tail split."""
         return None if self.train_windows is None else (self.train_windows, self.val_windows)
 
+    def data_spec(self) -> CorpusSpec:
+        windows = None if self.train_windows is None else (self.train_windows, self.val_windows, self.num_steps)
+        return CorpusSpec(source=self.corpus or TIME_MACHINE, source_hash=self.corpus_hash, token=self.token,
+                          max_tokens=self.max_tokens or None, val_fraction=self.val_fraction,
+                          preprocess=self.preprocess, vocab_order=self.vocab_order, windows=windows)
+
     def train_spec(self) -> TrainSpec:
         return TrainSpec(batch_size=self.batch_size, num_steps=self.num_steps, num_epochs=self.epochs,
                          lr=self.lr, clip=self.clip, optimizer=self.optimizer, sampler=self.sampler,
@@ -135,16 +140,16 @@ class CharLMConfig(TaskConfig):
 
 
 def run(config: CharLMConfig) -> dict[str, Any]:
-    """Train and return the summary (train / validation perplexity, tokens/s, samples, paths)."""
+    """Train and return the summary (train / validation perplexity, tokens/s, samples, paths).
+
+    To resume a run from Python without repeating its settings: run(CharLMConfig.resume_from(DIR,
+    epochs=800)); a changed setting that would change the numbers is refused."""
     train = config.train_spec()  # every flag is checked before any file is read or written
+    data_spec = config.data_spec()
     settings = config.settings(TASK, f"{config.backend}-{config.cell}-{config.impl}")
     with Run(TASK, config.saved(), settings, train) as training:  # the folder is checked first
-        order = config.vocab_order
-        if training.resumed is not None and training.resumed.vocab:  # the checkpoint's vocabulary is the truth
-            order = Vocab.from_dict(training.resumed.vocab).order
-        data = prepare_data(config.corpus, config.token, config.max_tokens or None, config.val_fraction,
-                            config.batch_size, config.num_steps, config.corpus_hash, config.preprocess, order,
-                            config.sampler, config.windows())
+        data = data_spec.load()
+        job = LanguageModelJob(data, train, config.prefixes, config.num_preds, config.temperature)
         spec = model_spec(config.cell, config.impl, len(data.vocab), config.hidden_size, config.num_layers,
                           config.input, config.embed_size, config.dropout, config.gru_reset, config.activation,
                           config.bias)
@@ -153,24 +158,9 @@ def run(config: CharLMConfig) -> dict[str, Any]:
             if unknown:
                 raise SeqcoreError(f"The prefix {prefix!r} has tokens outside the vocabulary: "
                                    f"{', '.join(repr(t) for t in unknown)}.")
-        backend = load_backend(config.backend, config.compile)
-        device = backend.resolve_device(parse_enum(Device, config.device, "device"))
-        info = {"backend": config.backend, "device": device, "corpus": _resolved(config.corpus),
-                "corpus_hash": config.corpus_hash, "token": config.token, "max_tokens": config.max_tokens or None,
-                "val_fraction": config.val_fraction, "num_train_tokens": int(len(data.train_ids)),
-                "num_val_tokens": int(len(data.val_ids)), "preprocess": config.preprocess,
-                "train_windows": config.train_windows, "val_windows": config.val_windows,
-                "preset": config.preset}
-        job = LanguageModelJob(data, train, info, config.prefixes, config.num_preds, config.temperature)
-        summary = training.fit(job, backend, device, spec)
+        training.check_resumed(job, spec)  # before a framework loads
+        summary = training.fit(job, load_backend(config.backend, config.compile), spec)
     return {**summary, "out": str(settings.out)}
-
-
-def _resolved(corpus: Optional[str]) -> str:
-    """The corpus as a checkpoint records it: 'timemachine', a URL, or an absolute path."""
-    if corpus is None:
-        return "timemachine"
-    return corpus if is_url(corpus) else str(Path(corpus).resolve())
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

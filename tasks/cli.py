@@ -7,8 +7,10 @@ command line, a `--config` file, a resumed run's saved config and a Python call 
 checks and sentences (ConfigError). The options several commands have (--backend, --device,
 --batch-size, --num-steps, --prefix, --num-preds, --out, --overwrite, lists of names) are defined
 once below. `parse_config` layers, from lowest to highest: the field defaults, a `--config FILE`
-(a run's config.json), the saved config of the folder being resumed, and the flags given. Bad
-input ends in one sentence on stderr and exit status 2, never a traceback (`run_main`).
+(a run's config.json) or the saved config of the folder being resumed (not both), and the flags
+given; a resumed configuration is then checked against the run's checkpoint by the run layer
+(seqcore.run.resume), as a Python call's is. Bad input ends in one sentence on stderr and exit
+status 2, never a traceback (`run_main`).
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from seqcore.backend import BACKENDS, Device, Optimizer, no_compile
+from seqcore.checks import parse_enum
 from seqcore.errors import ConfigError, SeqcoreError
 from seqcore.model.spec import Activation, Cell, GRUReset, Impl, Init
 from seqcore.run.config_file import read_run_config
@@ -210,11 +213,24 @@ class TaskConfig(Options):
         task_settings: RunSettings fields the task decides itself (a computed default)."""
         out = Path(self.out) if self.out else next_version(Path("runs") / task / default_folder)
         command = f"python -m tasks.{task} --out {shlex.quote(str(out))} --resume"
-        settings = dict(out=out, mode=self.folder_mode(), eval_every=self.eval_every,
-                        checkpoint_every=self.checkpoint_every, patience=self.patience,
+        resumable = frozenset(f.name for f in dataclasses.fields(self) if f.metadata.get("resumable"))
+        settings = dict(out=out, mode=self.folder_mode(), backend=self.backend,
+                        device=parse_enum(Device, self.device, "device"), resumable=resumable,
+                        eval_every=self.eval_every, checkpoint_every=self.checkpoint_every, patience=self.patience,
                         divergence=self.divergence, log_every=self.log_every, span=self.span, progress=self.progress,
                         tensorboard=self.tensorboard, resume_command=command)
         return RunSettings(**{**settings, **task_settings})
+
+    @classmethod
+    def resume_from(cls, out: str | os.PathLike, **changes: Any) -> "TaskConfig":
+        """The configuration of the run in `out`, set to continue it: what `--out OUT --resume`
+        gives on the command line, for Python callers, e.g. run(CharLMConfig.resume_from(OUT,
+        epochs=800)). `changes` may set the fields a resume can change (epochs, patience, the
+        output flags, the device, a moved data folder); the run layer refuses any other change
+        in one sentence, as it refuses a Python call that spells the whole configuration out
+        with one field different."""
+        saved = read_run_config(Path(out))
+        return cls(**_with_changes(cls, saved, {**changes, "out": str(out), "resume": True}))
 
 
 def default_backend(find: Callable[[str], Any] = importlib.util.find_spec) -> str:
@@ -247,58 +263,51 @@ def check_plot_backend() -> None:
 
 
 PARSE_ONLY_ENV = "SEQCORE_PARSE_ONLY"  # 1: parse_config prints the config as one JSON line and exits 0
-RESUME_HINT = "a resumed run keeps its configuration; start a new run (another --out) to change it"
 
 
 def parse_config(config_class: type, task: str, argv: Optional[Sequence[str]], doc: str,
                  defaults: Mapping[str, str] | None = None) -> Any:
-    """The config a command line describes: defaults < --config FILE < the resumed run < flags."""
+    """The config a command line describes: defaults < --config FILE or the resumed run < flags.
+    A resume starts from the run's config.json; the run layer then checks the result against the
+    run's checkpoint (seqcore.run.resume), as it checks a Python caller's."""
     parser = build_parser(config_class, f"python -m tasks.{task}", doc, defaults)
     given = vars(parser.parse_args(argv))
-    fields = {f.name: f for f in dataclasses.fields(config_class)}
     base: dict[str, Any] = {}
+    if "config" in given and given.get("resume"):
+        raise ConfigError("--config and --resume exclude each other: --config starts a new run from a saved "
+                          "configuration, --resume continues the run in --out with its own.")
     if "config" in given:
         saved = read_run_config(Path(given.pop("config")), flag="--config")
         if saved["task"] != task:
             raise SeqcoreError(f"--config holds a {saved['task']} configuration, not a {task} one.")
         base = {k: v for k, v in saved["config"].items() if k != "out"}  # a rerun gets its own folder
-    # A saved config without a field whose default changed since ran at the old value (option(legacy=)).
-    legacy = {name: f.metadata["legacy"] for name, f in fields.items() if f.metadata.get("legacy") is not None}
-    if base:
-        base = {**legacy, **base}
     if given.get("resume") and given.get("out"):
         saved = read_run_config(Path(given["out"]))
         if saved["task"] != task:
             raise SeqcoreError(f"{given['out']} holds a {saved['task']} run, not a {task} run; resume it "
                                f"with python -m tasks.{saved['task']}.")
-        base = {**legacy, **saved["config"]}
-        for name, value in given.items():
-            meta = fields[name].metadata
-            # A field the saved config lacks (a run from before the field existed) ran at its default.
-            saved_value = base.get(name, fields[name].default)
-            if meta["saved"] and not meta["resumable"] and _differs(value, saved_value):
-                raise SeqcoreError(f"{flag(name)} {_show(value)} differs from the run in {given['out']} "
-                                   f"({_show(saved_value)}); {RESUME_HINT}.")
-    unknown = sorted(set(base) - set(fields))
-    if unknown:
-        raise SeqcoreError(f"The saved configuration has fields this task does not know: {', '.join(unknown)}.")
-    values = config_class.layer_preset({**base, **given})
-    for name, value in values.items():
-        if isinstance(fields[name].default, tuple) and isinstance(value, list):
-            values[name] = tuple(value)
-    config = config_class(**values)
+        base = saved["config"]
+    config = config_class(**_with_changes(config_class, {"task": task, "config": base}, given))
     if os.environ.get(PARSE_ONLY_ENV) == "1":  # tasks.launch's dry parse of its workers' command line
         print(json.dumps({"task": task, "config": config.saved()}, default=str))
         raise SystemExit(0)
     return config
 
 
-def _differs(given: Any, saved: Any) -> bool:
-    return (list(given) if isinstance(given, tuple) else given) != saved
-
-
-def _show(value: Any) -> str:
-    return ", ".join(value) if isinstance(value, (list, tuple)) else str(value)
+def _with_changes(config_class: type, saved: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """A saved configuration (config.json's record) with `changes` applied, as config_class fields."""
+    fields = {f.name: f for f in dataclasses.fields(config_class)}
+    unknown = sorted(set(saved["config"]) - set(fields))
+    if unknown:
+        raise SeqcoreError(f"The saved configuration has fields this task does not know: {', '.join(unknown)}.")
+    # A saved config without a field whose default changed since ran at the old value (option(legacy=)).
+    legacy = {name: f.metadata["legacy"] for name, f in fields.items() if f.metadata.get("legacy") is not None}
+    base = {**legacy, **saved["config"]} if saved["config"] else {}
+    values = config_class.layer_preset({**base, **changes})
+    for name, value in values.items():
+        if name in fields and isinstance(fields[name].default, tuple) and isinstance(value, list):
+            values[name] = tuple(value)
+    return values
 
 
 def exit_code(main: Callable[[Optional[Sequence[str]]], int], argv: Optional[Sequence[str]] = None) -> int:

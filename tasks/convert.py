@@ -190,17 +190,15 @@ def import_weights(source: str, fmt: str, out: str, overwrite: bool = False, *, 
                           input_kind=input_kind, activation=activation, readout=readout)
         params = to_canonical(spec, arrays, fmt, str(source))
         layout = f"d2l {edition}'s {'RNNLM' if edition == '1.0' else 'RNNModel'}" if edition else "a plain module"
-    progress: dict[str, Any] = {"backend": FRAMEWORK[fmt], "imported_from": str(Path(source).resolve()),
-                                "imported_format": fmt, "imported_layout": layout}
-    data: dict[str, Any] = {}
-    words, note, val_ppl = None, "", None
+    provenance: dict[str, Any] = {"backend": FRAMEWORK[fmt], "imported_from": str(Path(source).resolve()),
+                                  "imported_format": fmt, "imported_layout": layout}
+    words, data, note, val_ppl = None, None, "", None
     if vocab is not None:
         preset = preset or edition_preset(edition)
-        words, description, val_ids, digest = lm_data(vocab, spec, FRAMEWORK[fmt], corpus=corpus, token=token,
-                                                      max_tokens=max_tokens, val_fraction=val_fraction, preset=preset)
-        val_ppl = measured(spec, params, val_ids, description, str(source), activation, fmt)
-        progress.update(description)
-        data["corpus_sha256"] = digest
+        words, data, sizes = lm_data(vocab, spec, FRAMEWORK[fmt], corpus=corpus, token=token, max_tokens=max_tokens,
+                                     val_fraction=val_fraction, preset=preset)
+        val_ppl = measured(spec, params, data.val_ids, sizes, str(source), activation, fmt)
+        provenance.update(sizes)
     elif spec.readout is Readout.SEQUENCE and spec.input_kind is not InputKind.DENSE:
         note = (f"{target} holds no vocabulary, so it is not a language-model checkpoint (tasks.evaluate refuses "
                 f"it) until one is given: import again with --vocab FILE (d2l's vocab.idx_to_token as JSON)")
@@ -213,11 +211,12 @@ def import_weights(source: str, fmt: str, out: str, overwrite: bool = False, *, 
             got = module.plain_forward(Path(folder) / "weights", spec, inputs, state)
         difference = check_against_reference(spec, params, inputs, got, WHAT[fmt])
     with writing(target):
-        save_checkpoint(target, Checkpoint(model_spec=spec, params=params, vocab=words.to_dict() if words else None,
-                                           progress=progress, data=data))
+        save_checkpoint(target, Checkpoint(model_spec=spec, params=params, data_spec=data.spec if data else None,
+                                           vocab=words.to_dict() if words else None, provenance=provenance,
+                                           fingerprint=data.fingerprint if data else {}))
     return {"out": str(target), "format": fmt, "model": describe(spec), "layout": layout, "num_tensors": len(raw),
             "max_difference": difference, "spec": spec.to_dict(), "val_ppl": val_ppl, "note": note,
-            "preset": progress.get("preset")}
+            "preset": provenance.get("preset")}
 
 
 def check_out(out: str, overwrite: bool) -> Path:

@@ -96,7 +96,8 @@ def test_the_right_nonlinearity_and_all_of_the_text(files: Path) -> None:
     assert "validation perplexity" in result.stdout
     saved = load_checkpoint(files / "relu.safetensors")
     assert saved.model_spec.activation.value == "relu"
-    assert saved.progress["max_tokens"] is None and saved.progress["preprocess"] == "lines"  # 0: all, as char_lm
+    assert saved.data_spec.max_tokens is None and saved.data_spec.preprocess == "lines"  # 0: all, as char_lm
+    assert saved.provenance["batch_size"] == 32 and saved.provenance["num_steps"] == 35
 
 
 def test_an_import_without_vocabulary_says_what_it_is(files: Path) -> None:

@@ -95,7 +95,10 @@ def test_the_10_preset_trains_and_evaluates_on_its_windows(tmp_path: Path, backe
            "--train-windows", "2048", "--val-windows", "512", "--out", str(out), "--no-progress", check=True)
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     run = next(r for r in records if r["kind"] == "run")
-    assert run["preset"] == "d2l-1.0" and run["train"]["sampler"] == "windows" and run["num_val_tokens"] == 512 + 32
+    assert json.loads((out / "config.json").read_text())["config"]["preset"] == "d2l-1.0"  # the run records it
+    assert run["train"]["sampler"] == "windows" and run["num_val_tokens"] == 512 + 32
+    assert run["data"]["windows"] == [2048, 512, 32] and run["data"]["vocab_order"] == "alphabetical"
+    assert run["data"]["preprocess"] == "text"
     assert len([r for r in records if r["kind"] == "epoch"]) == 2  # 2 batches of 1024 an epoch
     result = python("-m", "tasks.evaluate", "--checkpoint", str(out), "--backend", backend_name, "--json", check=True)
     last = [r for r in records if r["kind"] == "epoch"][-1]

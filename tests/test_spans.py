@@ -149,7 +149,7 @@ def test_a_divergence_inside_a_span_is_reported_at_its_step_with_the_last_good_c
     assert stopped[0] == stopped[1] and stopped[0][0]["epoch"] >= 2, stopped
     assert ", step 63;" not in errors[0][0]  # inside the epoch, so inside the whole-epoch span
     kept = [load_checkpoint(out / LAST) for out in (one, whole)]
-    assert kept[0].progress["epoch"] == kept[1].progress["epoch"] == stopped[0][0]["epoch"] - 1
+    assert kept[0].provenance["epoch"] == kept[1].provenance["epoch"] == stopped[0][0]["epoch"] - 1
     for key, value in kept[0].params.items():
         np.testing.assert_array_equal(kept[1].params[key], value, err_msg=key)
     print(f"\n{backend_name}: {errors[0][0]}")

@@ -16,11 +16,11 @@ import importlib.resources
 import re
 from enum import Enum
 from pathlib import Path
-from typing import Sequence, TypeVar
+from typing import Optional, Sequence, TypeVar
 
 from seqcore.checks import parse_enum
 from seqcore.data.download import fetch
-from seqcore.errors import SeqcoreError
+from seqcore.errors import ConfigError, SeqcoreError
 
 TIME_MACHINE_SHA1 = "090b5e7e70c295757f55df93cb0a180b9691891a"
 _NON_LETTERS = re.compile("[^A-Za-z]+")
@@ -222,3 +222,15 @@ def split_windows(tokens: Sequence[T], num_steps: int, num_train: int, num_val: 
                            f"tokens, fewer than the {num_train} + {num_val} that --train-windows and "
                            f"--val-windows ask for.")
     return tokens[:num_train + num_steps], tokens[num_train:num_train + num_val + num_steps]
+
+
+def check_windows(windows: Optional[Sequence[int]]) -> Optional[tuple[int, int, int]]:
+    """A CorpusSpec's d2l 1.0 split as (train windows, validation windows, steps), or None."""
+    if windows is None:
+        return None
+    if isinstance(windows, (str, bytes)) or not isinstance(windows, Sequence) or len(windows) != 3:
+        raise ConfigError(f"The window split must be (train windows, validation windows, steps), got {windows!r}.")
+    for value, name in zip(windows, ("--train-windows", "--val-windows", "--num-steps")):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ConfigError(f"{name} must be a positive whole number, got {value!r}.")
+    return tuple(windows)

@@ -1,9 +1,11 @@
 """A language-model checkpoint measured on any backend, whichever backend wrote it: the validation
 perplexity on the held-out text it was trained beside, and text continued from prefixes.
 
-Nothing is measured unless everything matches: the corpus's bytes (the SHA-256 the checkpoint
-recorded), the vocabulary (rebuilt from the corpus, in the same order) and the width of the
-weights; the flags and the prefixes are checked before a framework loads. Nothing is written.
+The text comes from the checkpoint's data spec (seqcore.data.spec.CorpusSpec; derived from the
+`progress` fields of a format-2 file), loaded as a run loads it. Nothing is measured unless
+everything matches: the corpus's bytes (the SHA-256 the checkpoint recorded), the vocabulary
+(rebuilt from the corpus, in the same order) and the width of the weights; the flags and the
+prefixes are checked before a framework loads. Nothing is written.
 """
 from __future__ import annotations
 
@@ -16,8 +18,10 @@ from typing import Any, Optional, Sequence
 from seqcore import checks
 from seqcore.backend import Device, load_backend
 from seqcore.checks import parse_enum
-from seqcore.data.corpus import Preprocess, is_url, load_corpus, local_path, sha256_of, split_train_val, split_windows
+from seqcore.data.corpus import is_url
+from seqcore.data.fingerprint import fingerprint_changes
 from seqcore.data.sampling import Sampler
+from seqcore.data.spec import TIME_MACHINE, Corpus, CorpusSpec
 from seqcore.data.vocab import Vocab
 from seqcore.errors import ConfigError, SeqcoreError
 from seqcore.jobs.generate import predict
@@ -37,37 +41,42 @@ def evaluate_checkpoint(*, checkpoint: str, backend: str, device: str = "auto", 
 
     batch_size / num_steps: None takes the checkpoint's training values (an imported one's: the
     sizes of the data it was imported for), read as the run read its validation text (the batch
-    shrunk to what the text fills: the run's own figure); sizes given must fit the text. The
-    result reports the sizes it read with.
+    shrunk to what the text fills: the run's own figure; d2l 1.0's windows each from a zero
+    state); sizes given must fit the text. The result reports the sizes it read with.
     """
     check_flags(batch_size, num_steps, prefixes, num_preds)
     path = checkpoint_path(checkpoint, best)
     saved = load_checkpoint(path)
     vocab = checked_vocab(path, saved)
-    info = checked_progress(path, saved.progress)
-    check_prefixes(vocab, prefixes, info["token"])
+    spec = corpus_spec(path, saved)
+    check_prefixes(vocab, prefixes, spec.token)
+    corpus = validation_corpus(path, saved, spec, vocab)
     recorded = recorded_sizes(saved)
     sampler = Sampler(recorded[2]) if recorded else Sampler.SEQUENTIAL
-    if sampler is Sampler.WINDOWS:  # d2l 1.0's validation: windows of the recorded length, each from zero
-        num_steps = windows_steps(path, recorded[1], num_steps)
-    val = validation_text(path, saved, vocab, info, num_steps or (recorded[1] if recorded else 1))
-    if sampler is Sampler.WINDOWS:
-        batch_size = batch_size or recorded[0]
+    if spec.windows is not None:  # d2l 1.0's validation: its windows, each from a zero state
+        sampler, num_steps = Sampler.WINDOWS, windows_steps(path, spec.windows[2], num_steps)
+        batch_size = batch_size or (recorded[0] if recorded else 1024)
     else:
-        batch_size, num_steps = measured_sizes(path, saved, len(val), batch_size, num_steps)
+        batch_size, num_steps = measured_sizes(path, saved, len(corpus.val_ids), batch_size, num_steps)
+    written_by, epoch = (saved.provenance.get(key) for key in ("backend", "epoch"))
+    for key, value, kind, wanted in (("epoch", epoch, int, "a whole number"), ("backend", written_by, str,
+                                                                                "a backend name")):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+            raise SeqcoreError(f"{path} has damaged provenance metadata: {key} is {value!r} "
+                               f"({type(value).__name__}), not {wanted}.")
 
     framework = load_backend(backend)  # only now: every check above runs without a framework
     where = framework.resolve_device(parse_enum(Device, device, "device"))
     model = framework.build_model(saved.model_spec, saved.params, where)
-    val_ppl = validation_perplexity(framework, model, vocab.encode(val), batch_size, num_steps, sampler)
+    val_ppl = validation_perplexity(framework, model, corpus.val_ids, batch_size, num_steps, sampler)
     if not math.isfinite(val_ppl):
         raise SeqcoreError(f"The validation perplexity of {path} came out as {val_ppl}; the weights "
                            f"overflow on this text.")
     return {
-        "checkpoint": str(path), "written_by": saved.progress.get("backend"), "backend": backend,
-        "device": str(where), "epoch": saved.progress.get("epoch"), "corpus": info["corpus"],
-        "batch_size": batch_size, "num_steps": num_steps, "num_val_tokens": len(val), "val_ppl": val_ppl,
-        "samples": {p: predict(framework, model, vocab, p, num_preds, info["token"]) for p in prefixes},
+        "checkpoint": str(path), "written_by": written_by, "backend": backend, "device": str(where),
+        "epoch": epoch, "corpus": spec.source, "data": spec.to_dict(), "batch_size": batch_size,
+        "num_steps": num_steps, "num_val_tokens": len(corpus.val_ids), "val_ppl": val_ppl,
+        "samples": {p: predict(framework, model, vocab, p, num_preds, spec.token) for p in prefixes},
     }
 
 
@@ -84,14 +93,24 @@ def check_flags(batch_size: Optional[int], num_steps: Optional[int], prefixes: S
 def recorded_sizes(saved: Checkpoint) -> Optional[tuple[int, int, str]]:
     """(batch size, steps, sampler) the model was trained with: the training spec's, or for an
     imported model those of the data it was imported for (tasks.convert records them in the
-    progress entries, checked by checked_progress); None when neither says."""
+    provenance); None when neither says."""
     train = saved.train_spec
     if train is not None:
         return train.batch_size, train.num_steps, Sampler(train.sampler).value
-    progress = saved.progress
-    if progress.get("batch_size") and progress.get("num_steps"):
-        return progress["batch_size"], progress["num_steps"], progress.get("sampler") or Sampler.SEQUENTIAL.value
+    found = saved.provenance
+    sizes = (found.get("batch_size"), found.get("num_steps"))
+    if all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in sizes):
+        sampler = found.get("sampler") if found.get("sampler") in [k.value for k in Sampler] else "sequential"
+        return sizes[0], sizes[1], sampler
     return None
+
+
+def windows_steps(path: Path, recorded: int, num_steps: Optional[int]) -> int:
+    """The window length of d2l 1.0's validation windows: the data's, which --num-steps cannot change."""
+    if num_steps is not None and num_steps != recorded:
+        raise SeqcoreError(f"{path} was trained on windows of {recorded} + 1 tokens (d2l 1.0's num_steps), so its "
+                           f"validation windows are those: --num-steps {num_steps} cannot change them.")
+    return recorded
 
 
 def measured_sizes(path: Path, saved: Checkpoint, num_tokens: int, batch_size: Optional[int],
@@ -114,19 +133,11 @@ def measured_sizes(path: Path, saved: Checkpoint, num_tokens: int, batch_size: O
     return rows, steps
 
 
-def windows_steps(path: Path, recorded: int, num_steps: Optional[int]) -> int:
-    """The window length of d2l 1.0's validation windows: the data's, which --num-steps cannot change."""
-    if num_steps is not None and num_steps != recorded:
-        raise SeqcoreError(f"{path} was trained on windows of {recorded} + 1 tokens (d2l 1.0's num_steps), so its "
-                           f"validation windows are those: --num-steps {num_steps} cannot change them.")
-    return recorded
-
-
 def checked_vocab(path: Path, saved: Checkpoint) -> Vocab:
     """The checkpoint's vocabulary, refused unless it is a language model's and fits the weights."""
     spec = saved.model_spec
     if saved.vocab is None or spec.input_kind is InputKind.DENSE or spec.readout is not Readout.SEQUENCE:
-        imported = saved.progress.get("imported_from")
+        imported = saved.provenance.get("imported_from")
         hint = (f"; it was imported from {imported} without --vocab: import it again with --vocab FILE"
                 if imported and spec.readout is Readout.SEQUENCE and spec.input_kind is not InputKind.DENSE else "")
         raise SeqcoreError(f"{path} is not a language-model checkpoint (it has no vocabulary){hint}.")
@@ -141,44 +152,13 @@ def checked_vocab(path: Path, saved: Checkpoint) -> Vocab:
     return vocab
 
 
-def checked_progress(path: Path, progress: dict[str, Any]) -> dict[str, Any]:
-    """The progress entries that rebuild the validation text, each of the type it must have."""
-    needed = ("corpus", "token", "max_tokens", "val_fraction")
-    missing = [key for key in needed if key not in progress]
-    if missing:
-        raise SeqcoreError(f"{path} has incomplete progress metadata: {', '.join(missing)} "
-                           f"{'is' if len(missing) == 1 else 'are'} missing, so the validation text "
+def corpus_spec(path: Path, saved: Checkpoint) -> CorpusSpec:
+    """The corpus the checkpoint was trained on, as its data spec says."""
+    if not isinstance(saved.data_spec, CorpusSpec):
+        what = f"{saved.data_spec.kind} data" if saved.data_spec is not None else "no data spec"
+        raise SeqcoreError(f"{path} records {what}, not a corpus ({saved.format}), so the validation text "
                            f"cannot be rebuilt.")
-    info = {key: progress[key] for key in needed}
-    # Later entries (absent from older checkpoints, which ran at these defaults): d2l 1.0's data.
-    optional = {"corpus_hash": None, "preprocess": Preprocess.LINES.value, "train_windows": None,
-                "val_windows": None, "sampler": None, "batch_size": None, "num_steps": None}
-    info.update({key: progress.get(key, default) for key, default in optional.items()})
-
-    def number(value: Any) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-    checks = (
-        ("corpus", lambda v: isinstance(v, str) and v != "", "a file path, a URL or 'timemachine'"),
-        ("corpus_hash", lambda v: v is None or isinstance(v, str), "a checksum string or null"),
-        ("token", lambda v: v in ("char", "word"), "'char' or 'word'"),
-        ("max_tokens", lambda v: v is None or (number(v) and isinstance(v, int) and v > 0),
-         "a positive whole number or null"),
-        ("val_fraction", lambda v: number(v) and 0 <= v < 1, "a number in [0, 1)"),
-        ("preprocess", lambda v: v in [p.value for p in Preprocess], "'lines' or 'text'"),
-        ("sampler", lambda v: v is None or v in [s.value for s in Sampler], "a sampler name or null"),
-    ) + tuple((key, lambda v: v is None or (number(v) and isinstance(v, int) and v > 0),
-               "a positive whole number or null") for key in ("train_windows", "val_windows", "batch_size", "num_steps"))
-    for key, valid, wanted in checks:
-        if not valid(info[key]):
-            raise SeqcoreError(f"{path} has damaged progress metadata: {key} is {info[key]!r} "
-                               f"({type(info[key]).__name__}), not {wanted}.")
-    for key, kind, wanted in (("epoch", int, "a whole number"), ("backend", str, "a backend name")):
-        value = progress.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
-            raise SeqcoreError(f"{path} has damaged progress metadata: {key} is {value!r} "
-                               f"({type(value).__name__}), not {wanted}.")
-    return info
+    return saved.data_spec
 
 
 def check_prefixes(vocab: Vocab, prefixes: Sequence[str], token: str) -> None:
@@ -189,38 +169,30 @@ def check_prefixes(vocab: Vocab, prefixes: Sequence[str], token: str) -> None:
                                f"{', '.join(repr(t) for t in unknown)}.")
 
 
-def validation_text(path: Path, saved: Checkpoint, vocab: Vocab, info: dict[str, Any], num_steps: int) -> list[str]:
-    """The held-out tokens the run measured, after checking the corpus's bytes and vocabulary
-    (the tail of the text, or d2l 1.0's validation windows of num_steps + 1 tokens)."""
-    corpus = info["corpus"]
-    source = local_path(None if corpus == "timemachine" else corpus, info["corpus_hash"])
-    if source is not None and not Path(source).exists():
-        raise SeqcoreError(f"The corpus {corpus} that {path} was trained on is missing; restore it to "
+def validation_corpus(path: Path, saved: Checkpoint, spec: CorpusSpec, vocab: Vocab) -> Corpus:
+    """The corpus the run measured, after checking its bytes and vocabulary and that it holds out text."""
+    if spec.source != TIME_MACHINE and not is_url(spec.source) and not Path(spec.source).exists():
+        raise SeqcoreError(f"The corpus {spec.source} that {path} was trained on is missing; restore it to "
                            f"measure on the same validation text.")
-    expected = saved.data.get("corpus_sha256")
+    corpus = spec.load()
+    expected = saved.fingerprint.get("corpus_sha256")
     if expected is None:
         print(f"warning: {path} records no SHA-256 of its corpus (an older checkpoint), so a changed "
               f"corpus cannot be detected; only its vocabulary is checked.", file=sys.stderr)
     elif not isinstance(expected, str) or not _SHA256.fullmatch(expected):
-        raise SeqcoreError(f"{path} has damaged data metadata: corpus_sha256 is {expected!r}, "
+        raise SeqcoreError(f"{path} has a damaged fingerprint: corpus_sha256 is {expected!r}, "
                            f"not 64 hexadecimal digits.")
-    else:
-        actual = sha256_of(source)
-        if actual != expected:
-            where = "its download" if is_url(corpus) else "the file"
-            raise SeqcoreError(f"The corpus {corpus} has changed since {path} was trained ({where} has "
-                               f"SHA-256 {actual[:12]}..., the checkpoint recorded {expected[:12]}...), "
-                               f"so its validation text is not the one the run measured.")
-    tokens = load_corpus(source, info["token"], preprocessing=info["preprocess"])
-    check_same_vocab(path, vocab, Vocab(tokens, order=vocab.order), corpus)
-    if info["val_windows"] is not None and info["train_windows"] is not None:
-        _, val = split_windows(tokens, num_steps, info["train_windows"], info["val_windows"])
-        return list(val)
-    _, val = split_train_val(tokens, info["val_fraction"], info["max_tokens"])
-    if len(val) < 2:
-        raise SeqcoreError(f"{path} was trained with a validation fraction of {info['val_fraction']}, "
-                           f"which leaves {len(val)} held-out tokens: there is no validation text to measure.")
-    return list(val)
+    elif fingerprint_changes(saved.fingerprint, corpus.fingerprint):
+        where = "its download" if is_url(spec.source) else "the file"
+        raise SeqcoreError(f"The corpus {spec.source} has changed since {path} was trained ({where}: "
+                           f"{fingerprint_changes(saved.fingerprint, corpus.fingerprint)}), so its validation "
+                           f"text is not the one the run measured.")
+    check_same_vocab(path, vocab, corpus.vocab, spec.source)
+    if len(corpus.val_ids) < 2:
+        raise SeqcoreError(f"{path} was trained with a validation fraction of {spec.val_fraction}, "
+                           f"which leaves {len(corpus.val_ids)} held-out tokens: there is no validation text "
+                           f"to measure.")
+    return corpus
 
 
 def check_same_vocab(path: Path, saved: Vocab, rebuilt: Vocab, corpus: str) -> None:
@@ -239,5 +211,8 @@ def check_same_vocab(path: Path, saved: Vocab, rebuilt: Vocab, corpus: str) -> N
         only_corpus = ", ".join(repr(t) for t in sorted(set(theirs) - set(ours))[:5]) or "none"
         raise SeqcoreError(f"{head}: tokens only in the checkpoint: {only_saved}; only in the corpus: "
                            f"{only_corpus}.")
+    if ours == theirs:
+        raise SeqcoreError(f"{head}: the same tokens, recorded under the {saved.order.value} order rule where the "
+                           f"corpus was rebuilt under {rebuilt.order.value}.")
     raise SeqcoreError(f"{head}: it reserves {saved.reserved_tokens} where the corpus's vocabulary reserves "
                        f"{rebuilt.reserved_tokens}.")

@@ -13,8 +13,9 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from seqcore.data.corpus import Preprocess, load_corpus, sha256_of, split_train_val, split_windows
+from seqcore.data.corpus import Preprocess, load_corpus
 from seqcore.data.sampling import Sampler
+from seqcore.data.spec import TIME_MACHINE, Corpus, CorpusSpec
 from seqcore.data.vocab import Order, Vocab
 from seqcore.errors import SeqcoreError
 from seqcore.interchange import DEFAULT_ACTIVATION
@@ -79,9 +80,10 @@ def data_description(preset: Optional[str], backend: str, spec: ModelSpec, **giv
 
 def lm_data(vocab_path: str, spec: ModelSpec, backend: str, *, corpus: Optional[str], token: Optional[str],
             max_tokens: Optional[int], val_fraction: Optional[float], preset: Optional[str]
-            ) -> tuple[Vocab, dict[str, Any], np.ndarray, str]:
-    """The vocabulary (fitted to the corpus), the progress entries tasks.evaluate rebuilds the
-    validation text from, that text's ids and the corpus's SHA-256."""
+            ) -> tuple[Vocab, Corpus, dict[str, Any]]:
+    """The vocabulary (fitted to the corpus), the corpus tasks.evaluate will measure on as its data
+    spec loads it (the order rule found, the edition's split), and the provenance entries of the
+    sizes and sampler the edition read it with."""
     description = data_description(preset, backend, spec, token=token, max_tokens=max_tokens,
                                    val_fraction=val_fraction)
     found = read_vocab_file(vocab_path)
@@ -90,14 +92,13 @@ def lm_data(vocab_path: str, spec: ModelSpec, backend: str, *, corpus: Optional[
     first = Order(description["vocab_order"])
     orders = [first] + [order for order in Order if order is not first]
     vocab = fit_vocab(found, vocab_path, tokens, corpus or "the Time Machine", orders)
-    if description["train_windows"] is not None:
-        _, val = split_windows(tokens, description["num_steps"], description["train_windows"],
-                               description["val_windows"])
-    else:
-        _, val = split_train_val(tokens, description["val_fraction"], description["max_tokens"])
-    progress = {"corpus": str(Path(corpus).resolve()) if corpus else "timemachine", "corpus_hash": None,
-                "preset": preset, **{key: description[key] for key in DATA_FIELDS if key != "vocab_order"}}
-    return vocab, progress, vocab.encode(val), sha256_of(corpus)
+    windows = None if description["train_windows"] is None else (
+        description["train_windows"], description["val_windows"], description["num_steps"])
+    data = CorpusSpec(source=corpus or TIME_MACHINE, token=description["token"], max_tokens=description["max_tokens"],
+                      val_fraction=description["val_fraction"], preprocess=description["preprocess"],
+                      vocab_order=vocab.order.value, windows=windows).load()
+    sizes = {key: description[key] for key in ("batch_size", "num_steps", "sampler")}
+    return vocab, data, {**sizes, "preset": preset}
 
 
 def measured(spec: ModelSpec, params: Mapping[str, np.ndarray], val_ids: np.ndarray,

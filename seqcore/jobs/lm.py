@@ -1,12 +1,12 @@
-"""Language modelling on a text corpus: data preparation, validation perplexity, and the Job
-that the run layer (seqcore.run) trains: batches, evaluation, text samples, plot, summary.
+"""Language modelling on a text corpus: validation perplexity, and the Job that the run layer
+(seqcore.run) trains: batches, evaluation, text samples, plot, summary.
 
-Everything that must agree across backends is decided here in NumPy: the vocabulary, the
-train / validation split, every batch (one seeded Generator), the evaluation batches.
+Everything that must agree across backends is decided in NumPy: the vocabulary and the
+train / validation split (seqcore.data.spec.CorpusSpec.load), every batch (one seeded
+Generator), the evaluation batches.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
@@ -14,9 +14,10 @@ import numpy as np
 
 from seqcore.backend import Backend, Model
 from seqcore.data import sampling
-from seqcore.data.corpus import Preprocess, load_corpus, local_path, sha256_of, split_train_val, split_windows
+from seqcore.data.corpus import Preprocess
 from seqcore.data.sampling import Sampler
-from seqcore.data.vocab import Order, Vocab
+from seqcore.data.spec import TIME_MACHINE, Corpus, CorpusSpec
+from seqcore.data.vocab import Order
 from seqcore.jobs.figures import plot_curves, series
 from seqcore.jobs.generate import predict
 from seqcore.model import reference
@@ -27,33 +28,18 @@ from seqcore.train.spec import TrainSpec
 TEXT_STREAM = 2  # text samples drawn with a temperature use (seed, 2)
 
 
-@dataclasses.dataclass(frozen=True)
-class LMData:
-    vocab: Vocab
-    train_ids: np.ndarray  # (num_train_tokens,) int64
-    val_ids: np.ndarray  # (num_val_tokens,) int64, the corpus tail
-    token: str  # 'char' or 'word'
-    sha256: str  # of the corpus file's bytes
-
-
 def prepare_data(corpus: Optional[str], token: str, max_tokens: Optional[int], val_fraction: float,
                  batch_size: int, num_steps: int, corpus_hash: Optional[str] = None,
                  preprocessing: Preprocess | str = Preprocess.LINES, vocab_order: Order | str = Order.FREQUENCY,
-                 sampler: Sampler | str = Sampler.SEQUENTIAL, windows: Optional[tuple[int, int]] = None) -> LMData:
-    """Read, tokenise and split the corpus; the vocabulary covers the whole text (as in d2l).
-
-    windows: (train, validation) window counts, d2l 1.0's split (seqcore.data.corpus.split_windows);
-    None holds out the last `val_fraction` of the text and trains on its first `max_tokens` tokens.
-    """
-    path = local_path(corpus, corpus_hash)
-    tokens = load_corpus(path, token, preprocessing=preprocessing)
-    vocab = Vocab(tokens, order=vocab_order)
-    if windows is None:
-        train, val = split_train_val(tokens, val_fraction, max_tokens)
-    else:
-        train, val = split_windows(tokens, num_steps, *windows)
-    sampling.check_sampler_fits(sampler, len(train), batch_size, num_steps)
-    return LMData(vocab, vocab.encode(train), vocab.encode(val), token, sha256_of(path))
+                 sampler: Sampler | str = Sampler.SEQUENTIAL, windows: Optional[tuple[int, int]] = None) -> Corpus:
+    """The corpus of a CorpusSpec (None: the bundled text), checked to hold one batch of the sampler;
+    windows: d2l 1.0's (train, validation) window counts, of num_steps + 1 tokens."""
+    data = CorpusSpec(source=corpus or TIME_MACHINE, source_hash=corpus_hash, token=token,
+                      max_tokens=max_tokens, val_fraction=val_fraction, preprocess=Preprocess(preprocessing).value,
+                      vocab_order=Order(vocab_order).value,
+                      windows=None if windows is None else (*windows, num_steps)).load()
+    sampling.check_sampler_fits(sampler, len(data.train_ids), batch_size, num_steps)
+    return data
 
 
 def model_spec(cell: Cell | str, impl: Impl | str, vocab_size: int, hidden_size: int,
@@ -107,12 +93,12 @@ class LanguageModelJob:
     loss = Loss.CROSS_ENTROPY
     monitor, maximize = "val_ppl", False
 
-    def __init__(self, data: LMData, train: TrainSpec, info: dict[str, Any], prefixes: Sequence[str],
-                 num_preds: int, temperature: float):
-        self.data, self.train, self.info = data, train, info
+    def __init__(self, data: Corpus, train: TrainSpec, prefixes: Sequence[str], num_preds: int,
+                 temperature: float):
+        sampling.check_sampler_fits(train.sampler, len(data.train_ids), train.batch_size, train.num_steps)
+        self.data, self.train = data, train
         self.prefixes, self.num_preds, self.temperature = tuple(prefixes), num_preds, temperature
         self.vocab = data.vocab.to_dict()
-        self.fingerprint = {"corpus_sha256": data.sha256}
 
     def num_batches(self) -> int:
         train = self.train
@@ -140,7 +126,7 @@ class LanguageModelJob:
         records = run.log.of_kind("epoch")
         plot_curves(run.folder / "perplexity.png", {"train": series(records, "epoch", "train_ppl"),
                                                     "validation": series(records, "epoch", "val_ppl")},
-                    title=f"{self.info['backend']} {run.spec.impl.value} {run.spec.cell.value}: perplexity",
+                    title=f"{run.backend_name} {run.spec.impl.value} {run.spec.cell.value}: perplexity",
                     xlabel="epoch", ylabel="perplexity", logy=True)
 
     def summary(self, run, backend: Backend, model: Model) -> dict[str, Any]:
