@@ -215,3 +215,72 @@ def test_bad_kind_and_ids() -> None:
         sampling.batches("shuffled", np.arange(100), 2, 3, rng)
     with pytest.raises(SeqcoreError, match=r"1-D sequence of integers, got shape \(10, 10\)"):
         next(sampling.random_batches(np.zeros((10, 10), dtype=np.int64), 2, 3, rng))
+
+
+# -- the book's samplers (d2l 0.17's and 1.0's), set beside seqcore's by the presets ----------------
+
+def _d2l_sequential_reference(corpus: list[int], batch_size: int, num_steps: int, offset: int):
+    """d2l 0.17's seq_data_iter_sequential, its offset given (the book draws randint(0, num_steps))."""
+    num_tokens = ((len(corpus) - offset - 1) // batch_size) * batch_size
+    xs = np.array(corpus[offset: offset + num_tokens]).reshape(batch_size, -1)
+    ys = np.array(corpus[offset + 1: offset + 1 + num_tokens]).reshape(batch_size, -1)
+    return [(xs[:, i: i + num_steps], ys[:, i: i + num_steps])
+            for i in range(0, num_steps * (xs.shape[1] // num_steps), num_steps)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(sizes=corpora(), extra=st.integers(1, 30), data=st.data())
+def test_d2l_sequential_is_the_books_at_every_offset(sizes: tuple[int, int, int], extra: int, data) -> None:
+    num_tokens, batch_size, num_steps = sizes
+    num_tokens += extra + 1  # the book's sampler needs a full window at offset num_steps
+    ids = BASE + np.arange(num_tokens)
+    offset = data.draw(st.integers(0, num_steps))  # inclusive, as the book draws it
+    got = list(sampling.d2l_sequential_batches(ids, batch_size, num_steps, offset=offset))
+    want = _d2l_sequential_reference(list(ids), batch_size, num_steps, offset)
+    assert len(got) == len(want) >= 1
+    for (x, y), (wx, wy) in zip(got, want):
+        np.testing.assert_array_equal(x, wx)
+        np.testing.assert_array_equal(y, wy)
+        assert x.shape == (batch_size, num_steps)  # the short tail is dropped
+
+
+def test_d2l_sequential_draws_its_offset_inclusively_and_drops_the_tail() -> None:
+    ids = np.arange(10_000)
+    firsts = {next(sampling.d2l_sequential_batches(ids, 32, 35, np.random.default_rng(seed)))[0][0, 0]
+              for seed in range(400)}
+    assert firsts == set(range(36))  # 0 .. 35, num_steps itself included
+    assert sampling.num_batches(Sampler.D2L_SEQUENTIAL, 10_000, 32, 35) == 8  # the book's 8 steps an epoch
+    assert sampling.num_batches(Sampler.SEQUENTIAL, 10_000, 32, 35) == 9  # seqcore keeps the tail
+    assert all(len(_epoch(Sampler.D2L_SEQUENTIAL, 10_000, 32, 35, seed)) == 8 for seed in range(5))
+    assert sampling.num_batches(Sampler.D2L_SEQUENTIAL, 31, 2, 10) == 1
+    with pytest.raises(SeqcoreError, match="d2l's sequential sampler needs 31"):
+        sampling.num_batches(Sampler.D2L_SEQUENTIAL, 30, 2, 10)
+
+
+def test_d2l_random_keeps_only_full_batches() -> None:
+    ids = BASE + np.arange(1_000)
+    batches = list(sampling.d2l_random_batches(ids, 4, 7, np.random.default_rng(0), offset=3))
+    windows = (1_000 - 3 - 1) // 7  # 142 windows, 35 full batches of 4, 2 windows dropped
+    assert len(batches) == windows // 4 == sampling.num_batches(Sampler.D2L_RANDOM, 1_000, 4, 7)
+    starts = np.concatenate([x[:, 0] for x, _ in batches]) - BASE
+    assert len(set(starts)) == len(starts) and all((start - 3) % 7 == 0 for start in starts)
+    for x, y in batches:
+        np.testing.assert_array_equal(y, x + 1)
+        np.testing.assert_array_equal(np.diff(x, axis=1), 1)
+
+
+def test_windows_are_d2l_1_0s_overlapping_subsequences() -> None:
+    ids = BASE + np.arange(60)
+    ordered = list(sampling.window_batches(ids, 16, 5))
+    x = np.concatenate([b[0] for b in ordered])
+    y = np.concatenate([b[1] for b in ordered])
+    np.testing.assert_array_equal(x, BASE + np.arange(55)[:, None] + np.arange(5))  # every start, in order
+    np.testing.assert_array_equal(y, x + 1)
+    assert [len(b[0]) for b in ordered] == [16, 16, 16, 7]  # the partial batch kept
+    shuffled = list(sampling.batches(Sampler.WINDOWS, ids, 16, 5, np.random.default_rng(1)))
+    rows = np.concatenate([b[0] for b in shuffled])
+    assert sorted(map(tuple, rows)) == sorted(map(tuple, x)) and not np.array_equal(rows, x)
+    assert sampling.num_batches(Sampler.WINDOWS, 60, 16, 5) == 4
+    assert not sampling.carries_state(Sampler.WINDOWS) and sampling.carries_state(Sampler.D2L_SEQUENTIAL)
+    with pytest.raises(SeqcoreError, match="too few for one window of 5"):
+        list(sampling.window_batches(ids[:5], 16, 5))

@@ -124,8 +124,9 @@ def write_weights(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
         mx.nd.save(str(path), {name: mx.nd.array(value, dtype="float32") for name, value in arrays.items()})
 
 
-def read_weights(path: str | Path) -> dict[str, np.ndarray]:
-    """A `.params` file's arrays as NumPy (floating point as float32), or one sentence why not."""
+def read_weights(path: str | Path) -> dict[str, np.ndarray] | list[np.ndarray]:
+    """A `.params` file's arrays as NumPy (floating point as float32), or one sentence why not; a
+    file of an unnamed list (`npx.save(path, net.params)`, the d2l book's scratch models) as a list."""
     path = Path(path)
     if not path.is_file():
         raise SeqcoreError(f"No Gluon weight file at {path}.")
@@ -139,17 +140,35 @@ def read_weights(path: str | Path) -> dict[str, np.ndarray]:
             with mx.util.np_array(True), mx.util.np_shape(True):  # saved in NumPy mode (d2l's MXNet code)
                 loaded = mx.npx.load(str(path))
         with _legacy_arrays():
-            if not isinstance(loaded, dict):
-                raise SeqcoreError(f"{path} holds an unnamed list of {len(loaded)} arrays, not a Gluon block's "
-                                   f"parameters; save them with block.save_parameters(path).")
-            arrays = {str(name): value.asnumpy() for name, value in loaded.items()}
+            if isinstance(loaded, dict):
+                arrays = {str(name): _dense(path, str(name), value) for name, value in loaded.items()}
+            else:
+                arrays = [_dense(path, f"array {index}", value) for index, value in enumerate(loaded)]
     except mx.base.MXNetError as error:
         reason = (str(error).strip().splitlines() or ["unreadable"])[-1].split("Check failed: ")[-1][:200]
         raise SeqcoreError(f"{path} is not a Gluon parameter file that mx.nd.load can read ({reason}).") from None
+    if not arrays:
+        raise SeqcoreError(f"{path} holds no arrays (a Block whose weights are plain arrays, such as d2l 1.0's "
+                           f"scratch models, saves nothing with save_parameters: npx.save a dict of them).")
+    if isinstance(arrays, list):
+        return [_float32(value) for value in arrays]
     if any(name.startswith(("arg:", "aux:")) for name in arrays):
         raise SeqcoreError(f"{path} is a symbolic export (arg:/aux: names), not a Block's parameters; load the "
                            f"model as a Block and save it with block.save_parameters(path).")
-    return {name: value.astype(np.float32) if value.dtype.kind == "f" else value for name, value in arrays.items()}
+    return {name: _float32(value) for name, value in arrays.items()}
+
+
+def _dense(path: Path, name: str, value) -> np.ndarray:
+    """One stored array as NumPy; a sparse one (row_sparse, csr) is refused in one sentence."""
+    stype = getattr(value, "stype", "default")
+    if stype != "default":
+        raise SeqcoreError(f"{path}'s {name} is a sparse array ({stype}); model weights are dense: save them "
+                           f"with .tostype('default').")
+    return value.asnumpy()
+
+
+def _float32(value: np.ndarray) -> np.ndarray:
+    return value.astype(np.float32) if value.dtype.kind == "f" else value
 
 
 def plain_forward(path: str | Path, spec: ModelSpec | Seq2SeqSpec, inputs: np.ndarray | tuple,

@@ -102,8 +102,9 @@ def write_weights(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
                str(path))
 
 
-def read_weights(path: str | Path) -> dict[str, np.ndarray]:
-    """A state_dict file's tensors as NumPy (floating point as float32), or one sentence why not."""
+def read_weights(path: str | Path) -> dict[str, np.ndarray] | list[np.ndarray]:
+    """A state_dict file's tensors as NumPy (floating point as float32), or one sentence why not; a
+    file of a list of tensors (`torch.save(net.params, path)`, the d2l book's scratch models) as a list."""
     path = Path(path)
     if not path.is_file():
         raise SeqcoreError(f"No PyTorch weight file at {path}.")
@@ -118,11 +119,25 @@ def read_weights(path: str | Path) -> dict[str, np.ndarray]:
             str(error).strip().splitlines() or [type(error).__name__])[0].split(". ")[0][:200]
         raise SeqcoreError(f"{path} is not a PyTorch state_dict file that torch.load can read ({reason}); "
                            f"save one with torch.save(model.state_dict(), path).") from None
+    if isinstance(loaded, (list, tuple)) and loaded and all(isinstance(v, torch.Tensor) for v in loaded):
+        return [_dense(path, f"tensor {index}", value) for index, value in enumerate(loaded)]
     if not isinstance(loaded, Mapping) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
         raise SeqcoreError(f"{path} holds a {type(loaded).__name__}, not a state_dict of tensors; save it with "
                            f"torch.save(model.state_dict(), path).")
-    return {str(name): (value.detach().float() if value.is_floating_point() else value.detach()).cpu().numpy()
-            for name, value in loaded.items()}
+    return {str(name): _dense(path, str(name), value) for name, value in loaded.items()}
+
+
+def _dense(path: Path, name: str, value: torch.Tensor) -> np.ndarray:
+    """One stored tensor as NumPy; a sparse, meta or quantized one is refused in one sentence."""
+    if value.is_meta:
+        raise SeqcoreError(f"{path}'s {name} is a meta tensor (a shape without values, e.g. saved from a model "
+                           f"built on the meta device); save the model after its weights are materialised.")
+    if value.layout is not torch.strided:
+        raise SeqcoreError(f"{path}'s {name} is a sparse tensor ({str(value.layout).replace('torch.', '')}); model "
+                           f"weights are dense: save them with .to_dense().")
+    if value.is_quantized:
+        raise SeqcoreError(f"{path}'s {name} is a quantized tensor; save the float model's state_dict.")
+    return (value.detach().float() if value.is_floating_point() else value.detach()).cpu().numpy()
 
 
 def plain_forward(path: str | Path, spec: ModelSpec | Seq2SeqSpec, inputs: np.ndarray | tuple,

@@ -7,7 +7,8 @@ width of layer k: the encoded input width for k = 0, D*H above):
     rnn.l{k}.weight_ih              (G*H, I_k)    gate blocks stacked: LSTM i, f, g, o; GRU r, z, n
     rnn.l{k}.weight_hh              (G*H, H)
     rnn.l{k}.bias_ih                (G*H,)
-    rnn.l{k}.bias_hh                (G*H,)        GRU: b_hn sits inside r * (W_hn h + b_hn)
+    rnn.l{k}.bias_hh                (G*H,)        GRU: b_hn sits inside r * (W_hn h + b_hn);
+                                                  absent with Bias.INPUT (d2l's scratch cells)
     rnn.l{k}.weight_ih_reverse ...  the same four for the reverse direction, when bidirectional,
                                     right after layer k's forward four
     head.weight                     (O, D*H)      Dense / Linear layout, (out, in)
@@ -30,10 +31,11 @@ import numpy as np
 
 from seqcore.errors import SeqcoreError
 from seqcore.model import seq2seq
-from seqcore.model.spec import Init, InputKind, ModelSpec
+from seqcore.model.spec import Bias, Init, InputKind, ModelSpec
 
 Params = dict[str, np.ndarray]
 DIRECTION_SUFFIXES = ("", "_reverse")  # by direction: forward, reverse (PyTorch's suffix)
+GLUON_SCALE = 0.07  # mx.init.Uniform()'s default scale, what Block.initialize() draws weights from
 
 
 def param_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
@@ -50,7 +52,8 @@ def param_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
             shapes[f"rnn.l{layer}.weight_ih{suffix}"] = (gh, width)
             shapes[f"rnn.l{layer}.weight_hh{suffix}"] = (gh, spec.hidden_size)
             shapes[f"rnn.l{layer}.bias_ih{suffix}"] = (gh,)
-            shapes[f"rnn.l{layer}.bias_hh{suffix}"] = (gh,)
+            if spec.bias is Bias.BOTH:
+                shapes[f"rnn.l{layer}.bias_hh{suffix}"] = (gh,)
     shapes["head.weight"] = (spec.output_size, spec.output_width)
     shapes["head.bias"] = (spec.output_size,)
     return shapes
@@ -75,6 +78,8 @@ def _draw(rng: np.random.Generator, scheme: Init, name: str, shape: tuple[int, .
             return rng.standard_normal(shape)
         if scheme is Init.NORMAL:
             return rng.normal(0.0, 0.01, shape)
+        if scheme is Init.GLUON:
+            return rng.uniform(-GLUON_SCALE, GLUON_SCALE, shape)
         return _xavier(rng, shape, fan_in=shape[1], fan_out=shape[0])
     if scheme is Init.UNIFORM:
         # PyTorch's nn.RNN/GRU/LSTM and nn.Linear(D*H, O) defaults: U(-1/sqrt(H), 1/sqrt(H)), biases
@@ -86,6 +91,8 @@ def _draw(rng: np.random.Generator, scheme: Init, name: str, shape: tuple[int, .
         return np.zeros(shape)
     if scheme is Init.NORMAL:
         return rng.normal(0.0, 0.01, shape)
+    if scheme is Init.GLUON:
+        return rng.uniform(-GLUON_SCALE, GLUON_SCALE, shape)
     if name == "head.weight":
         return _xavier(rng, shape, fan_in=shape[1], fan_out=shape[0])
     # Fused recurrent weights: Glorot per gate block, each block (H, I_k) mapping I_k -> H.

@@ -19,7 +19,8 @@ MXNet 1.9's save_parameters and load_parameters name them as the old unfused cel
 same on all three sides (seqcore.model.params), so a conversion only renames. Reading
 and writing the files is the backends' part (`backends/<name>/interchange.py`); this module
 decides the names, infers a ModelSpec from a foreign file's shapes and refuses, in one
-sentence, a file that does not fit.
+sentence, a file that does not fit. The d2l book's own files, both editions, are read by
+seqcore.interchange.d2l.
 
 An encoder-decoder (seqcore.model.seq2seq, export only) maps onto children encoder.{embedding,
 rnn} and decoder.{embedding, rnn, head}, each named as above under its stack's prefix
@@ -28,16 +29,14 @@ attention has no built-in module in either framework, so an attending model has 
 """
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 from typing import Any, Mapping, Optional
 
 import numpy as np
 
 from seqcore.checks import parse_enum
-from seqcore.data.vocab import Vocab
 from seqcore.errors import SeqcoreError
+from seqcore.interchange.d2l import with_hidden_bias
 from seqcore.model import seq2seq
 from seqcore.model.params import Params, param_shapes
 from seqcore.model.spec import GATES, Activation, Cell, GRUReset, Impl, InputKind, ModelSpec, Readout
@@ -95,8 +94,10 @@ def foreign_names(spec: ModelSpec | seq2seq.Seq2SeqSpec, fmt: str) -> dict[str, 
 
 
 def to_foreign(spec: ModelSpec, params: Mapping[str, np.ndarray], fmt: str) -> dict[str, np.ndarray]:
-    """Canonical parameters renamed for `fmt`, float32 and contiguous, ready to be written."""
+    """Canonical parameters renamed for `fmt`, float32 and contiguous, ready to be written; a
+    one-bias model (d2l's scratch cells) gets the zero b_hh the fused layers hold."""
     check_convertible(spec)
+    spec, params = with_hidden_bias(spec, params)
     return {foreign: np.ascontiguousarray(params[name], dtype=np.float32)
             for name, foreign in foreign_names(spec, fmt).items()}
 
@@ -224,31 +225,6 @@ def to_canonical(spec: ModelSpec, arrays: Mapping[str, np.ndarray], fmt: str, so
             raise SeqcoreError(f"{source}'s {foreign} holds non-finite values; the weights are unusable.")
         params[name] = value.astype(np.float32)
     return params
-
-
-def read_vocab(path: str | Path, spec: ModelSpec) -> Vocab:
-    """A vocabulary file for an imported language model: a JSON list of tokens in index order
-    (d2l's `vocab.idx_to_token`, '<unk>' first) or a seqcore vocabulary object; it must fit."""
-    path = Path(path)
-    try:
-        data: Any = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise SeqcoreError(f"The vocabulary file {path} cannot be read ({error.strerror or error}).") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise SeqcoreError(f"The vocabulary file {path} is not JSON ({error}).") from None
-    if isinstance(data, list):
-        data = {"format": "seqcore.vocab", "version": 1, "idx_to_token": data, "num_reserved": 0}
-    try:
-        vocab = Vocab.from_dict(data)
-    except SeqcoreError as error:
-        raise SeqcoreError(f"The vocabulary file {path} is unusable: {str(error).rstrip('.')}.") from None
-    if spec.input_kind is InputKind.DENSE or spec.readout is not Readout.SEQUENCE:
-        raise SeqcoreError("--vocab is for language models (token input, a prediction at every step), "
-                           "but these weights read dense features or predict once per sequence.")
-    if len(vocab) != spec.input_size or len(vocab) != spec.output_size:
-        raise SeqcoreError(f"The vocabulary file {path} lists {len(vocab)} tokens, but the weights read "
-                           f"{spec.input_size} and predict {spec.output_size}.")
-    return vocab
 
 
 def probe_inputs(spec: ModelSpec, num_steps: int = 3, batch_size: int = 2, seed: int = 0) -> np.ndarray:
