@@ -9,14 +9,16 @@ and Adam update the parameters as PyTorch does (the Adam state in the seam's can
 So the run layer, the training loop and the jobs can be tested against numbers in milliseconds,
 with no framework loaded, and the span loop (`Backend.train_span`) is the seam's own.
 
-Values are float64 inside (finite differences need the digits); parameters, states and trainer
-state cross the seam as float32, like a framework's. `calls` records the primitives the loop
+Arithmetic is float64 (finite differences need the digits), but what a device would hold between
+calls (parameters, Adam's moments, the recurrent state) is rounded to float32 where it is stored,
+so a checkpoint (float32) holds exactly the model's values and a resumed run continues bit for bit. `calls` records the primitives the loop
 called, in order, for tests that pin the protocol; `on_backward(updates)` runs before each
 backward, so a test can act (send a signal) while a given step trains.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
@@ -56,6 +58,11 @@ class OnDevice:
     masks: Optional[list[np.ndarray]]  # [the head's input mask] or None
 
 
+def f32(array: np.ndarray) -> np.ndarray:
+    """float32 values (what a device stores), held as float64."""
+    return np.asarray(array, np.float32).astype(np.float64)
+
+
 def supports(spec: ModelSpec) -> Optional[str]:
     """None when the fake can build `spec`, else what it lacks."""
     if spec.cell is not Cell.RNN or spec.num_layers != 1 or spec.bidirectional:
@@ -72,6 +79,16 @@ def encode(spec: ModelSpec, inputs: np.ndarray) -> np.ndarray:
     return np.eye(spec.input_size)[np.asarray(inputs, np.int64)]
 
 
+def quiet(function: Callable) -> Callable:
+    """A device computes NaN and inf without warnings (a fresh errstate per call: they nest)."""
+    @functools.wraps(function)
+    def call(*args, **kwargs):
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            return function(*args, **kwargs)
+    return call
+
+
+@quiet
 def forward(spec: ModelSpec, params: Mapping[str, np.ndarray], x: np.ndarray, h0: np.ndarray,
             masks: Optional[Sequence[np.ndarray]] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """x (T, N, I) encoded, h0 (N, H) -> outputs ((T, N, O) or (N, O)), hs (T + 1, N, H) with hs[0]
@@ -88,6 +105,7 @@ def forward(spec: ModelSpec, params: Mapping[str, np.ndarray], x: np.ndarray, h0
     return features @ params["head.weight"].T + params["head.bias"], hs, features
 
 
+@quiet
 def loss_and_grad(loss: Loss, outputs: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
     """The mean loss and d loss / d outputs."""
     if Loss(loss) is Loss.MSE:
@@ -104,6 +122,7 @@ def loss_and_grad(loss: Loss, outputs: np.ndarray, targets: np.ndarray) -> tuple
     return float(value), grad / ids.size
 
 
+@quiet
 def backward(spec: ModelSpec, params: Mapping[str, np.ndarray], batch: OnDevice, h0: np.ndarray,
              loss: Loss) -> tuple[float, dict[str, np.ndarray], np.ndarray]:
     """The mean loss, every parameter's gradient (backpropagation through the batch's T steps,
@@ -142,8 +161,8 @@ class NumpyBackend(Backend):
 
     def __init__(self, on_backward: Optional[Callable[[int], None]] = None):
         self.on_backward = on_backward
-        # ("begin", N), ("detach",), ("to_device", (T, N), mask shapes), ("backward", state in, loss),
-        # ("scale", factor), ("step", lr), ("evaluate", state in), ("forward", input shape)
+        # ("begin", N), ("detach",), ("to_device", (T, N), masks or None), ("backward", state in, loss),
+        # ("scale", factor), ("step", lr), ("span", steps), ("evaluate", state in), ("forward", input shape)
         self.calls: list[tuple] = []
 
     # -- the framework, the model and its state -------------------------------------------------
@@ -178,21 +197,21 @@ class NumpyBackend(Backend):
         return [state[0].astype(np.float32)]
 
     def state_from_numpy(self, model: FakeModel, arrays: Sequence[np.ndarray]) -> tuple[np.ndarray]:
-        return (np.asarray(arrays[0], np.float64).copy(),)
+        return (f32(arrays[0]),)
 
     def forward(self, model: FakeModel, inputs: np.ndarray, state) -> tuple[np.ndarray, tuple[np.ndarray]]:
         self.calls.append(("forward", np.shape(inputs)))
         x = encode(model.spec, self._single(inputs))
         state = state if state is not None else self.begin_state(model, x.shape[1])
         outputs, hs, _ = forward(model.spec, model.params, x, state[0][0])
-        return outputs.astype(np.float32), (hs[-1][None],)
+        return outputs.astype(np.float32), (f32(hs[-1][None]),)
 
     def evaluate(self, model: FakeModel, inputs, targets, state, loss: Loss) -> tuple[float, tuple[np.ndarray]]:
         self.calls.append(("evaluate", None if state is None else state[0].copy()))
         x = encode(model.spec, self._single(inputs))
         h0 = np.zeros((x.shape[1], model.spec.hidden_size)) if state is None else state[0][0]
         outputs, hs, _ = forward(model.spec, model.params, x, h0)
-        return loss_and_grad(loss, outputs, self._single(targets))[0], (hs[-1][None],)
+        return loss_and_grad(loss, outputs, self._single(targets))[0], (f32(hs[-1][None]),)
 
     # -- the trainer -------------------------------------------------------------------------------
 
@@ -202,20 +221,21 @@ class NumpyBackend(Backend):
     def set_lr(self, trainer: FakeTrainer, lr: float) -> None:
         trainer.lr = float(lr)
 
+    @quiet
     def step(self, trainer: FakeTrainer) -> None:
         self.calls.append(("step", trainer.lr))
         model = trainer.model
         model.updates += 1
         for name, grad in (model.grads or {}).items():
             if trainer.optimizer is Optimizer.SGD:
-                model.params[name] = model.params[name] - trainer.lr * grad
+                model.params[name] = f32(model.params[name] - trainer.lr * grad)
                 continue
             (beta1, beta2), t = ADAM_BETAS, model.updates
             m = beta1 * trainer.m.get(name, 0.0) + (1 - beta1) * grad
             v = beta2 * trainer.v.get(name, 0.0) + (1 - beta2) * grad ** 2
-            trainer.m[name], trainer.v[name] = m, v
+            trainer.m[name], trainer.v[name] = m, v = f32(m), f32(v)
             step = trainer.lr * (m / (1 - beta1 ** t)) / (np.sqrt(v / (1 - beta2 ** t)) + ADAM_EPS)
-            model.params[name] = model.params[name] - step
+            model.params[name] = f32(model.params[name] - step)
 
     def export_trainer_state(self, model: FakeModel, trainer: FakeTrainer) -> dict[str, np.ndarray]:
         if trainer.optimizer is Optimizer.SGD:
@@ -238,21 +258,24 @@ class NumpyBackend(Backend):
 
     def to_device(self, model: FakeModel, inputs, targets, masks, loss: Loss) -> OnDevice:
         x = encode(model.spec, self._single(inputs))
-        self.calls.append(("to_device", x.shape[:2], None if masks is None else [np.shape(m) for m in masks]))
-        return OnDevice(x, np.asarray(self._single(targets)), check_masks(model.spec, masks, *x.shape[:2]))
+        checked = check_masks(model.spec, masks, *x.shape[:2])
+        self.calls.append(("to_device", x.shape[:2], checked))
+        return OnDevice(x, np.asarray(self._single(targets)), checked)
 
     def backward(self, model: FakeModel, batch: OnDevice, state, loss: Loss) -> tuple[float, tuple[np.ndarray]]:
         if self.on_backward is not None:
             self.on_backward(model.updates)
         value, model.grads, final = backward(model.spec, model.params, batch, state[0][0], loss)
         self.calls.append(("backward", state[0].copy(), value))
-        return value, (final[None],)
+        return value, (f32(final[None]),)
 
+    @quiet
     def grad_norm_on_device(self, model: FakeModel) -> float:
         if not model.grads:
             return 0.0
         return float(np.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in model.grads.values())))
 
+    @quiet
     def clip_gradients(self, model: FakeModel, norm: float, max_norm: float) -> None:
         factor = clip_factor(norm, max_norm)
         if factor != 1.0:
@@ -261,6 +284,10 @@ class NumpyBackend(Backend):
 
     def read(self, figures: Sequence[Any]) -> np.ndarray:
         return np.array([float(value) for value in figures], np.float64)
+
+    def train_span(self, model, trainer, batches, state, **options):
+        self.calls.append(("span", len(batches)))
+        return super().train_span(model, trainer, batches, state, **options)
 
     # -- the fake's own -----------------------------------------------------------------------------
 

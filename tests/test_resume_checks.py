@@ -251,13 +251,12 @@ def test_a_signal_still_stops_a_run_cleanly(tmp_path: Path) -> None:
     out = tmp_path / "run"
     job = FakeJob(steps=5)
 
-    def losses(n):
-        if n == 6:
+    def on_backward(updates: int) -> None:
+        if updates == 6:
             import os
 
             os.kill(os.getpid(), signal.SIGINT)
-        return 2.0
 
     with pytest.raises(RunInterrupted):
-        fit(out, epochs=2, job=job, losses=losses, log_every=1)
+        fit(out, epochs=2, job=job, on_backward=on_backward, log_every=1)
     assert load_checkpoint(out / "model.safetensors").position["steps_done"] >= 1
