@@ -135,3 +135,26 @@ def run_command(argv: Sequence[str], env: Optional[Mapping[str, str]] = None, cw
                     f"framework runs in its own process (and is marked slow); its output was:\n"
                     f"{err.getvalue()[-2000:]}")
     return Result(list(argv), code, out.getvalue(), err.getvalue())
+
+
+def files_under(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every entry under `folder` -> (size, mtime_ns): what a refusal must leave as it found it."""
+    return {str(path): (path.lstat().st_size, path.lstat().st_mtime_ns) for path in sorted(folder.rglob("*"))}
+
+
+def refuses(argv: Sequence[str], folder: Path, *fragments: str, env: Optional[Mapping[str, str]] = None,
+            out: Optional[Path] = None) -> Result:
+    """`run_command(argv)` in `folder`: exit status 2, one `error:` sentence holding every fragment,
+    no traceback, and nothing under `folder` changed or removed, nothing made but the (empty) folder
+    `out` that the command was given as --out (a refused run may leave its own new folder behind)."""
+    from tests.conftest import assert_one_sentence
+
+    before = files_under(folder)
+    result = run_command(argv, env=env, cwd=folder)
+    assert_one_sentence(result, *fragments)  # type: ignore[arg-type]
+    after = files_under(folder)
+    changed = [path for path, record in before.items() if after.get(path) != record and not Path(path).is_dir()]
+    may_make = {str(out), *map(str, out.parents)} if out is not None else set()
+    made = [path for path in set(after) - set(before) if path not in may_make or not Path(path).is_dir()]
+    assert not changed and not made, f"a refused command changed {changed} and made {made}"
+    return result
