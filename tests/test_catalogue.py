@@ -43,7 +43,7 @@ from typing import Callable, Optional
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, require_backend
 from tests.idx_files import banded, idx_bytes, write_set
 from tests.inprocess import run_command
 
@@ -1016,6 +1016,8 @@ def _params() -> list:
 def test_refused_in_one_sentence(case: Case, material: Material, tmp_path: Path) -> None:
     ctx = Ctx(tmp_path, material)
     material.allowed = needs_material(case)
+    if case.process is not None or material.allowed:
+        require_backend("torch")  # the material's runs and these commands load PyTorch
     try:
         if case.unprivileged and os.geteuid() == 0:
             problem = unprivileged_problem(str(material.root))

@@ -24,6 +24,8 @@ import uuid
 from pathlib import Path
 from typing import Callable, Optional
 
+import pytest
+
 from seqcore.run.log import read_metrics
 from tests.conftest import ROOT, require_backend
 
@@ -229,6 +231,7 @@ def _benchmarks(path: Path) -> dict[str, dict]:
         return {}
 
 
+@pytest.mark.slow
 def test_compare(tmp_path: Path) -> None:
     """The grid's runs, the cross-checks and the benchmark: finished runs are kept (not retrained),
     the benchmark's measured backends too, and the last invocation completes the report."""
@@ -256,6 +259,7 @@ def test_compare(tmp_path: Path) -> None:
         assert final[backend] == report, chain.context(f"the {backend} benchmark was measured again")
 
 
+@pytest.mark.slow
 def test_benchmark(tmp_path: Path) -> None:
     """Each backend measured before a stop is written at once and kept by --resume."""
     for name in ("mxnet", "torch"):
@@ -298,6 +302,7 @@ def _lm_chain(chain: Chain, out: Path, launcher: Callable[[], list[str]], backen
     assert records[-1]["kind"] == "summary"
 
 
+@pytest.mark.slow
 def test_launch(tmp_path: Path) -> None:
     """tasks.launch: the scheduler, two servers and two MXNet workers."""
     require_backend("mxnet")
@@ -305,6 +310,7 @@ def test_launch(tmp_path: Path) -> None:
               lambda: ["-m", "tasks.launch", "-n", "2", "--"], "mxnet")
 
 
+@pytest.mark.slow
 def test_torchrun(tmp_path: Path) -> None:
     """torchrun's two PyTorch workers (started in sessions of their own by torchrun) die with it."""
     require_backend("torch")
@@ -315,6 +321,7 @@ def test_torchrun(tmp_path: Path) -> None:
               "torch")
 
 
+@pytest.mark.slow
 def test_benchmark_workers(tmp_path: Path) -> None:
     """benchmark --workers: one process, then torchrun with two workers; measured rows are kept."""
     require_backend("torch")

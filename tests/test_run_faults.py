@@ -190,6 +190,7 @@ def interrupt_in_epoch_two(task: str, args: list[str], tmp_path: Path, signum: i
     return reference, out, uninterrupted, interrupted, per_epoch
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(SIGNAL_CASES))
 def test_signal_then_resume_equals_uninterrupted_run(tmp_path: Path, backend_name: str, case: str) -> None:
     task, args, signum = SIGNAL_CASES[case]
@@ -328,6 +329,7 @@ class KilledRun:
         return "killed"
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments(tmp_path: Path, backend_name: str) -> None:
     args = ["--backend", backend_name, "--epochs", str(KILL_EPOCHS[backend_name]), *KILL_ARGS]
     logs, reference = tmp_path / "logs", tmp_path / "reference"
@@ -391,6 +393,7 @@ TINY = ["--max-tokens", "600", "--batch-size", "4", "--num-steps", "5", "--hidde
         "--num-preds", "5", "--eval-every", "1", "--no-progress"]
 
 
+@pytest.mark.slow
 def test_closed_stdout_does_not_stop_the_run(tmp_path: Path, backend_name: str) -> None:
     out = tmp_path / "run"
     command = " ".join(shlex.quote(part) for part in (
@@ -407,6 +410,7 @@ def test_closed_stdout_does_not_stop_the_run(tmp_path: Path, backend_name: str) 
     assert len(of_kind(rows, "summary")) == 1 and of_kind(rows, "summary")[0]["epochs"] == 3
 
 
+@pytest.mark.slow
 def test_stale_temp_files_and_a_kill_before_the_summary(tmp_path: Path) -> None:
     """A `.model.safetensors.abc.tmp` (a write cut off by a kill) is removed by --resume and by
     --overwrite. And a run killed after its last checkpoint but before its summary line (the last
@@ -459,6 +463,7 @@ def test_a_kill_after_the_early_stop_checkpoint_trains_no_further_epoch(tmp_path
     assert without_timing(records(out)) == without_timing(records(tmp_path / "whole"))
 
 
+@pytest.mark.slow
 def test_lock_refuses_a_second_run_and_dies_with_its_holder(tmp_path: Path) -> None:
     require_backend("torch")
     out, logs = tmp_path / "run", tmp_path / "logs"

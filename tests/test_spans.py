@@ -49,6 +49,7 @@ WORKER = ROOT / "tests" / "scripts" / "span_worker.py"
 WHOLE_EPOCH = "100000"  # a --span longer than any epoch here
 
 
+@pytest.mark.slow
 def test_spans_equal_single_steps_through_the_protocol(backend_name: str, tmp_path: Path) -> None:
     out = tmp_path / "spans.npz"
     python(str(WORKER), backend_name, str(out), check=True)
@@ -77,6 +78,7 @@ CLI_CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CLI_CASES))
 def test_a_span_of_one_step_equals_a_span_of_the_whole_epoch(backend_name: str, case: str, tmp_path: Path) -> None:
     args = ["--backend", backend_name, *BASE, *CLI_CASES[case]]
@@ -100,6 +102,7 @@ INTERRUPTED = ["--epochs", "3", "--max-tokens", "5500", "--batch-size", "4", "--
                "--sampler", "sequential", "--device", "cpu"]  # ~270 steps per epoch
 
 
+@pytest.mark.slow
 def test_a_signal_stops_at_a_span_end_and_the_resume_equals_single_steps(backend_name: str, tmp_path: Path) -> None:
     args = ["--backend", backend_name, *INTERRUPTED]
     reference, out = tmp_path / "reference", tmp_path / "run"
@@ -132,6 +135,7 @@ DIVERGING = ["--epochs", "3", "--max-tokens", "1500", "--batch-size", "4", "--nu
              "--divergence", "1.05", "--sampler", "sequential", "--checkpoint-every", "1"]
 
 
+@pytest.mark.slow
 def test_a_divergence_inside_a_span_is_reported_at_its_step_with_the_last_good_checkpoint(
         backend_name: str, tmp_path: Path) -> None:
     args = ["--backend", backend_name, *DIVERGING]
@@ -157,6 +161,7 @@ def test_a_divergence_inside_a_span_is_reported_at_its_step_with_the_last_good_c
 
 # -- tuple batches (an encoder-decoder's): the seam carries them unchanged --------------------------
 
+@pytest.mark.slow
 def test_a_tuple_batch_reaches_the_device_array_by_array(backend_name: str, tmp_path: Path) -> None:
     out = tmp_path / "tuple.json"
     python(str(ROOT / "tests" / "scripts" / "tuple_worker.py"), backend_name, str(out), check=True)
