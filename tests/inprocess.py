@@ -122,9 +122,9 @@ def run_command(argv: Sequence[str], env: Optional[Mapping[str, str]] = None, cw
     assert len(argv) >= 2 and argv[0] == "-m", f"not a `-m MODULE` command line: {argv[:2]}"
     from tasks.cli import exit_code  # imported here: tasks.cli loads matplotlib's settings
 
-    main = command_main(argv[1])
     out, err = io.StringIO(), io.StringIO()
     with framework_blocked() as blocker, process_state_restored(dict(env or {}), cwd or Path.cwd()):
+        main = command_main(argv[1])  # a first import of the command is watched too
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = exit_code(main, list(argv[2:]))
     tried = blocker.attempts or loaded_frameworks()
