@@ -48,7 +48,7 @@ from tests.idx_files import banded, idx_bytes, write_set
 from tests.inprocess import run_command
 
 SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
-TIMEOUT = 180
+TIMEOUT = 600  # a hang guard: a refusal takes seconds, a material run under a minute on a busy machine
 
 CHAR_TINY = ["--backend", "torch", "--device", "cpu", "--epochs", "1", "--max-tokens", "600", "--batch-size", "4",
              "--num-steps", "5", "--hidden-size", "8", "--no-progress", "--num-preds", "5"]
@@ -892,7 +892,7 @@ def unprivileged_problem(probe_dir: str) -> Optional[str]:
     locked.mkdir(mode=0o000, exist_ok=True)
     try:
         done = subprocess.run([sys.executable, "-c", f"import os, sys; sys.exit(os.access({str(locked)!r}, os.W_OK))"],
-                              preexec_fn=_drop_dac_capabilities, capture_output=True, text=True, timeout=60)
+                              preexec_fn=_drop_dac_capabilities, capture_output=True, text=True, timeout=300)
     except (OSError, subprocess.SubprocessError) as error:
         return f"cannot drop CAP_DAC_OVERRIDE for the command ({error})"
     finally:

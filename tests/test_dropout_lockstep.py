@@ -181,7 +181,7 @@ def test_signal_inside_an_epoch_then_resume_draws_the_same_masks(tmp_path: Path)
     require_backend("torch")
     reference_run, out, uninterrupted, interrupted, per_epoch = interrupt_in_epoch_two(
         "char_lm", ["--backend", "torch", *INSIDE], tmp_path, signal.SIGINT)
-    assert interrupted.wait(timeout=120) == 128 + signal.SIGINT
+    assert interrupted.wait(timeout=600) == 128 + signal.SIGINT
     stop = of_kind(records(out), "interrupted")
     assert len(stop) == 1 and stop[0]["epoch"] == 2 and 0 < stop[0]["step"] < per_epoch, (stop, per_epoch)
     finish(start("char_lm", ["--out", str(out), "--resume"], tmp_path / "logs"))

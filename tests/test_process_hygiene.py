@@ -33,7 +33,7 @@ MARK_ENV = "SEQCORE_HYGIENE_MARK"
 SEED = int(os.environ.get("SEQCORE_HYGIENE_SEED", time.time_ns() % 2**31))
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
 COMMAND_LIMIT_S = 600.0  # a stopped or finishing command ends within this (far above its seconds of work)
-GONE_LIMIT_S = 120.0  # after the command ends, its processes are gone within this (a run may be checkpointing)
+GONE_LIMIT_S = 300.0  # after the command ends, its processes are gone within this (a run may be checkpointing)
 UP_LIMIT_S = 300.0  # the command starts its first child within this
 POLL_S = 0.1
 LM = ["-m", "tasks.char_lm", "--hidden-size", "8", "--max-tokens", "600", "--batch-size", "4", "--num-steps", "5",
@@ -180,6 +180,7 @@ PARENT = textwrap.dedent("""
 CHILD = textwrap.dedent("""
     import signal, sys, time
     signal.signal(signal.SIGTERM, lambda *a: (print("child stopped", flush=True), sys.exit(143)))
+    print("child ready", flush=True)  # on the parent's stdout, which it inherits
     time.sleep(300)
 """)
 
@@ -204,9 +205,9 @@ def test_a_stop_reaches_the_child_through_its_owner_alone() -> None:
     only as the SIGTERM its owner sends, and the owner waits for it."""
     mark = uuid.uuid4().hex
     parent, child = start_parent(mark)
-    time.sleep(0.5)  # the child's handler is installed
+    assert parent.stdout.readline() == "child ready\n"  # its handler is installed (not a sleep: a busy machine)
     os.killpg(parent.pid, signal.SIGINT)
-    out, _ = parent.communicate(timeout=60)
+    out, _ = parent.communicate(timeout=COMMAND_LIMIT_S)
     assert "code 143" in out and parent.returncode == 0
     wait_gone(mark, "SIGINT to the parent")
 

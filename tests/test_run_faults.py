@@ -65,14 +65,14 @@ def stderr_of(process: subprocess.Popen) -> str:
     return process.stderr_path.read_text()  # type: ignore[attr-defined]
 
 
-def finish(process: subprocess.Popen, timeout: float = 300) -> str:
+def finish(process: subprocess.Popen, timeout: float = 900) -> str:
     """Wait for a run that must succeed; its stderr."""
     code = process.wait(timeout=timeout)
     assert code == 0, f"{process.args} exited {code}:\n{stderr_of(process)[-3000:]}"
     return stderr_of(process)
 
 
-def run_task(task: str, args: Sequence[str], timeout: float = 300) -> subprocess.CompletedProcess:
+def run_task(task: str, args: Sequence[str], timeout: float = 900) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", f"tasks.{task}", *args], cwd=ROOT, env=_env(),
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
@@ -139,7 +139,7 @@ class Tail:
         return self.rows
 
 
-def wait_until(process: subprocess.Popen, condition: Callable[[], bool], what: str, timeout: float = 240,
+def wait_until(process: subprocess.Popen, condition: Callable[[], bool], what: str, timeout: float = 600,
                interval: float = 0.002) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -198,7 +198,7 @@ def test_signal_then_resume_equals_uninterrupted_run(tmp_path: Path, backend_nam
         pytest.skip(f"no MNIST files in {SHARED_MNIST}")
     reference, out, uninterrupted, interrupted, per_epoch = interrupt_in_epoch_two(
         task, ["--backend", backend_name, *args], tmp_path, signum)
-    code = interrupted.wait(timeout=120)
+    code = interrupted.wait(timeout=600)
     err = stderr_of(interrupted)
     assert code == 128 + signum, f"exit {code}:\n{err[-3000:]}"
     assert resume_command(task, out) in err and "Traceback" not in err, err
@@ -489,7 +489,7 @@ def test_lock_refuses_a_second_run_and_dies_with_its_holder(tmp_path: Path) -> N
     wait_until(killed, lambda: any(r["epoch"] > 12 for r in of_kind(records(out), "step")),
                "a step line of epoch 13", interval=0.01)
     killed.send_signal(signal.SIGKILL)
-    assert killed.wait(timeout=60) == -signal.SIGKILL
+    assert killed.wait(timeout=300) == -signal.SIGKILL
     done = run_task("char_lm", ["--out", str(out), "--resume"])
     assert done.returncode == 0, done.stderr
     assert of_kind(records(out), "summary")[-1]["epochs"] == 14
