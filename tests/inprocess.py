@@ -120,7 +120,9 @@ def run_command(argv: Sequence[str], env: Optional[Mapping[str, str]] = None, cw
     env: variables set for the call (on top of the test process's own); cwd: the working folder
     (a refusal that got through would write under runs/ there, so give a test's tmp folder)."""
     assert len(argv) >= 2 and argv[0] == "-m", f"not a `-m MODULE` command line: {argv[:2]}"
-    from tasks.cli import exit_code  # imported here: tasks.cli loads matplotlib's settings
+    import matplotlib  # noqa: F401  (before `env`: an import failed under a bad MPLBACKEND would leave
+    # a half-made matplotlib behind for every later test; the commands import it anyway)
+    from tasks.cli import exit_code
 
     out, err = io.StringIO(), io.StringIO()
     with framework_blocked() as blocker, process_state_restored(dict(env or {}), cwd or Path.cwd()):
