@@ -309,6 +309,7 @@ np.savez(sys.argv[3], *outputs)
 """
 
 
+@pytest.mark.slow
 def test_onnx_export_matches_the_reference(tmp_path: Path) -> None:
     missing = [name for name in ("onnx", "onnxruntime") if importlib.util.find_spec(name) is None]
     if missing:
