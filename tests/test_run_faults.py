@@ -476,7 +476,7 @@ def test_lock_refuses_a_second_run_and_dies_with_its_holder(tmp_path: Path) -> N
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                for second in ([*args, "--epochs", "12"], ["--out", str(out), "--resume", "--epochs", "13"])]
     for second in seconds:
-        out_text, err_text = second.communicate(timeout=300)
+        out_text, err_text = second.communicate(timeout=600)
         assert_one_sentence(subprocess.CompletedProcess(second.args, second.returncode, out_text, err_text),
                             "Another run is writing to")
     assert first.poll() is None, "the first run ended before the second ones were refused; make it longer"
