@@ -114,6 +114,7 @@ def test_backend_classes_implement_every_primitive_and_none_overrides_the_loop()
         assert "create_backend" in surface
 
 
+@pytest.mark.slow
 def test_each_backend_loads_as_a_complete_subclass_of_the_seam(backend_name: str) -> None:
     code = ("import inspect\n"
             "from seqcore import backend as seam\n"
