@@ -141,15 +141,15 @@ class ConvertOptions(Options):
 def export(checkpoint: str, to: str, out: str, overwrite: bool = False) -> dict[str, Any]:
     """Write the checkpoint's model as `to` (torch, gluon or onnx) at `out`, checked first."""
     target = check_out(out, overwrite)
-    if to == "onnx":
-        check_onnx_installed()
     path = checkpoint_path(checkpoint, best=False)
     saved = load_checkpoint(path)
     spec = saved.model_spec
     check_convertible(spec)
-    if to == "onnx" and isinstance(spec, Seq2SeqSpec):
+    if to == "onnx" and isinstance(spec, Seq2SeqSpec):  # decided by the model, with or without onnx installed
         raise SeqcoreError("--to onnx exports the language and sequence models' plain module; an encoder-decoder "
                            "converts to its plain modules with --to torch or --to gluon.")
+    if to == "onnx":
+        check_onnx_installed()
     arrays = to_foreign(spec, saved.params, "torch" if to == "onnx" else to)
     module = interchange(FRAMEWORK.get(to, "torch"))
     largest: list[float] = []

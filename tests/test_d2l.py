@@ -31,6 +31,8 @@ from seqcore.train.spec import TrainSpec
 from tests.conftest import ROOT, require_backend
 from tests.d2l_env import require_d2l, run_book
 
+pytestmark = pytest.mark.slow  # the book's code and seqcore's backends, each in a subprocess
+
 EDITIONS = ("0.17", "1.0")
 FRAMEWORKS = ("mxnet", "torch")
 CASES = [f"{cell}-{impl}" for cell in ("rnn", "gru", "lstm") for impl in ("scratch", "concise")]

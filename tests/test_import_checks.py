@@ -77,6 +77,7 @@ def convert(folder: Path, *argv: str):
     return python("-m", "tasks.convert", *argv, cwd=folder)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("argv, fragment", [
     (["--vocab", "vocab.json"], "with tanh but"),  # PyTorch's default nonlinearity, measured worse
     (["--vocab", "vocab.json", "--activation", "tanh"], "so it was trained with relu: give --activation relu."),
@@ -89,6 +90,7 @@ def test_imports_that_do_not_fit_are_refused(files: Path, argv: list[str], fragm
     assert not (files / "new.safetensors").exists()
 
 
+@pytest.mark.slow
 def test_the_right_nonlinearity_and_all_of_the_text(files: Path) -> None:
     result = convert(files, "--from-torch", "bigram.pt", "--vocab", "vocab.json", "--activation", "relu",
                      "--max-tokens", "0", "--out", "relu.safetensors")
@@ -100,6 +102,7 @@ def test_the_right_nonlinearity_and_all_of_the_text(files: Path) -> None:
     assert saved.provenance["batch_size"] == 32 and saved.provenance["num_steps"] == 35
 
 
+@pytest.mark.slow
 def test_an_import_without_vocabulary_says_what_it_is(files: Path) -> None:
     result = convert(files, "--from-torch", "bigram.pt", "--activation", "relu", "--out", "bare.safetensors")
     assert result.returncode == 0, result.stderr
@@ -110,6 +113,7 @@ def test_an_import_without_vocabulary_says_what_it_is(files: Path) -> None:
                         "without --vocab: import it again with --vocab FILE")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, fragment", [
     ("sparse.pt", "sparse.pt's head.bias is a sparse tensor (sparse_coo); model weights are dense"),
     ("meta.pt", "meta.pt's head.weight is a meta tensor (a shape without values"),
@@ -118,6 +122,7 @@ def test_tensors_that_are_not_weights_are_refused(files: Path, name: str, fragme
     assert_one_sentence(convert(files, "--from-torch", name, "--out", "new.safetensors"), fragment)
 
 
+@pytest.mark.slow
 def test_a_sparse_gluon_array_is_refused(tmp_path: Path) -> None:
     require_backend("mxnet")
     (tmp_path / "make.py").write_text(

@@ -232,7 +232,7 @@ MAIN_REFUSED = [
     ("compare", ["--resume", "--overwrite"], "--resume and --overwrite exclude each other"),
     ("compare", ["--cells", "rnn,transformer"], "each of --cells must be one of rnn, gru, lstm, got 'transformer'."),
     ("compare", ["--backends", ","], "--backends needs at least one value, got none."),
-    ("compare", ["--tasks", "char_lm,translate"], "each of --tasks must be one of"),
+    ("compare", ["--tasks", "char_lm,parse"], "each of --tasks must be one of"),
     ("compare", ["--device", "tpu"], "argument --device: invalid choice: 'tpu'"),
     ("compare", ["--from"], "argument --from: expected at least one argument"),
     ("benchmark", ["--batch-sizes", "32,x"], "invalid comma-separated int list: '32,x'"),

@@ -87,6 +87,7 @@ def test_what_does_not_fit_is_refused(argv: list[str], message: str) -> None:
         config(*argv)
 
 
+@pytest.mark.slow
 def test_the_10_preset_trains_and_evaluates_on_its_windows(tmp_path: Path, backend_name: str) -> None:
     """A short run of d2l 1.0's configuration (fewer windows), whose checkpoint tasks.evaluate
     measures on the same validation windows, each from a zero state."""
