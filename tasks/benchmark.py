@@ -11,7 +11,10 @@ training. Beside every seqcore model the same process times the framework's bare
 layer and a dense head written as the framework's users write it: backends/<name>/bare.py), the
 two interleaved repetition by repetition, so the ratio seqcore / bare is measured side by side.
 Prints median tokens/s with the spread (min-max) over the repetitions, generation tokens/s, peak
-memory, the machine and versions; writes benchmark.json and benchmark.png to --out.
+memory, the machine and versions; writes benchmark.json and benchmark.png to --out (a new folder,
+by default the next runs/benchmark/version_N; --resume measures the backends an interrupted
+benchmark there lacks, --overwrite replaces it). SIGINT or SIGTERM stops the backend being
+measured; the ones measured before it are written and printed.
 
 --token word trains on the whole book's words (a vocabulary of about 4,600) through an embedding
 (--embed-size), the configuration where a one-hot input is too wide.
@@ -21,13 +24,13 @@ memory, the machine and versions; writes benchmark.json and benchmark.png to --o
 """
 from __future__ import annotations
 
-import argparse
-import importlib
+import dataclasses
 import itertools
 import json
+import os
 import resource
+import signal
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,23 +38,29 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from seqcore.backend import BACKENDS, Device, Optimizer, load_backend
+from seqcore.backend import BACKENDS, Device, Optimizer, load_backend, load_part
 from seqcore.checks import parse_enum
 from seqcore.data.sampling import sequential_batches
-from seqcore.errors import SeqcoreError
+from seqcore.errors import ConfigError, SeqcoreError
 from seqcore.jobs.generate import predict_ids
 from seqcore.jobs.lm import model_spec, prepare_data, time_major
 from seqcore.model.params import init_params
 from seqcore.model.spec import Cell, Impl, InputKind, Loss
 from seqcore.report import scaling
-from seqcore.run.folder import describe
+from seqcore.report.folder import BENCHMARK, ToolFolder
+from seqcore.run.folder import describe, next_version
 from seqcore.run.machine import machine_info
+from seqcore.run.processes import Owner
+from seqcore.run.session import RunInterrupted
 from seqcore.train.loop import train_epoch
 
-from .cli import Parser, add_version, run_main
+from .cli import (Options, batch_size_option, choices, device_option, names_option, num_steps_option, option,
+                  out_option, overwrite_option, parse_options, run_main)
 
 GENERATED = 100  # tokens generated after a 10-token prefix, for the generation figure
 COMPILED = "scratch-compiled"  # the row of a scratch model trained through torch.compile (--compile)
+DEFAULT_OUT = "runs/benchmark"
+NEXT_OUT = f"the next {DEFAULT_OUT}/version_N"
 
 
 def spread(samples: Sequence[float]) -> dict[str, Any]:
@@ -92,7 +101,7 @@ def measure(backend_name: str, cells: Sequence[str], impls: Sequence[str], devic
     backend = load_backend(backend_name)
     compiled = load_backend(backend_name, compile=True) if compile and backend_name == "torch" else None
     names = [*impls, *([COMPILED] if compiled is not None and Impl.SCRATCH.value in impls else [])]
-    bare = importlib.import_module(f"backends.{backend_name}.bare")
+    bare = load_part(backend_name, "bare")
     where = backend.resolve_device(Device(device))
     input_kind = InputKind.EMBEDDING if embed_size else InputKind.ONEHOT
     results = []
@@ -156,7 +165,11 @@ def run(*, backends: Sequence[str] = BACKENDS, cells: Sequence[str] = ("rnn", "g
         impls: Sequence[str] = ("scratch", "concise"), device: str = "cpu", batch_sizes: Sequence[int] = (32,),
         num_steps: int = 35, hidden_size: int = 256, steps: int = 10, warmup: int = 3, repeats: int = 5,
         token: str = "char", embed_size: Optional[int] = None, compile: bool = False,
-        out: str | Path = "runs/benchmark") -> list[dict[str, Any]]:
+        out: str | Path = "runs/benchmark/version_0", resume: bool = False,
+        overwrite: bool = False) -> list[dict[str, Any]]:
+    """Every backend measured in a worker process of its own, one after the other; benchmark.json is
+    rewritten after each, so that a stop (a signal: the worker is killed) or a failure keeps them, and
+    --resume measures the rest. Prints the table of what was measured and draws benchmark.png."""
     for name, kind in (("backend", BACKENDS), ("cell", [c.value for c in Cell]), ("impl", [i.value for i in Impl])):
         chosen = {"backend": backends, "cell": cells, "impl": impls}[name]
         bad = sorted(set(chosen) - set(kind))
@@ -172,36 +185,83 @@ def run(*, backends: Sequence[str] = BACKENDS, cells: Sequence[str] = ("rnn", "g
     if compile and ("torch" not in backends or Impl.SCRATCH.value not in impls or warmup < 1):
         raise SeqcoreError("--compile times PyTorch's scratch models through torch.compile: it needs torch among "
                            "--backends, scratch among --impls and --warmup of at least 1 (the compile's step).")
-    check_writable(Path(out))  # before minutes of measuring, not after
-    reports = []
-    for name in backends:  # one after the other, so they never compete for the cores
-        config = json.dumps({"cells": list(cells), "impls": list(impls), "device": device,
-                             "batch_sizes": list(batch_sizes), "num_steps": num_steps, "hidden_size": hidden_size,
-                             "steps": steps, "warmup": warmup, "repeats": repeats, "token": token,
-                             "embed_size": embed_size, "compile": compile})
-        done = subprocess.run([sys.executable, "-m", "tasks.benchmark", "--worker", name, config],
-                              capture_output=True, text=True)
-        if done.returncode != 0:
-            raise SeqcoreError(f"The {name} benchmark failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
-        reports.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    backends = list(dict.fromkeys(backends))
+    config = {"cells": list(cells), "impls": list(impls), "device": device, "batch_sizes": list(batch_sizes),
+              "num_steps": num_steps, "hidden_size": hidden_size, "steps": steps, "warmup": warmup,
+              "repeats": repeats, "token": token, "embed_size": embed_size, "compile": compile}
+    out = Path(out)
+    identity = {"mode": "throughput", "backends": backends, **config}
+    # the folder is checked and locked before minutes of measuring, not after
+    with ToolFolder(out, BENCHMARK, identity, resume=resume, overwrite=overwrite) as folder, Owner() as owner:
+        reports = [r for r in _saved_reports(out) if r.get("backend") in backends] if folder.continued else []
+        for name in backends:  # one after the other, so they never compete for the cores
+            if any(r["backend"] == name for r in reports):
+                print(f"{name}: measured earlier, kept", flush=True)
+                continue
+            started = time.perf_counter()
+            print(f"{name}: measuring ...", flush=True)
+            done = owner.run([sys.executable, "-m", "tasks.benchmark", "--worker", name, json.dumps(config)],
+                             on_stop=signal.SIGKILL)  # a measurement cut short has nothing to keep
+            if owner.stopped:
+                break
+            if done.returncode != 0:
+                kept = f"; the backends measured before it are in {out}" if reports else ""
+                last = (done.stderr.strip().splitlines() or ["no output"])[-1].rstrip(".")
+                raise SeqcoreError(f"The {name} benchmark failed: {last}{kept}.")
+            lines = done.stdout.strip().splitlines()
+            try:
+                reports.append(json.loads(lines[-1]))
+            except (IndexError, ValueError):
+                raise SeqcoreError(f"The {name} benchmark worker gave no results.") from None
+            reports.sort(key=lambda r: backends.index(r["backend"]))
+            write_results(reports, out)
+            print(f"{name}: measured in {time.perf_counter() - started:.0f} s", flush=True)
+        if reports:
+            print(format_table(reports))
+            save(reports, out)
+        if owner.stopped:
+            measured = [r["backend"] for r in reports]
+            left = [b for b in backends if b not in measured]
+            if not left:
+                raise RunInterrupted(f"Stopped by {owner.signal_name} after every backend was measured; the "
+                                     f"results in {out} are complete.", owner.signum)
+            raise RunInterrupted(f"Stopped by {owner.signal_name} before {', '.join(left)} "
+                                 f"{'was' if len(left) == 1 else 'were'} measured; "
+                                 + (f"{', '.join(measured)} {'is' if len(measured) == 1 else 'are'} written to "
+                                    f"{out}" if measured else "nothing was measured") +
+                                 f"; the same command with --resume measures the rest.", owner.signum)
     return reports
 
 
-def check_writable(out: Path) -> None:
-    """Refuse, in one sentence, an --out that cannot take the results."""
-    probe = out / ".benchmark-write-probe"
+def _saved_reports(out: Path) -> list[dict[str, Any]]:
+    """The backends an earlier, interrupted benchmark in `out` measured (its benchmark.json)."""
+    path = out / "benchmark.json"
+    if not path.is_file():
+        return []
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"")
-        probe.unlink()
+        reports = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise SeqcoreError(f"{path} is damaged; replace it with --overwrite.") from None
+    if not isinstance(reports, list) or not all(isinstance(r, dict) and "backend" in r for r in reports):
+        raise SeqcoreError(f"{path} is not a benchmark's results; replace it with --overwrite.")
+    return reports
+
+
+def write_results(reports: list[dict[str, Any]], out: Path) -> None:
+    """benchmark.json, replaced whole (a stop never leaves half a file)."""
+    temp = out / ".benchmark.json.tmp"
+    try:
+        temp.write_text(json.dumps(reports, indent=1))
+        os.replace(temp, out / "benchmark.json")
     except OSError as error:
-        raise SeqcoreError(f"Cannot write the benchmark results to {out} ({describe(error)}).") from None
+        raise SeqcoreError(f"{out} could not take the results ({describe(error)}).") from None
 
 
 def save(reports: list[dict[str, Any]], out: Path) -> None:
     """benchmark.json and benchmark.png; a failed write says so in one sentence (the table is printed first)."""
+    write_results(reports, out)
     try:
-        _write(reports, out)
+        _draw(reports, out)
     except OSError as error:
         raise SeqcoreError(f"The results are printed above, but {out} could not take them ({describe(error)}).") from None
 
@@ -239,14 +299,12 @@ def format_table(reports: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _write(reports: list[dict[str, Any]], out: Path) -> None:
+def _draw(reports: list[dict[str, Any]], out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "benchmark.json").write_text(json.dumps(reports, indent=1))
     key_of = lambda r: (r["impl"], r["cell"], r["batch_size"])
     # every row of every backend: scratch-compiled rows are PyTorch's only
     keys = list(dict.fromkeys(key_of(r) for report in reports for r in report["results"]))
@@ -271,35 +329,71 @@ def _write(reports: list[dict[str, Any]], out: Path) -> None:
     plt.close(figure)
 
 
+@dataclasses.dataclass(frozen=True)
+class BenchmarkOptions(Options):
+    backends: tuple[str, ...] = names_option(BACKENDS, BACKENDS, "the backends", group="grid")
+    cells: tuple[str, ...] = names_option(choices(Cell), choices(Cell), "the cells", group="grid")
+    impls: tuple[str, ...] = names_option(choices(Impl), choices(Impl), "the impls", group="grid")
+    device: str = device_option("cpu", "where every model runs", group="grid")
+    batch_sizes: tuple[int, ...] = option((32,), "sequences per batch, comma-separated, e.g. 32,256,1024",
+                                          group="sizes", check="positive", many="comma", metavar="N,M")
+    num_steps: int = num_steps_option(35, group="sizes")
+    hidden_size: int = option(256, "hidden units", group="sizes", check="positive")
+    steps: int = option(10, "timed steps per repetition", group="timing", check="positive")
+    repeats: int = option(5, "repetitions: median and spread", group="timing", check="positive")
+    warmup: int = option(3, "untimed steps first", group="timing", check="non_negative")
+    token: str = option("char", "word: the whole book's words through an embedding", group="sizes",
+                        choices=("char", "word"))
+    embed_size: Optional[int] = option(None, "embedding width; 0 for one-hot", group="sizes", check="non_negative",
+                                       shown="0 for char, 64 for word")
+    compile: bool = option(False, "also PyTorch's scratch models through torch.compile (rows scratch-compiled; "
+                           "the compile happens in the warm-up)", group="grid")
+    out: Optional[str] = out_option(None, "the folder for benchmark.json and benchmark.png", shown=NEXT_OUT)
+    resume: bool = option(False, "continue the benchmark in --out: measure what it lacks", group="output")
+    overwrite: bool = overwrite_option("replace the benchmark in --out")
+
+
+@dataclasses.dataclass(frozen=True)
+class ScalingOptions(Options):
+    """--workers N: data-parallel scaling of one char LM configuration (seqcore.report.scaling)."""
+
+    workers: Optional[int] = option(None, "measure 1..N workers", group="grid", required=True, check="positive")
+    backends: tuple[str, ...] = names_option(BACKENDS, BACKENDS, "the backends", group="grid")
+    cells: str = option("rnn", "one cell", group="grid", choices=choices(Cell))
+    impls: str = option("concise", "one impl", group="grid", choices=choices(Impl))
+    device: str = device_option("cpu", "where every worker trains", group="grid")
+    batch_sizes: int = batch_size_option(32, "one global batch size, split among the workers", group="sizes")
+    num_steps: int = num_steps_option(35, group="sizes")
+    hidden_size: int = option(256, "hidden units", group="sizes", check="positive")
+    max_tokens: int = option(10_000, "train on the first N characters (d2l's)", group="sizes", check="positive")
+    epochs: int = option(6, "epochs per run; the median of 2..E", group="timing", check="positive")
+    out: Optional[str] = out_option(None, "the folder for scaling.json and the runs", shown=NEXT_OUT)
+    resume: bool = option(False, "continue the benchmark in --out: measure what it lacks", group="output")
+    overwrite: bool = overwrite_option("replace the benchmark in --out")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.epochs < 2:
+            raise ConfigError(f"--epochs must be at least 2 (the first one warms up), got {self.epochs}.")
+
+
 def scaling_main(argv: Sequence[str]) -> int:
     """`--workers N`: data-parallel scaling on this machine (seqcore.report.scaling)."""
-    parser = Parser(prog="python -m tasks.benchmark --workers N", description=scaling.__doc__.split("\n\n")[0])
-    parser.add_argument("--workers", type=int, required=True, help="measure 1..N workers")
-    parser.add_argument("--backends", default=",".join(BACKENDS))
-    parser.add_argument("--cells", default="rnn", help="one cell (default: %(default)s)")
-    parser.add_argument("--impls", default="concise", help="one impl (default: %(default)s)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--batch-sizes", default="32", help="one global batch size (default: %(default)s)")
-    parser.add_argument("--num-steps", type=int, default=35)
-    parser.add_argument("--hidden-size", type=int, default=256)
-    parser.add_argument("--max-tokens", type=int, default=10_000, help="train on the first N characters "
-                        "(default: %(default)s, d2l's)")
-    parser.add_argument("--epochs", type=int, default=6, help="epochs per run; the median of 2..E (default: %(default)s)")
-    parser.add_argument("--out", default="runs/benchmark")
-    args = parser.parse_args(argv)
-    if args.epochs < 2:
-        raise SeqcoreError(f"--epochs must be at least 2 (the first one warms up), got {args.epochs}.")
+    args = parse_options(ScalingOptions, "python -m tasks.benchmark --workers N", argv,
+                         scaling.__doc__ or "")
     task_args = ["--cell", args.cells, "--impl", args.impls, "--device", args.device,
-                 "--batch-size", args.batch_sizes, "--num-steps", str(args.num_steps),
+                 "--batch-size", str(args.batch_sizes), "--num-steps", str(args.num_steps),
                  "--hidden-size", str(args.hidden_size), "--epochs", str(args.epochs),
                  "--max-tokens", str(args.max_tokens), "--eval-every", str(args.epochs),
                  "--checkpoint-every", str(args.epochs), "--no-progress", "--num-preds", "5"]
-    rows = scaling.run(args.workers, [b for b in args.backends.split(",") if b], task_args, Path(args.out))
+    out = Path(args.out) if args.out else next_version(Path(DEFAULT_OUT))
+    rows = scaling.run(args.workers, list(args.backends), task_args, out, resume=args.resume,
+                       overwrite=args.overwrite)
     print(scaling.format_table(rows, f"char LM on {args.max_tokens:,} characters, {args.impls} {args.cells}, hidden "
                              f"{args.hidden_size}, global batch "
                              f"{args.batch_sizes} x {args.num_steps} steps split among the workers, {args.device}; "
                              f"median tokens/s of epochs 2..{args.epochs}"))
-    print(f"scaling.json written to {args.out}")
+    print(f"scaling.json written to {out}")
     return 0
 
 
@@ -309,41 +403,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(json.dumps(measure(argv[1], **json.loads(argv[2]))))
         return 0
     if any(arg == "--workers" or arg.startswith("--workers=") for arg in argv):  # data-parallel scaling
-        from seqcore.report.scaling import main as scaling
-
-        return scaling(argv)
-    parser = argparse.ArgumentParser(prog="python -m tasks.benchmark", description=__doc__.split("\n\n")[0])
-    add_version(parser)
-    parser.add_argument("--backends", default=",".join(BACKENDS))
-    parser.add_argument("--cells", default="rnn,gru,lstm")
-    parser.add_argument("--impls", default="scratch,concise")
-    parser.add_argument("--device", choices=[d.value for d in Device], default="cpu")
-    parser.add_argument("--batch-sizes", default="32", help="comma-separated, e.g. 32,256,1024 (default: %(default)s)")
-    parser.add_argument("--num-steps", type=int, default=35)
-    parser.add_argument("--hidden-size", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=10, help="timed steps per repetition (default: %(default)s)")
-    parser.add_argument("--repeats", type=int, default=5, help="repetitions: median and spread (default: %(default)s)")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (default: %(default)s)")
-    parser.add_argument("--token", choices=["char", "word"], default="char",
-                        help="word: the whole book's words through an embedding (default: %(default)s)")
-    parser.add_argument("--embed-size", type=int, default=None, help="embedding width; 0 for one-hot "
-                        "(default: 0 for char, 64 for word)")
-    parser.add_argument("--compile", action="store_true", help="also PyTorch's scratch models through "
-                        "torch.compile (rows scratch-compiled; the compile happens in the warm-up)")
-    parser.add_argument("--out", default="runs/benchmark")
-    args = parser.parse_args(argv)
-    split = lambda text: [part for part in text.split(",") if part]
-    try:
-        batch_sizes = [int(part) for part in split(args.batch_sizes)]
-    except ValueError:
-        raise SeqcoreError(f"--batch-sizes takes comma-separated integers, got {args.batch_sizes!r}.") from None
-    reports = run(backends=split(args.backends), cells=split(args.cells), impls=split(args.impls),
-                  device=args.device, batch_sizes=batch_sizes, num_steps=args.num_steps,
-                  hidden_size=args.hidden_size, steps=args.steps, warmup=args.warmup, repeats=args.repeats,
-                  token=args.token, embed_size=args.embed_size, compile=args.compile, out=args.out)
-    print(format_table(reports))
-    save(reports, Path(args.out))
-    print(f"benchmark.json and benchmark.png written to {args.out}")
+        return scaling_main(argv)
+    args = parse_options(BenchmarkOptions, "python -m tasks.benchmark", argv, __doc__)
+    out = Path(args.out) if args.out else next_version(Path(DEFAULT_OUT))
+    run(backends=args.backends, cells=args.cells, impls=args.impls, device=args.device,
+        batch_sizes=args.batch_sizes, num_steps=args.num_steps, hidden_size=args.hidden_size,
+        steps=args.steps, warmup=args.warmup, repeats=args.repeats, token=args.token,
+        embed_size=args.embed_size, compile=args.compile, out=out, resume=args.resume, overwrite=args.overwrite)
+    print(f"benchmark.json and benchmark.png written to {out}")
     return 0
 
 

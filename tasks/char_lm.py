@@ -12,19 +12,18 @@ perplexity.png, model.safetensors (last) and best.safetensors (best validation) 
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from seqcore.backend import Device, load_backend
-from seqcore.checks import parse_enum
-from seqcore.data.corpus import is_url
+from seqcore.backend import load_backend
 from seqcore.data.sampling import Sampler
-from seqcore.errors import SeqcoreError
-from seqcore.jobs.lm import LanguageModelJob, model_spec, prepare_data
+from seqcore.data.spec import TIME_MACHINE, CorpusSpec
+from seqcore.errors import ConfigError, SeqcoreError
+from seqcore.jobs.lm import LanguageModelJob, model_spec
 from seqcore.run.session import Run
 from seqcore.train.spec import TrainSpec
 
-from .cli import TaskConfig, choices, option, parse_config, run_main
+from .cli import (TaskConfig, batch_size_option, choices, num_preds_option, num_steps_option, option, parse_config,
+                  prefixes_option, run_main)
 
 TASK = "char_lm"
 PREFIXES = ("time traveller", "traveller")
@@ -33,45 +32,50 @@ DEFAULT_EMBED_SIZE = 64
 
 @dataclasses.dataclass(frozen=True)
 class CharLMConfig(TaskConfig):
-    batch_size: int = option(32, "sequences per batch", check="positive")
-    num_steps: int = option(35, "time steps per batch", group="data", check="positive")
+    batch_size: int = batch_size_option(32)
+    num_steps: int = num_steps_option(35)
     sampler: str = option("sequential", "sequential: rows continue across batches (state carried); "
                           "random: independent windows", group="data", choices=choices(Sampler))
     corpus: Optional[str] = option(None, "a UTF-8 text file or an http(s) URL (default: the bundled "
-                                   "Time Machine)", group="data", kind=str)
-    corpus_hash: Optional[str] = option(None, "checksum of a --corpus URL, e.g. sha256:HEX", group="data", kind=str)
+                                   "Time Machine)", group="data", metavar="PATH", resumable=True)
+    corpus_hash: Optional[str] = option(None, "checksum of a --corpus URL, e.g. sha256:HEX", group="data")
     token: str = option("char", "", group="data", choices=("char", "word"))
     input: str = option("onehot", "how tokens enter the model: one-hot vectors (d2l) or a learned embedding",
                         group="model", choices=("onehot", "embedding"))
     embed_size: int = option(0, "embedding width with --input embedding (default: 64 there)", group="model",
                              check="non_negative")
     max_tokens: Optional[int] = option(10_000, "train on the first N tokens; 0 for all", group="data",
-                                       check="non_negative", kind=int)
+                                       check="non_negative")
+    # Above 0: the run picks best.safetensors, the plateau schedule and --patience by validation perplexity.
     val_fraction: float = option(0.1, "the corpus tail held out for validation", group="data",
-                                 check="non_negative")
-    prefixes: tuple = option(PREFIXES, "text to continue at each evaluation and at the end", group="output",
-                             resumable=True)
-    num_preds: int = option(50, "tokens generated per prefix", group="output", check="positive", resumable=True)
+                                 check="proper_fraction")
+    prefixes: tuple[str, ...] = prefixes_option(PREFIXES, "text to continue at each evaluation and at the end",
+                                                resumable=True)
+    num_preds: int = num_preds_option(resumable=True)
     temperature: float = option(0.0, "0 picks the likeliest token (greedy); above 0 samples, seeded",
                                 group="output", check="non_negative", resumable=True)
     eval_every: Optional[int] = option(10, "epochs between validation passes", group="output",
-                                       check="positive", kind=int, resumable=True)
+                                       check="positive", resumable=True)
     checkpoint_every: int = option(10, "epochs between checkpoints (also the last and every new best)",
                                    group="output", check="positive", resumable=True)
 
     def __post_init__(self) -> None:
+        if type(self.val_fraction) in (int, float) and self.val_fraction == 0:
+            raise ConfigError("--val-fraction 0 leaves no text to validate on, and a run picks its best "
+                              "checkpoint (and --patience and --schedule plateau act) by validation perplexity: "
+                              "give a fraction in (0, 1), e.g. 0.1.")
         super().__post_init__()
         if self.bidirectional:
-            raise SeqcoreError("--bidirectional does not fit a language model: it predicts each token from the "
-                               "ones before it, and a reverse direction would read the answer.")
-        if not 0 <= self.val_fraction < 1:
-            raise SeqcoreError(f"--val-fraction must be in [0, 1), got {self.val_fraction!r}.")
-        if not self.prefixes or any(not p.strip() for p in self.prefixes):
-            raise SeqcoreError("--prefix must be non-empty text.")
+            raise ConfigError("--bidirectional does not fit a language model: it predicts each token from the "
+                              "ones before it, and a reverse direction would read the answer.")
         if self.input == "onehot" and self.embed_size:
-            raise SeqcoreError("--embed-size is only used with --input embedding.")
+            raise ConfigError("--embed-size is only used with --input embedding.")
         if self.input == "embedding" and not self.embed_size:
             object.__setattr__(self, "embed_size", DEFAULT_EMBED_SIZE)
+
+    def data_spec(self) -> CorpusSpec:
+        return CorpusSpec(source=self.corpus or TIME_MACHINE, source_hash=self.corpus_hash, token=self.token,
+                          max_tokens=self.max_tokens or None, val_fraction=self.val_fraction)
 
     def train_spec(self) -> TrainSpec:
         return TrainSpec(batch_size=self.batch_size, num_steps=self.num_steps, num_epochs=self.epochs,
@@ -82,35 +86,26 @@ class CharLMConfig(TaskConfig):
 
 
 def run(config: CharLMConfig) -> dict[str, Any]:
-    """Train and return the summary (train / validation perplexity, tokens/s, samples, paths)."""
+    """Train and return the summary (train / validation perplexity, tokens/s, samples, paths).
+
+    To resume a run from Python without repeating its settings: run(CharLMConfig.resume_from(DIR,
+    epochs=800)); a changed setting that would change the numbers is refused."""
     train = config.train_spec()  # every flag is checked before any file is read or written
+    data_spec = config.data_spec()
     settings = config.settings(TASK, f"{config.backend}-{config.cell}-{config.impl}")
     with Run(TASK, config.saved(), settings, train) as training:  # the folder is checked first
-        data = prepare_data(config.corpus, config.token, config.max_tokens or None, config.val_fraction,
-                            config.batch_size, config.num_steps, config.corpus_hash)
+        data = data_spec.load()
+        job = LanguageModelJob(data, train, config.prefixes, config.num_preds, config.temperature)
         spec = model_spec(config.cell, config.impl, len(data.vocab), config.hidden_size, config.num_layers,
-                          config.input, config.embed_size, config.dropout, config.gru_reset)
+                          config.input, config.embed_size, config.dropout, config.gru_reset, config.activation)
         for prefix in config.prefixes:  # fail before training, not after it
             unknown = data.vocab.unknown(list(prefix) if config.token == "char" else prefix.split())
             if unknown:
                 raise SeqcoreError(f"The prefix {prefix!r} has tokens outside the vocabulary: "
                                    f"{', '.join(repr(t) for t in unknown)}.")
-        backend = load_backend(config.backend, config.compile)
-        device = backend.resolve_device(parse_enum(Device, config.device, "device"))
-        info = {"backend": config.backend, "device": device, "corpus": _resolved(config.corpus),
-                "corpus_hash": config.corpus_hash, "token": config.token, "max_tokens": config.max_tokens or None,
-                "val_fraction": config.val_fraction, "num_train_tokens": int(len(data.train_ids)),
-                "num_val_tokens": int(len(data.val_ids))}
-        job = LanguageModelJob(data, train, info, config.prefixes, config.num_preds, config.temperature)
-        summary = training.fit(job, backend, device, spec)
+        training.check_resumed(job, spec)  # before a framework loads
+        summary = training.fit(job, load_backend(config.backend, config.compile), spec)
     return {**summary, "out": str(settings.out)}
-
-
-def _resolved(corpus: Optional[str]) -> str:
-    """The corpus as a checkpoint records it: 'timemachine', a URL, or an absolute path."""
-    if corpus is None:
-        return "timemachine"
-    return corpus if is_url(corpus) else str(Path(corpus).resolve())
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

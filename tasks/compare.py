@@ -13,18 +13,19 @@ shrinks every task to minutes; without it each task uses the seeds' and the book
 --from builds the report from finished run folders (of any tasks, e.g. PyTorch trained on a GPU
 machine and MXNet on a CPU one).
 
+SIGINT or SIGTERM sends the current run SIGTERM (it checkpoints and stops) and kills a cross-check
+at once; a benchmark keeps the backends it measured. If this command is killed (SIGKILL), the
+kernel stops its children alike (seqcore.run.processes). Run the same command again to continue.
+
 Writes report.html (self-contained), report.md, results.json, results.csv and figures/ to --out.
 """
 from __future__ import annotations
 
-import argparse
-import datetime
-import fcntl
+import dataclasses
 import json
 import os
 import shlex
-import shutil
-import subprocess
+import signal
 import sys
 import time
 from pathlib import Path
@@ -32,134 +33,70 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from seqcore.backend import BACKENDS, Device
-from seqcore.errors import SeqcoreError
+from seqcore.backend import BACKENDS
+from seqcore.errors import ConfigError, SeqcoreError
 from seqcore.model.spec import Cell, Impl
 from seqcore.report import records as comparison
 from seqcore.report.build import build
+from seqcore.report.folder import BENCHMARK as BENCHMARK_MARK
+from seqcore.report.folder import REPORT, ToolFolder
 from seqcore.report.grid import TASKS, Grid, plan
+from seqcore.run.processes import Owner
+from seqcore.run.session import RunInterrupted
 
-from .cli import Parser, add_version, run_main
+from .cli import (Options, choices, device_option, names_option, option, out_option, overwrite_option, parse_options,
+                  run_main, split_at_dashes)
 
-REPORT = "report.json"  # marks a folder as a comparison report, with the command that made it
 BENCHMARK = {"full": [], "quick": ["--steps", "5", "--repeats", "3", "--warmup", "2"],
              "tiny": ["--steps", "2", "--repeats", "2", "--warmup", "1", "--batch-sizes", "4", "--num-steps", "5",
                       "--hidden-size", "8"]}
 
 
-def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
-    extra = list(argv[argv.index("--") + 1:]) if "--" in argv else []
-    own = list(argv[:argv.index("--")]) if "--" in argv else list(argv)
-    parser = Parser(prog="python -m tasks.compare", description=__doc__.split("\n\n")[0],
-                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog="\n\n".join(__doc__.split("\n\n")[1:]))
-    add_version(parser)
-    parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated (default: %(default)s)")
-    parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated (default: %(default)s)")
-    parser.add_argument("--cells", default="rnn,gru,lstm", help="comma-separated (default: %(default)s)")
-    parser.add_argument("--impls", default="scratch,concise", help="comma-separated (default: %(default)s)")
-    parser.add_argument("--device", default="cpu", help="cpu, gpu or auto (default: %(default)s)")
-    parser.add_argument("--out", default="runs/reports/report", help="the report folder (default: %(default)s)")
-    parser.add_argument("--quick", action="store_true", help="every task shrunk so the whole grid takes minutes")
-    parser.add_argument("--tiny", action="store_true", help="the smallest sizes that exercise every path (tests)")
-    parser.add_argument("--seeds", type=int, default=1, help="seeds per backend (default: %(default)s)")
-    parser.add_argument("--no-benchmark", dest="benchmark", action="store_false", help="skip the speed section")
-    parser.add_argument("--mnist-dir", default=None, help="MNIST files for mnist_rows (its --data-dir)")
-    parser.add_argument("--resume", action="store_true", help="continue the report in --out, even if made by "
-                        "another command")
-    parser.add_argument("--overwrite", action="store_true", help="replace the report in --out")
-    parser.add_argument("--from", dest="runs", nargs="+", default=None, metavar="DIR",
-                        help="build the report from these finished run folders instead of training")
-    return parser.parse_args(own), extra
+@dataclasses.dataclass(frozen=True)
+class CompareOptions(Options):
+    tasks: tuple[str, ...] = names_option(TASKS, TASKS, "the tasks", group="grid")
+    backends: tuple[str, ...] = names_option(BACKENDS, BACKENDS, "the backends", group="grid")
+    cells: tuple[str, ...] = names_option(choices(Cell), choices(Cell), "the cells", group="grid")
+    impls: tuple[str, ...] = names_option(choices(Impl), choices(Impl), "the impls", group="grid")
+    device: str = device_option("cpu", "where every run trains", group="grid")
+    quick: bool = option(False, "every task shrunk so the whole grid takes minutes", group="grid")
+    tiny: bool = option(False, "the smallest sizes that exercise every path (tests)", group="grid")
+    seeds: int = option(1, "seeds per backend", group="grid", check="positive")
+    benchmark: bool = option(True, "skip the speed section", group="grid")
+    mnist_dir: Optional[str] = option(None, "MNIST files for mnist_rows (its --data-dir)", group="grid",
+                                      metavar="DIR")
+    out: str = out_option("runs/reports/report", "the report folder")
+    resume: bool = option(False, "continue the report in --out, even if made by another command", group="output")
+    overwrite: bool = overwrite_option("replace the report in --out")
+    runs: Optional[tuple[str, ...]] = option(None, "build the report from these finished run folders instead of "
+                                             "training", group="output", flag="--from", many="list", metavar="DIR")
+    extra: tuple[str, ...] = option((), "the flags after --, passed to every run", command_line=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("tasks", "backends", "cells", "impls"):  # each once, in the order given
+            object.__setattr__(self, name, tuple(dict.fromkeys(getattr(self, name))))
+        if self.resume and self.overwrite:
+            raise ConfigError("--resume and --overwrite exclude each other: continue the report or replace it.")
+        if self.quick and self.tiny:
+            raise ConfigError("--quick and --tiny exclude each other.")
 
 
-def _names(text: str, kind: str, allowed: Sequence[str]) -> list[str]:
-    names = [part.strip() for part in text.split(",") if part.strip()]
-    bad = [n for n in names if n not in allowed]
-    if bad or not names:
-        raise SeqcoreError(f"Unknown {kind}(s) {bad or 'none given'}: choose from {', '.join(allowed)}.")
-    return list(dict.fromkeys(names))
+def parse(argv: Sequence[str]) -> tuple[CompareOptions, list[str]]:
+    own, extra = split_at_dashes(argv)
+    return parse_options(CompareOptions, "python -m tasks.compare", own, __doc__, extra=tuple(extra)), extra
 
 
-def validated(args: argparse.Namespace) -> dict[str, Any]:
-    """The command's identity (stored in report.json), every flag checked before anything is written."""
-    if args.resume and args.overwrite:
-        raise SeqcoreError("--resume and --overwrite exclude each other: continue the report or replace it.")
-    if args.quick and args.tiny:
-        raise SeqcoreError("--quick and --tiny exclude each other.")
-    if args.seeds < 1:
-        raise SeqcoreError(f"--seeds must be a positive number, got {args.seeds}.")
-    if args.device not in [d.value for d in Device]:
-        raise SeqcoreError(f"--device must be one of {', '.join(d.value for d in Device)}, got {args.device!r}.")
-    return {"tasks": _names(args.tasks, "task", TASKS), "backends": _names(args.backends, "backend", BACKENDS),
-            "cells": _names(args.cells, "cell", [c.value for c in Cell]),
-            "impls": _names(args.impls, "impl", [i.value for i in Impl]), "device": args.device,
+def validated(args: CompareOptions) -> dict[str, Any]:
+    """The command's identity (stored in report.json); every flag was checked when `args` was made."""
+    return {"tasks": list(args.tasks), "backends": list(args.backends), "cells": list(args.cells),
+            "impls": list(args.impls), "device": args.device,
             "scale": "quick" if args.quick else "tiny" if args.tiny else "full", "seeds": args.seeds,
             "benchmark": args.benchmark, "mnist_dir": args.mnist_dir}
 
 
-class ReportFolder:
-    """The report folder's policy, as the run layer's: the same command continues its report;
-    another command's report is refused unless --resume or --overwrite; --overwrite empties only
-    a folder that holds a report; a lock refuses a second live compare on the folder."""
-
-    def __init__(self, out: Path, identity: dict, resume: bool, overwrite: bool):
-        self.out, self.identity, self.resume, self.overwrite = out, identity, resume, overwrite
-        self._lock: Optional[int] = None
-
-    def check(self) -> None:
-        out = self.out
-        if out.exists() and not out.is_dir():
-            raise SeqcoreError(f"--out {out} is a file, not a folder.")
-        saved = self._saved()
-        if saved is None:
-            if out.is_dir() and any(out.iterdir()):
-                raise SeqcoreError(f"--out {out} is not empty and holds no report ({REPORT} is missing); "
-                                   f"choose another --out.")
-            if self.resume:
-                raise SeqcoreError(f"--resume: {out} holds no report to continue.")
-            return
-        if saved.get("identity") != self.identity and not (self.resume or self.overwrite):
-            differs = sorted(k for k in set(saved.get("identity", {})) | set(self.identity)
-                             if saved.get("identity", {}).get(k) != self.identity.get(k))
-            raise SeqcoreError(f"{out} holds the report of another command (it differs in {', '.join(differs)}); "
-                               f"continue it with --resume, replace it with --overwrite, or choose another --out.")
-
-    def _saved(self) -> Optional[dict]:
-        path = self.out / REPORT
-        if not path.is_file():
-            return None
-        try:
-            saved = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            raise SeqcoreError(f"{path} is damaged; replace the report with --overwrite.") from None
-        return saved if isinstance(saved, dict) else {}
-
-    def __enter__(self) -> "ReportFolder":
-        self.check()
-        self.out.mkdir(parents=True, exist_ok=True)
-        self._lock = os.open(self.out / ".report.lock", os.O_CREAT | os.O_RDWR, 0o644)
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._lock)
-            raise SeqcoreError(f"Another tasks.compare is writing to {self.out}; wait for it to finish.") from None
-        if self.overwrite and self._saved() is not None:
-            for entry in self.out.iterdir():
-                if entry.name != ".report.lock":
-                    shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
-        now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-        saved = self._saved() or {}
-        record = {"identity": self.identity, "argv": sys.argv, "created": saved.get("created", now),
-                  "updated": now}
-        (self.out / REPORT).write_text(json.dumps(record, indent=1))
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._lock is not None:
-            os.close(self._lock)
-
-
-def cross_checks(report: Path, records: Sequence[dict], backends: Sequence[str], device: str) -> dict[str, list]:
+def cross_checks(owner: Owner, report: Path, records: Sequence[dict], backends: Sequence[str],
+                 device: str) -> dict[str, list]:
     """Each finished run's checkpoint on every backend, each backend in its own process: logits max |Δ|,
     and char_lm validation perplexity on the backend that did not train it."""
     done = [r for r in records if r["status"] == "done" and (Path(r["folder"]) / "model.safetensors").is_file()]
@@ -173,9 +110,12 @@ def cross_checks(report: Path, records: Sequence[dict], backends: Sequence[str],
     outputs = {}
     for backend in backends:
         print(f"cross-check on {backend} ({len(runs)} checkpoints) ...", flush=True)
-        done_process = subprocess.run([sys.executable, "-m", "tasks.crosscheck", "--backend", backend, "--device",
-                                       device, "--runs", str(folder / "runs.json"), "--out", str(folder / backend)],
-                                      capture_output=True, text=True)
+        done_process = owner.run([sys.executable, "-m", "tasks.crosscheck", "--backend", backend, "--device",
+                                  device, "--runs", str(folder / "runs.json"), "--out", str(folder / backend)],
+                                 on_stop=signal.SIGKILL)  # a check cut short has nothing to keep
+        if owner.stopped:
+            raise RunInterrupted(f"Stopped by {owner.signal_name} during the cross-checks, after every run had "
+                                 f"finished; run the same command again to finish the report.", owner.signum)
         if done_process.returncode != 0:
             last = (done_process.stderr.strip().splitlines() or ["no output"])[-1]
             result["errors"].append(f"the {backend} cross-check failed: {last}")
@@ -204,19 +144,34 @@ def cross_checks(report: Path, records: Sequence[dict], backends: Sequence[str],
     return result
 
 
-def benchmark(report: Path, identity: dict) -> tuple[Optional[list], Optional[Path], Optional[str]]:
+def benchmark(owner: Owner, report: Path, identity: dict, replace: bool
+              ) -> tuple[Optional[list], Optional[Path], Optional[str]]:
+    """tasks.benchmark into REPORT/benchmark: continued (--resume) where an earlier invocation was
+    stopped, replaced when the report's settings changed (`replace`), kept when it is complete."""
     folder = report / "benchmark"
-    if (folder / "benchmark.json").is_file():
-        return json.loads((folder / "benchmark.json").read_text()), folder / "benchmark.png", None
+    results, png = folder / "benchmark.json", folder / "benchmark.png"
+    if not replace and results.is_file() and png.is_file():
+        try:
+            saved = json.loads(results.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            saved = []
+        if isinstance(saved, list) and [r.get("backend") for r in saved if isinstance(r, dict)] == identity["backends"]:
+            return saved, png, None
     command = ["-m", "tasks.benchmark", "--backends", ",".join(identity["backends"]), "--cells",
                ",".join(identity["cells"]), "--impls", ",".join(identity["impls"]), "--device", identity["device"],
                *BENCHMARK[identity["scale"]], "--out", str(folder)]
+    if (folder / BENCHMARK_MARK).is_file():
+        command.append("--overwrite" if replace else "--resume")
     print(f"benchmark: {shlex.join(['python', *command])}", flush=True)
-    done = subprocess.run([sys.executable, *command], capture_output=True, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
+    done = owner.run([sys.executable, *command], on_stop=signal.SIGTERM,  # it keeps the backends it measured
+                     env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
+    if owner.stopped:
+        raise RunInterrupted(f"Stopped by {owner.signal_name} during the benchmark, after every run had finished; "
+                             f"the backends it measured are kept; run the same command again to finish the report.",
+                             owner.signum)
     if done.returncode != 0:
         return None, None, (done.stderr.strip().splitlines() or ["no output"])[-1]
-    return json.loads((folder / "benchmark.json").read_text()), folder / "benchmark.png", None
+    return json.loads(results.read_text()), png, None
 
 
 def from_runs(folders: Sequence[str]) -> list[dict]:
@@ -230,6 +185,13 @@ def from_runs(folders: Sequence[str]) -> list[dict]:
     return records
 
 
+def complete(owner: Owner, paths: dict[str, Path]) -> None:
+    """A stop that came while the report was being written: it is written whole; say so and stop."""
+    if owner.stopped:
+        raise RunInterrupted(f"Stopped by {owner.signal_name} after the report was written; {paths['html']} is "
+                             f"complete.", owner.signum)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args, extra = parse(argv)
@@ -240,19 +202,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         records = from_runs(args.runs)  # before the folder is touched
         backends = list(dict.fromkeys(r["backend"] for r in records))
         identity = {"from": [str(Path(f).resolve()) for f in args.runs]}
-        with ReportFolder(out, identity, args.resume, args.overwrite):
-            checks = cross_checks(out, records, backends, "cpu")
+        with ToolFolder(out, REPORT, identity, resume=args.resume, overwrite=args.overwrite, continue_same=True,
+                        resume_any=True), Owner() as owner:
+            checks = cross_checks(owner, out, records, backends, "cpu")
             paths = build(out, records, backends, command=command, crosscheck=checks,
                           notes=[f"Built from {len(records)} finished run folders (--from)."])
+            complete(owner, paths)
     else:
         identity = {**validated(args), "extra": extra}
         planned = plan(out, identity["tasks"], identity["backends"], identity["cells"], identity["impls"],
                        identity["device"], identity["scale"], identity["seeds"], identity["mnist_dir"], extra)
-        with ReportFolder(out, identity, args.resume, args.overwrite):
+        with ToolFolder(out, REPORT, identity, resume=args.resume, overwrite=args.overwrite, continue_same=True,
+                        resume_any=True) as folder, Owner() as owner:
             grid = Grid(out, planned)
-            records = grid.run()
-            checks = cross_checks(out, records, identity["backends"], identity["device"])
-            bench, png, bench_error = benchmark(out, identity) if identity["benchmark"] else (None, None, None)
+            records = grid.run(owner)
+            checks = cross_checks(owner, out, records, identity["backends"], identity["device"])
+            replace = folder.previous is not None and folder.previous != identity
+            bench, png, bench_error = (benchmark(owner, out, identity, replace) if identity["benchmark"]
+                                       else (None, None, None))
             elapsed = time.perf_counter() - started
             notes = [f"Sizes: {identity['scale']}" + (" (every task shrunk to minutes; not the published "
                                                       "configurations)" if identity["scale"] != "full" else
@@ -265,6 +232,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 notes.append(f"The benchmark failed: {bench_error}")
             paths = build(out, records, identity["backends"], command=command, crosscheck=checks,
                           benchmark=bench, benchmark_png=png, notes=notes)
+            complete(owner, paths)
     failed = sum(r["status"] != "done" for r in records)
     print(f"{len(records)} runs ({failed} failed) in {time.perf_counter() - started:.0f} s; "
           f"report: {paths['html']} ({', '.join(p.name for p in paths.values())})")

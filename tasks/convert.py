@@ -24,7 +24,7 @@ file is written beside --out and renamed over it. An existing --out needs --over
 from __future__ import annotations
 
 import contextlib
-import importlib
+import dataclasses
 import importlib.util
 import tempfile
 from pathlib import Path
@@ -32,10 +32,10 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from seqcore.backend import EXTRAS
-from seqcore.data.corpus import load_corpus, sha256_of
+from seqcore.backend import load_part
+from seqcore.data.spec import TIME_MACHINE, Corpus, CorpusSpec
 from seqcore.data.vocab import Vocab
-from seqcore.errors import SeqcoreError
+from seqcore.errors import ConfigError, SeqcoreError
 from seqcore.interchange import (
     FORMATS,
     FRAMEWORK,
@@ -54,13 +54,70 @@ from seqcore.model.params import Params
 from seqcore.model.spec import Activation, Cell, InputKind, ModelSpec, Readout
 from seqcore.run.checkpoint import Checkpoint, atomic_write, checkpoint_path, load_checkpoint, save_checkpoint
 
-from .cli import Parser, add_version, choices, run_main
+from .cli import Options, choices, flag as flag_name, option, out_option, overwrite_option, parse_options, run_main
 
 TARGETS = (*FORMATS, "onnx")
 TOLERANCE = 1e-4  # relative to the largest logit: float32 frameworks against the float64 reference
 WHAT = {"torch": "a PyTorch state_dict", "gluon": "a Gluon .params file", "onnx": "an ONNX graph"}
 IMPORT_FLAGS = ("cell", "hidden_size", "num_layers", "bidirectional", "input", "activation", "readout",
                 "vocab", "corpus", "token", "max_tokens", "val_fraction")
+IMPORT = "import (each is read from the file's shapes when left out, and checked against it when given)"
+SOURCES = ("checkpoint", "from_torch", "from_gluon")
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvertOptions(Options):
+    """Export (--checkpoint, --to) or import (--from-torch / --from-gluon and what the file cannot say)."""
+
+    checkpoint: Optional[str] = option(None, "export: a .safetensors checkpoint or a run folder", group="source",
+                                       metavar="PATH")
+    from_torch: Optional[str] = option(None, "import: a PyTorch state_dict file (torch.save)", group="source",
+                                       metavar="FILE")
+    from_gluon: Optional[str] = option(None, "import: a Gluon .params file (save_parameters)", group="source",
+                                       metavar="FILE")
+    to: Optional[str] = option(None, "export format (with --checkpoint)", group="source", choices=TARGETS)
+    out: Optional[str] = out_option(None, "the file to write", required=True, metavar="FILE")
+    overwrite: bool = overwrite_option("replace --out if it exists")
+    cell: Optional[str] = option(None, "", group=IMPORT, choices=choices(Cell))
+    hidden_size: Optional[int] = option(None, "", group=IMPORT, check="positive")
+    num_layers: Optional[int] = option(None, "", group=IMPORT, check="positive")
+    bidirectional: Optional[bool] = option(None, "", group=IMPORT)
+    input: Optional[str] = option(None, "default: embedding when the file has embedding.weight, else onehot",
+                                  group=IMPORT, choices=choices(InputKind))
+    activation: Optional[str] = option(None, "an RNN's nonlinearity (default: tanh for --from-torch, relu for "
+                                       "--from-gluon, each framework's default)", group=IMPORT,
+                                       choices=choices(Activation))
+    readout: str = option(Readout.SEQUENCE.value, "the head reads every step (sequence) or the last one",
+                          group=IMPORT, choices=choices(Readout))
+    vocab: Optional[str] = option(None, "a language model's vocabulary: a JSON list of tokens in index order, "
+                                  "'<unk>' first", group=IMPORT, metavar="FILE")
+    corpus: Optional[str] = option(None, "with --vocab: the text tasks.evaluate measures on (default: the "
+                                   "bundled Time Machine)", group=IMPORT, metavar="FILE")
+    token: str = option("char", "with --vocab", group=IMPORT, choices=("char", "word"))
+    max_tokens: Optional[int] = option(10_000, "with --vocab", group=IMPORT, check="positive")
+    val_fraction: float = option(0.1, "with --vocab", group=IMPORT, check="proper_fraction")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        given = [flag_name(name) for name in SOURCES if getattr(self, name) is not None]
+        if not given:
+            raise ConfigError("Give what to convert: --checkpoint (export), or --from-torch or --from-gluon "
+                              "(import).")
+        if len(given) > 1:
+            raise ConfigError(f"{' and '.join(given)} exclude each other: convert one source at a time.")
+        if self.checkpoint is not None:
+            if self.to is None:
+                raise ConfigError("--checkpoint needs --to, the format to write: torch, gluon or onnx.")
+            if self.import_flags():
+                raise ConfigError(f"{flag_name(self.import_flags()[0])} is for importing (--from-torch, "
+                                  f"--from-gluon); a checkpoint already says it.")
+        elif self.to is not None:
+            raise ConfigError("--to is for exporting a --checkpoint; an import always writes a seqcore checkpoint.")
+
+    def import_flags(self) -> list[str]:
+        """The import fields given another value than their default."""
+        defaults = {field.name: field.default for field in dataclasses.fields(self)}
+        return [name for name in IMPORT_FLAGS if getattr(self, name) != defaults[name]]
 
 
 def export(checkpoint: str, to: str, out: str, overwrite: bool = False) -> dict[str, Any]:
@@ -80,7 +137,7 @@ def export(checkpoint: str, to: str, out: str, overwrite: bool = False) -> dict[
         inputs = probe_inputs(spec)
         state = reference.begin_state(spec, inputs.shape[1])
         if to == "onnx":
-            onnx = importlib.import_module("backends.torch._onnx")
+            onnx = load_part("torch", "onnx")
             onnx.export_onnx(tmp, spec, arrays)
             got = onnx.onnx_forward(tmp, spec, inputs, state)
         else:
@@ -109,14 +166,12 @@ def import_weights(source: str, fmt: str, out: str, overwrite: bool = False, *, 
                       hidden_size=hidden_size, num_layers=num_layers, bidirectional=bidirectional,
                       input_kind=input_kind, activation=activation, readout=readout)
     params = to_canonical(spec, arrays, fmt, str(source))
-    progress: dict[str, Any] = {"backend": FRAMEWORK[fmt], "imported_from": str(Path(source).resolve()),
-                                "imported_format": fmt}
-    data: dict[str, Any] = {}
-    words = None
+    provenance: dict[str, Any] = {"backend": FRAMEWORK[fmt], "imported_from": str(Path(source).resolve()),
+                                  "imported_format": fmt}
+    words, data = None, None
     if vocab is not None:
         words = read_vocab(vocab, spec)
-        progress.update(lm_progress(words, corpus, token, max_tokens, val_fraction))
-        data["corpus_sha256"] = sha256_of(corpus)
+        data = lm_corpus(words, corpus, token, max_tokens, val_fraction)
     inputs = probe_inputs(spec)
     state = reference.begin_state(spec, inputs.shape[1])
     with tempfile.TemporaryDirectory() as folder:  # the arrays as read, in the plain module: the mapping's check
@@ -124,8 +179,9 @@ def import_weights(source: str, fmt: str, out: str, overwrite: bool = False, *, 
         got = module.plain_forward(Path(folder) / "weights", spec, inputs, state)
     difference = check_against_reference(spec, params, inputs, got, WHAT[fmt])
     with writing(target):
-        save_checkpoint(target, Checkpoint(model_spec=spec, params=params, vocab=words.to_dict() if words else None,
-                                           progress=progress, data=data))
+        save_checkpoint(target, Checkpoint(model_spec=spec, params=params, data_spec=data.spec if data else None,
+                                           vocab=words.to_dict() if words else None, provenance=provenance,
+                                           fingerprint=data.fingerprint if data else {}))
     return {"out": str(target), "format": fmt, "model": describe(spec), "num_tensors": len(arrays),
             "max_difference": difference, "spec": spec.to_dict()}
 
@@ -176,14 +232,14 @@ def check_lm_flags(vocab: Optional[str], corpus: Optional[str], max_tokens: Opti
         raise SeqcoreError(f"--val-fraction must be in [0, 1), got {val_fraction}.")
 
 
-def lm_progress(words: Vocab, corpus: Optional[str], token: str, max_tokens: Optional[int],
-                val_fraction: float) -> dict[str, Any]:
-    """What tasks.evaluate needs to rebuild the validation text, after checking that the
+def lm_corpus(words: Vocab, corpus: Optional[str], token: str, max_tokens: Optional[int],
+              val_fraction: float) -> Corpus:
+    """The corpus tasks.evaluate will measure on, as a data spec loads it, after checking that the
     vocabulary is the one the corpus gives (else evaluate would refuse the checkpoint)."""
-    check_same_vocab(Path(corpus or "timemachine"), words, Vocab(load_corpus(corpus, token)),
-                     corpus or "timemachine")
-    return {"corpus": str(Path(corpus).resolve()) if corpus else "timemachine", "corpus_hash": None,
-            "token": token, "max_tokens": max_tokens, "val_fraction": val_fraction}
+    data = CorpusSpec(source=corpus or TIME_MACHINE, token=token, max_tokens=max_tokens,
+                      val_fraction=val_fraction).load()
+    check_same_vocab(Path(corpus or TIME_MACHINE), words, data.vocab, corpus or TIME_MACHINE)
+    return data
 
 
 def check_against_reference(spec: ModelSpec, params: Params, inputs: np.ndarray,
@@ -203,64 +259,23 @@ def check_against_reference(spec: ModelSpec, params: Params, inputs: np.ndarray,
 
 def interchange(framework: str):
     """`backends.<framework>.interchange`, or one sentence saying how to install the framework."""
-    try:
-        return importlib.import_module(f"backends.{framework}.interchange")
-    except Exception as error:  # mxnet 1.9.1 under NumPy >= 1.24 raises AttributeError, not ImportError
-        raise SeqcoreError(f"This conversion needs {framework}, which cannot be loaded "
-                           f"({type(error).__name__}: {error}); install it with "
-                           f"pip install -e '.[{EXTRAS[framework]}]'.") from None
+    return load_part(framework, "interchange")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = Parser(prog="python -m tasks.convert", description=__doc__.split("\n\n")[0])
-    add_version(parser)
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", metavar="PATH", help="export: a .safetensors checkpoint or a run folder")
-    source.add_argument("--from-torch", metavar="FILE", help="import: a PyTorch state_dict file (torch.save)")
-    source.add_argument("--from-gluon", metavar="FILE", help="import: a Gluon .params file (save_parameters)")
-    parser.add_argument("--to", choices=TARGETS, help="export format (with --checkpoint)")
-    parser.add_argument("--out", required=True, metavar="FILE", help="the file to write")
-    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    group = parser.add_argument_group("import (each is read from the file's shapes when left out, and "
-                                      "checked against it when given)")
-    group.add_argument("--cell", choices=choices(Cell))
-    group.add_argument("--hidden-size", type=int, metavar="INT")
-    group.add_argument("--num-layers", type=int, metavar="INT")
-    group.add_argument("--bidirectional", action="store_true", default=None)
-    group.add_argument("--input", choices=choices(InputKind),
-                       help="default: embedding when the file has embedding.weight, else onehot")
-    group.add_argument("--activation", choices=choices(Activation),
-                       help="an RNN's nonlinearity (default: tanh for --from-torch, relu for --from-gluon, "
-                            "each framework's default)")
-    group.add_argument("--readout", choices=choices(Readout), default=Readout.SEQUENCE.value,
-                       help="the head reads every step (sequence, default) or the last one")
-    group.add_argument("--vocab", metavar="FILE", help="a language model's vocabulary: a JSON list of tokens "
-                       "in index order, '<unk>' first")
-    group.add_argument("--corpus", metavar="FILE", help="with --vocab: the text tasks.evaluate measures on "
-                       "(default: the bundled Time Machine)")
-    group.add_argument("--token", choices=("char", "word"), default="char", help="with --vocab (default: char)")
-    group.add_argument("--max-tokens", type=int, default=10_000, help="with --vocab (default: 10000)")
-    group.add_argument("--val-fraction", type=float, default=0.1, help="with --vocab (default: 0.1)")
-    args = parser.parse_args(argv)
-    given_import = [name for name in IMPORT_FLAGS if getattr(args, name) != parser.get_default(name)]
-    if args.checkpoint is not None:
-        if args.to is None:
-            raise SeqcoreError("--checkpoint needs --to, the format to write: torch, gluon or onnx.")
-        if given_import:
-            raise SeqcoreError(f"--{given_import[0].replace('_', '-')} is for importing (--from-torch, "
-                               f"--from-gluon); a checkpoint already says it.")
-        result = export(args.checkpoint, args.to, args.out, args.overwrite)
-        print(f"wrote {result['out']}: {result['model']} as {WHAT[args.to]} ({result['num_tensors']} tensors); "
+    options = parse_options(ConvertOptions, "python -m tasks.convert", argv, __doc__)
+    if options.checkpoint is not None:
+        result = export(options.checkpoint, options.to, options.out, options.overwrite)
+        print(f"wrote {result['out']}: {result['model']} as {WHAT[options.to]} ({result['num_tensors']} tensors); "
               f"loaded back, it gives seqcore's logits to {result['max_difference']:.1g}")
         return 0
-    if args.to is not None:
-        raise SeqcoreError("--to is for exporting a --checkpoint; an import always writes a seqcore checkpoint.")
-    fmt, source = ("torch", args.from_torch) if args.from_torch is not None else ("gluon", args.from_gluon)
-    result = import_weights(source, fmt, args.out, args.overwrite, cell=args.cell, hidden_size=args.hidden_size,
-                            num_layers=args.num_layers, bidirectional=args.bidirectional, input_kind=args.input,
-                            activation=args.activation, readout=args.readout, vocab=args.vocab,
-                            corpus=args.corpus, token=args.token, max_tokens=args.max_tokens,
-                            val_fraction=args.val_fraction)
+    fmt, source = ("torch", options.from_torch) if options.from_torch is not None else ("gluon", options.from_gluon)
+    result = import_weights(source, fmt, options.out, options.overwrite, cell=options.cell,
+                            hidden_size=options.hidden_size, num_layers=options.num_layers,
+                            bidirectional=options.bidirectional, input_kind=options.input,
+                            activation=options.activation, readout=options.readout, vocab=options.vocab,
+                            corpus=options.corpus, token=options.token, max_tokens=options.max_tokens,
+                            val_fraction=options.val_fraction)
     print(f"wrote {result['out']}: {result['model']} from {WHAT[fmt]} ({result['num_tensors']} tensors); "
           f"seqcore's reference gives its logits to {result['max_difference']:.1g}")
     return 0

@@ -11,21 +11,21 @@ another backend, also its validation perplexity here (tasks.evaluate). Prints on
 """
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from seqcore.backend import BACKENDS, Device, load_backend
+from seqcore.backend import Device, load_backend
 from seqcore.checks import parse_enum
 from seqcore.errors import SeqcoreError
 from seqcore.jobs.evaluate import evaluate_checkpoint
 from seqcore.model.spec import InputKind
 from seqcore.run.checkpoint import load_checkpoint
 
-from .cli import add_version, run_main
+from .cli import Options, backend_option, device_option, option, out_option, parse_options, run_main
 
 INPUT_STEPS, INPUT_BATCH = 10, 2
 
@@ -36,6 +36,15 @@ def fixed_input(spec) -> np.ndarray:
     if spec.input_kind is InputKind.DENSE:
         return rng.standard_normal((INPUT_STEPS, INPUT_BATCH, spec.input_size)).astype(np.float32)
     return rng.integers(0, spec.input_size, (INPUT_STEPS, INPUT_BATCH)).astype(np.int64)
+
+
+@dataclasses.dataclass(frozen=True)
+class CrosscheckOptions(Options):
+    backend: Optional[str] = backend_option()
+    device: str = device_option("cpu")
+    runs: Optional[str] = option(None, "JSON list of {folder, task, trained_on}", group="input", required=True,
+                                 metavar="FILE")
+    out: Optional[str] = out_option(None, "folder for the logits files", required=True)
 
 
 def check(backend_name: str, device: str, runs: Sequence[dict], out: Path) -> dict[str, Any]:
@@ -60,15 +69,9 @@ def check(backend_name: str, device: str, runs: Sequence[dict], out: Path) -> di
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tasks.crosscheck", description=__doc__.split("\n\n")[0])
-    add_version(parser)
-    parser.add_argument("--backend", choices=BACKENDS, required=True)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--runs", required=True, help="JSON list of {folder, task, trained_on}")
-    parser.add_argument("--out", required=True, help="folder for the logits files")
-    args = parser.parse_args(argv)
-    runs = json.loads(Path(args.runs).read_text())
-    print(json.dumps(check(args.backend, args.device, runs, Path(args.out))))
+    options = parse_options(CrosscheckOptions, "python -m tasks.crosscheck", argv, __doc__)
+    runs = json.loads(Path(options.runs).read_text())
+    print(json.dumps(check(options.backend, options.device, runs, Path(options.out))))
     return 0
 
 

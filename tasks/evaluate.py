@@ -5,7 +5,8 @@ Usage: python -m tasks.evaluate --checkpoint runs/char_lm/mxnet-rnn-concise/mode
 
 Rebuilds the validation split recorded in the checkpoint, encodes it with the checkpoint's
 vocabulary, and prints the validation perplexity and text continued from the prefixes. Batch
-size and time steps default to the run's own, so the figure is the one the run logged.
+size and time steps default to the run's own, so the figure is the one the run logged; sizes
+given must fit the held-out text, and the output says the sizes it measured with.
 
 Nothing is measured unless everything matches: the corpus's bytes (the SHA-256 the checkpoint
 recorded), the vocabulary (rebuilt from the corpus, in the same order) and the width of the
@@ -13,42 +14,47 @@ weights; the flags and the prefixes are checked before a framework loads. Nothin
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Optional, Sequence
 
-from seqcore.backend import BACKENDS, Device
 from seqcore.jobs.evaluate import DEFAULT_PREFIXES, evaluate_checkpoint
 
-from .cli import BACKEND_DEFAULT, Parser, add_version, choices, default_backend, run_main
+from .cli import (Options, backend_option, batch_size_option, device_option, num_preds_option, num_steps_option,
+                  option, parse_options, prefixes_option, run_main, write_result)
+
+PROG = "python -m tasks.evaluate"
+THE_RUNS = "the run's, read as the run read its validation text"
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluateOptions(Options):
+    checkpoint: Optional[str] = option(None, "a .safetensors written by a task, or a run folder (its "
+                                       "model.safetensors)", group="checkpoint", required=True, metavar="PATH")
+    best: bool = option(False, "with a run folder: its best.safetensors (best validation) instead",
+                        group="checkpoint")
+    backend: Optional[str] = backend_option()
+    device: str = device_option()
+    batch_size: Optional[int] = batch_size_option(None, "sequences per evaluation batch; must fit the held-out "
+                                                  "text", group="measure", shown=THE_RUNS)
+    num_steps: Optional[int] = num_steps_option(None, "time steps per batch; must fit the held-out text",
+                                                group="measure", shown=THE_RUNS)
+    prefixes: tuple[str, ...] = prefixes_option(DEFAULT_PREFIXES)
+    num_preds: int = num_preds_option()
+    json: bool = option(False, "print the result as one JSON object (a lost write, to a full disk or a "
+                        "closed pipe, is an error)", group="output")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = Parser(prog="python -m tasks.evaluate", description=__doc__.split("\n\n")[0])
-    add_version(parser)
-    parser.add_argument("--checkpoint", required=True,
-                        help="a .safetensors written by a task, or a run folder (its model.safetensors)")
-    parser.add_argument("--best", action="store_true",
-                        help="with a run folder: its best.safetensors (best validation) instead")
-    parser.add_argument("--backend", choices=BACKENDS, default=None, help=f"framework (default: {BACKEND_DEFAULT})")
-    parser.add_argument("--device", choices=choices(Device), default="auto")
-    parser.add_argument("--batch-size", type=int, default=None,
-                        help="sequences per evaluation batch (default: the run's)")
-    parser.add_argument("--num-steps", type=int, default=None, help="time steps per batch (default: the run's)")
-    parser.add_argument("--prefix", action="append", dest="prefixes", default=None, metavar="TEXT",
-                        help="text to continue; repeatable (default: %r)" % DEFAULT_PREFIXES[0])
-    parser.add_argument("--num-preds", type=int, default=50, help="tokens generated per prefix (default: 50)")
-    parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
-    args = parser.parse_args(argv)
-    args.backend = args.backend or default_backend()
-    result = evaluate_checkpoint(checkpoint=args.checkpoint, backend=args.backend, device=args.device,
-                 batch_size=args.batch_size, num_steps=args.num_steps,
-                 prefixes=DEFAULT_PREFIXES if args.prefixes is None else args.prefixes,
-                 num_preds=args.num_preds, best=args.best)
-    if args.json:
-        print(json.dumps(result))
+    options = parse_options(EvaluateOptions, PROG, argv, __doc__)
+    result = evaluate_checkpoint(checkpoint=options.checkpoint, backend=options.backend, device=options.device,
+                                 batch_size=options.batch_size, num_steps=options.num_steps,
+                                 prefixes=options.prefixes, num_preds=options.num_preds, best=options.best)
+    if options.json:
+        write_result(json.dumps(result))
     else:
         print(f"{result['checkpoint']} (written by {result['written_by']}, epoch {result['epoch']}) on "
-              f"{args.backend} {result['device']}: validation perplexity {result['val_ppl']:.4f} "
+              f"{options.backend} {result['device']}: validation perplexity {result['val_ppl']:.4f} "
               f"({result['num_val_tokens']:,} tokens, batch {result['batch_size']}, {result['num_steps']} steps)")
         for prefix, text in result["samples"].items():
             print(f"{prefix!r} -> {text!r}")

@@ -22,11 +22,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Optional, Sequence
 
-from seqcore.backend import Device, Optimizer, load_backend
-from seqcore.checks import parse_enum
+from seqcore.backend import Optimizer, load_backend
 from seqcore.data.sampling import Sampler
-from seqcore.errors import SeqcoreError
-from seqcore.jobs.hello import HelloJob, encode_pair
+from seqcore.data.spec import HelloSpec
+from seqcore.errors import ConfigError
+from seqcore.jobs.hello import HelloJob
 from seqcore.model.spec import Impl, InputKind, ModelSpec, Readout
 from seqcore.run.session import Run
 from seqcore.train.spec import TrainSpec
@@ -48,29 +48,32 @@ class HelloConfig(TaskConfig):
                           group="model", choices=tuple(VARIANTS))
     impl: str = option("scratch", "scratch: the cell stepped over the characters in Python; concise: the "
                        "framework's layer", group="model", choices=choices(Impl))
-    hidden_size: Optional[int] = option(None, "hidden units per layer", group="model", check="positive", kind=int)
-    num_layers: Optional[int] = option(None, "stacked recurrent layers", group="model", check="positive", kind=int)
+    hidden_size: Optional[int] = option(None, "hidden units per layer", group="model", check="positive")
+    num_layers: Optional[int] = option(None, "stacked recurrent layers", group="model", check="positive")
     embed_size: Optional[int] = option(None, "embedding width (embedding variant only)", group="model",
-                                       check="non_negative", kind=int)
+                                       check="non_negative")
     epochs: Optional[int] = option(20, "train to this epoch, one step each (with --resume: continue to it)",
-                                   check="positive", kind=int, resumable=True)
-    lr: Optional[float] = option(None, "learning rate", check="positive", kind=float)
-    optimizer: Optional[str] = option("adam", "", choices=choices(Optimizer), kind=str)
+                                   check="positive", resumable=True)
+    lr: Optional[float] = option(None, "learning rate", check="positive")
+    optimizer: Optional[str] = option("adam", "", choices=choices(Optimizer))
     clip: Optional[float] = option(0.0, "clip gradients to this global norm; 0 turns it off",
-                                   check="non_negative", kind=float)
+                                   check="non_negative")
     source: str = option("hello", "the input characters", group="data")
     target: str = option("ohlol", "the output characters, one per input character", group="data")
 
     def __post_init__(self) -> None:
-        if self.variant not in VARIANTS:
-            raise SeqcoreError(f"--variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}.")
+        if not isinstance(self.variant, str) or self.variant not in VARIANTS:
+            raise ConfigError(f"--variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}.")
         for name, value in VARIANTS[self.variant].items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
         super().__post_init__()
         if self.bidirectional:
-            raise SeqcoreError("--bidirectional does not fit hello: it is the seed's left-to-right character RNN, "
-                               "which reads the characters once, in order.")
+            raise ConfigError("--bidirectional does not fit hello: it is the seed's left-to-right character RNN, "
+                              "which reads the characters once, in order.")
+
+    def data_spec(self) -> HelloSpec:
+        return HelloSpec(source=self.source, target=self.target)
 
     def train_spec(self) -> TrainSpec:
         return TrainSpec(batch_size=1, num_steps=len(self.source), num_epochs=self.epochs, lr=self.lr,
@@ -86,19 +89,19 @@ class HelloConfig(TaskConfig):
 
 
 def run(config: HelloConfig) -> dict[str, Any]:
-    """Train and return the summary (losses, predicted string, first epoch that got it right, paths)."""
-    chars, inputs, targets = encode_pair(config.source, config.target)
-    train, spec = config.train_spec(), config.model_spec(len(chars))  # checked before any file is written
+    """Train and return the summary (losses, predicted string, first epoch that got it right, paths).
+
+    To resume a run from Python without repeating its settings: run(HelloConfig.resume_from(DIR,
+    epochs=40)); a changed setting that would change the numbers is refused."""
+    data = config.data_spec().load()
+    train, spec = config.train_spec(), config.model_spec(len(data.chars))  # checked before any file is written
     settings = config.settings(TASK, f"{config.backend}-{config.cell}-{config.impl}-{config.variant}")
     with Run(TASK, config.saved(), settings, train) as training:  # the folder is checked first
-        backend = load_backend(config.backend, config.compile)
-        device = backend.resolve_device(parse_enum(Device, config.device, "device"))
-        info = {"backend": config.backend, "device": device, "variant": config.variant, "source": config.source,
-                "target": config.target, "chars": chars}
         title = (f"{config.backend} {config.impl} {config.cell} ({config.variant}): "
                  f"{config.source!r} -> {config.target!r}")
-        job = HelloJob(chars, inputs, targets, config.target, config.epochs, info, title)
-        summary = training.fit(job, backend, device, spec)
+        job = HelloJob(data, config.epochs, config.variant, title)
+        training.check_resumed(job, spec)  # before a framework loads
+        summary = training.fit(job, load_backend(config.backend, config.compile), spec)
     return {**summary, "out": str(settings.out)}
 
 

@@ -25,17 +25,18 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Optional, Sequence
 
-from seqcore.backend import Device, Optimizer, load_backend
-from seqcore.checks import parse_enum
+from seqcore.backend import Optimizer, load_backend
 from seqcore.data import mnist, mnist_sets
+from seqcore.data.mnist_sets import class_names, figure_names  # noqa: F401  (the task's names for them)
 from seqcore.data.sampling import Sampler
-from seqcore.errors import SeqcoreError
+from seqcore.data.spec import MnistSpec
+from seqcore.errors import ConfigError
 from seqcore.jobs.classify import ClassifierJob, plot_digits
 from seqcore.model.spec import Cell, Impl, InputKind, ModelSpec, Readout
 from seqcore.run.session import Run
 from seqcore.train.spec import Schedule, TrainSpec
 
-from .cli import TaskConfig, choices, option, parse_config, run_main
+from .cli import TaskConfig, batch_size_option, choices, option, parse_config, run_main
 
 TASK = "mnist_rows"
 EVAL_BATCH = 1000  # test images per forward pass; changes no result
@@ -70,40 +71,44 @@ class MnistConfig(TaskConfig):
 
     preset: str = option("seed000", "defaults for the model and training flags", group="model",
                          choices=tuple(PRESETS))
-    cell: Optional[str] = option(None, "recurrent cell", group="model", choices=choices(Cell), kind=str)
+    cell: Optional[str] = option(None, "recurrent cell", group="model", choices=choices(Cell))
     impl: Optional[str] = option(None, "scratch: cell equations written out; concise: the framework's layer",
-                                 group="model", choices=choices(Impl), kind=str)
-    hidden_size: Optional[int] = option(None, "hidden units per layer", group="model", check="positive", kind=int)
-    num_layers: Optional[int] = option(None, "stacked recurrent layers", group="model", check="positive", kind=int)
+                                 group="model", choices=choices(Impl))
+    hidden_size: Optional[int] = option(None, "hidden units per layer", group="model", check="positive")
+    num_layers: Optional[int] = option(None, "stacked recurrent layers", group="model", check="positive")
     epochs: Optional[int] = option(None, "train to this epoch (with --resume: continue to it)",
-                                   check="positive", kind=int, resumable=True)
-    batch_size: Optional[int] = option(None, "images per batch", check="positive", kind=int)
-    lr: Optional[float] = option(None, "learning rate", check="positive", kind=float)
-    optimizer: Optional[str] = option(None, "", choices=choices(Optimizer), kind=str)
+                                   check="positive", resumable=True)
+    batch_size: Optional[int] = batch_size_option(None, "images per batch")
+    lr: Optional[float] = option(None, "learning rate", check="positive")
+    optimizer: Optional[str] = option(None, "", choices=choices(Optimizer))
     clip: Optional[float] = option(None, "clip gradients to this global norm; 0 turns it off",
-                                   check="non_negative", kind=float)
+                                   check="non_negative")
     schedule: Optional[str] = option(None, "learning rate over the run: constant, cosine (to 1%), step, plateau",
-                                     choices=choices(Schedule), kind=str)
+                                     choices=choices(Schedule))
     dataset: str = option("mnist", "the data set in MNIST's format; idx: any four IDX files in --data-dir, "
                           "unverified", group="data", choices=tuple(mnist_sets.DATASETS))
     data_dir: Optional[str] = option(None, "folder with the four IDX files, gzip or raw (default: the "
                                      "download cache, $SEQCORE_CACHE/DATASET; needed for --dataset idx)",
-                                     group="data", kind=str)
+                                     group="data", resumable=True)
     limit_train: int = option(0, "train on the first N images only; 0: all", group="data", check="non_negative")
     limit_test: int = option(0, "test on the first N images only; 0: all", group="data", check="non_negative")
     log_every: int = option(0, "steps per training-loss line in metrics.jsonl; 0: about 50 per epoch",
                             group="output", check="non_negative", resumable=True)
 
     def __post_init__(self) -> None:
-        if self.preset not in PRESETS:
-            raise SeqcoreError(f"--preset must be one of {', '.join(PRESETS)}, got {self.preset!r}.")
+        if not isinstance(self.preset, str) or self.preset not in PRESETS:
+            raise ConfigError(f"--preset must be one of {', '.join(PRESETS)}, got {self.preset!r}.")
         chosen = dataclasses.asdict(PRESETS[self.preset])
         for name, value in chosen.items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
         super().__post_init__()
         if self.dataset == mnist_sets.IDX.name and not self.data_dir:
-            raise SeqcoreError("--dataset idx needs --data-dir, the folder holding the four IDX files.")
+            raise ConfigError("--dataset idx needs --data-dir, the folder holding the four IDX files.")
+
+    def data_spec(self) -> MnistSpec:
+        return MnistSpec(dataset=self.dataset, folder=self.data_dir, limit_train=self.limit_train,
+                         limit_test=self.limit_test)
 
     def train_spec(self, shape: mnist.Shape) -> TrainSpec:
         return TrainSpec(batch_size=self.batch_size, num_steps=shape.rows, num_epochs=self.epochs, lr=self.lr,
@@ -119,64 +124,30 @@ class MnistConfig(TaskConfig):
 
 
 def run(config: MnistConfig) -> dict[str, Any]:
-    """Train and test; returns the summary (accuracy, loss, confusion matrix, rows/s, paths)."""
-    dataset = mnist_sets.get(config.dataset)
+    """Train and test; returns the summary (accuracy, loss, confusion matrix, rows/s, paths).
+
+    To resume a run from Python without repeating its settings: run(MnistConfig.resume_from(DIR,
+    epochs=5)); a changed setting that would change the numbers is refused."""
+    data_spec = config.data_spec()
+    dataset = data_spec.data_set
     # An IDX folder is local and of unknown image size (the time steps): read it first. A named set
     # is 28 x 28 and may need a download, which waits until the output folder has been checked.
-    early = _load(config, dataset) if dataset.image_shape is None else None
-    shape = early[2] if early else mnist.Shape(*dataset.image_shape, dataset.num_classes)
+    early = data_spec.load(progress=config.progress) if dataset.image_shape is None else None
+    shape = early.shape if early else mnist.Shape(*dataset.image_shape, dataset.num_classes)
     train = config.train_spec(shape)
-    per_epoch = mnist.num_batches(config.limit_train or (len(early[0]) if early else 60_000), train.batch_size)
+    per_epoch = mnist.num_batches(config.limit_train or (len(early.train) if early else 60_000), train.batch_size)
     prefix = "" if dataset is mnist.MNIST else f"{dataset.name}-"
     settings = config.settings(TASK, f"{prefix}{config.backend}-{config.preset}",
                                **({} if config.log_every else {"log_every": max(1, per_epoch // 50)}))
     with Run(TASK, config.saved(), settings, train) as training:  # the folder is checked first
-        train_data, test_data, shape = early or _load(config, dataset)
-        spec = config.model_spec(shape)
-        backend = load_backend(config.backend, config.compile)
-        device = backend.resolve_device(parse_enum(Device, config.device, "device"))
-        names = class_names(dataset, shape.num_classes)
-        info = {"backend": config.backend, "device": device, "preset": config.preset,
-                "dataset": dataset.name, "data_verified": dataset.verified, "class_names": list(names),
-                "num_train": len(train_data), "num_test": len(test_data),
-                "data_dir": str(mnist.data_folder(config.data_dir, dataset=dataset).resolve())}
-        shown = figure_names(dataset, names)
-        job = ClassifierJob(
-            train_batches=lambda rng: mnist.row_batches(train_data, train.batch_size, rng),
-            num_train_batches=mnist.num_batches(len(train_data), train.batch_size),
-            test_batches=lambda: mnist.row_batches(test_data, EVAL_BATCH), info=info,
-            fingerprint={**train_data.sha256, **test_data.sha256}, class_names=list(shown))
-        summary = training.fit(job, backend, device, spec)
+        data = early or data_spec.load(progress=config.progress)
+        job, spec = ClassifierJob(data, train.batch_size, EVAL_BATCH), config.model_spec(data.shape)
+        training.check_resumed(job, spec)  # before a framework loads
+        summary = training.fit(job, load_backend(config.backend, config.compile), spec)
         if training.world.is_writer:  # rank 0 alone writes the folder
-            plot_digits(settings.out / "digits.png", test_data, job.last, names=shown,
+            plot_digits(settings.out / "digits.png", data.test, job.last, names=data.figure_names,
                         title=f"{config.backend} {config.preset}: {dataset.title} test images")
     return {**summary, "rows_per_s": summary["rows_per_s_last_epoch"], "out": str(settings.out)}
-
-
-def _load(config: MnistConfig, dataset: mnist.DataSet) -> tuple[mnist.MnistSplit, mnist.MnistSplit, mnist.Shape]:
-    """Both splits, verified or checked, limited as the flags say, and the shape they share."""
-    train_data = mnist.load_split("train", config.data_dir, dataset=dataset, progress=config.progress)
-    test_data = mnist.load_split("test", config.data_dir, dataset=dataset, progress=config.progress)
-    shape = mnist.check_splits(train_data, test_data, dataset)  # on the whole files: classes from all labels
-    return (_limited(train_data, config.limit_train, "--limit-train"),
-            _limited(test_data, config.limit_test, "--limit-test"), shape)
-
-
-def class_names(dataset: mnist.DataSet, num_classes: int) -> tuple[str, ...]:
-    """The data set's class names, else the label numbers."""
-    return dataset.class_names or tuple(str(label) for label in range(num_classes))
-
-
-def figure_names(dataset: mnist.DataSet, names: tuple[str, ...]) -> tuple[str, ...]:
-    """The names drawn in figures: the data set's plain ones where it has them (KMNIST's
-    romanisation: matplotlib's default font, DejaVu Sans, has no hiragana), else `names`."""
-    return dataset.figure_names or names
-
-
-def _limited(data: mnist.MnistSplit, limit: int, flag: str) -> mnist.MnistSplit:
-    if limit > len(data):
-        raise SeqcoreError(f"{flag} {limit:,} is more than the {len(data):,} images available.")
-    return data.head(limit or None)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -34,21 +34,23 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from seqcore.backend import Backend, Device, Optimizer, load_backend
-from seqcore.checks import parse_enum
+from seqcore.backend import Backend, Optimizer, load_backend
 from seqcore.data.sampling import Sampler
-from seqcore.errors import SeqcoreError
-from seqcore.jobs.sine import NEXT, PHASES, SIN2COS, WAVE_FIGURES, SineJob, loss_points, plot_losses, plot_waves
+from seqcore.data.spec import SineSpec
+from seqcore.data.waves import NEXT, PHASES, SIN2COS
+from seqcore.errors import ConfigError, SeqcoreError
+from seqcore.jobs.sine import WAVE_FIGURES, SineJob, loss_points, plot_losses, plot_waves
 from seqcore.model.spec import Cell, GRUReset, Impl, InputKind, ModelSpec, Readout
 from seqcore.parallel.distributed import environment_size
 from seqcore.run.checkpoint import BEST, LAST, load_checkpoint
 from seqcore.run.config_file import now, read_run_config, write_run_config
 from seqcore.run.folder import CONFIG, Mode, OutputFolder
 from seqcore.run.log import MetricsLog, read_metrics
+from seqcore.run.resume import check_specs, differences, refusal
 from seqcore.run.session import Run, RunSettings
 from seqcore.train.spec import TrainSpec
 
-from .cli import TaskConfig, choices, option, parse_config, run_main
+from .cli import TaskConfig, batch_size_option, choices, option, parse_config, run_main
 
 TASK = "sine"
 ALL = "all"
@@ -66,16 +68,16 @@ class SineConfig(TaskConfig):
                        "prediction, then generation", group="data", choices=tuple(MODES))
     cell: str = option("lstm", "recurrent cell; all: RNN, GRU and LSTM, each a run in --out/<cell>/",
                        group="model", choices=(*choices(Cell), ALL))
-    hidden_size: Optional[int] = option(None, "hidden units per layer", group="model", check="positive", kind=int)
+    hidden_size: Optional[int] = option(None, "hidden units per layer", group="model", check="positive")
     epochs: Optional[int] = option(1, "train to this epoch of --iterations batches (with --resume: continue "
-                                   "to it)", check="positive", kind=int, resumable=True)
-    batch_size: int = option(1, "sequences per batch", check="positive")
-    lr: Optional[float] = option(None, "learning rate", check="positive", kind=float)
-    optimizer: Optional[str] = option("adam", "", choices=choices(Optimizer), kind=str)
+                                   "to it)", check="positive", resumable=True)
+    batch_size: int = batch_size_option(1)
+    lr: Optional[float] = option(None, "learning rate", check="positive")
+    optimizer: Optional[str] = option("adam", "", choices=choices(Optimizer))
     clip: Optional[float] = option(0.0, "clip gradients to this global norm; 0 turns it off",
-                                   check="non_negative", kind=float)
-    iterations: Optional[int] = option(None, "batches per epoch", group="data", check="positive", kind=int)
-    seq_len: Optional[int] = option(None, "time steps per batch", group="data", check="positive", kind=int)
+                                   check="non_negative")
+    iterations: Optional[int] = option(None, "batches per epoch", group="data", check="positive")
+    seq_len: Optional[int] = option(None, "time steps per batch", group="data", check="positive")
     gru_reset: str = option(GRUReset.AFTER.value, "where the GRU's reset gate acts: after the hidden matmul "
                             "(cuDNN, Gluon, PyTorch) or before it (the d2l book's scratch GRU; needs --impl scratch "
                             "and --cell gru, or --cell all, where it reaches the GRU only)", group="model",
@@ -93,24 +95,29 @@ class SineConfig(TaskConfig):
                             check="non_negative", resumable=True)
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise SeqcoreError(f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}.")
+        if not isinstance(self.mode, str) or self.mode not in MODES:
+            raise ConfigError(f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}.")
         for name, value in MODES[self.mode].items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
         super().__post_init__()
 
         if self.bidirectional and self.mode != SIN2COS:
-            raise SeqcoreError("--bidirectional needs --mode sin2cos: next-value prediction reads the wave from "
-                               "the left, and a reverse direction would read the value it predicts.")
+            raise ConfigError("--bidirectional needs --mode sin2cos: next-value prediction reads the wave from "
+                              "the left, and a reverse direction would read the value it predicts.")
 
     def check_gru_reset(self) -> None:
         """With --cell all, --gru-reset before reaches the GRU only (and needs --impl scratch)."""
         if self.cell == ALL and self.gru_reset == GRUReset.BEFORE.value and self.impl != Impl.SCRATCH.value:
-            raise SeqcoreError(f"--gru-reset before needs --impl scratch (the frameworks' fused layers apply the "
-                               f"reset gate after the hidden matmul), got --impl {self.impl}.")
+            raise ConfigError(f"--gru-reset before needs --impl scratch (the frameworks' fused layers apply the "
+                              f"reset gate after the hidden matmul), got --impl {self.impl}.")
         if self.cell != ALL:
             super().check_gru_reset()
+
+    def check_activation(self) -> None:
+        """With --cell all, --activation reaches the RNN only."""
+        if self.cell != ALL:
+            super().check_activation()
 
     def cells(self) -> list[str]:
         return choices(Cell) if self.cell == ALL else [self.cell]
@@ -128,17 +135,21 @@ class SineConfig(TaskConfig):
                          num_layers=self.num_layers, input_kind=InputKind.DENSE, readout=Readout.SEQUENCE,
                          **self.model_options(cell))
 
-    def job(self, cell: str, device: str) -> SineJob:
-        info = {"backend": self.backend, "device": device, "mode": self.mode, "phase": self.phase,
-                "iterations": self.iterations}
-        return SineJob(mode=self.mode, phase=self.phase, iterations=self.iterations, seq_len=self.seq_len,
-                       batch_size=self.batch_size, gen_steps=self.gen_steps, cell=cell, info=info,
+    def data_spec(self) -> SineSpec:
+        return SineSpec(mode=self.mode, phase=self.phase, iterations=self.iterations, num_steps=self.seq_len,
+                        batch_size=self.batch_size)
+
+    def job(self, cell: str) -> SineJob:
+        return SineJob(self.data_spec().load(), gen_steps=self.gen_steps, cell=cell,
                        label=f"{self.backend} {self.impl} {cell}")
 
 
 def run(config: SineConfig) -> dict[str, Any]:
     """Train and return the summary (first and final loss, the mode's figure, paths); with --cell
-    all, {'cells': {cell: summary}, 'out': ...}."""
+    all, {'cells': {cell: summary}, 'out': ...}.
+
+    To resume a run from Python without repeating its settings: run(SineConfig.resume_from(DIR,
+    epochs=3)); a changed setting that would change the numbers is refused."""
     train = config.train_spec()  # every flag is checked before any file is read or written
     specs = {cell: config.model_spec(cell) for cell in config.cells()}
     settings = config.settings(TASK, f"{config.mode}-{config.backend}-{config.cell}-{config.impl}")
@@ -146,15 +157,11 @@ def run(config: SineConfig) -> dict[str, Any]:
         if environment_size() > 1:  # one folder per cell, trained one after another by one process
             raise SeqcoreError("--cell all cannot run on several workers; train one --cell at a time there.")
         return _run_all(config, train, specs, settings)
+    job = config.job(config.cell)
     with Run(TASK, config.saved(), settings, train) as training:  # the folder is checked first
-        backend, device = _backend(config)
-        summary = training.fit(config.job(config.cell, device), backend, device, specs[config.cell])
+        training.check_resumed(job, specs[config.cell])  # before a framework loads
+        summary = training.fit(job, load_backend(config.backend, config.compile), specs[config.cell])
     return {**summary, "out": str(settings.out)}
-
-
-def _backend(config: SineConfig) -> tuple[Backend, str]:
-    backend = load_backend(config.backend, config.compile)
-    return backend, backend.resolve_device(parse_enum(Device, config.device, "device"))
 
 
 def _run_all(config: SineConfig, train: TrainSpec, specs: dict[str, ModelSpec],
@@ -168,11 +175,11 @@ def _run_all(config: SineConfig, train: TrainSpec, specs: dict[str, ModelSpec],
         if all(epochs >= train.num_epochs for epochs in done.values()):
             raise SeqcoreError(f"The runs in {out} have already trained {min(done.values())} epochs; "
                                f"give --epochs above that to continue them.")
-        _write_folder_config(out, config, resume)
-        backend, device = _backend(config)
+        _write_folder_config(out, config, resume, settings.resumable)
+        backend = load_backend(config.backend, config.compile)
         summaries, losses, waves = {}, {}, {}
         for cell, spec in specs.items():
-            job = config.job(cell, device)
+            job = config.job(cell)
             mode = Mode.RESUME if resume and (out / cell / CONFIG).is_file() else Mode.NEW
             # --gru-reset as it reaches this cell: each cell's folder is a run that resumes on its own
             cell_config = {**config.saved(), "cell": cell, "out": str(out / cell),
@@ -182,9 +189,9 @@ def _run_all(config: SineConfig, train: TrainSpec, specs: dict[str, ModelSpec],
             with Run(TASK, cell_config, cell_settings, train) as training:
                 resumed = training.resumed
                 if resumed is not None and resumed.position.get("epochs_done", 0) >= train.num_epochs:
-                    summaries[cell], records = _kept(training, job, backend, device, spec)
+                    summaries[cell], records = _kept(training, job, backend, spec)
                 else:
-                    summaries[cell] = training.fit(job, backend, device, spec)
+                    summaries[cell] = training.fit(job, backend, spec)
                     records = training.log.records
             losses[cell], waves[cell] = loss_points(records, config.iterations), job.wave
         log = MetricsLog(out / "metrics.jsonl")
@@ -202,32 +209,35 @@ def _epochs_done(folder: Path) -> int:
     return load_checkpoint(path).position.get("epochs_done", 0) if path.is_file() else 0
 
 
-def _kept(training: Run, job: SineJob, backend: Backend, device: str, spec: ModelSpec) -> tuple[dict, list]:
+def _kept(training: Run, job: SineJob, backend: Backend, spec: ModelSpec) -> tuple[dict, list]:
     """A cell that had already reached --epochs: its summary from its records and checkpoint, its
     wave measured again on the checkpoint's weights (for the combined figure)."""
     checkpoint, folder = training.resumed, training.folder
-    if checkpoint.model_spec != spec:
-        raise SeqcoreError(f"{folder / LAST} holds another model than this run's configuration describes; "
-                           f"the folder was changed by hand.")
+    check_specs(folder, checkpoint, backend.name, spec, training.train, job.data)
     records = read_metrics(folder / "metrics.jsonl")
     position = checkpoint.position
+    device = training.resolve_device(backend)
     job.measure(backend, backend.build_model(spec, checkpoint.params, device), position["epochs_done"])
     summary = {"kind": "summary", **job.summarize(records, position.get("first_loss"), position.get("best"),
                                                   position.get("best_epoch", 0)),
                "wall_s": position.get("wall_s"), "checkpoint": str(folder / LAST),
-               "best_checkpoint": str(folder / BEST) if (folder / BEST).is_file() else None, **job.info,
-               "kept": True}
+               "best_checkpoint": str(folder / BEST) if (folder / BEST).is_file() else None,
+               "backend": backend.name, "device": device, "data": job.data.spec.to_dict(), "kept": True}
     return summary, records
 
 
-def _write_folder_config(folder: Path, config: SineConfig, resume: bool) -> None:
-    """OUT/config.json of --cell all (each cell's folder has its own)."""
+def _write_folder_config(folder: Path, config: SineConfig, resume: bool, resumable: frozenset) -> None:
+    """OUT/config.json of --cell all (each cell's folder has its own, and each cell's run checks a
+    resume against its checkpoint; this file is not rewritten for a resume it would refuse)."""
     saved: dict[str, Any] = {}
     if resume:
         saved = read_run_config(folder)
         if saved["task"] != TASK or saved["config"].get("cell") != ALL:
             what = saved["task"] if saved["task"] != TASK else f"single {saved['config'].get('cell')} sine"
             raise SeqcoreError(f"{folder} holds a {what} run, not a --cell all one; resume it as it was started.")
+        changed = differences(saved["config"], config.saved(), resumable)
+        if changed:
+            raise refusal(folder, changed)
     write_run_config(folder, TASK, config.saved(), created=saved.get("created", now()),
                      resumed=[*saved.get("resumed", []), now()] if resume else [])
 

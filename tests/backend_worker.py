@@ -5,8 +5,9 @@ Usage: python tests/backend_worker.py BACKEND OUT.npz
 For each case it stores, keyed "<case>/<what>": the outputs of the full sequence run as two
 calls with the state carried between them, the final state, the mean loss and gradients of
 `forward_backward` (with the case's dropout masks, if any), the loss of `evaluate` (never
-masked), the exported parameters, the gradient norm,
-gradients after `scale_gradients(0.5)`, and the parameters after one SGD step of lr 0.1.
+masked), the exported parameters, the gradient norm, the gradients (the model's own
+`export_gradients`) after `clip_gradients` to half their norm, and the parameters after one SGD
+step of lr 0.1.
 """
 from __future__ import annotations
 
@@ -36,11 +37,13 @@ def run_case(backend, spec, loss, results: dict, name: str) -> None:
     results[f"{name}/loss"] = np.float64(value)
     results[f"{name}/eval_loss"] = np.float64(
         backend.evaluate(model, inputs, targets, backend.begin_state(model, batch), loss)[0])
-    grads = backend.gradients(model)
+    grads = model.export_gradients()
     results[f"{name}/grads"] = _flat(grads)
-    results[f"{name}/grad_norm"] = np.float64(backend.grad_norm(model))
-    backend.scale_gradients(model, 0.5)
-    results[f"{name}/scaled_grads"] = _flat(backend.gradients(model))
+    norm = backend.grad_norm(model)
+    results[f"{name}/grad_norm"] = np.float64(norm)
+    # The clipping primitive with a limit of half the norm: factor (norm / 2) / norm, exactly 0.5.
+    backend.clip_gradients(model, backend.grad_norm_on_device(model), norm / 2)
+    results[f"{name}/scaled_grads"] = _flat(model.export_gradients())
     trainer = backend.make_trainer(model, Optimizer.SGD, 0.1)
     backend.step(trainer)
     results[f"{name}/stepped"] = _flat(backend.export_params(model))

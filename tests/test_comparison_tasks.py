@@ -62,7 +62,8 @@ def test_benchmark_compile_adds_pytorch_rows_only(tmp_path: Path) -> None:
 
 def test_benchmark_rejects_unknown_names() -> None:
     result = python("-m", "tasks.benchmark", "--cells", "rnn,lstn")
-    assert result.returncode == 2 and "Unknown cell(s) ['lstn']" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "each of --cells must be one of rnn, gru, lstm, got 'lstn'" in result.stderr
 
 
 def test_compare_trains_both_and_reports(tmp_path: Path) -> None:
@@ -83,3 +84,69 @@ def test_compare_trains_both_and_reports(tmp_path: Path) -> None:
 def test_compare_from_a_directory_without_metrics(tmp_path: Path) -> None:
     result = python("-m", "tasks.compare", "--from", str(tmp_path), "--out", str(tmp_path / "o"))
     assert result.returncode == 2 and "holds no metrics.jsonl" in result.stderr
+
+
+# -- the benchmark's folder: never silently replaced, never another command's ------------------------
+
+def _benchmark(*argv: str) -> int:
+    from tasks.benchmark import main
+
+    return main(list(argv))
+
+
+def test_benchmark_refuses_another_commands_folder_and_its_own_earlier_results(tmp_path: Path) -> None:
+    """In this process: every refusal comes before a worker starts."""
+    import pytest
+
+    from seqcore.errors import SeqcoreError
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "report.json").write_text("{}")
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / "benchmark-command.json").write_text(json.dumps({"identity": {"mode": "other"}}))
+    (earlier / "benchmark.json").write_text("[]")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    (tmp_path / "file").write_text("")
+    cases = [(run, [], "holds a training run (config.json), not a benchmark"),
+             (run, ["--overwrite"], "holds a training run (config.json)"),
+             (report, [], "holds a comparison report (report.json), not a benchmark"),
+             (other, ["--overwrite"], "is not empty and holds no benchmark"),
+             (earlier, [], "holds the benchmark of another command"),
+             (earlier, ["--resume"], "holds the benchmark of other settings"),
+             (tmp_path / "new", ["--resume"], "holds no benchmark to continue"),
+             (tmp_path / "file" / "under", [], "Cannot write to --out"),
+             (tmp_path / "file", [], "is a file, not a folder")]
+    for out, flags, fragment in cases:
+        with pytest.raises(SeqcoreError) as refused:
+            _benchmark("--cells", "rnn", "--impls", "concise", "--out", str(out), *flags)
+        assert fragment in str(refused.value), (out, flags, str(refused.value))
+    assert (other / "notes.txt").read_text() == "mine" and json.loads((earlier / "benchmark.json").read_text()) == []
+    assert not (tmp_path / "new").exists() and sorted(p.name for p in run.iterdir()) == ["config.json"]
+
+
+def test_benchmark_resume_keeps_the_backends_measured_and_overwrite_replaces(tmp_path: Path) -> None:
+    for name in BACKENDS:
+        require_backend(name)
+    args = ["-m", "tasks.benchmark", "--cells", "rnn", "--impls", "concise", "--steps", "1", "--warmup", "1",
+            "--repeats", "1", "--batch-sizes", "2", "--num-steps", "3", "--hidden-size", "4", "--out", str(tmp_path)]
+    python(*args, "--backends", BACKENDS[0], check=True)
+    first = json.loads((tmp_path / "benchmark.json").read_text())
+    again = python(*args, "--backends", BACKENDS[0])
+    assert again.returncode == 2 and "holds an earlier benchmark" in again.stderr
+    # an interrupted benchmark of both: the first backend's results are there, the second is missing
+    marker = json.loads((tmp_path / "benchmark-command.json").read_text())
+    marker["identity"]["backends"] = list(BACKENDS)
+    (tmp_path / "benchmark-command.json").write_text(json.dumps(marker))
+    resumed = python(*args, "--backends", ",".join(BACKENDS), "--resume", check=True)
+    assert f"{BACKENDS[0]}: measured earlier, kept" in resumed.stdout
+    both = json.loads((tmp_path / "benchmark.json").read_text())
+    assert [r["backend"] for r in both] == list(BACKENDS) and both[0] == first[0]
+    python(*args, "--backends", BACKENDS[1], "--overwrite", check=True)
+    assert [r["backend"] for r in json.loads((tmp_path / "benchmark.json").read_text())] == [BACKENDS[1]]

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 from pathlib import Path
 
 import pytest
 
 from seqcore import backend as protocol
+from seqcore.errors import SeqcoreError
 from tests.conftest import ROOT, python
 
 BACKEND_DIRS = {name: ROOT / "backends" / name for name in protocol.BACKENDS}
@@ -61,15 +63,76 @@ def test_backends_have_the_same_public_surface(filename: str) -> None:
     assert surfaces["mxnet"] == surfaces["torch"]
 
 
-def test_backend_classes_implement_the_protocol() -> None:
-    wanted = {name: list(inspect.signature(member).parameters)
-              for name, member in vars(protocol.Backend).items()
-              if callable(member) and not name.startswith("_")}
+PRIMITIVES = sorted(protocol.Backend.__abstractmethods__)  # what each backend supplies
+WRITTEN_ONCE = sorted(name for name, member in vars(protocol.Backend).items()
+                      if inspect.isfunction(member) and not name.startswith("_") and name not in PRIMITIVES)
+
+
+def arguments(function) -> list[str]:
+    """Positional, then keyword-only argument names, as public_surface lists them."""
+    return [p.name for p in inspect.signature(function).parameters.values()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def seam_bases(path: Path) -> list[str]:
+    """The names `path` gives seqcore.backend.Backend: `X` of `from seqcore.backend import Backend
+    as X`, `m.Backend` of `from seqcore import backend as m` / `import seqcore.backend as m`."""
+    names = []
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.ImportFrom) and node.module == "seqcore.backend":
+            names += [a.asname or a.name for a in node.names if a.name == "Backend"]
+        elif isinstance(node, ast.ImportFrom) and node.module == "seqcore":
+            names += [f"{a.asname or a.name}.Backend" for a in node.names if a.name == "backend"]
+        elif isinstance(node, ast.Import):
+            names += [f"{a.asname}.Backend" for a in node.names if a.name == "seqcore.backend" and a.asname]
+    return names
+
+
+def backend_class(path: Path) -> ast.ClassDef:
+    return next(node for node in ast.parse(path.read_text()).body
+                if isinstance(node, ast.ClassDef) and node.name == "Backend")
+
+
+def test_the_seam_is_small_and_its_loop_is_written_once() -> None:
+    assert inspect.isabstract(protocol.Backend)
+    assert {"train_span", "forward_backward", "grad_norm"} <= set(WRITTEN_ONCE), WRITTEN_ONCE
+    assert "gradients" not in vars(protocol.Backend)  # tests read gradients through the models
+    assert len(PRIMITIVES) <= 20, PRIMITIVES
+
+
+def test_backend_classes_implement_every_primitive_and_none_overrides_the_loop() -> None:
     for name, directory in BACKEND_DIRS.items():
-        surface = public_surface(directory / "backend.py")
-        for method, args in wanted.items():
-            assert surface.get(f"Backend.{method}") == args, f"{name}: Backend.{method} differs from the protocol"
+        path = directory / "backend.py"
+        surface = public_surface(path)
+        for method in PRIMITIVES:
+            wanted = arguments(getattr(protocol.Backend, method))
+            assert surface.get(f"Backend.{method}") == wanted, f"{name}: Backend.{method} differs from the seam's"
+        for method in WRITTEN_ONCE:
+            assert f"Backend.{method}" not in surface, f"{name}: Backend.{method} overrides the seam's own"
+        bases = [ast.unparse(base) for base in backend_class(path).bases]
+        assert set(bases) & set(seam_bases(path)), f"{name}: Backend({', '.join(bases)}) is not the seam's subclass"
         assert "create_backend" in surface
+
+
+def test_each_backend_loads_as_a_complete_subclass_of_the_seam(backend_name: str) -> None:
+    code = ("import inspect\n"
+            "from seqcore import backend as seam\n"
+            f"made = seam.load_backend({backend_name!r})\n"
+            "cls = type(made)\n"
+            "assert isinstance(made, seam.Backend) and not inspect.isabstract(cls), cls\n"
+            "assert all(getattr(cls, m) is getattr(seam.Backend, m) for m in ('train_span', 'forward_backward',"
+            " 'grad_norm'))\n")
+    python("-c", code, check=True)
+
+
+def test_the_data_parallel_backend_implements_every_primitive_and_keeps_the_loop() -> None:
+    from seqcore.parallel.data_parallel import DistributedBackend
+
+    assert issubclass(DistributedBackend, protocol.Backend) and not inspect.isabstract(DistributedBackend)
+    for method in WRITTEN_ONCE:
+        assert getattr(DistributedBackend, method) is getattr(protocol.Backend, method), method
+    for method in PRIMITIVES:
+        assert arguments(getattr(DistributedBackend, method)) == arguments(getattr(protocol.Backend, method)), method
 
 
 # The core's layers, bottom first: a module imports only from its own layer and those below it,
@@ -137,3 +200,41 @@ def test_no_task_imports_another_runnable_task() -> None:
                 for name in names:
                     leaf = name.split(".")[-1] if name.startswith("tasks") or node.level else None
                     assert leaf not in runnable or leaf == path.stem, f"tasks/{path.name} imports the runnable tasks.{leaf}"
+
+
+def test_one_place_imports_a_backend_or_its_parts() -> None:
+    """seqcore.backend.load_backend / load_part alone import `backends.*` by name (one sentence each)."""
+    for path in sorted([*(ROOT / "seqcore").rglob("*.py"), *(ROOT / "tasks").glob("*.py")]):
+        if path == ROOT / "seqcore" / "backend.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, (ast.Attribute, ast.Name)):
+                called = node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id
+                assert called not in ("import_module", "__import__"), (
+                    f"{path.relative_to(ROOT)}:{node.lineno} imports by name; use seqcore.backend.load_part")
+
+
+@pytest.mark.parametrize("name, part, fragment", [
+    ("jax", None, "Unknown backend 'jax': choose one of mxnet, torch."),
+    ("torch", "cuda", "Unknown part 'cuda' of a backend: choose one of distributed, interchange, bare, onnx."),
+    ("mxnet", "onnx", "The mxnet backend has no onnx part; it comes with torch."),
+])
+def test_load_part_refuses_in_one_sentence_before_importing(name: str, part, fragment: str) -> None:
+    with pytest.raises(SeqcoreError, match=re.escape(fragment)):
+        protocol.load_part(name, part)
+
+
+def test_a_part_of_a_missing_framework_names_its_extra(tmp_path: Path) -> None:
+    fake = tmp_path / "torch"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise ImportError(\"No module named 'torch'\")\n")
+    code = ("from seqcore.backend import load_part\n"
+            "from seqcore.errors import SeqcoreError\n"
+            "for part in ('interchange', 'distributed', 'bare', 'onnx'):\n"
+            "    try:\n"
+            "        load_part('torch', part)\n"
+            "    except SeqcoreError as error:\n"
+            "        print(error)\n")
+    lines = python("-c", code, check=True, path_first=str(tmp_path)).stdout.splitlines()
+    assert lines == ["The torch backend cannot be loaded (ImportError: No module named 'torch'); install it "
+                     "with `pip install -e '.[torch]'`."] * 4, lines

@@ -366,3 +366,64 @@ def test_a_refusal_on_rank_0_alone_ends_every_worker_with_its_sentence(tmp_path:
     result = run_task(["-m", "tasks.launch", "-n", "2", "--", *LM, "--backend", "mxnet", "--out", str(tmp_path)])
     assert_one_sentence(result, f"{tmp_path} is not empty")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.txt"]
+
+
+# -- tasks.launch refuses before it starts anything, and runs where it was started -------------------
+
+def _launch(argv: list[str]) -> int:
+    from tasks.launch import main
+
+    return main(argv)
+
+
+@pytest.mark.parametrize("argv, env, fragment", [
+    (["-n", "1000", "--", *LM, "--backend", "mxnet"], {}, "1000 workers are more than the batch's 8 rows"),
+    (["-n", "3", "--", *LM, "--backend", "mxnet"], {}, "The batch of 8 rows does not divide evenly among 3"),
+    (["-n", "2", "--", *LM, "--backend", "torch"], {}, "tasks.launch (DMLC_ROLE) launches the mxnet backend only"),
+    (["-n", "2", "--", *LM, "--backend", "mxnet", "--bogus"], {}, "unrecognized arguments: --bogus"),
+    (["-n", "2", "--", "-m", "tasks.nothing"], {}, "The worker's module tasks.nothing is not a task of this checkout"),
+    (["-n", "2", "--", *LM], {"SEQCORE_DIST_TIMEOUT_S": "inf"}, "SEQCORE_DIST_TIMEOUT_S must be a positive, finite"),
+    (["-n", "2", "--", *LM], {"SEQCORE_DIST_TIMEOUT_S": "nan"}, "SEQCORE_DIST_TIMEOUT_S must be a positive, finite"),
+    (["-n", "2", "--", *LM], {"SEQCORE_DIST_TIMEOUT_S": "-1"}, "SEQCORE_DIST_TIMEOUT_S must be a positive, finite"),
+])
+def test_launch_refuses_before_starting_any_process(argv: list[str], env: dict, fragment: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """In this process: refused before any scheduler, server or worker exists (the dry parse of the
+    worker's command line is one short process of its own)."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SeqcoreError) as refused:
+        _launch(argv)
+    assert fragment in str(refused.value)
+
+
+def test_launch_refuses_a_hostfile_that_is_not_utf8(tmp_path: Path) -> None:
+    hosts = tmp_path / "hosts"
+    hosts.write_bytes(b"\xff\xfenode1\n")
+    with pytest.raises(SeqcoreError, match="is not UTF-8 text .byte 0xff at offset 0."):
+        _launch(["-n", "2", "--hostfile", str(hosts), "--", *LM, "--backend", "mxnet"])
+    hosts.write_text("# none\n")
+    with pytest.raises(SeqcoreError, match="lists no host"):
+        _launch(["-n", "2", "--hostfile", str(hosts), "--", *LM, "--backend", "mxnet"])
+
+
+@pytest.mark.parametrize("text, value", [("", 120.0), ("3", 3.0), ("0.5", 0.5)])
+def test_the_collective_timeout_is_a_finite_positive_number(text: str, value: float) -> None:
+    from seqcore.parallel.distributed import timeout_s
+
+    assert timeout_s({"SEQCORE_DIST_TIMEOUT_S": text} if text else {}) == value
+    for bad in ("inf", "-inf", "nan", "0", "-2", "soon"):
+        with pytest.raises(SeqcoreError, match="must be a positive, finite number of seconds"):
+            timeout_s({"SEQCORE_DIST_TIMEOUT_S": bad})
+
+
+def test_launch_runs_the_workers_where_it_was_started(tmp_path: Path) -> None:
+    """Relative paths mean the caller's directory: the corpus is read and the run written there."""
+    require_backend("mxnet")
+    (tmp_path / "book.txt").write_text("the time machine by h g wells " * 40)
+    result = subprocess.run([sys.executable, "-m", "tasks.launch", "-n", "2", "--", *LM, "--backend", "mxnet",
+                             "--epochs", "1", "--max-tokens", "0", "--corpus", "book.txt", "--out", "runs/x",
+                             "--prefix", "the"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                            env=environment())
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "written to runs/x" in result.stdout and (tmp_path / "runs" / "x" / "model.safetensors").is_file()

@@ -110,7 +110,7 @@ def _first_lm_batch(impl: str) -> tuple:
     data = prepare_data(None, "char", 2000, 0.1, 8, 10)
     spec = model_spec("gru", impl, len(data.vocab), 16, 2, dropout=0.3)
     train = TrainSpec(batch_size=8, num_steps=10, num_epochs=2, seed=SEED)
-    job = LanguageModelJob(data, train, {}, ("t",), 1, 0.0)
+    job = LanguageModelJob(data, train, ("t",), 1, 0.0)
     inputs, targets = next(iter(job.batches(1, np.random.default_rng([SEED, BATCH_STREAM]))))
     params = {k: v.astype(np.float64) for k, v in init_params(spec, train.init, SEED).items()}
     return spec, params, inputs, targets

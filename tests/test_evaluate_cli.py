@@ -11,7 +11,10 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,7 +27,7 @@ from seqcore.data.corpus import time_machine_path
 from seqcore.model.params import init_params
 from seqcore.model.spec import ModelSpec
 from seqcore.run.checkpoint import Checkpoint, save_checkpoint
-from tests.conftest import assert_one_sentence, python, require_backend
+from tests.conftest import ROOT, assert_one_sentence, python, require_backend
 
 TINY = ["--epochs", "1", "--max-tokens", "600", "--batch-size", "4", "--num-steps", "5",
         "--hidden-size", "8", "--num-preds", "5", "--no-progress"]
@@ -150,8 +153,32 @@ TAMPERED = {
                       "rnn.l0.weight_hh as int32, not floating point"),
     "missing model_spec": (_edit_meta(lambda m: m.pop("model_spec")), "the key 'model_spec' is missing"),
     "missing vocab": (_edit_meta(lambda m: m.pop("vocab")), "the key 'vocab' is missing"),
+    "provenance a list": (_edit_meta(lambda m: m.__setitem__("provenance", [])),
+                          "provenance is of type list, not a JSON object"),
+    "epoch a string": (_set("provenance", "epoch", "1"), "damaged provenance metadata: epoch is '1' (str)"),
+    "backend a number": (_set("provenance", "backend", 3), "damaged provenance metadata: backend is 3 (int)"),
+    "no data spec": (_edit_meta(lambda m: m.pop("data_spec")), "records no data spec, not a corpus"),
+    "data spec of images": (_edit_meta(lambda m: m.__setitem__("data_spec", {"kind": "mnist", "folder": "/d"})),
+                            "records mnist data, not a corpus"),
+    "data spec token unknown": (_set("data_spec", "token", "byte"), "token must be 'char' or 'word', got 'byte'"),
+    "data spec unknown field": (_set("data_spec", "colour", "red"), "Unknown CorpusSpec field(s): colour"),
+    "data spec val_fraction of 1": (_set("data_spec", "val_fraction", 1.0),
+                                    "validation fraction must be a number in [0, 1), got 1.0"),
+    "data spec max_tokens zero": (_set("data_spec", "max_tokens", 0), "max tokens must be a positive whole number"),
+    "corpus_sha256 damaged": (_set("fingerprint", "corpus_sha256", "abc"),
+                              "damaged fingerprint: corpus_sha256 is 'abc', not 64 hexadecimal"),
+    "no validation text": (_set("data_spec", "val_fraction", 0), "there is no validation text to measure"),
+    "corpus elsewhere": (_set("data_spec", "source", "/nonexistent/seqcore/book.txt"),
+                         "The corpus /nonexistent/seqcore/book.txt that"),
+}
+
+# A format-2 checkpoint (tests/golden, written before format 3) holds the corpus in its `progress`
+# fields; their damage is refused naming the format.
+GOLDEN = ROOT / "tests" / "golden" / "format2" / "char_lm" / "model.safetensors"
+LEGACY_TAMPERED = {
     "progress without val_fraction": (_drop("progress", "val_fraction"),
-                                      "incomplete progress metadata: val_fraction is missing"),
+                                      "(seqcore-checkpoint-2) has incomplete progress metadata: val_fraction is "
+                                      "missing"),
     "progress without corpus and token": (_drop("progress", "corpus", "token"),
                                           "incomplete progress metadata: corpus, token are missing"),
     "val_fraction as a string": (_set("progress", "val_fraction", "0.1"),
@@ -164,12 +191,22 @@ TAMPERED = {
     "corpus a number": (_set("progress", "corpus", 7), "corpus is 7 (int)"),
     "corpus_hash a list": (_set("progress", "corpus_hash", ["sha256"]), "corpus_hash is ['sha256'] (list)"),
     "epoch a string": (_set("progress", "epoch", "1"), "epoch is '1' (str)"),
-    "progress a list": (_edit_meta(lambda m: m.__setitem__("progress", [])), "progress is of type list, not a JSON object"),
+    "progress a list": (_edit_meta(lambda m: m.__setitem__("progress", [])),
+                        "progress is of type list, not a JSON object"),
+    "no corpus fields": (_drop("progress", "corpus", "corpus_hash", "token", "max_tokens", "val_fraction"),
+                         "records no data spec, not a corpus (seqcore-checkpoint-2)"),
     "corpus_sha256 damaged": (_set("data", "corpus_sha256", "abc"), "corpus_sha256 is 'abc', not 64 hexadecimal"),
-    "no validation text": (_set("progress", "val_fraction", 0), "there is no validation text to measure"),
-    "corpus elsewhere": (_set("progress", "corpus", "/nonexistent/seqcore/book.txt"),
-                         "The corpus /nonexistent/seqcore/book.txt that"),
+    "NaN weights": (_tensor("head.weight", _nan), "non-finite values in head.weight"),
 }
+
+
+@pytest.mark.parametrize("case", list(LEGACY_TAMPERED))
+def test_tampered_format_2_checkpoint(no_frameworks: Path, tmp_path: Path, case: str) -> None:
+    edit, fragment = LEGACY_TAMPERED[case]
+    copy = tamper(GOLDEN, tmp_path / "model.safetensors", edit)
+    result = evaluate("--checkpoint", str(copy), "--backend", "torch", watch=(GOLDEN.parent, tmp_path),
+                      path_first=no_frameworks)
+    assert_one_sentence(result, fragment)
 
 
 @pytest.mark.parametrize("case", list(TAMPERED))
@@ -204,12 +241,16 @@ def test_corpus_edited_then_removed(no_frameworks: Path, tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["--batch-size", "0"], "--batch-size must be positive, got 0"),
-    (["--num-steps", "-1"], "--num-steps must be positive, got -1"),
-    (["--num-preds", "0"], "--num-preds must be positive, got 0"),
+    (["--batch-size", "0"], "--batch-size must be a positive number, got 0"),
+    (["--num-steps", "-1"], "--num-steps must be a positive number, got -1"),
+    (["--num-preds", "0"], "--num-preds must be a positive number, got 0"),
     (["--prefix", ""], "--prefix must be non-empty text"),
     (["--prefix", "time", "--prefix", "   "], "--prefix must be non-empty text"),
     (["--prefix", "Time Traveller!"], "outside the checkpoint's vocabulary: '!', 'T'"),
+    # sizes the held-out text cannot fill: refused, not silently shrunk (the run's own batch 4, 5 steps)
+    (["--num-steps", "100000"], "--num-steps 100,000 is more than the "),
+    (["--batch-size", "100000"], "--batch-size 100,000 at 5 steps needs 500,001 held-out tokens"),
+    (["--batch-size", "1.5"], "argument --batch-size: invalid int value: '1.5'"),
     (["--batch-size", "abc"], "argument --batch-size: invalid int value: 'abc'"),
     (["--backend", "jax"], "argument --backend: invalid choice"),
     (["--device", "tpu"], "argument --device: invalid choice"),
@@ -246,7 +287,7 @@ def test_checkpoint_without_vocabulary(tmp_path: Path) -> None:
 
 def test_non_positive_sizes(tmp_path: Path) -> None:
     result = python("-m", "tasks.evaluate", "--checkpoint", str(tmp_path / "m.safetensors"), "--num-steps", "0")
-    assert_one_sentence(result, "must be positive")
+    assert_one_sentence(result, "--num-steps must be a positive number, got 0")
 
 
 def test_the_runs_own_validation_perplexity(trained: Trained, backend_name: str) -> None:
@@ -272,9 +313,31 @@ def test_the_runs_own_validation_perplexity(trained: Trained, backend_name: str)
     assert "batch 2, 7 steps" in result.stdout and "'the time' -> 'the time" in result.stdout
 
 
+@pytest.mark.parametrize("where", ["full disk", "closed pipe"])
+def test_json_that_cannot_be_delivered_is_an_error(trained: Trained, where: str) -> None:
+    """--json's one line is the whole output: lost to a full disk or a reader that has gone, the
+    command says so and fails, instead of exiting 0 with nothing delivered."""
+    argv = [sys.executable, "-m", "tasks.evaluate", "--checkpoint", str(trained.folder), "--backend", "torch",
+            "--device", "cpu", "--json"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    if where == "full disk":
+        with open("/dev/full", "w") as full:
+            done = subprocess.run(argv, stdout=full, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+                                  timeout=600)
+    else:
+        read, write = os.pipe()
+        os.close(read)
+        try:
+            done = subprocess.run(argv, stdout=write, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+                                  timeout=600)
+        finally:
+            os.close(write)
+    assert_one_sentence(done, "The result could not be written to standard output")
+
+
 def test_older_checkpoint_without_corpus_checksum(trained: Trained, tmp_path: Path) -> None:
-    """No data.corpus_sha256 (written before format 2): a warning, then the same figure."""
-    copy = tamper(trained.checkpoint, tmp_path / "model.safetensors", _edit_meta(lambda m: m.pop("data")))
+    """No fingerprint (a format-1 checkpoint had none): a warning, then the same figure."""
+    copy = tamper(trained.checkpoint, tmp_path / "model.safetensors", _edit_meta(lambda m: m.pop("fingerprint")))
     result = evaluate("--checkpoint", str(copy), "--backend", "torch", "--json",
                       watch=(trained.folder.parent, tmp_path))
     assert result.returncode == 0, result.stderr

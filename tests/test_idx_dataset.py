@@ -83,8 +83,8 @@ def test_idx_trains_on_files_of_another_size(backend_name: str, runs, idx_folder
     epochs = [r for r in records if r["kind"] == "epoch"]
     assert epochs[-1]["train_loss"] < epochs[0]["train_loss"]
     checkpoint = load_checkpoint(out / "model.safetensors")
-    assert checkpoint.progress["data_verified"] is False and checkpoint.progress["dataset"] == "idx"
-    assert set(checkpoint.data) == {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+    assert checkpoint.provenance["data_verified"] is False and checkpoint.provenance["dataset"] == "idx"
+    assert set(checkpoint.fingerprint) == {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                                     "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"}
     for name in ("confusion.png", "digits.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"

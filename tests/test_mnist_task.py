@@ -94,8 +94,8 @@ def test_short_run_learns(backend_name: str, tmp_path: Path) -> None:
     for name in ("loss.png", "accuracy.png", "confusion.png", "digits.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
     saved = load_checkpoint(summary["checkpoint"])
-    assert saved.progress["epoch"] == 3 and saved.model_spec.readout.value == "last"
-    assert set(saved.data) == {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+    assert saved.provenance["epoch"] == 3 and saved.model_spec.readout.value == "last"
+    assert set(saved.fingerprint) == {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                                "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"}  # SHA-256 each
 
 

@@ -109,10 +109,11 @@ def test_another_commands_report_and_bad_names_are_refused(tmp_path: Path) -> No
     result = compare("--tasks", "sine", "--out", str(out))
     assert result.returncode == 2 and "holds the report of another command" in result.stderr
     assert (out / "keep.txt").read_text() == "kept" and "Traceback" not in result.stderr
-    for flag, value, word in (("--tasks", "char_lm,poem", "task"), ("--backends", "jax", "backend"),
-                              ("--cells", "lstn", "cell"), ("--impls", "fast", "impl")):
+    for flag, value, bad in (("--tasks", "char_lm,poem", "poem"), ("--backends", "jax", "jax"),
+                             ("--cells", "lstn", "lstn"), ("--impls", "fast", "fast")):
         result = compare(flag, value, "--out", str(tmp_path / "new"))
-        assert result.returncode == 2 and f"Unknown {word}(s)" in result.stderr, result.stderr
+        assert result.returncode == 2 and f"each of {flag} must be one of" in result.stderr, result.stderr
+        assert f"got {bad!r}." in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "new").exists()
 
 
@@ -164,3 +165,44 @@ def test_seeds_set_the_backend_gap_against_the_seed_spread(tmp_path: Path) -> No
     assert all(Path(r["folder"]).name.endswith(f"-seed{r['seed']}") for r in records)
     markdown = (out / "report.md").read_text()
     assert "(2 seeds)" in markdown and "backend gap inside the seed spread" in markdown
+
+
+def _compare_main(*argv: str) -> int:
+    from tasks.compare import main
+
+    return main(list(argv))
+
+
+def test_an_out_under_a_file_is_one_sentence(tmp_path: Path) -> None:
+    from seqcore.errors import SeqcoreError
+
+    (tmp_path / "file").write_text("")
+    for out in (tmp_path / "file" / "report", tmp_path / "file"):
+        with pytest.raises(SeqcoreError, match="Cannot write to --out|is a file, not a folder"):
+            _compare_main("--tiny", "--tasks", "hello", "--out", str(out))
+
+
+def _fake_run(folder: Path, summary: dict, backend: str = "torch") -> Path:
+    folder.mkdir(parents=True)
+    run = {"kind": "run", "task": "hello", "backend": backend, "model": {"cell": "rnn", "impl": "concise"},
+           "train": {"seed": 0}}
+    lines = [run, {"kind": "epoch", "epoch": 1, "train_loss": 1.0}, {"kind": "summary", **summary}]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    (folder / "config.json").write_text(json.dumps({"task": "hello", "config": {}}))
+    return folder
+
+
+@pytest.mark.parametrize("summary, fragment", [
+    ({"final_loss": "low", "wall_s": 1.0}, "holds 'low' where a number belongs (final_loss)"),
+    ({"final_loss": 0.5, "wall_s": "1 s"}, "holds '1 s' where a number belongs (wall_s)"),
+    ({"final_loss": 0.5, "wall_s": 1.0, "samples": "text"}, "where its samples belong"),
+])
+def test_from_a_run_whose_summary_holds_a_string_where_a_number_belongs(tmp_path: Path, summary: dict,
+                                                                        fragment: str) -> None:
+    from seqcore.errors import SeqcoreError
+
+    good = _fake_run(tmp_path / "good", {"final_loss": 0.5, "wall_s": 1.0}, backend="mxnet")
+    bad = _fake_run(tmp_path / "bad", summary)
+    with pytest.raises(SeqcoreError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+        _compare_main("--out", str(tmp_path / "report"), "--from", str(good), str(bad))
+    assert not (tmp_path / "report").exists()

@@ -402,7 +402,7 @@ def test_closed_stdout_does_not_stop_the_run(tmp_path: Path, backend_name: str) 
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("epoch 1:") and done.stdout.count("\n") == 1, done.stdout
     assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
-    assert load_checkpoint(out / LAST).progress["epoch"] == 3
+    assert load_checkpoint(out / LAST).provenance["epoch"] == 3
     rows = records(out)
     assert len(of_kind(rows, "summary")) == 1 and of_kind(rows, "summary")[0]["epochs"] == 3
 
@@ -419,7 +419,7 @@ def test_stale_temp_files_and_a_kill_before_the_summary(tmp_path: Path) -> None:
     stale.write_bytes(b"half a checkpoint")
     done = run_task("char_lm", ["--out", str(out), "--resume", "--epochs", "2"])
     assert done.returncode == 0, done.stderr
-    assert not stale.exists() and load_checkpoint(out / LAST).progress["epoch"] == 2
+    assert not stale.exists() and load_checkpoint(out / LAST).provenance["epoch"] == 2
 
     whole = records(out)
     assert [r["kind"] for r in whole[-2:]] == ["epoch", "summary"]
@@ -433,7 +433,7 @@ def test_stale_temp_files_and_a_kill_before_the_summary(tmp_path: Path) -> None:
     stale.write_bytes(b"half a checkpoint")
     done = run_task("char_lm", [*args, "--overwrite"])
     assert done.returncode == 0, done.stderr
-    assert not stale.exists() and load_checkpoint(out / LAST).progress["epoch"] == 1
+    assert not stale.exists() and load_checkpoint(out / LAST).provenance["epoch"] == 1
     assert not list(out.glob(".*.tmp"))
 
 

@@ -14,13 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from seqcore.backend import Backend
+from seqcore.data.spec import HelloSpec
 from seqcore.errors import SeqcoreError
 from seqcore.model.spec import InputKind, Loss, ModelSpec, Readout
 from seqcore.run.checkpoint import load_checkpoint
 from seqcore.run.folder import Mode
 from seqcore.run.log import read_metrics
 from seqcore.run.session import Run, RunInterrupted, RunSettings
-from seqcore.train.loop import train_steps
 from seqcore.train.spec import TrainSpec
 
 SPEC = ModelSpec(cell="rnn", impl="scratch", input_size=3, hidden_size=2, output_size=3,
@@ -36,8 +37,13 @@ class FakeModel:
 class FakeBackend:
     """The loss of a batch is `losses(number of batches trained so far)`."""
 
+    name = "fake"
+
     def __init__(self, losses):
         self.losses = losses
+
+    def resolve_device(self, device):
+        return "cpu"
 
     def versions(self):
         return {"fake": "1"}
@@ -69,20 +75,24 @@ class FakeBackend:
     def state_from_numpy(self, model, arrays):
         return ("state", arrays[0].shape[1])
 
-    def forward_backward(self, model, inputs, targets, state, loss, masks=None):
+    def to_device(self, model, inputs, targets, masks, loss):
+        return inputs, targets, masks
+
+    def backward(self, model, batch, state, loss):
         value = float(self.losses(model.updates))
         model.updates += 1  # one batch, one update: the scripted loss sees the updates so far
         return value, state
 
-    def grad_norm(self, model):
+    def grad_norm_on_device(self, model):
         return 0.5
 
-    def scale_gradients(self, model, factor):
+    def clip_gradients(self, model, norm, max_norm):
         pass
 
-    def train_span(self, model, trainer, batches, state, *, loss, clip, lrs, carry_state):
-        return train_steps(self, model, trainer, batches, state, loss=loss, clip=clip, lrs=lrs,
-                           carry_state=carry_state)
+    def read(self, figures):
+        return np.array(figures, np.float64)
+
+    train_span = Backend.train_span  # the seam's one loop, over the primitives above
 
     def step(self, trainer):
         pass
@@ -91,10 +101,17 @@ class FakeBackend:
         trainer["lr"] = lr
 
 
+class FakeData:
+    spec = HelloSpec()
+    fingerprint = {"data_sha256": "abc"}
+
+    def facts(self):
+        return {"num_fakes": 3}
+
+
 class FakeJob:
     loss, monitor, maximize = Loss.CROSS_ENTROPY, "score", False
-    info = {"backend": "fake", "device": "cpu"}
-    vocab, fingerprint = None, {"data_sha256": "abc"}
+    data, vocab = FakeData(), None
 
     def __init__(self, scores=None, steps=3):
         self.scores, self.steps, self.plots = scores or (lambda epoch: 1.0 / epoch), steps, 0
@@ -123,8 +140,9 @@ class FakeJob:
 def fit(out: Path, epochs: int = 4, mode: Mode = Mode.NEW, losses=lambda n: 2.0, job=None, **settings):
     train = TrainSpec(num_epochs=epochs, batch_size=1, num_steps=2)
     job = job or FakeJob()
+    settings = {"resumable": frozenset({"epochs"}), **settings}
     with Run("fake", {"epochs": epochs}, RunSettings(out=out, mode=mode, progress=False, **settings), train) as run:
-        return run.fit(job, FakeBackend(losses), "cpu", SPEC), job
+        return run.fit(job, FakeBackend(losses), SPEC), job
 
 
 def kinds(out: Path) -> list[str]:
@@ -138,7 +156,7 @@ def test_a_run_writes_its_files_and_one_run_and_summary_line(tmp_path: Path) -> 
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["task"] == "fake" and saved["config"] == {"epochs": 4}
     checkpoint = load_checkpoint(tmp_path / "run" / "model.safetensors")
-    assert checkpoint.position["epochs_done"] == 4 and checkpoint.data == {"data_sha256": "abc"}
+    assert checkpoint.position["epochs_done"] == 4 and checkpoint.fingerprint == {"data_sha256": "abc"}
     assert (tmp_path / "run" / "best.safetensors").is_file()
 
 
@@ -163,8 +181,8 @@ def test_a_signal_inside_a_span_stops_at_its_end(tmp_path: Path, span: int) -> N
     with pytest.raises(RunInterrupted, match=f"at epoch 2, step {expected},"):
         with Run("fake", {}, RunSettings(out=out, progress=False, span=span), train) as run:
             # a signal during epoch 2's first step: seen at the end of its span
-            run.fit(job, FakeBackend(lambda n: run._on_signal(signal.SIGINT, None) or 2.0 if n == 5 else 2.0),
-                    "cpu", SPEC)
+            run.fit(job, FakeBackend(lambda n: run.signals.handle(signal.SIGINT, None) or 2.0 if n == 5 else 2.0),
+                    SPEC)
     position = load_checkpoint(out / "model.safetensors").position
     assert position["steps_done"] == expected
 
@@ -179,7 +197,7 @@ def test_patience_stops_after_evaluations_without_a_new_best(tmp_path: Path) -> 
     summary, _ = fit(tmp_path / "run", epochs=6, job=job, patience=2)
     assert summary["epochs"] == 4  # best at 2; epochs 3 and 4 did not beat it
     assert kinds(tmp_path / "run")[-2] == "early_stop"
-    assert load_checkpoint(tmp_path / "run" / "best.safetensors").progress["epoch"] == 2
+    assert load_checkpoint(tmp_path / "run" / "best.safetensors").provenance["epoch"] == 2
 
 
 def test_figures_are_drawn_at_most_every_interval_but_always_at_the_end(tmp_path: Path) -> None:
@@ -206,8 +224,8 @@ def test_a_signal_after_the_last_step_still_stops_the_caller(tmp_path: Path) -> 
     train = TrainSpec(num_epochs=1, batch_size=1, num_steps=2)
     with pytest.raises(RunInterrupted, match="after the run .* had finished") as stopped:
         with Run("fake", {}, RunSettings(out=tmp_path / "run", progress=False), train) as run:
-            run.fit(FakeJob(), FakeBackend(lambda n: 2.0), "cpu", SPEC)
-            run._on_signal(signal.SIGTERM, None)  # as if it came while the summary was written
+            run.fit(FakeJob(), FakeBackend(lambda n: 2.0), SPEC)
+            run.signals.handle(signal.SIGTERM, None)  # as if it came while the summary was written
     assert stopped.value.exit_code == 128 + signal.SIGTERM
     assert kinds(tmp_path / "run")[-1] == "summary"
 

@@ -1,10 +1,11 @@
 """Spans (Backend.train_span): a backend runs several steps with one read-back of their losses and
 gradient norms, and the numbers are exactly those of single steps, on the CPU, on both backends.
 
-1. Through the protocol (tests/scripts/span_worker.py, one process per backend): train_steps (one
-   primitive at a time, the path every step took before spans), spans of one step and one span of
-   all steps give == losses, norms, weights and states; SGD and Adam, a new rate every step,
-   clipping on some steps, dropout, carried and fresh states.
+1. Through the protocol (tests/scripts/span_worker.py, one process per backend): a step-by-step
+   oracle (one call at a time, every figure read back, clipping decided on the host: the path every
+   step took before spans), spans of one step and one span of all steps give == losses, norms,
+   weights and states; SGD and Adam, a new rate every step, clipping on some steps, dropout,
+   carried and fresh states. The span loop is the seam's one `Backend.train_span`.
 2. On the command line: char_lm with --span 1 and with a span of the whole epoch (concise and
    scratch SGD with clipping and the carried state; Adam with the cosine schedule; GRU with
    dropout) write == step lines, epoch records and checkpoints.
@@ -13,16 +14,24 @@ gradient norms, and the numbers are exactly those of single steps, on the CPU, o
 4. A divergence inside a whole-epoch span is reported at the step span 1 reports, and the
    checkpoint kept is the last good one, the same file as with span 1 (the run layer's side with
    a scripted backend: tests/test_run_layer.py).
+5. Tuple batches (an encoder-decoder's): each array reaches the device in its dtype, the epoch
+   counts rows, tokens and targets by the first arrays, and a data-parallel worker cuts its rows
+   of every array.
 """
 from __future__ import annotations
 
+import json
 import signal
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from seqcore.backend import Backend
+from seqcore.model.spec import Loss, ModelSpec
+from seqcore.parallel.data_parallel import _batch_rows
 from seqcore.run.checkpoint import load_checkpoint
+from seqcore.train.loop import train_epoch
 from tests.conftest import ROOT, python
 from tests.test_run_faults import (
     LAST,
@@ -140,7 +149,79 @@ def test_a_divergence_inside_a_span_is_reported_at_its_step_with_the_last_good_c
     assert stopped[0] == stopped[1] and stopped[0][0]["epoch"] >= 2, stopped
     assert ", step 63;" not in errors[0][0]  # inside the epoch, so inside the whole-epoch span
     kept = [load_checkpoint(out / LAST) for out in (one, whole)]
-    assert kept[0].progress["epoch"] == kept[1].progress["epoch"] == stopped[0][0]["epoch"] - 1
+    assert kept[0].provenance["epoch"] == kept[1].provenance["epoch"] == stopped[0][0]["epoch"] - 1
     for key, value in kept[0].params.items():
         np.testing.assert_array_equal(kept[1].params[key], value, err_msg=key)
     print(f"\n{backend_name}: {errors[0][0]}")
+
+
+# -- tuple batches (an encoder-decoder's): the seam carries them unchanged --------------------------
+
+def test_a_tuple_batch_reaches_the_device_array_by_array(backend_name: str, tmp_path: Path) -> None:
+    out = tmp_path / "tuple.json"
+    python(str(ROOT / "tests" / "scripts" / "tuple_worker.py"), backend_name, str(out), check=True)
+    got = json.loads(out.read_text())
+    ids = "int64" if backend_name == "torch" else "int32"
+    assert got["inputs_kind"] == got["targets_kind"] == "tuple"
+    assert [(a["dtype"], a["shape"]) for a in got["inputs"]] == [(ids, [4, 3]), (ids, [3]), ("float32", [4, 3, 2])]
+    assert [(a["dtype"], a["shape"]) for a in got["targets"]] == [(ids, [5, 3]), (ids, [3])]
+    assert [a["shape"] for a in got["masks"]] == [[4, 3, 3]] * 2 and got["masks_kind"] == "list"
+    assert all(a["equal"] for key in ("inputs", "targets", "masks") for a in got[key]), got
+
+
+class TupleFake:
+    """Just the primitives the span loop calls; records the rows and masks it was given."""
+
+    train_span = Backend.train_span
+
+    def __init__(self):
+        self.begun, self.masks = [], []
+
+    def begin_state(self, model, batch_size):
+        self.begun.append(batch_size)
+        return ("state", batch_size)
+
+    def detach_state(self, state):
+        return state
+
+    def to_device(self, model, inputs, targets, masks, loss):
+        self.masks.append([mask.shape for mask in masks])
+        return inputs, targets
+
+    def backward(self, model, batch, state, loss):
+        return 1.0, state
+
+    def grad_norm_on_device(self, model):
+        return 0.0
+
+    def clip_gradients(self, model, norm, max_norm):
+        pass
+
+    def step(self, trainer):
+        pass
+
+    def read(self, figures):
+        return np.array(figures, np.float64)
+
+
+def test_an_epoch_of_tuple_batches_counts_rows_tokens_and_targets_by_their_first_arrays() -> None:
+    def batch(rows: int) -> tuple:  # (source (5, N), lengths (N,), decoder inputs (4, N)), (targets (4, N), lengths)
+        return ((np.zeros((5, rows), np.int64), np.full(rows, 5), np.zeros((4, rows), np.int64)),
+                (np.zeros((4, rows), np.int64), np.full(rows, 4)))
+
+    spec = ModelSpec(cell="gru", impl="scratch", input_size=3, hidden_size=2, output_size=3, num_layers=2,
+                     dropout=0.5)
+    fake = TupleFake()
+    stats = train_epoch(fake, None, None, [batch(2), batch(2), batch(2), batch(1)], loss=Loss.CROSS_ENTROPY,
+                        clip=1.0, carry_state=True, span=0, spec=spec, seed=1)
+    assert fake.begun == [2, 1]  # one span per row count, each state begun for its rows
+    assert fake.masks == [[(5, 2, 2)] * 2] * 3 + [[(5, 1, 2)] * 2]  # (T, N, H) of the first input array
+    assert stats.num_targets == 3 * 4 * 2 + 4 * 1 and stats.timed_tokens == 3 * 5 * 2 + 5 * 1
+
+
+def test_a_worker_takes_its_rows_of_every_array_of_a_tuple_batch() -> None:
+    source, lengths = np.arange(5 * 4).reshape(5, 4), np.arange(4)
+    mine = _batch_rows((source, lengths), slice(2, 4), True)
+    assert np.array_equal(mine[0], source[:, 2:4]) and np.array_equal(mine[1], lengths[2:4])
+    assert np.array_equal(_batch_rows(source, slice(1, 2), True), source[:, 1:2])
+    assert np.array_equal(_batch_rows(source, slice(1, 2), False), source[1:2])  # (N, ...): a LAST readout

@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pytest
 
+from seqcore.backend import Backend
 from seqcore.errors import SeqcoreError
 from seqcore.model.spec import Loss, ModelSpec, Readout
 from seqcore.train.loop import (
@@ -20,12 +21,14 @@ from seqcore.train.loop import (
     evaluate,
     step_masks,
     train_epoch,
-    train_steps,
 )
 
 
 class FakeBackend:
+    """The device primitives, scripted; `train_span` is the seam's own loop over them."""
+
     name = "fake"
+    train_span = Backend.train_span
 
     def __init__(self, losses, norms):
         self.losses, self.norms, self.calls = list(losses), list(norms), []
@@ -38,24 +41,28 @@ class FakeBackend:
         self.calls.append(("detach", state))
         return ("detached", state)
 
-    def forward_backward(self, model, inputs, targets, state, loss, masks=None):
-        self.calls.append(("fb", state))
+    def to_device(self, model, inputs, targets, masks, loss):
         self.masks = getattr(self, "masks", []) + [masks]
-        return self.losses.pop(0), ("after", inputs.shape)
+        return inputs, targets, masks
+
+    def backward(self, model, batch, state, loss):
+        self.calls.append(("fb", state))
+        return self.losses.pop(0), ("after", batch[0].shape)
 
     def evaluate(self, model, inputs, targets, state, loss):
         self.calls.append(("eval", state))
         return self.losses.pop(0), ("after", inputs.shape)
 
-    def grad_norm(self, model):
+    def grad_norm_on_device(self, model):
         return self.norms.pop(0)
 
-    def scale_gradients(self, model, factor):
-        self.calls.append(("scale", factor))
+    def clip_gradients(self, model, norm, max_norm):
+        factor = clip_factor(norm, max_norm)  # the device's rule, decided here on the host
+        if factor != 1.0:
+            self.calls.append(("scale", factor))
 
-    def train_span(self, model, trainer, batches, state, *, loss, clip, lrs, carry_state):
-        return train_steps(self, model, trainer, batches, state, loss=loss, clip=clip, lrs=lrs,
-                           carry_state=carry_state)
+    def read(self, figures):
+        return np.array(figures, np.float64)
 
     def step(self, trainer):
         self.calls.append(("step",))

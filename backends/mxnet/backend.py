@@ -1,29 +1,35 @@
-"""seqcore.backend.Backend on MXNet 1.9.1 (Gluon, numpy mode).
+"""The MXNet 1.9.1 primitives of seqcore.backend.Backend (Gluon, numpy mode; the span loop is the
+base class's).
 
 Handles that cross the seam: the model is a SequenceModel, a state is a tuple of mx.np arrays
-(L*D, N, H), a trainer is a gluon.Trainer. Everything else is NumPy or float; `train_span` reads
-nothing back until its last step.
+(L*D, N, H), a trainer is a gluon.Trainer, a batch on the device an (inputs, targets, masks)
+tuple of mx.np arrays, a figure a () mx.np array. Everything else is NumPy or float; only `read`
+waits for the engine.
 """
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from typing import Mapping, Optional, Sequence
 
 import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon, npx
 
-from seqcore.backend import Device, Optimizer, no_compile
+from seqcore import backend as seam
+from seqcore.backend import Arrays, Device, Masks, Optimizer, first_array, no_compile
 from seqcore.errors import SeqcoreError
 from seqcore.model.dropout import check_masks
 from seqcore.model.params import check_trainer_state
-from seqcore.model.spec import InputKind, Loss, ModelSpec
+from seqcore.model.spec import Loss, ModelSpec
 
 from . import device as devices
 from .model import SequenceModel
 
 
-class Backend:
+_OnDevice = tuple  # (inputs, targets, masks): mx.np arrays (or tuples of them), masks a list or None
+
+
+class Backend(seam.Backend):
     """compile: PyTorch's torch.compile has no MXNet counterpart, so only False is accepted."""
 
     name = "mxnet"
@@ -58,63 +64,41 @@ class Backend:
     def detach_state(self, state: tuple) -> tuple:
         return tuple(part.detach() for part in state)  # detach() returns a new array in MXNet
 
-    def forward(self, model: SequenceModel, inputs: np.ndarray,
-                state: tuple) -> tuple[np.ndarray, tuple]:
-        outputs, state = model(self._inputs(model, inputs), state)
+    def forward(self, model: SequenceModel, inputs: Arrays,
+                state: Optional[tuple]) -> tuple[np.ndarray, tuple]:
+        outputs, state = model(_inputs(model, inputs), state)
         return outputs.asnumpy(), state
 
-    def forward_backward(self, model: SequenceModel, inputs: np.ndarray, targets: np.ndarray,
-                         state: tuple, loss: Loss,
-                         masks: Sequence[np.ndarray] | None = None) -> tuple[float, tuple]:
-        masks = self._masks(model, masks, inputs)
-        value, state = _forward_backward(model, self._inputs(model, inputs),
-                                         self._targets(model, targets, loss), state, loss, masks)
-        return float(value), state
+    def evaluate(self, model: SequenceModel, inputs: Arrays, targets: Arrays,
+                 state: Optional[tuple], loss: Loss) -> tuple[float, tuple]:
+        outputs, state = model(_inputs(model, inputs), state)
+        return float(_loss(loss, outputs, _targets(model, targets, loss))), state
 
-    def train_span(self, model: SequenceModel, trainer: gluon.Trainer,
-                   batches: Sequence[tuple[np.ndarray, np.ndarray, Sequence[np.ndarray] | None]],
-                   state: tuple | None, *, loss: Loss, clip: float, lrs: Sequence[float] | None,
-                   carry_state: bool) -> tuple[np.ndarray, np.ndarray, tuple]:
-        on_device = [(self._inputs(model, inputs), self._targets(model, targets, loss),
-                      self._masks(model, masks, inputs))
-                     for inputs, targets, masks in batches]  # every batch moved before the first step
-        values, norms = [], []
-        for k, (inputs, targets, masks) in enumerate(on_device):
-            if lrs is not None:
-                self.set_lr(trainer, lrs[k])
-            if carry_state and state is not None:
-                state = self.detach_state(state)
-            else:
-                state = model.begin_state(inputs.shape[1])
-            value, state = _forward_backward(model, inputs, targets, state, loss, masks)
-            norm = _grad_norm(model)  # () float32
-            if clip > 0:
-                # clip_factor's rule in float64 (a NaN norm scales, as there), applied in float32 as
-                # `grad *= factor` applies a Python float: the same gradients as the step-by-step path.
-                wide = norm.astype(np.float64)
-                factor = mx.np.where(wide <= clip, mx.np.ones_like(wide), clip / wide).astype(np.float32)
-                self.scale_gradients(model, factor)  # a () array: no read-back
-            self.step(trainer)
-            values.append(value.detach())  # not the graph behind it, for a span of many steps
-            norms.append(norm)
-        figures = mx.np.stack([mx.np.stack(values), mx.np.stack(norms)]).asnumpy()  # (2, S): the one read-back
-        return figures[0].astype(np.float64), figures[1].astype(np.float64), state
+    def to_device(self, model: SequenceModel, inputs: Arrays, targets: Arrays, masks: Masks,
+                  loss: Loss) -> _OnDevice:
+        return _inputs(model, inputs), _targets(model, targets, loss), _masks(model, masks, inputs)
 
-    def evaluate(self, model: SequenceModel, inputs: np.ndarray, targets: np.ndarray,
-                 state: tuple, loss: Loss) -> tuple[float, tuple]:
-        outputs, state = model(self._inputs(model, inputs), state)
-        return float(_loss(loss, outputs, self._targets(model, targets, loss))), state
+    def backward(self, model: SequenceModel, batch: _OnDevice, state: tuple, loss: Loss) -> tuple:
+        inputs, targets, masks = batch
+        with autograd.record():
+            outputs, state = model(inputs, state, masks)
+            value = _loss(loss, outputs, targets)
+        value.backward()  # grad_req 'write' (Gluon's default): each call replaces the gradients
+        return value.detach(), state  # the loss without its graph, for a span of many steps
 
-    def gradients(self, model: SequenceModel) -> dict[str, np.ndarray]:
-        return model.export_gradients()
+    def grad_norm_on_device(self, model: SequenceModel):
+        grads = [param.grad() for param in model.parameter_map().values()]
+        return mx.np.sqrt(sum((grad * grad).sum() for grad in grads))  # () float32
 
-    def grad_norm(self, model: SequenceModel) -> float:
-        return float(_grad_norm(model))  # one read-back
-
-    def scale_gradients(self, model: SequenceModel, factor: float) -> None:
+    def clip_gradients(self, model: SequenceModel, norm, max_norm: float) -> None:
+        wide = norm.astype(np.float64)
+        factor = mx.np.where(wide <= max_norm, mx.np.ones_like(wide), max_norm / wide).astype(np.float32)
         for param in model.parameter_map().values():
             grad = param.grad()  # the buffer the trainer reads, not a copy
-            grad *= factor
+            grad *= factor  # a () array: no read-back
+
+    def read(self, figures: Sequence) -> np.ndarray:
+        return mx.np.stack(list(figures)).asnumpy().astype(np.float64)
 
     def make_trainer(self, model: SequenceModel, optimizer: Optimizer, lr: float) -> gluon.Trainer:
         if Optimizer(optimizer) is Optimizer.SGD:
@@ -170,26 +154,6 @@ class Backend:
     def state_from_numpy(self, model: SequenceModel, arrays: Sequence[np.ndarray]) -> tuple:
         return tuple(mx.np.array(part, dtype=np.float32, ctx=model.context()) for part in arrays)
 
-    @staticmethod
-    def _inputs(model: SequenceModel, inputs: np.ndarray):
-        """(T, N) ids as int32 or (T, N, I) floats as float32, on the model's context."""
-        dtype = np.float32 if model.spec.input_kind is InputKind.DENSE else np.int32
-        return mx.np.array(inputs, dtype=dtype, ctx=model.context())
-
-    @staticmethod
-    def _masks(model: SequenceModel, masks: Sequence[np.ndarray] | None, inputs: np.ndarray):
-        """seqcore.dropout masks, checked against the model and batch, as float32 on the context."""
-        checked = check_masks(model.spec, masks, *np.shape(inputs)[:2])
-        if checked is None:
-            return None
-        return [mx.np.array(mask, dtype=np.float32, ctx=model.context()) for mask in checked]
-
-    @staticmethod
-    def _targets(model: SequenceModel, targets: np.ndarray, loss: Loss):
-        """Class ids as int32 for cross-entropy, values as float32 for MSE."""
-        dtype = np.float32 if Loss(loss) is Loss.MSE else np.int32
-        return mx.np.array(targets, dtype=dtype, ctx=model.context())
-
 
 class _Adam(mx.optimizer.Adam):
     """Adam with epsilon added to the bias-corrected sqrt(v_hat), as in the Adam paper's
@@ -208,19 +172,35 @@ class _Adam(mx.optimizer.Adam):
             self.epsilon = epsilon
 
 
-def _forward_backward(model: SequenceModel, inputs, targets, state: tuple, loss: Loss, masks):
-    """The () loss array of one batch already on the context; its gradients replace the last ones."""
-    with autograd.record():
-        outputs, state = model(inputs, state, masks)
-        value = _loss(loss, outputs, targets)
-    value.backward()  # grad_req 'write' (Gluon's default): each call replaces the gradients
-    return value, state
+def _inputs(model: SequenceModel, inputs: Arrays):
+    """(T, N) ids as int32 or (T, N, I) floats as float32, on the model's context; a tuple's arrays
+    by their own dtypes (`_member`)."""
+    if isinstance(inputs, tuple):
+        return tuple(_member(model, part) for part in inputs)
+    return model.prepare_inputs(inputs)  # checked in NumPy (ids in [0, V), rank, dtype) before it moves
 
 
-def _grad_norm(model: SequenceModel):
-    """Global L2 norm of the gradients, a () float32 array on the context."""
-    grads = [param.grad() for param in model.parameter_map().values()]
-    return mx.np.sqrt(sum((grad * grad).sum() for grad in grads))
+def _targets(model: SequenceModel, targets: Arrays, loss: Loss):
+    """Class ids as int32 for cross-entropy, values as float32 for MSE; a tuple's arrays by their dtypes."""
+    if isinstance(targets, tuple):
+        return tuple(_member(model, part) for part in targets)
+    dtype = np.float32 if Loss(loss) is Loss.MSE else np.int32
+    return mx.np.array(targets, dtype=dtype, ctx=model.context())
+
+
+def _member(model: SequenceModel, part: np.ndarray):
+    """An array of a tuple batch on the context: integers (ids, lengths) as int32, others float32."""
+    array = np.asarray(part)
+    dtype = np.int32 if array.dtype.kind in "iu" else np.float32
+    return mx.np.array(array, dtype=dtype, ctx=model.context())
+
+
+def _masks(model: SequenceModel, masks: Masks, inputs: Arrays):
+    """seqcore.dropout masks, checked against the model and batch, as float32 on the context."""
+    checked = check_masks(model.spec, masks, *np.shape(first_array(inputs))[:2])
+    if checked is None:
+        return None
+    return [mx.np.array(mask, dtype=np.float32, ctx=model.context()) for mask in checked]
 
 
 def _loss(kind: Loss, outputs, targets):

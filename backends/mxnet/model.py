@@ -17,6 +17,7 @@ import numpy as np
 from mxnet import gluon, npx
 
 from seqcore.errors import SeqcoreError
+from seqcore.model.inputs import check_inputs, checked_array, dtype_family
 from seqcore.model.params import check_params
 from seqcore.model.spec import Impl, InputKind, ModelSpec, Readout
 from seqcore.run.checkpoint import load_checkpoint
@@ -29,10 +30,10 @@ from .scratch import ScratchRecurrent
 class SequenceModel(gluon.Block):
     """A scratch or concise recurrent model (spec.impl) built from a ModelSpec; a gluon Block.
 
-    model(inputs) -> (outputs, state): inputs (T, N) int ids or (T, N, I) float32 features
-    (mx.np arrays), time-major; outputs (N, O) for Readout.LAST or (T, N, O) for
-    Readout.SEQUENCE (logits); state (h,) or (h, c) of (L*D, N, H) each, zeros when not given.
-    `SequenceModel.from_checkpoint(path)` rebuilds a trained model.
+    model(inputs) -> (outputs, state): inputs (T, N) integer ids in [0, V) or (T, N, I) float
+    features (mx.np or NumPy arrays, checked), time-major; outputs (N, O) for Readout.LAST or
+    (T, N, O) for Readout.SEQUENCE (logits); state (h,) or (h, c) of (L*D, N, H) each, zeros
+    when not given. `SequenceModel.from_checkpoint(path)` rebuilds a trained model.
 
     A plain Block because ScratchRecurrent is one (its time loop needs T; each step is a
     hybridized graph); the concise stack inside is hybridized.
@@ -103,6 +104,27 @@ class SequenceModel(gluon.Block):
         return tuple(mx.np.zeros(shape, dtype=np.float32, ctx=self.context())
                      for _ in range(self.spec.num_states))
 
+    def prepare_inputs(self, inputs):
+        """Inputs checked (seqcore.model.inputs) and on the model's context: (T, N) int32 ids or
+        (T, N, I) float32 features, mx.np arrays. NumPy arrays (what the backend hands over) are
+        checked entirely, the ids' range by NumPy before they move; an MXNet array by its shape and
+        dtype, and its ids' range only on the CPU: on a GPU that read would synchronise the device
+        every step."""
+        dtype = np.float32 if self.spec.input_kind is InputKind.DENSE else np.int32
+        if isinstance(inputs, mx.nd.NDArray):  # mx.np.ndarray is one too
+            if not isinstance(inputs, mx.np.ndarray):
+                inputs = inputs.as_np_ndarray()
+            kind = np.dtype(inputs.dtype)
+
+            def bounds() -> tuple[int, int]:
+                ids = inputs.asnumpy()
+                return ids.min(), ids.max()
+
+            check_inputs(self.spec, tuple(inputs.shape), dtype_family(kind), kind.name,
+                         bounds if inputs.ctx.device_type == "cpu" else None)
+            return inputs.astype(dtype, copy=False).as_in_ctx(self.context())
+        return mx.np.array(checked_array(self.spec, inputs), dtype=dtype, ctx=self.context())
+
     def encode(self, inputs):
         """(T, N) ids or (T, N, I) floats -> (T, N, rnn_input_size) float32."""
         if self.spec.input_kind is InputKind.EMBEDDING:
@@ -114,11 +136,14 @@ class SequenceModel(gluon.Block):
     def forward(self, inputs, state=None, masks=None):
         """Outputs (T, N, O) for Readout.SEQUENCE or (N, O) for Readout.LAST, and the new state.
 
-        state: None starts from zeros for the batch (inputs.shape[1] sequences).
+        inputs: an mx.np array or a NumPy array, checked by prepare_inputs (one sentence for ids
+        out of range, the wrong rank or dtype, an empty batch). state: None starts from zeros for
+        the batch (inputs.shape[1] sequences).
 
         masks: seqcore.model.dropout's masks on the model's context (layer inputs, then the head's
         input), or None to run without dropout.
         """
+        inputs = self.prepare_inputs(inputs)
         if state is None:
             state = self.begin_state(inputs.shape[1])
         layer_masks = None if masks is None else masks[:-1]

@@ -1,30 +1,34 @@
-"""The PyTorch implementation of seqcore.backend.Backend.
+"""The PyTorch primitives of seqcore.backend.Backend (its span loop is the base class's).
 
 Handles: the model is a SequenceModel, the state a tuple of (L*D, N, H) tensors, the trainer a
-torch.optim optimizer. NumPy inputs are moved to the model's device on every call (a span's all
-at once); `train_span` reads nothing back until its last step.
+torch.optim optimizer, a batch on the device an (inputs, targets, masks) tuple of tensors, a
+figure a () tensor. NumPy batches are moved to the model's device by `to_device` (a span's all
+at once); only `read` waits for the device.
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from seqcore.backend import Device, Optimizer
+from seqcore import backend as seam
+from seqcore.backend import Arrays, Device, Masks, Optimizer, first_array
 from seqcore.errors import SeqcoreError
 from seqcore.model.dropout import check_masks
 from seqcore.model.params import check_trainer_state
-from seqcore.model.spec import InputKind, Loss, ModelSpec
+from seqcore.model.spec import Loss, ModelSpec
 
 from . import device as devices
 from .model import SequenceModel, State, _numpy
 
 _MOMENTS = (("m", "exp_avg"), ("v", "exp_avg_sq"))  # canonical adam.m / adam.v -> Adam's state keys
+_Tensors = Union[torch.Tensor, tuple]  # one tensor, or a tuple of them (a tuple batch)
+_OnDevice = tuple  # (inputs, targets, masks): _Tensors, _Tensors, list[torch.Tensor] | None
 
 
-class Backend:
+class Backend(seam.Backend):
     """compile=True: scratch models train with each layer's time loop through torch.compile."""
 
     name = "torch"
@@ -55,66 +59,51 @@ class Backend:
     def detach_state(self, state: State) -> State:
         return tuple(part.detach() for part in state)
 
-    def forward(self, model: SequenceModel, inputs: np.ndarray,
-                state: State) -> tuple[np.ndarray, State]:
-        # no_grad rather than inference_mode: the returned state may feed a later forward_backward.
+    def forward(self, model: SequenceModel, inputs: Arrays,
+                state: State | None) -> tuple[np.ndarray, State]:
+        # no_grad rather than inference_mode: the returned state may feed a later backward.
         with torch.no_grad():
             outputs, state = model(_inputs(model, inputs), _state(model, state, inputs))
         return outputs.cpu().numpy(), state
 
-    def forward_backward(self, model: SequenceModel, inputs: np.ndarray, targets: np.ndarray,
-                         state: State, loss: Loss,
-                         masks: Sequence[np.ndarray] | None = None) -> tuple[float, State]:
-        value, state = _forward_backward(model, _inputs(model, inputs), _targets(model, targets, loss),
-                                         _state(model, state, inputs), loss, _masks(model, masks, inputs))
-        return value.item(), state
-
-    def train_span(self, model: SequenceModel, trainer: torch.optim.Optimizer,
-                   batches: Sequence[tuple[np.ndarray, np.ndarray, Sequence[np.ndarray] | None]],
-                   state: State | None, *, loss: Loss, clip: float, lrs: Sequence[float] | None,
-                   carry_state: bool) -> tuple[np.ndarray, np.ndarray, State]:
-        on_device = [(_inputs(model, inputs), _targets(model, targets, loss), _masks(model, masks, inputs))
-                     for inputs, targets, masks in batches]  # every batch moved before the first step
-        values, norms = [], []
-        for k, (inputs, targets, masks) in enumerate(on_device):
-            if lrs is not None:
-                self.set_lr(trainer, lrs[k])
-            if carry_state and state is not None:
-                state = self.detach_state(state)
-            else:
-                state = model.begin_state(inputs.shape[1])
-            value, state = _forward_backward(model, inputs, targets, state, loss, masks)
-            norm = _grad_norm(model)  # () float32
-            if clip > 0:
-                # clip_factor's rule in float64 (a NaN norm scales, as there), applied in float32 as
-                # mul_ applies a Python float: the same gradients as the step-by-step path.
-                wide = norm.double()
-                factor = torch.where(wide <= clip, torch.ones_like(wide), clip / wide).float()
-                self.scale_gradients(model, factor)  # a () tensor: no read-back
-            trainer.step()
-            values.append(value.detach())  # not the graph behind it, for a span of many steps
-            norms.append(norm)
-        figures = torch.stack([torch.stack(values), torch.stack(norms)]).cpu().numpy()  # (2, S): the one read-back
-        return figures[0].astype(np.float64), figures[1].astype(np.float64), state
-
-    def evaluate(self, model: SequenceModel, inputs: np.ndarray, targets: np.ndarray, state: State,
+    def evaluate(self, model: SequenceModel, inputs: Arrays, targets: Arrays, state: State | None,
                  loss: Loss) -> tuple[float, State]:
         with torch.no_grad():
             outputs, state = model(_inputs(model, inputs), _state(model, state, inputs))
             value = _loss(loss, outputs, _targets(model, targets, loss))
         return value.item(), state
 
-    def gradients(self, model: SequenceModel) -> dict[str, np.ndarray]:
-        return model.export_gradients()
+    def to_device(self, model: SequenceModel, inputs: Arrays, targets: Arrays, masks: Masks,
+                  loss: Loss) -> _OnDevice:
+        return _inputs(model, inputs), _targets(model, targets, loss), _masks(model, masks, inputs)
 
-    def grad_norm(self, model: SequenceModel) -> float:
-        return _grad_norm(model).item()  # the one host sync
+    def backward(self, model: SequenceModel, batch: _OnDevice, state: State,
+                 loss: Loss) -> tuple[torch.Tensor, State]:
+        inputs, targets, masks = batch
+        model.zero_grad(set_to_none=True)  # replace, never accumulate, the last batch's gradients
+        outputs, state = model(inputs, state, masks)
+        value = _loss(loss, outputs, targets)
+        value.backward()
+        # backward() freed the graph behind the state, so keeping it attached could only fail later;
+        # the loss without its graph, for a span of many steps.
+        return value.detach(), tuple(part.detach() for part in state)
 
-    def scale_gradients(self, model: SequenceModel, factor: float) -> None:
+    def grad_norm_on_device(self, model: SequenceModel) -> torch.Tensor:
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        if not grads:
+            return torch.zeros((), device=model.context())
+        return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))  # () float32
+
+    def clip_gradients(self, model: SequenceModel, norm: torch.Tensor, max_norm: float) -> None:
+        wide = norm.double()
+        factor = torch.where(wide <= max_norm, torch.ones_like(wide), max_norm / wide).float()  # () : no read-back
         with torch.no_grad():
             for p in model.parameters():
                 if p.grad is not None:
                     p.grad.mul_(factor)
+
+    def read(self, figures: Sequence[torch.Tensor]) -> np.ndarray:
+        return torch.stack(list(figures)).cpu().numpy().astype(np.float64)
 
     def make_trainer(self, model: SequenceModel, optimizer: Optimizer,
                      lr: float) -> torch.optim.Optimizer:
@@ -171,54 +160,40 @@ def create_backend(compile: bool = False) -> Backend:
     return Backend(compile)
 
 
-def _forward_backward(model: SequenceModel, inputs: torch.Tensor, targets: torch.Tensor, state: State,
-                      loss: Loss, masks: list[torch.Tensor] | None) -> tuple[torch.Tensor, State]:
-    """The () loss tensor of one batch already on the device; its gradients replace the last ones."""
-    model.zero_grad(set_to_none=True)  # replace, never accumulate, the last batch's gradients
-    outputs, state = model(inputs, state, masks)
-    value = _loss(loss, outputs, targets)
-    value.backward()
-    # backward() freed the graph behind the state, so keeping it attached could only fail later.
-    return value, tuple(part.detach() for part in state)
+def _inputs(model: SequenceModel, inputs: Arrays) -> _Tensors:
+    """(T, N) ids as int64, or (T, N, I) float32 for DENSE, on the model's device; a tuple's
+    arrays by their own dtypes (`_member`)."""
+    if isinstance(inputs, tuple):
+        return tuple(_member(model, part) for part in inputs)
+    return model.prepare_inputs(inputs)  # checked in NumPy (ids in [0, V), rank, dtype) before it moves
 
 
-def _grad_norm(model: SequenceModel) -> torch.Tensor:
-    """Global L2 norm of the gradients, a () float32 tensor on the device (0 without gradients)."""
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-    if not grads:
-        return torch.zeros((), device=model.context())
-    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
-
-
-def _inputs(model: SequenceModel, inputs: np.ndarray) -> torch.Tensor:
-    """(T, N) ids as int64, or (T, N, I) float32 for DENSE, on the model's device."""
-    spec = model.spec
-    dense = spec.input_kind is InputKind.DENSE
-    array = np.asarray(inputs)
-    if array.ndim != (3 if dense else 2):
-        want = "(T, N, I) floats" if dense else "(T, N) token ids"
-        raise SeqcoreError(f"Inputs must be time-major {want}, got shape {array.shape}.")
-    dtype = torch.float32 if dense else torch.int64
-    return torch.as_tensor(array, dtype=dtype).to(model.context())
-
-
-def _targets(model: SequenceModel, targets: np.ndarray, loss: Loss) -> torch.Tensor:
+def _targets(model: SequenceModel, targets: Arrays, loss: Loss) -> _Tensors:
+    """Ids as int64 for cross-entropy, values as float32 for MSE; a tuple's arrays by their dtypes."""
+    if isinstance(targets, tuple):
+        return tuple(_member(model, part) for part in targets)
     dtype = torch.float32 if Loss(loss) is Loss.MSE else torch.int64
     return torch.as_tensor(np.asarray(targets), dtype=dtype).to(model.context())
 
 
-def _state(model: SequenceModel, state: State | None, inputs: np.ndarray) -> State:
+def _member(model: SequenceModel, part: np.ndarray) -> torch.Tensor:
+    """An array of a tuple batch on the device: integers (ids, lengths) as int64, others float32."""
+    array = np.asarray(part)
+    dtype = torch.int64 if array.dtype.kind in "iu" else torch.float32
+    return torch.as_tensor(array, dtype=dtype).to(model.context())
+
+
+def _state(model: SequenceModel, state: Optional[State], inputs: Arrays) -> State:
     """None -> zeros; NumPy or tensors -> float32 tensors on the device (tensors pass unchanged)."""
     if state is None:
-        return model.begin_state(np.shape(inputs)[1])
+        return model.begin_state(np.shape(first_array(inputs))[1])
     device = model.context()
     return tuple(torch.as_tensor(part, dtype=torch.float32, device=device) for part in state)
 
 
-def _masks(model: SequenceModel, masks: Sequence[np.ndarray] | None,
-           inputs: np.ndarray) -> list[torch.Tensor] | None:
+def _masks(model: SequenceModel, masks: Masks, inputs: Arrays) -> Optional[list[torch.Tensor]]:
     """seqcore.dropout masks, checked against the model and batch, as float32 on the device."""
-    checked = check_masks(model.spec, masks, *np.shape(inputs)[:2])
+    checked = check_masks(model.spec, masks, *np.shape(first_array(inputs))[:2])
     if checked is None:
         return None
     return [torch.tensor(mask, device=model.context()) for mask in checked]

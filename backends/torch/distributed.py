@@ -70,7 +70,7 @@ def create_communicator(device: str, timeout_s: float) -> Communicator:
 
 class _DistributedModel(DistributedDataParallel):
     """DDP whose handle also answers the SequenceModel's own methods (spec, context(), begin_state,
-    ...), so the backend's forward_backward trains through DDP unchanged."""
+    ...), so the backend's `backward` trains through DDP unchanged."""
 
     def __getattr__(self, name: str):
         try:

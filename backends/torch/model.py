@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqcore.errors import SeqcoreError
+from seqcore.model.inputs import check_inputs, checked_array
 from seqcore.model.params import check_params, param_shapes
 from seqcore.model.spec import Impl, InputKind, ModelSpec, Readout
 from seqcore.run.checkpoint import load_checkpoint
@@ -29,10 +30,11 @@ State = tuple[torch.Tensor, ...]  # (h,) or (h, c), each (L*D, N, H)
 class SequenceModel(nn.Module):
     """A scratch or concise recurrent model (spec.impl) built from a ModelSpec; an nn.Module.
 
-    model(inputs) -> (outputs, state): inputs (T, N) int64 ids or (T, N, I) float32 features,
-    time-major; outputs (N, O) for Readout.LAST or (T, N, O) for Readout.SEQUENCE (logits for
-    a classifier or language model); state (h,) or (h, c) of (L*D, N, H) each, zeros when not
-    given. `SequenceModel.from_checkpoint(path)` rebuilds a trained model.
+    model(inputs) -> (outputs, state): inputs (T, N) integer ids in [0, V) or (T, N, I) float
+    features (tensors or NumPy arrays, checked), time-major; outputs (N, O) for Readout.LAST or
+    (T, N, O) for Readout.SEQUENCE (logits for a classifier or language model); state (h,) or
+    (h, c) of (L*D, N, H) each, zeros when not given. `SequenceModel.from_checkpoint(path)`
+    rebuilds a trained model.
     compiled=True (scratch models): while training, each layer's time loop runs through torch.compile.
     """
 
@@ -93,6 +95,27 @@ class SequenceModel(nn.Module):
         shape = (self.spec.num_layers * self.spec.num_directions, batch_size, self.spec.hidden_size)
         return tuple(torch.zeros(shape, device=self.context()) for _ in range(self.spec.num_states))
 
+    def prepare_inputs(self, inputs) -> torch.Tensor:
+        """Inputs checked (seqcore.model.inputs) and on the model's device: (T, N) int64 ids or
+        (T, N, I) float32 features. NumPy arrays (what the backend hands over) are checked entirely,
+        the ids' range by NumPy before they move; a tensor by its shape and dtype, and its ids'
+        range only on the CPU: on a GPU that read would synchronise the device every step (as
+        F.one_hot also skips it there)."""
+        dense = self.spec.input_kind is InputKind.DENSE
+        if isinstance(inputs, torch.Tensor):
+            family = ("bool" if inputs.dtype is torch.bool else "float" if inputs.dtype.is_floating_point
+                      else "other" if inputs.dtype.is_complex else "int")
+
+            def bounds() -> tuple[int, int]:
+                low, high = torch.aminmax(inputs)
+                return int(low), int(high)
+
+            check_inputs(self.spec, tuple(inputs.shape), family, str(inputs.dtype).replace("torch.", ""),
+                         bounds if inputs.device.type == "cpu" else None)
+        else:
+            inputs = torch.as_tensor(checked_array(self.spec, inputs))
+        return inputs.to(device=self.context(), dtype=torch.float32 if dense else torch.int64)
+
     def encode(self, inputs: torch.Tensor) -> torch.Tensor:
         """(T, N) ids or (T, N, I) floats -> (T, N, rnn_input_size) float32."""
         if self.spec.input_kind is InputKind.DENSE:
@@ -105,11 +128,14 @@ class SequenceModel(nn.Module):
                 masks: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, State]:
         """Outputs (T, N, O) or (N, O) by spec.readout, and the new state (L*D, N, H) each.
 
-        state: None starts from zeros for the batch (inputs.shape[1] sequences).
+        inputs: a tensor or a NumPy array, checked by prepare_inputs (one sentence for ids out of
+        range, the wrong rank or dtype, an empty batch). state: None starts from zeros for the
+        batch (inputs.shape[1] sequences).
 
         masks: seqcore.model.dropout's masks on the model's device (layer inputs, then the head's
         input), or None to run without dropout.
         """
+        inputs = self.prepare_inputs(inputs)
         if state is None:
             state = self.begin_state(inputs.shape[1])
         layer_masks = None if masks is None else masks[:-1]

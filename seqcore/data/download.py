@@ -36,7 +36,7 @@ def resolve_cache_dir(explicit: str | Path | None = None) -> Path:
     return Path(pooch.os_cache("seqcore"))
 
 
-def _check_hash(known_hash: str) -> tuple[str, str]:
+def check_hash(known_hash: str) -> tuple[str, str]:
     """('sha1', 'hex...') from 'sha1:hex...'; one sentence on anything else."""
     if not isinstance(known_hash, str):
         known_hash = repr(known_hash)
@@ -86,7 +86,7 @@ def fetch(
     `known_hash` is 'md5:...', 'sha1:...', 'sha256:...' or 'sha512:...'. Raises SeqcoreError when
     the server cannot be reached, answers with an error, or sends bytes with another hash.
     """
-    algorithm, digest = _check_hash(known_hash)
+    algorithm, digest = check_hash(known_hash)
     scheme = urllib.parse.urlparse(url).scheme
     if scheme not in ("http", "https"):
         raise SeqcoreError(f"The URL {url} must start with http:// or https://.")

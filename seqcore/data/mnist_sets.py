@@ -66,3 +66,14 @@ def get(name: str) -> DataSet:
         return DATASETS[name]
     except KeyError:
         raise SeqcoreError(f"--dataset must be one of {', '.join(DATASETS)}, got {name!r}.") from None
+
+
+def class_names(dataset: DataSet, num_classes: int) -> tuple[str, ...]:
+    """The data set's class names, else the label numbers."""
+    return dataset.class_names or tuple(str(label) for label in range(num_classes))
+
+
+def figure_names(dataset: DataSet, names: tuple[str, ...]) -> tuple[str, ...]:
+    """The names drawn in figures: the data set's plain ones where it has them (KMNIST's
+    romanisation: matplotlib's default font, DejaVu Sans, has no hiragana), else `names`."""
+    return dataset.figure_names or names

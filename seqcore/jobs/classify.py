@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
 from seqcore.backend import Backend, Model
+from seqcore.data import mnist
 from seqcore.data.mnist import MnistSplit
+from seqcore.data.spec import Images
 from seqcore.jobs.figures import plot_curves, series
 from seqcore.model.reference import cross_entropies
 from seqcore.model.spec import Loss
@@ -48,23 +50,28 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: i
 
 
 class ClassifierJob:
-    """The run layer's Job for many-to-one classification: shuffled batches from the caller, test
-    loss and accuracy after every epoch (accuracy is the monitored figure), curves and a confusion
-    matrix. Batches are NumPy, time-major inputs and (N,) class ids, the same for both backends."""
+    """The run layer's Job for many-to-one classification of images read row by row: shuffled
+    batches, test loss and accuracy after every epoch (accuracy is the monitored figure), curves and
+    a confusion matrix. Batches are NumPy, time-major inputs and (N,) class ids, the same for both
+    backends."""
 
     loss = Loss.CROSS_ENTROPY
     monitor, maximize = "test_accuracy", True
 
-    def __init__(self, train_batches: Callable[[np.random.Generator], Iterable[Batch]], num_train_batches: int,
-                 test_batches: Callable[[], Iterable[Batch]], info: dict[str, Any], fingerprint: dict[str, Any],
-                 class_names: Optional[list[str]] = None):
-        self.train_batches, self.num_train_batches, self.test_batches = train_batches, num_train_batches, test_batches
-        self.info, self.fingerprint, self.class_names = info, fingerprint, class_names
+    def __init__(self, data: Images, batch_size: int, eval_batch: int):
+        self.data, self.batch_size, self.eval_batch = data, batch_size, eval_batch
+        self.class_names = list(data.figure_names)
         self.vocab = None
         self.last: Optional[Evaluation] = None  # the latest test evaluation (confusion matrix, figures)
 
+    def train_batches(self, rng: np.random.Generator) -> Iterable[Batch]:
+        return mnist.row_batches(self.data.train, self.batch_size, rng)
+
+    def test_batches(self) -> Iterable[Batch]:
+        return mnist.row_batches(self.data.test, self.eval_batch)
+
     def num_batches(self) -> int:
-        return self.num_train_batches
+        return mnist.num_batches(len(self.data.train), self.batch_size)
 
     def batches(self, epoch: int, rng: np.random.Generator) -> Iterable[Batch]:
         return self.train_batches(rng)
@@ -79,7 +86,7 @@ class ClassifierJob:
                 f"{record['tokens_per_s']:,.0f} rows/s")
 
     def title(self, run) -> str:
-        return f"{self.info.get('backend', '')} {run.spec.impl.value} {run.spec.cell.value}"
+        return f"{run.backend_name} {run.spec.impl.value} {run.spec.cell.value}"
 
     def plot(self, run) -> None:
         epochs, title = run.log.of_kind("epoch"), self.title(run)
@@ -133,7 +140,6 @@ def plot_confusion(path: Path, matrix: np.ndarray, *, title: str,
             label.set_horizontalalignment("right")
     axes.tick_params(labelsize=7 if size > 10 else 8)
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)
     plt.close(figure)
     return path

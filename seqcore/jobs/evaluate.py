@@ -1,9 +1,11 @@
 """A language-model checkpoint measured on any backend, whichever backend wrote it: the validation
 perplexity on the held-out text it was trained beside, and text continued from prefixes.
 
-Nothing is measured unless everything matches: the corpus's bytes (the SHA-256 the checkpoint
-recorded), the vocabulary (rebuilt from the corpus, in the same order) and the width of the
-weights; the flags and the prefixes are checked before a framework loads. Nothing is written.
+The text comes from the checkpoint's data spec (seqcore.data.spec.CorpusSpec; derived from the
+`progress` fields of a format-2 file), loaded as a run loads it. Nothing is measured unless
+everything matches: the corpus's bytes (the SHA-256 the checkpoint recorded), the vocabulary
+(rebuilt from the corpus, in the same order) and the width of the weights; the flags and the
+prefixes are checked before a framework loads. Nothing is written.
 """
 from __future__ import annotations
 
@@ -13,17 +15,19 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from seqcore import checks
 from seqcore.backend import Device, load_backend
 from seqcore.checks import parse_enum
-from seqcore.data.corpus import is_url, load_corpus, local_path, sha256_of, split_train_val
+from seqcore.data.corpus import is_url
+from seqcore.data.fingerprint import fingerprint_changes
+from seqcore.data.spec import TIME_MACHINE, Corpus, CorpusSpec
 from seqcore.data.vocab import Vocab
-from seqcore.errors import SeqcoreError
+from seqcore.errors import ConfigError, SeqcoreError
 from seqcore.jobs.generate import predict
-from seqcore.jobs.lm import validation_perplexity
+from seqcore.jobs.lm import validation_perplexity, validation_sizes
 from seqcore.model.spec import InputKind, Readout
 from seqcore.run.checkpoint import Checkpoint, checkpoint_path, load_checkpoint
 
-DEFAULT_BATCH_SIZE, DEFAULT_NUM_STEPS = 32, 35  # when the checkpoint has no training spec
 DEFAULT_PREFIXES = ("time traveller",)
 _SHA256 = re.compile("[0-9a-f]{64}")
 
@@ -34,41 +38,67 @@ def evaluate_checkpoint(*, checkpoint: str, backend: str, device: str = "auto", 
     """The validation perplexity and samples of a checkpoint (a file, or a run folder's last or
     best one); every mismatch between checkpoint, corpus and flags is refused in one sentence.
 
-    batch_size / num_steps: None takes the checkpoint's training values (the run's own figure).
+    batch_size / num_steps: None takes the checkpoint's training values, read as the run read its
+    validation text (the batch shrunk to what the text fills: the run's own figure); sizes given
+    must fit the text. The result reports the sizes it read with.
     """
     check_flags(batch_size, num_steps, prefixes, num_preds)
     path = checkpoint_path(checkpoint, best)
     saved = load_checkpoint(path)
     vocab = checked_vocab(path, saved)
-    info = checked_progress(path, saved.progress)
-    check_prefixes(vocab, prefixes, info["token"])
-    val = validation_text(path, saved, vocab, info)
-    train = saved.train_spec
-    batch_size = batch_size or (train.batch_size if train else DEFAULT_BATCH_SIZE)
-    num_steps = num_steps or (train.num_steps if train else DEFAULT_NUM_STEPS)
+    spec = corpus_spec(path, saved)
+    check_prefixes(vocab, prefixes, spec.token)
+    corpus = validation_corpus(path, saved, spec, vocab)
+    batch_size, num_steps = measured_sizes(path, saved, len(corpus.val_ids), batch_size, num_steps)
+    written_by, epoch = (saved.provenance.get(key) for key in ("backend", "epoch"))
+    for key, value, kind, wanted in (("epoch", epoch, int, "a whole number"), ("backend", written_by, str,
+                                                                                "a backend name")):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+            raise SeqcoreError(f"{path} has damaged provenance metadata: {key} is {value!r} "
+                               f"({type(value).__name__}), not {wanted}.")
 
     framework = load_backend(backend)  # only now: every check above runs without a framework
     where = framework.resolve_device(parse_enum(Device, device, "device"))
     model = framework.build_model(saved.model_spec, saved.params, where)
-    val_ppl = validation_perplexity(framework, model, vocab.encode(val), batch_size, num_steps)
+    val_ppl = validation_perplexity(framework, model, corpus.val_ids, batch_size, num_steps)
     if not math.isfinite(val_ppl):
         raise SeqcoreError(f"The validation perplexity of {path} came out as {val_ppl}; the weights "
                            f"overflow on this text.")
     return {
-        "checkpoint": str(path), "written_by": saved.progress.get("backend"), "backend": backend,
-        "device": str(where), "epoch": saved.progress.get("epoch"), "corpus": info["corpus"],
-        "batch_size": batch_size, "num_steps": num_steps, "num_val_tokens": len(val), "val_ppl": val_ppl,
-        "samples": {p: predict(framework, model, vocab, p, num_preds, info["token"]) for p in prefixes},
+        "checkpoint": str(path), "written_by": written_by, "backend": backend, "device": str(where),
+        "epoch": epoch, "corpus": spec.source, "data": spec.to_dict(), "batch_size": batch_size,
+        "num_steps": num_steps, "num_val_tokens": len(corpus.val_ids), "val_ppl": val_ppl,
+        "samples": {p: predict(framework, model, vocab, p, num_preds, spec.token) for p in prefixes},
     }
 
 
 def check_flags(batch_size: Optional[int], num_steps: Optional[int], prefixes: Sequence[str],
                 num_preds: int) -> None:
+    """The Python API's arguments, in the sentences of tasks.evaluate's options."""
     for name, value in (("--batch-size", batch_size), ("--num-steps", num_steps), ("--num-preds", num_preds)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-            raise SeqcoreError(f"{name} must be positive, got {value!r}.")
-    if not prefixes or any(not isinstance(p, str) or not p.strip() for p in prefixes):
-        raise SeqcoreError("--prefix must be non-empty text.")
+        if value is not None and checks.whole_number(value, name) <= 0:
+            raise ConfigError(f"{name} must be a positive number, got {value!r}.")
+    for prefix in checks.listed(prefixes, "--prefix"):
+        checks.text(prefix, "each --prefix")
+
+
+def measured_sizes(path: Path, saved: Checkpoint, num_tokens: int, batch_size: Optional[int],
+                   num_steps: Optional[int]) -> tuple[int, int]:
+    """(rows, steps) the validation text of `num_tokens` is read with. Left out, the run's own
+    sizes, shrunk as the run shrank them; given, they must fit the text (never silently less)."""
+    train = saved.train_spec
+    if (batch_size is None or num_steps is None) and train is None:
+        raise SeqcoreError(f"{path} records no training spec (an imported checkpoint), so there are no run's "
+                           f"sizes to measure with: give --batch-size and --num-steps.")
+    rows, steps = validation_sizes(num_tokens, batch_size or train.batch_size, num_steps or train.num_steps)
+    if num_steps is not None and steps < num_steps:
+        raise SeqcoreError(f"--num-steps {num_steps:,} is more than the {num_tokens - 1:,} steps of the held-out "
+                           f"text of {path}; give at most {num_tokens - 1:,}.")
+    if batch_size is not None and rows < batch_size:
+        raise SeqcoreError(f"--batch-size {batch_size:,} at {steps} steps needs {batch_size * steps + 1:,} held-out "
+                           f"tokens, and the validation text of {path} has {num_tokens:,}; give at most "
+                           f"--batch-size {rows:,}.")
+    return rows, steps
 
 
 def checked_vocab(path: Path, saved: Checkpoint) -> Vocab:
@@ -87,38 +117,13 @@ def checked_vocab(path: Path, saved: Checkpoint) -> Vocab:
     return vocab
 
 
-def checked_progress(path: Path, progress: dict[str, Any]) -> dict[str, Any]:
-    """The progress entries that rebuild the validation text, each of the type it must have."""
-    needed = ("corpus", "token", "max_tokens", "val_fraction")
-    missing = [key for key in needed if key not in progress]
-    if missing:
-        raise SeqcoreError(f"{path} has incomplete progress metadata: {', '.join(missing)} "
-                           f"{'is' if len(missing) == 1 else 'are'} missing, so the validation text "
+def corpus_spec(path: Path, saved: Checkpoint) -> CorpusSpec:
+    """The corpus the checkpoint was trained on, as its data spec says."""
+    if not isinstance(saved.data_spec, CorpusSpec):
+        what = f"{saved.data_spec.kind} data" if saved.data_spec is not None else "no data spec"
+        raise SeqcoreError(f"{path} records {what}, not a corpus ({saved.format}), so the validation text "
                            f"cannot be rebuilt.")
-    info = {key: progress[key] for key in needed}
-    info["corpus_hash"] = progress.get("corpus_hash")
-
-    def number(value: Any) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-    checks = (
-        ("corpus", lambda v: isinstance(v, str) and v != "", "a file path, a URL or 'timemachine'"),
-        ("corpus_hash", lambda v: v is None or isinstance(v, str), "a checksum string or null"),
-        ("token", lambda v: v in ("char", "word"), "'char' or 'word'"),
-        ("max_tokens", lambda v: v is None or (number(v) and isinstance(v, int) and v > 0),
-         "a positive whole number or null"),
-        ("val_fraction", lambda v: number(v) and 0 <= v < 1, "a number in [0, 1)"),
-    )
-    for key, valid, wanted in checks:
-        if not valid(info[key]):
-            raise SeqcoreError(f"{path} has damaged progress metadata: {key} is {info[key]!r} "
-                               f"({type(info[key]).__name__}), not {wanted}.")
-    for key, kind, wanted in (("epoch", int, "a whole number"), ("backend", str, "a backend name")):
-        value = progress.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
-            raise SeqcoreError(f"{path} has damaged progress metadata: {key} is {value!r} "
-                               f"({type(value).__name__}), not {wanted}.")
-    return info
+    return saved.data_spec
 
 
 def check_prefixes(vocab: Vocab, prefixes: Sequence[str], token: str) -> None:
@@ -129,34 +134,30 @@ def check_prefixes(vocab: Vocab, prefixes: Sequence[str], token: str) -> None:
                                f"{', '.join(repr(t) for t in unknown)}.")
 
 
-def validation_text(path: Path, saved: Checkpoint, vocab: Vocab, info: dict[str, Any]) -> list[str]:
-    """The held-out tokens the run measured, after checking the corpus's bytes and vocabulary."""
-    corpus = info["corpus"]
-    source = local_path(None if corpus == "timemachine" else corpus, info["corpus_hash"])
-    if source is not None and not Path(source).exists():
-        raise SeqcoreError(f"The corpus {corpus} that {path} was trained on is missing; restore it to "
+def validation_corpus(path: Path, saved: Checkpoint, spec: CorpusSpec, vocab: Vocab) -> Corpus:
+    """The corpus the run measured, after checking its bytes and vocabulary and that it holds out text."""
+    if spec.source != TIME_MACHINE and not is_url(spec.source) and not Path(spec.source).exists():
+        raise SeqcoreError(f"The corpus {spec.source} that {path} was trained on is missing; restore it to "
                            f"measure on the same validation text.")
-    expected = saved.data.get("corpus_sha256")
+    corpus = spec.load()
+    expected = saved.fingerprint.get("corpus_sha256")
     if expected is None:
         print(f"warning: {path} records no SHA-256 of its corpus (an older checkpoint), so a changed "
               f"corpus cannot be detected; only its vocabulary is checked.", file=sys.stderr)
     elif not isinstance(expected, str) or not _SHA256.fullmatch(expected):
-        raise SeqcoreError(f"{path} has damaged data metadata: corpus_sha256 is {expected!r}, "
+        raise SeqcoreError(f"{path} has a damaged fingerprint: corpus_sha256 is {expected!r}, "
                            f"not 64 hexadecimal digits.")
-    else:
-        actual = sha256_of(source)
-        if actual != expected:
-            where = "its download" if is_url(corpus) else "the file"
-            raise SeqcoreError(f"The corpus {corpus} has changed since {path} was trained ({where} has "
-                               f"SHA-256 {actual[:12]}..., the checkpoint recorded {expected[:12]}...), "
-                               f"so its validation text is not the one the run measured.")
-    tokens = load_corpus(source, info["token"])
-    check_same_vocab(path, vocab, Vocab(tokens), corpus)
-    _, val = split_train_val(tokens, info["val_fraction"], info["max_tokens"])
-    if len(val) < 2:
-        raise SeqcoreError(f"{path} was trained with a validation fraction of {info['val_fraction']}, "
-                           f"which leaves {len(val)} held-out tokens: there is no validation text to measure.")
-    return list(val)
+    elif fingerprint_changes(saved.fingerprint, corpus.fingerprint):
+        where = "its download" if is_url(spec.source) else "the file"
+        raise SeqcoreError(f"The corpus {spec.source} has changed since {path} was trained ({where}: "
+                           f"{fingerprint_changes(saved.fingerprint, corpus.fingerprint)}), so its validation "
+                           f"text is not the one the run measured.")
+    check_same_vocab(path, vocab, corpus.vocab, spec.source)
+    if len(corpus.val_ids) < 2:
+        raise SeqcoreError(f"{path} was trained with a validation fraction of {spec.val_fraction}, "
+                           f"which leaves {len(corpus.val_ids)} held-out tokens: there is no validation text "
+                           f"to measure.")
+    return corpus
 
 
 def check_same_vocab(path: Path, saved: Vocab, rebuilt: Vocab, corpus: str) -> None:

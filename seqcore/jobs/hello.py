@@ -1,7 +1,7 @@
 """'hello' -> 'ohlol': the seed tutorial's character toy, as the run layer's Job.
 
-One pair of equal-length strings, each character of the source mapped to the target's character
-at the same position; an epoch is one step on that one time-major sequence.
+One pair of equal-length strings (seqcore.data.spec.HelloSpec), each character of the source mapped
+to the target's character at the same position; an epoch is one step on that one time-major sequence.
 """
 from __future__ import annotations
 
@@ -10,21 +10,11 @@ from typing import Any, Iterable, Mapping, Optional
 import numpy as np
 
 from seqcore.backend import Backend, Model
-from seqcore.errors import SeqcoreError
+from seqcore.data.spec import Pair
 from seqcore.jobs.figures import plot_curves, series
 from seqcore.model.reference import cross_entropies
 from seqcore.model.spec import Loss
 from seqcore.train.loop import Batch
-
-
-def encode_pair(source: str, target: str) -> tuple[str, np.ndarray, np.ndarray]:
-    """Vocabulary and the time-major batch of one sequence: inputs (T, 1), targets (T, 1) ids."""
-    if not source or len(source) != len(target):
-        raise SeqcoreError(f"The source {source!r} and target {target!r} must be non-empty and of the same "
-                           f"length ({len(source)} vs {len(target)}): each character maps to one character.")
-    chars = "".join(sorted(set(source + target)))
-    ids = {c: i for i, c in enumerate(chars)}
-    return (chars, np.array([[ids[c]] for c in source], np.int64), np.array([[ids[c]] for c in target], np.int64))
 
 
 class HelloJob:
@@ -34,12 +24,10 @@ class HelloJob:
     loss = Loss.CROSS_ENTROPY
     monitor, maximize = "eval_loss", False
 
-    def __init__(self, chars: str, inputs: np.ndarray, targets: np.ndarray, target: str, num_epochs: int,
-                 info: dict[str, Any], title: str):
-        self.chars, self.inputs, self.targets, self.target = chars, inputs, targets, target
-        self.num_epochs, self.info, self.title = num_epochs, info, title
-        self.vocab: Optional[dict[str, Any]] = None  # the characters travel in `info`
-        self.fingerprint: dict[str, Any] = {}  # no data files
+    def __init__(self, data: Pair, num_epochs: int, label: str, title: str):
+        self.data, self.num_epochs, self.label, self.title = data, num_epochs, label, title
+        self.chars, self.inputs, self.targets, self.target = data.chars, data.inputs, data.targets, data.spec.target
+        self.vocab: Optional[dict[str, Any]] = None  # the characters follow from the data spec
 
     def num_batches(self) -> int:
         return 1
@@ -58,8 +46,7 @@ class HelloJob:
                 f"predicted {record['predicted']!r}")
 
     def plot(self, run) -> None:
-        plot_curves(run.folder / "loss.png", {self.info["variant"]: series(run.log.of_kind("epoch"), "epoch",
-                                                                           "train_loss")},
+        plot_curves(run.folder / "loss.png", {self.label: series(run.log.of_kind("epoch"), "epoch", "train_loss")},
                     title=self.title, xlabel="epoch", ylabel="cross-entropy", logy=True)
 
     def summary(self, run, backend: Backend, model: Model) -> dict[str, Any]:

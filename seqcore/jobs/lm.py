@@ -1,58 +1,48 @@
-"""Language modelling on a text corpus: data preparation, validation perplexity, and the Job
-that the run layer (seqcore.run) trains: batches, evaluation, text samples, plot, summary.
+"""Language modelling on a text corpus: validation perplexity, and the Job that the run layer
+(seqcore.run) trains: batches, evaluation, text samples, plot, summary.
 
-Everything that must agree across backends is decided here in NumPy: the vocabulary, the
-train / validation split, every batch (one seeded Generator), the evaluation batches.
+Everything that must agree across backends is decided in NumPy: the vocabulary and the
+train / validation split (seqcore.data.spec.CorpusSpec.load), every batch (one seeded
+Generator), the evaluation batches.
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
 from seqcore.backend import Backend, Model
 from seqcore.data import sampling
-from seqcore.data.corpus import load_corpus, local_path, sha256_of, split_train_val
-from seqcore.data.vocab import Vocab
+from seqcore.data.spec import TIME_MACHINE, Corpus, CorpusSpec
 from seqcore.jobs.figures import plot_curves, series
 from seqcore.jobs.generate import predict
-from seqcore.model.spec import Cell, GRUReset, Impl, InputKind, Loss, ModelSpec, Readout
+from seqcore.model.spec import Activation, Cell, GRUReset, Impl, InputKind, Loss, ModelSpec, Readout
 from seqcore.train.loop import evaluate
 from seqcore.train.spec import TrainSpec
 
 TEXT_STREAM = 2  # text samples drawn with a temperature use (seed, 2)
 
 
-@dataclasses.dataclass(frozen=True)
-class LMData:
-    vocab: Vocab
-    train_ids: np.ndarray  # (num_train_tokens,) int64
-    val_ids: np.ndarray  # (num_val_tokens,) int64, the corpus tail
-    token: str  # 'char' or 'word'
-    sha256: str  # of the corpus file's bytes
-
-
 def prepare_data(corpus: Optional[str], token: str, max_tokens: Optional[int], val_fraction: float,
-                 batch_size: int, num_steps: int, corpus_hash: Optional[str] = None) -> LMData:
-    """Read, tokenise and split the corpus; the vocabulary covers the whole text (as in d2l)."""
-    path = local_path(corpus, corpus_hash)
-    tokens = load_corpus(path, token)
-    vocab = Vocab(tokens)
-    train, val = split_train_val(tokens, val_fraction, max_tokens)
-    sampling.check_fits(len(train), batch_size, num_steps)
-    return LMData(vocab, vocab.encode(train), vocab.encode(val), token, sha256_of(path))
+                 batch_size: int, num_steps: int, corpus_hash: Optional[str] = None) -> Corpus:
+    """The corpus of a CorpusSpec (None: the bundled text), checked to hold one batch of the sampler."""
+    data = CorpusSpec(source=corpus or TIME_MACHINE, source_hash=corpus_hash, token=token,
+                      max_tokens=max_tokens, val_fraction=val_fraction).load()
+    sampling.check_fits(len(data.train_ids), batch_size, num_steps)
+    return data
 
 
 def model_spec(cell: Cell | str, impl: Impl | str, vocab_size: int, hidden_size: int,
                num_layers: int, input_kind: InputKind | str = InputKind.ONEHOT, embed_size: int = 0,
-               dropout: float = 0.0, gru_reset: GRUReset | str = GRUReset.AFTER) -> ModelSpec:
+               dropout: float = 0.0, gru_reset: GRUReset | str = GRUReset.AFTER,
+               activation: Activation | str = Activation.TANH) -> ModelSpec:
     """The d2l language model: one-hot tokens (or an embedding of `embed_size`, which a large word
     vocabulary needs) in, a logit per vocabulary entry out. Always left to right (never bidirectional:
     it predicts each token from the ones before it)."""
     return ModelSpec(cell=cell, impl=impl, input_size=vocab_size, hidden_size=hidden_size,
                      output_size=vocab_size, num_layers=num_layers, input_kind=input_kind,
-                     embed_size=embed_size, readout=Readout.SEQUENCE, dropout=dropout, gru_reset=gru_reset)
+                     embed_size=embed_size, readout=Readout.SEQUENCE, dropout=dropout, gru_reset=gru_reset,
+                     activation=activation)
 
 
 def time_major(batch: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -61,13 +51,22 @@ def time_major(batch: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.nda
     return np.ascontiguousarray(inputs.T), np.ascontiguousarray(targets.T)
 
 
+def validation_sizes(num_ids: int, batch_size: int, num_steps: int) -> tuple[int, int]:
+    """(rows, steps) that `validation_perplexity` reads `num_ids` tokens with: the batch shrinks to
+    the rows of at least `num_steps` tokens the text fills (one row at the least), and a window is
+    never longer than a row (a text shorter than `num_steps` is read as one window)."""
+    rows = max(1, min(batch_size, (num_ids - 1) // num_steps))
+    return rows, min(num_steps, (num_ids - 1) // rows)
+
+
 def validation_perplexity(backend: Backend, model: Model, ids: np.ndarray, batch_size: int,
                           num_steps: int) -> float:
-    """Perplexity over `ids` read in order (offset 0, state carried); batch shrinks for short text."""
+    """Perplexity over `ids` read in order (offset 0, state carried) at validation_sizes; NaN
+    for a text of fewer than 2 tokens (nothing to predict)."""
     if len(ids) < 2:
         return float("nan")
-    batch_size = max(1, min(batch_size, (len(ids) - 1) // num_steps))
-    batches = map(time_major, sampling.sequential_batches(ids, batch_size, num_steps, offset=0))
+    rows, _ = validation_sizes(len(ids), batch_size, num_steps)
+    batches = map(time_major, sampling.sequential_batches(ids, rows, num_steps, offset=0))
     return evaluate(backend, model, batches, loss=Loss.CROSS_ENTROPY, carry_state=True).perplexity
 
 
@@ -78,12 +77,12 @@ class LanguageModelJob:
     loss = Loss.CROSS_ENTROPY
     monitor, maximize = "val_ppl", False
 
-    def __init__(self, data: LMData, train: TrainSpec, info: dict[str, Any], prefixes: Sequence[str],
-                 num_preds: int, temperature: float):
-        self.data, self.train, self.info = data, train, info
+    def __init__(self, data: Corpus, train: TrainSpec, prefixes: Sequence[str], num_preds: int,
+                 temperature: float):
+        sampling.check_fits(len(data.train_ids), train.batch_size, train.num_steps)
+        self.data, self.train = data, train
         self.prefixes, self.num_preds, self.temperature = tuple(prefixes), num_preds, temperature
         self.vocab = data.vocab.to_dict()
-        self.fingerprint = {"corpus_sha256": data.sha256}
 
     def num_batches(self) -> int:
         train = self.train
@@ -111,7 +110,7 @@ class LanguageModelJob:
         records = run.log.of_kind("epoch")
         plot_curves(run.folder / "perplexity.png", {"train": series(records, "epoch", "train_ppl"),
                                                     "validation": series(records, "epoch", "val_ppl")},
-                    title=f"{self.info['backend']} {run.spec.impl.value} {run.spec.cell.value}: perplexity",
+                    title=f"{run.backend_name} {run.spec.impl.value} {run.spec.cell.value}: perplexity",
                     xlabel="epoch", ylabel="perplexity", logy=True)
 
     def summary(self, run, backend: Backend, model: Model) -> dict[str, Any]:

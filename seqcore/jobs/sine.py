@@ -2,45 +2,28 @@
 next-step prediction followed by generation; and the Job that the run layer (seqcore.run)
 trains: batches, evaluation (eval MSE or generation MAE, the monitored figure), figures, summary.
 
-Everything that must agree across backends is decided here in NumPy: every window, every phase
-(drawn from the run's batch Generator), the evaluation windows and the generation's first value.
+Everything that must agree across backends is decided in NumPy: every window and every phase
+(seqcore.data.waves, through seqcore.data.spec.SineSpec; phases drawn from the run's batch
+Generator), the evaluation windows and the generation's first value.
 """
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Optional, Sequence
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
 from seqcore.backend import Backend, Model
+from seqcore.data.spec import Waves
+from seqcore.data.waves import NEXT, SIN2COS, STEP, sin2cos_batches
 from seqcore.jobs.figures import plot_curves
 from seqcore.model.spec import Loss
 from seqcore.train.loop import Batch
 
-SIN2COS, NEXT = "sin2cos", "next"
-PHASES = ("fixed", "random")
-STEP = 0.1  # rad between samples in next mode: 100 steps span 10 rad, about 1.6 periods
 EVAL_WINDOWS = 10  # sin2cos windows predicted at each evaluation
 FINAL_STEPS = 10  # the summary's final loss: the mean of the last 10 step lines
 WAVE_FIGURES = {SIN2COS: ("prediction.png", "cos(t)"), NEXT: ("generation.png", "sin(t)")}  # file, truth
-
-
-def sin2cos_batches(first: int, count: int, seq_len: int, batch_size: int) -> Iterator[Batch]:
-    """Windows first .. first + count - 1; window k covers [k*pi, (k+1)*pi), row j shifted by 2*pi*j/N."""
-    shift = 2 * np.pi * np.arange(batch_size) / batch_size  # (N,)
-    for k in range(first, first + count):
-        t = np.linspace(k * np.pi, (k + 1) * np.pi, seq_len, endpoint=False)[:, None] + shift  # (T, N)
-        yield np.sin(t)[..., None].astype(np.float32), np.cos(t)[..., None].astype(np.float32)
-
-
-def next_batches(rng: np.random.Generator, count: int, seq_len: int, batch_size: int,
-                 phase: str) -> Iterator[Batch]:
-    """sin(phase + 0.1 k), k = 0..T-1, and the value after each; phases drawn lazily from `rng`."""
-    for _ in range(count):
-        start = rng.uniform(-np.pi / 2, np.pi / 2, batch_size) if phase == "random" else np.zeros(batch_size)
-        wave = np.sin(start + STEP * np.arange(seq_len + 1)[:, None])[..., None].astype(np.float32)  # (T+1, N, 1)
-        yield wave[:-1], wave[1:]
 
 
 def generate(backend: Backend, model: Model, first: float, num_steps: int) -> np.ndarray:
@@ -122,23 +105,19 @@ class SineJob:
     loss = Loss.MSE
     maximize = False
 
-    def __init__(self, mode: str, phase: str, iterations: int, seq_len: int, batch_size: int, gen_steps: int,
-                 cell: str, info: dict[str, Any], label: str):
-        self.mode, self.phase, self.iterations, self.gen_steps = mode, phase, iterations, gen_steps
-        self.seq_len, self.batch_size, self.cell = seq_len, batch_size, cell
-        self.info, self.label = info, label  # label: 'BACKEND IMPL CELL', for titles
-        self.monitor = "eval_mse" if mode == SIN2COS else "generation_mae"
+    def __init__(self, data: Waves, gen_steps: int, cell: str, label: str):
+        self.data, self.gen_steps, self.cell = data, gen_steps, cell
+        self.mode, self.iterations, self.seq_len = data.spec.mode, data.spec.iterations, data.spec.num_steps
+        self.label = label  # 'BACKEND IMPL CELL', for titles
+        self.monitor = "eval_mse" if self.mode == SIN2COS else "generation_mae"
         self.vocab: Optional[dict[str, Any]] = None
-        self.fingerprint: dict[str, Any] = {}  # no data files: the waves are computed
         self.wave: Optional[Wave] = None  # of the latest evaluation, for the figures
 
     def num_batches(self) -> int:
         return self.iterations
 
-    def batches(self, epoch: int, rng: np.random.Generator) -> Iterator[Batch]:
-        if self.mode == SIN2COS:
-            return sin2cos_batches((epoch - 1) * self.iterations, self.iterations, self.seq_len, self.batch_size)
-        return next_batches(rng, self.iterations, self.seq_len, self.batch_size, self.phase)
+    def batches(self, epoch: int, rng: np.random.Generator) -> Iterable[Batch]:
+        return self.data.batches(epoch, rng)
 
     def measure(self, backend: Backend, model: Model, epoch: int) -> float:
         """The monitored figure after `epoch` epochs; keeps its wave for the figures."""

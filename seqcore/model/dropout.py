@@ -9,9 +9,9 @@ k >= 1) and on the head's input (Zaremba et al. 2014: the non-recurrent connecti
     last mask                   (T, N, D*H)   multiplies the head's input, Readout.SEQUENCE
                                 (N, D*H)      the same for Readout.LAST (the features it reads)
 
-A training step passes the masks to `Backend.forward_backward(..., masks)` (or, per step of a
-span, in `Backend.train_span`'s batches) and `reference.forward(..., masks)`; without masks the
-model runs as in evaluation.
+A training step passes the masks with its batch to `Backend.to_device` (per step of a span, in
+`Backend.train_span`'s batches; `forward_backward(..., masks)` for one batch) and to
+`reference.forward(..., masks)`; without masks the model runs as in evaluation.
 """
 from __future__ import annotations
 

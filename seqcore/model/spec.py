@@ -57,6 +57,9 @@ class GRUReset(str, Enum):
 class Loss(str, Enum):
     CROSS_ENTROPY = "cross_entropy"  # mean over every target token
     MSE = "mse"  # mean of (y - y_hat)^2, no 1/2 factor, on every backend
+    # Sequence to sequence (targets: ids (T, N) and valid lengths (N,); positions t >= valid are padding):
+    MASKED = "masked"  # cross-entropy summed over the real target tokens / their number
+    MASKED_D2L = "d2l"  # the book's: mean over all T*N positions of cross-entropy x 0/1 mask (d2l-en #2076)
 
 
 GATES = {Cell.RNN: 1, Cell.GRU: 3, Cell.LSTM: 4}

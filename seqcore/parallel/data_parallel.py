@@ -1,5 +1,6 @@
 """The Backend one data-parallel worker trains through: global batches, states and losses outside,
 this worker's rows inside (see seqcore.parallel.distributed for the scheme and the communicator).
+Its primitives cut the rows, sum the gradients and the losses; the span loop is the base class's.
 """
 from __future__ import annotations
 
@@ -9,10 +10,9 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from seqcore.backend import Backend, Model, State, Trainer
+from seqcore.backend import Arrays, Backend, Masks, Model, OnDevice, Scalar, State, Trainer, num_rows
 from seqcore.model.spec import Loss, ModelSpec, Readout
 from seqcore.parallel.distributed import Communicator, gather, lost_peers
-from seqcore.train.loop import train_steps
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)  # the first one asked on any rank names the stop
 
@@ -25,6 +25,25 @@ class LocalRows:
     batch_size: int
 
 
+@dataclasses.dataclass
+class _Rows:
+    """A global batch's rows of this worker, on the device: `rows` of `batch_size`, weighted `weight`
+    (its share of the rows) in the summed gradient and loss."""
+
+    batch: OnDevice
+    rows: slice
+    batch_size: int
+    weight: float
+
+
+@dataclasses.dataclass
+class _Share:
+    """This worker's loss of a step, to be summed over the workers (weighted) when read."""
+
+    value: Scalar
+    weight: float
+
+
 def row_blocks(batch_size: int, size: int) -> list[tuple[int, int]]:
     """[start, stop) of each worker's rows: contiguous, sizes differ by at most one (a short last
     batch); a worker left without a row gets an empty block."""
@@ -32,18 +51,20 @@ def row_blocks(batch_size: int, size: int) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:]))
 
 
-class DistributedBackend:
+class DistributedBackend(Backend):
     """`seqcore.backend.Backend` for one worker of N: the same methods, global shapes outside.
 
     Batches, states handed in and losses handed back are the global ones; the inner backend sees
-    this worker's rows. The only collective per step besides the gradients' is the loss sum.
+    this worker's rows. Per step the gradients are summed (inside or right after backward); the
+    losses of a span are summed once, when read, in one collective that also carries the stop
+    flag, so every rank stops after the same span.
     """
 
     def __init__(self, backend: Backend, comm: Communicator, spec: ModelSpec):
         self.inner, self.comm, self.world, self.spec = backend, comm, comm.world, spec
         self.name = backend.name
-        # A stop asked on any rank (the number of the signal that asked), agreed on with the step's
-        # loss sum: every rank then stops after the same step, without a collective of its own.
+        # A stop asked on any rank (the number of the signal that asked), agreed on with the losses'
+        # sum: every rank then stops after the same span, without a collective of its own.
         self.stop_requested: Callable[[], Optional[int]] = lambda: None
         self.stop_agreed: Optional[int] = None
 
@@ -63,20 +84,17 @@ class DistributedBackend:
     def begin_state(self, model: Model, batch_size: int) -> State:
         return self.inner.begin_state(self.comm.unwrap(model), batch_size)
 
-    def forward(self, model: Model, inputs: np.ndarray, state: State):
+    def forward(self, model: Model, inputs: Arrays, state: Optional[State]):
         return self.inner.forward(self.comm.unwrap(model), inputs, state)  # evaluation: every rank, all rows
 
-    def evaluate(self, model: Model, inputs: np.ndarray, targets: np.ndarray, state: State, loss: Loss):
+    def evaluate(self, model: Model, inputs: Arrays, targets: Arrays, state: Optional[State], loss: Loss):
         return self.inner.evaluate(self.comm.unwrap(model), inputs, targets, state, loss)
 
-    def gradients(self, model: Model) -> dict[str, np.ndarray]:
-        return self.inner.gradients(self.comm.unwrap(model))
+    def grad_norm_on_device(self, model: Model) -> Scalar:
+        return self.inner.grad_norm_on_device(self.comm.unwrap(model))  # of the summed gradients: global
 
-    def grad_norm(self, model: Model) -> float:
-        return self.inner.grad_norm(self.comm.unwrap(model))  # of the summed gradients: global
-
-    def scale_gradients(self, model: Model, factor: float) -> None:
-        self.inner.scale_gradients(self.comm.unwrap(model), factor)
+    def clip_gradients(self, model: Model, norm: Scalar, max_norm: float) -> None:
+        self.inner.clip_gradients(self.comm.unwrap(model), norm, max_norm)
 
     def make_trainer(self, model: Model, optimizer, lr: float) -> Trainer:
         return self.inner.make_trainer(self.comm.unwrap(model), optimizer, lr)
@@ -109,41 +127,60 @@ class DistributedBackend:
         return [np.concatenate(list(gather(self.comm, part)), axis=1)  # (N, L, B/N, H) -> (L, B, H)
                 for part in self.inner.state_to_numpy(state.state)]
 
-    def train_span(self, model: Model, trainer: Trainer, batches: Sequence[tuple[np.ndarray, np.ndarray, Any]],
-                   state: Optional[State], *, loss: Loss, clip: float, lrs: Optional[Sequence[float]],
-                   carry_state: bool) -> tuple[np.ndarray, np.ndarray, State]:
-        """Step by step: every step's gradients and loss are summed across the workers anyway (and
-        the stop flag travels with the loss), so a span here saves no synchronisation."""
-        return train_steps(self, model, trainer, batches, state, loss=loss, clip=clip, lrs=lrs,
-                           carry_state=carry_state)
-
-    def forward_backward(self, model: Model, inputs: np.ndarray, targets: np.ndarray, state: State,
-                         loss: Loss, masks: Any = None) -> tuple[float, State]:
-        batch_size = inputs.shape[1]  # inputs (T, B, ...)
+    def to_device(self, model: Model, inputs: Arrays, targets: Arrays, masks: Masks, loss: Loss) -> _Rows:
+        batch_size = num_rows(inputs)
         start, stop = row_blocks(batch_size, self.world.size)[self.world.rank]
         weight = (stop - start) / batch_size
         if stop == start:  # fewer rows than workers (a short last batch): row 0, weighted 0
             start, stop = 0, 1
         rows = slice(start, stop)
-        plain = self.comm.unwrap(model)
+        by_time = self.spec.readout is Readout.SEQUENCE  # single targets (T, B, ...) or (B, ...)
+        batch = self.inner.to_device(self.comm.unwrap(model), _batch_rows(inputs, rows, True),
+                                     _batch_rows(targets, rows, by_time), _rows_of(masks, rows), loss)
+        return _Rows(batch, rows, batch_size, weight)
+
+    def backward(self, model: Model, batch: _Rows, state: State, loss: Loss) -> tuple[_Share, LocalRows]:
         if isinstance(state, LocalRows):
             local = state.state
         else:  # a fresh or resumed global state: this worker's rows of it
-            local = self.inner.state_from_numpy(plain, [a[:, rows] for a in self.inner.state_to_numpy(state)])
-        by_time = self.spec.readout is Readout.SEQUENCE  # targets (T, B, ...) or (B, ...)
-        local_targets = targets[:, rows] if by_time else targets[rows]
-        self.comm.set_weight(weight)
-        extra = {} if masks is None else {"masks": _rows_of(masks, rows)}
+            plain = self.comm.unwrap(model)
+            local = self.inner.state_from_numpy(plain, [a[:, batch.rows] for a in self.inner.state_to_numpy(state)])
+        self.comm.set_weight(batch.weight)
         try:  # DDP sums the gradients inside backward: a lost peer surfaces there as the framework's error
-            value, local = self.inner.forward_backward(model, inputs[:, rows], local_targets, local, loss, **extra)
+            value, local = self.inner.backward(model, batch.batch, local, loss)
             self.comm.sum_gradients(model)
-            asked = self.stop_requested()
-            figures = [value * weight, *(1.0 if asked == signum else 0.0 for signum in STOP_SIGNALS)]
-            total, *stops = self.comm.all_sum(np.array(figures, np.float64))
-            self.stop_agreed = next((signum for signum, count in zip(STOP_SIGNALS, stops) if count > 0), None)
         except Exception as error:
             raise lost_peers(self.world, error) from None
-        return float(total), LocalRows(local, batch_size)
+        return _Share(value, batch.weight), LocalRows(local, batch.batch_size)
+
+    def read(self, figures: Sequence[Any]) -> np.ndarray:
+        """This worker's figures, each loss then summed over the workers (weighted by their rows)
+        with the stop flags riding along: one collective per read that holds a loss."""
+        shares = [k for k, figure in enumerate(figures) if isinstance(figure, _Share)]
+        values = self.inner.read([figure.value if isinstance(figure, _Share) else figure for figure in figures])
+        if not shares:
+            return values  # norms of the summed gradients: global already
+        asked = self.stop_requested()
+        local = [values[k] * figures[k].weight for k in shares]
+        stops = [1.0 if asked == signum else 0.0 for signum in STOP_SIGNALS]
+        try:
+            summed = self.comm.all_sum(np.array([*local, *stops], np.float64))
+        except Exception as error:
+            raise lost_peers(self.world, error) from None
+        values[shares] = summed[:len(shares)]
+        counts = summed[len(shares):]
+        self.stop_agreed = next((signum for signum, count in zip(STOP_SIGNALS, counts) if count > 0), None)
+        return values
+
+
+def _batch_rows(part: Arrays, rows: slice, by_time: bool) -> Arrays:
+    """This worker's rows of a global batch's inputs or targets: a single array by axis 1 when
+    `by_time` (time-major), else by axis 0; in a tuple, (N,) arrays (lengths) by axis 0 and the
+    others, time-major, by axis 1."""
+    if isinstance(part, tuple):
+        return tuple(_batch_rows(value, rows, np.ndim(value) > 1) for value in part)
+    array = np.asarray(part)
+    return array[:, rows] if by_time else array[rows]
 
 
 def _rows_of(masks: Any, rows: slice) -> Any:

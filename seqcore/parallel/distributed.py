@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib
 import json
+import math
 import os
 import sys
 from typing import Any, Mapping, Optional, Protocol
 
 import numpy as np
 
-from seqcore.backend import Model
+from seqcore.backend import Model, load_part
 from seqcore.errors import SeqcoreError
 
 TIMEOUT_ENV = "SEQCORE_DIST_TIMEOUT_S"
@@ -50,7 +50,7 @@ class Communicator(Protocol):
     world: World
 
     def wrap_model(self, model: Model) -> Model:
-        """The handle `forward_backward` trains through (DistributedDataParallel, or the model)."""
+        """The handle `Backend.backward` trains through (DistributedDataParallel, or the model)."""
 
     def unwrap(self, model: Model) -> Model:
         """The plain model behind a `wrap_model` handle."""
@@ -123,12 +123,17 @@ def check_rows(batch_size: int, size: int) -> None:
 
 
 def timeout_s(environ: Mapping[str, str] = os.environ) -> float:
+    """$SEQCORE_DIST_TIMEOUT_S: a finite positive number of seconds (inf would wait forever, and the
+    frameworks refuse it with an error that blames the rendezvous)."""
+    text = environ.get(TIMEOUT_ENV, "").strip()
+    if not text:
+        return DEFAULT_TIMEOUT_S
     try:
-        value = float(environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_S))
+        value = float(text)
     except ValueError:
-        raise SeqcoreError(f"{TIMEOUT_ENV} must be a number of seconds, got {environ[TIMEOUT_ENV]!r}.") from None
-    if not value > 0:
-        raise SeqcoreError(f"{TIMEOUT_ENV} must be positive, got {value}.")
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise SeqcoreError(f"{TIMEOUT_ENV} must be a positive, finite number of seconds, got {environ[TIMEOUT_ENV]!r}.")
     return value
 
 
@@ -138,8 +143,7 @@ def join(backend: str, device: str) -> Optional[Communicator]:
     if environment_size() <= 1:
         return None
     check_environment(backend)
-    module = importlib.import_module(f"backends.{backend}.distributed")
-    communicator = module.create_communicator(device, timeout_s())
+    communicator = load_part(backend, "distributed").create_communicator(device, timeout_s())
     if not communicator.world.is_writer:
         sys.stdout = open(os.devnull, "w")  # the worker process exists for this run only
     return communicator

@@ -3,8 +3,11 @@ each as its own `python -m tasks.TASK ... --out REPORT/runs/TASK/BACKEND-CELL-IM
 process (one framework per process), one at a time so that timings are not shared.
 
 A finished run (a summary line in metrics.jsonl) is kept; an interrupted one continues with
-`--out DIR --resume`; a failed one is recorded with its error and the grid goes on. SIGINT or
-SIGTERM stops the grid after the current run has written its checkpoint.
+`--out DIR --resume`; a failed one is recorded with its error and the grid goes on. Each run is a
+child of the command's `Owner` (seqcore.run.processes): on SIGINT or SIGTERM the current run is sent
+SIGTERM, checkpoints and stops, and the grid stops after it; if the command dies without that chance,
+the kernel sends the run SIGTERM (it checkpoints and releases its folder). A run folder still locked
+by a live process (a run stopping after its command died) is waited for, then kept or resumed.
 """
 from __future__ import annotations
 
@@ -21,8 +24,13 @@ from typing import Any, Optional, Sequence
 
 from seqcore.errors import SeqcoreError
 from seqcore.report import records as comparison
+from seqcore.report.folder import is_locked
+from seqcore.run.folder import LOCK
 from seqcore.run.log import read_metrics
+from seqcore.run.processes import Owner
 from seqcore.run.session import RunInterrupted
+
+WAIT_POLL_S = 0.5
 
 # Per task and scale: the flags beside backend / cell / impl / device / seed. full: the seeds' and the
 # book's configurations; quick: the whole grid in minutes on 2 CPU cores; tiny: for the tests.
@@ -98,33 +106,29 @@ class Grid:
         self.env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), **(env or {})}
         self.records: list[dict[str, Any]] = []
         self.started: list[Planned] = []  # runs this invocation trained (not kept)
-        self._child: Optional[subprocess.Popen] = None
-        self._signal: Optional[int] = None
 
-    def run(self) -> list[dict[str, Any]]:
-        handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            for index, item in enumerate(self.planned, start=1):
-                self.records.append(self._one(index, item))
-                if self._signal is not None:
-                    name = signal.Signals(self._signal).name
-                    raise RunInterrupted(f"Stopped by {name} after {index} of {len(self.planned)} runs; run the "
-                                         f"same command again to continue where it stopped.", self._signal)
-        finally:
-            for s, handler in handlers.items():
-                signal.signal(s, handler)
+    def run(self, owner: Owner) -> list[dict[str, Any]]:
+        for index, item in enumerate(self.planned, start=1):
+            self.records.append(self._one(index, item, owner))
+            if owner.stopped:
+                raise RunInterrupted(f"Stopped by {owner.signal_name} at run {index} of {len(self.planned)} "
+                                     f"({item.task} {item.backend} {item.cell} {item.impl} seed {item.seed}, which "
+                                     f"keeps its last checkpoint); run the same command again to continue where "
+                                     f"it stopped.", owner.signum)
         return self.records
 
-    def _on_signal(self, signum: int, frame) -> None:
-        self._signal = signum
-        if self._child is not None and self._child.poll() is None and signum == signal.SIGTERM:
-            self._child.send_signal(signum)  # SIGINT from a terminal reaches the child by itself
-
-    def _one(self, index: int, item: Planned) -> dict[str, Any]:
+    def _one(self, index: int, item: Planned, owner: Owner) -> dict[str, Any]:
         label = f"[{index}/{len(self.planned)}] {item.task} {item.backend} {item.cell} {item.impl} seed {item.seed}"
+        if is_locked(item.folder / LOCK):
+            print(f"{label}: waiting for the process still writing to {item.folder} ...", flush=True)
+            while is_locked(item.folder / LOCK) and not owner.stopped:
+                time.sleep(WAIT_POLL_S)
         if finished(item.folder):
             print(f"{label}: finished earlier, kept", flush=True)
             return self._record(item)
+        if owner.stopped:
+            return comparison.failed_record(item.task, item.backend, item.cell, item.impl, item.seed, item.folder,
+                                            f"not run: stopped by {owner.signal_name}", item.pasteable())
         resume = (item.folder / "config.json").is_file()
         if item.folder.is_dir() and not resume and all(p.name.startswith(".") for p in item.folder.iterdir()):
             shutil.rmtree(item.folder)  # only a lock or temp files of a run killed before its config.json
@@ -136,12 +140,13 @@ class Grid:
         with log.open("a", encoding="utf-8") as handle:
             handle.write(f"$ {shlex.join(['python', *item.command(resume)])}\n")
             handle.flush()
-            self._child = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=self.env)
-            code = self._child.wait()
-            self._child = None
+            # a stop sends the run SIGTERM (it checkpoints); so does the command's death
+            child = owner.start(command, stdout=handle, stderr=subprocess.STDOUT, env=self.env,
+                                death_signal=signal.SIGTERM, on_stop=signal.SIGTERM)
+            code = owner.wait(child)
         print(f" {time.perf_counter() - started:.1f} s" + ("" if code == 0 else f", exit {code}"), flush=True)
         self.started.append(item)
-        if code == 0:
+        if code == 0 or finished(item.folder):  # a stop after its last step: the run is complete
             return self._record(item)
         return comparison.failed_record(item.task, item.backend, item.cell, item.impl, item.seed, item.folder,
                                         _error_line(log, code), item.pasteable())

@@ -72,15 +72,40 @@ def load_run(folder: Path) -> dict[str, Any]:
     epochs = [r for r in records if r.get("kind") == "epoch"]
     throughput = summary.get(head.throughput) if head.throughput else (epochs[-1].get("tokens_per_s") if epochs else None)
     extra = {k: v for k, v in summary.items() if k not in ("kind", "confusion", "samples")}
+    train = run.get("train") if isinstance(run.get("train"), dict) else {}
+    for name, value in (("backend", run.get("backend")), ("cell", run["model"].get("cell")),
+                        ("impl", run["model"].get("impl"))):
+        if not isinstance(value, str):
+            raise SeqcoreError(f"The run line of {path} holds {value!r} where the {name}'s name belongs.")
+    for name, value in ((head.metric, summary.get(head.metric)), ("wall_s", summary.get("wall_s")),
+                        (head.throughput or "tokens_per_s", throughput)):
+        _number(value, name, path)
+    seed = train.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise SeqcoreError(f"The run line of {path} holds the seed {seed!r}, not a whole number.")
+    for name, kind in (("samples", dict), ("confusion", list)):
+        if summary.get(name) is not None and not isinstance(summary[name], kind):
+            raise SeqcoreError(f"The summary of {path} holds {summary[name]!r} where its {name} belong.")
     return {"task": task, "backend": run.get("backend"), "cell": run["model"].get("cell"),
             "impl": run["model"].get("impl"), "device": run.get("device"), "metric": head.metric,
-            "value": summary.get(head.metric), "seed": (run.get("train") or {}).get("seed", 0),
+            "value": summary.get(head.metric), "seed": seed,
             "status": "done", "error": None, "folder": str(folder), "wall_s": summary.get("wall_s"),
             "throughput": throughput, "throughput_unit": head.throughput_unit,
             "config": config.get("config", {}), "command": command_of(task, config.get("argv")),
-            "machine": run.get("machine", {}), "summary": extra,
+            "machine": run.get("machine") if isinstance(run.get("machine"), dict) else {}, "summary": extra,
             "samples": summary.get("samples"), "confusion": summary.get("confusion"),
             "curves": _curves(records, task)}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _number(value: Any, name: str, path: Path) -> None:
+    """A figure of a summary: a number, or None where the run did not measure it."""
+    if value is not None and not _is_number(value):
+        raise SeqcoreError(f"{path} holds {value!r} where a number belongs ({name}); it was not written by a "
+                           f"seqcore task, or was changed by hand.")
 
 
 def failed_record(task: str, backend: str, cell: str, impl: str, seed: int, folder: Path, error: str,
@@ -114,10 +139,10 @@ def command_of(task: str, argv: Any) -> str:
 def _curves(records: Sequence[Mapping[str, Any]], task: str) -> dict[str, list]:
     """step: [(global step, loss)] when every step was logged (one step per epoch for hello);
     epoch: {figure: [(epoch, value)]} for the training and evaluation figures."""
-    steps = [(r["global_step"], r["loss"]) for r in records if r.get("kind") == "step" and r.get("loss") is not None]
+    steps = [(r.get("global_step"), r["loss"]) for r in records if r.get("kind") == "step" and _is_number(r.get("loss"))]
     epochs = [r for r in records if r.get("kind") == "epoch"]
     if task == "hello":
-        steps = [(r["epoch"], r["train_loss"]) for r in epochs]
+        steps = [(r.get("epoch"), r["train_loss"]) for r in epochs if _is_number(r.get("train_loss"))]
     if [s for s, _ in steps] != list(range(1, len(steps) + 1)):
         steps = []  # not every step was logged: no lockstep comparison
     keys = ("train_ppl", "val_ppl") if task == "char_lm" else (

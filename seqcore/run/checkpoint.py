@@ -1,6 +1,17 @@
 """Checkpoints: one safetensors file holding the canonical weights, the optimizer's state and
-(at a stop inside an epoch) the carried recurrent state, with the model spec, training spec,
-vocabulary, progress, resume position and data fingerprints stored as JSON in its metadata.
+(at a stop inside an epoch) the carried recurrent state, with the model, training and data specs,
+the vocabulary, the provenance, the resume position and the data's fingerprint as JSON metadata.
+
+Format 3 (`seqcore-checkpoint-3`) metadata:
+    model_spec, train_spec, data_spec   ModelSpec / TrainSpec / seqcore.data.spec dicts (null: unknown)
+    vocab                               Vocab.to_dict() of token tasks, else null
+    provenance                          who trained it how: task, backend, device, config (every
+                                        setting of the run, what a resume is compared against),
+                                        epoch, that epoch's figures and the data's counts
+    position                            where a resume continues (seqcore.run.position)
+    fingerprint                         SHA-256 of each data file the run read
+Formats 1 and 2 (`progress` for provenance, `data` for fingerprint, no data spec) still load:
+seqcore.run.legacy derives their data spec.
 
 A single file can be replaced atomically: it is written next to its final name, flushed to
 disk and renamed over it, so a crash or a NaN never leaves a half-written checkpoint and the
@@ -20,16 +31,18 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
-from safetensors import SafetensorError, safe_open
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import save_file
 
+from seqcore.data.spec import DataSpec, data_spec_from_dict
 from seqcore.errors import SeqcoreError
 from seqcore.model.params import check_params
 from seqcore.model.spec import ModelSpec
+from seqcore.run.legacy import derive_data_spec
+from seqcore.run.tensors import FLOATS, checked_floats, read_file
 from seqcore.train.spec import TrainSpec
 
-FORMAT = "seqcore-checkpoint-2"
-READABLE = ("seqcore-checkpoint-1", FORMAT)  # format 1 had no optimizer, position or fingerprints
+FORMAT = "seqcore-checkpoint-3"
+LEGACY = ("seqcore-checkpoint-1", "seqcore-checkpoint-2")  # 1: no optimizer, position or fingerprint
 OPTIMIZER, STATE = "optimizer/", "state/"
 TEMP_SUFFIX = ".tmp"  # `.<name>.<random>.tmp` beside the target while it is written
 LAST, BEST = "model.safetensors", "best.safetensors"  # a run folder's last and best checkpoints
@@ -40,16 +53,19 @@ class Checkpoint:
     model_spec: ModelSpec
     params: dict[str, np.ndarray]
     train_spec: Optional[TrainSpec] = None
+    data_spec: Optional[DataSpec] = None
     vocab: Optional[dict[str, Any]] = None  # Vocab.to_dict(), for token tasks
-    progress: dict[str, Any] = dataclasses.field(default_factory=dict)  # epoch, metrics, backend...
+    provenance: dict[str, Any] = dataclasses.field(default_factory=dict)  # task, backend, config, epoch...
     optimizer: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # canonical names
-    recurrent_state: tuple[np.ndarray, ...] = ()  # (L, N, H) each, at a stop inside an epoch
+    recurrent_state: tuple[np.ndarray, ...] = ()  # (L*D, N, H) each, at a stop inside an epoch
     position: dict[str, Any] = dataclasses.field(default_factory=dict)  # where a resume continues
-    data: dict[str, Any] = dataclasses.field(default_factory=dict)  # SHA-256 of the data files used
+    fingerprint: dict[str, Any] = dataclasses.field(default_factory=dict)  # SHA-256 of the data files used
+    format: str = FORMAT  # the format it was read from (save_checkpoint always writes FORMAT)
 
 
-def save_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint) -> Path:
-    """Write `checkpoint` to `path` atomically; returns the path."""
+def save_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint, make_folder: bool = True) -> Path:
+    """Write `checkpoint` to `path` atomically; returns the path. make_folder=False: a missing
+    folder is an error (a run's folder deleted while it trains is never re-created)."""
     path = Path(path)
     params = check_params(checkpoint.model_spec, checkpoint.params)
     tensors = {**params, **{OPTIMIZER + k: v for k, v in checkpoint.optimizer.items()},
@@ -58,19 +74,21 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint) -> Path:
         "format": FORMAT,
         "model_spec": json.dumps(checkpoint.model_spec.to_dict()),
         "train_spec": json.dumps(checkpoint.train_spec.to_dict() if checkpoint.train_spec else None),
+        "data_spec": json.dumps(checkpoint.data_spec.to_dict() if checkpoint.data_spec else None),
         "vocab": json.dumps(checkpoint.vocab),
-        "progress": json.dumps(checkpoint.progress),
+        "provenance": json.dumps(checkpoint.provenance),
         "position": json.dumps(checkpoint.position),
-        "data": json.dumps(checkpoint.data),
+        "fingerprint": json.dumps(checkpoint.fingerprint),
     }
     atomic_write(path, lambda tmp: save_file(
-        {k: np.ascontiguousarray(v) for k, v in tensors.items()}, tmp, metadata=metadata))
+        {k: np.ascontiguousarray(v) for k, v in tensors.items()}, tmp, metadata=metadata), make_folder)
     return path
 
 
-def atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write, make_folder: bool = True) -> None:
     """Call `write(temp_path)`, flush it to disk and rename it over `path`, mode 0644."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if make_folder:
+        path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     os.close(fd)
     try:
@@ -84,60 +102,97 @@ def atomic_write(path: Path, write) -> None:
         raise
 
 
+# metadata key -> (the format-3 name it is read into, required, the JSON types it may hold)
+_KEYS = {"model_spec": ("model_spec", True, dict), "train_spec": ("train_spec", True, (dict, type(None))),
+         "data_spec": ("data_spec", False, (dict, type(None))), "vocab": ("vocab", True, (dict, type(None))),
+         "provenance": ("provenance", True, dict), "progress": ("provenance", True, dict),
+         "position": ("position", False, dict), "fingerprint": ("fingerprint", False, dict),
+         "data": ("fingerprint", False, dict)}
+_NAMES = {FORMAT: ("model_spec", "train_spec", "data_spec", "vocab", "provenance", "position", "fingerprint"),
+          **{old: ("model_spec", "train_spec", "vocab", "progress", "position", "data") for old in LEGACY}}
+
+
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
-    """Read a checkpoint written by `save_checkpoint`, or explain in one sentence why not.
+    """Read a checkpoint written by `save_checkpoint` (or an older format), or explain in one
+    sentence why not.
 
     Refused: a file that is not a seqcore checkpoint, metadata with missing keys or wrong types,
-    weights that are not floating point, do not fit the spec, or are not finite.
+    weights that are not floating point, do not fit the spec, or are not finite once in float32,
+    and a recurrent state with a part missing or of the wrong shape.
     """
     path = Path(path)
     if not path.is_file():
         raise SeqcoreError(f"No checkpoint file at {path}.")
-    try:
-        with safe_open(str(path), framework="np") as handle:
-            metadata = handle.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as error:
-        raise SeqcoreError(f"{path} is not a readable safetensors checkpoint ({error}).") from None
-    if metadata.get("format") not in READABLE:
+    metadata, tensors = read_file(path)
+    fmt = metadata.get("format")
+    if fmt not in _NAMES:
         raise SeqcoreError(f"{path} is a safetensors file but not a seqcore checkpoint.")
-    try:
-        fields = {key: json.loads(metadata[key]) for key in ("model_spec", "train_spec", "vocab", "progress")}
-        for key in ("position", "data"):
-            fields[key] = json.loads(metadata.get(key, "{}"))
-    except KeyError as error:
-        raise SeqcoreError(f"{path} has damaged seqcore metadata: the key {error} is missing.") from None
-    except json.JSONDecodeError as error:
-        raise SeqcoreError(f"{path} has damaged seqcore metadata: not JSON ({error}).") from None
-    for key, kind in (("model_spec", dict), ("train_spec", (dict, type(None))), ("vocab", (dict, type(None))),
-                      ("progress", dict), ("position", dict), ("data", dict)):
-        if not isinstance(fields[key], kind):
-            raise SeqcoreError(f"{path} has damaged seqcore metadata: {key} is of type "
-                               f"{type(fields[key]).__name__}, not a JSON object.")
+    fields = _fields(path, metadata, _NAMES[fmt])
     try:
         model_spec = ModelSpec.from_dict(fields["model_spec"])
         train = TrainSpec.from_dict(fields["train_spec"]) if fields["train_spec"] else None
+        data = data_spec_from_dict(fields["data_spec"]) if fields.get("data_spec") else None
     except (TypeError, ValueError, SeqcoreError) as error:
         raise SeqcoreError(f"{path} has damaged seqcore metadata: {str(error).rstrip('.')}.") from None
-    params = {k: v for k, v in tensors.items() if not k.startswith((OPTIMIZER, STATE))}
-    for name, value in params.items():
-        if value.dtype.kind != "f":
-            raise SeqcoreError(f"{path} holds {name} as {value.dtype}, not floating point; "
-                               f"it was not written by seqcore.")
-        if not np.all(np.isfinite(value)):
-            raise SeqcoreError(f"{path} holds non-finite values in {name}; the weights are unusable.")
-    num_states = sum(k.startswith(STATE) for k in tensors)
+    if fmt in LEGACY:
+        data = derive_data_spec(path, fmt, fields["provenance"], train)
+    params = {k: checked_floats(path, k, *v, what="weights") for k, v in tensors.items()
+              if not k.startswith((OPTIMIZER, STATE))}
     return Checkpoint(
-        model_spec=model_spec,
-        params=check_params(model_spec, params),
-        train_spec=train,
-        vocab=fields["vocab"],
-        progress=fields["progress"],
-        optimizer={k[len(OPTIMIZER):]: v for k, v in tensors.items() if k.startswith(OPTIMIZER)},
-        recurrent_state=tuple(tensors[f"{STATE}{i}"] for i in range(num_states)),
-        position=fields["position"],
-        data=fields["data"],
-    )
+        model_spec=model_spec, params=check_params(model_spec, params), train_spec=train, data_spec=data,
+        vocab=fields["vocab"], provenance=fields["provenance"], optimizer=_optimizer(path, tensors),
+        recurrent_state=_state(path, model_spec, tensors), position=fields.get("position", {}),
+        fingerprint=fields.get("fingerprint", {}), format=fmt)
+
+
+def _fields(path: Path, metadata: dict[str, str], names: tuple[str, ...]) -> dict[str, Any]:
+    """The JSON metadata entries of one format under their format-3 names, each of its type."""
+    fields: dict[str, Any] = {}
+    for key in names:
+        target, required, kinds = _KEYS[key]
+        try:
+            value = json.loads(metadata[key]) if key in metadata else (None if target == "data_spec" else {})
+        except json.JSONDecodeError as error:
+            raise SeqcoreError(f"{path} has damaged seqcore metadata: not JSON ({error}).") from None
+        if required and key not in metadata:
+            raise SeqcoreError(f"{path} has damaged seqcore metadata: the key '{key}' is missing.")
+        if not isinstance(value, kinds):
+            raise SeqcoreError(f"{path} has damaged seqcore metadata: {key} is of type "
+                               f"{type(value).__name__}, not a JSON object.")
+        fields[target] = value
+    return fields
+
+
+def _optimizer(path: Path, tensors: dict[str, tuple[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """optimizer/<name>: moments as checked float32, counters (adam.step) as int64."""
+    found = {}
+    for key, (dtype, value) in tensors.items():
+        if key.startswith(OPTIMIZER):
+            name = key[len(OPTIMIZER):]
+            found[name] = checked_floats(path, key, dtype, value, "optimizer state") if dtype in FLOATS else value
+            if value.dtype == bool:
+                raise SeqcoreError(f"{path} holds {key} as bool, which no optimizer keeps; it is damaged.")
+    return found
+
+
+def _state(path: Path, spec: ModelSpec, tensors: dict[str, tuple[str, np.ndarray]]) -> tuple[np.ndarray, ...]:
+    """state/0 .. state/{n-1}: h (and c for an LSTM), (L*D, N, H) float32 each, or none at all."""
+    names = sorted((k for k in tensors if k.startswith(STATE)), key=lambda k: (len(k), k))
+    if not names:
+        return ()
+    wanted = [f"{STATE}{i}" for i in range(spec.num_states)]
+    if names != wanted:
+        raise SeqcoreError(f"{path} has a damaged recurrent state: it holds {', '.join(names)}, where a "
+                           f"{spec.cell.value} model carries {', '.join(wanted)}; resume from an earlier copy "
+                           f"or start again with --overwrite.")
+    parts = tuple(checked_floats(path, name, *tensors[name], what="recurrent state") for name in names)
+    rows = {part.shape[1] if part.ndim == 3 else None for part in parts}
+    expected = (spec.num_layers * spec.num_directions, spec.hidden_size)
+    if any(part.ndim != 3 or (part.shape[0], part.shape[2]) != expected for part in parts) or len(rows) != 1:
+        shapes = ", ".join(str(part.shape) for part in parts)
+        raise SeqcoreError(f"{path} has a damaged recurrent state: its parts are {shapes}, not ({expected[0]}, N, "
+                           f"{expected[1]}) each; resume from an earlier copy or start again with --overwrite.")
+    return parts
 
 
 def remove_stale_temp_files(folder: Path) -> list[Path]:

@@ -1,5 +1,6 @@
 """A run folder's config.json: the task, its full configuration, argv, seqcore version, git commit,
-times and machine. It marks the folder as a run, is what --resume continues and --config reruns."""
+times and machine. It marks the folder as a run, is what --config reruns and what --resume starts
+from; the checkpoint, not this file, is what a resume is checked against (seqcore.run.resume)."""
 from __future__ import annotations
 
 import datetime
@@ -16,10 +17,12 @@ from seqcore.run.folder import CONFIG
 from seqcore.run.machine import machine_info
 
 
-def write_run_config(folder: Path, task: str, config: Mapping[str, Any], created: str, resumed: list) -> None:
+def write_run_config(folder: Path, task: str, config: Mapping[str, Any], created: str, resumed: list,
+                     make_folder: bool = True) -> None:
+    """make_folder=False: a missing folder is an error (a resume never re-creates a deleted run)."""
     record = {"task": task, "config": dict(config), "argv": sys.argv, "seqcore_version": __version__,
               "git_commit": git_commit(), "created": created, "resumed": resumed, "machine": machine_info()}
-    atomic_write(folder / CONFIG, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1)))
+    atomic_write(folder / CONFIG, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1)), make_folder)
 
 
 def read_run_config(path: Path, flag: str = "") -> dict[str, Any]:

@@ -23,6 +23,10 @@ CONFIG = "config.json"  # marks a folder as a seqcore run
 LOCK = ".seqcore.lock"
 
 
+class FolderGone(SeqcoreError):
+    """The locked run folder is no longer the one the run locked."""
+
+
 class Mode(str, enum.Enum):
     NEW = "new"
     RESUME = "resume"
@@ -43,6 +47,7 @@ class OutputFolder:
         self.path, self.mode, self.flag = Path(path), Mode(mode), flag
         self._lock: Optional[int] = None
         self._created = False  # this run made the folder itself
+        self._identity: Optional[tuple[int, int]] = None  # (device, inode) of the folder it locked
 
     def __enter__(self) -> "OutputFolder":
         self._create()
@@ -54,10 +59,24 @@ class OutputFolder:
         self._acquire()
         try:
             self._apply_mode()
+            found = os.stat(self.path)
+            self._identity = (found.st_dev, found.st_ino)
         except BaseException:
             self._release()
             raise
         return self
+
+    def check_intact(self) -> None:
+        """Refuse to write into a folder that was deleted, or deleted and made again (another inode),
+        since this run locked it: nothing is re-created behind the user's back."""
+        try:
+            found = os.stat(self.path)
+            same = (found.st_dev, found.st_ino) == self._identity
+        except OSError:
+            same = False
+        if self._identity is not None and not same:
+            raise FolderGone(f"The run folder {self.path} was deleted or replaced while the run was training; "
+                             f"the run stopped and wrote nothing more (no folder or file was made again).")
 
     def __exit__(self, *exc) -> None:
         self._release()

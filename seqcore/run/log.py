@@ -9,7 +9,7 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from seqcore.errors import SeqcoreError
 
@@ -19,17 +19,21 @@ class MetricsLog:
 
     A failed write (a full disk) is cut back, so the file never ends in half a record. The
     records also go to `metrics.csv` (the epoch lines, rewritten whole) and, when given, a
-    TensorBoard writer (every number of every epoch and step line).
+    TensorBoard writer (every number of every epoch and step line). `guard` is called before
+    every write (the run's check that its folder is still the one it locked).
     """
 
     def __init__(self, path: str | os.PathLike, records: Sequence[Mapping[str, Any]] = (),
-                 tensorboard: Any = None):
+                 tensorboard: Any = None, guard: Optional[Callable[[], None]] = None):
         self.path = Path(path)
         self.records: list[dict[str, Any]] = [dict(r) for r in records]
         self.tensorboard = tensorboard
+        self.guard = guard or (lambda: None)
+        self.guard()
         _rewrite(self.path, "".join(_line(r) for r in self.records))
 
     def write(self, record: Mapping[str, Any]) -> None:
+        self.guard()
         data = _line(record).encode("utf-8")
         with self.path.open("ab") as handle:
             size = handle.tell()
@@ -52,6 +56,7 @@ class MetricsLog:
 
     def write_csv(self, path: str | os.PathLike, kind: str = "epoch") -> None:
         """The `kind` records as CSV, columns in order of first appearance, written atomically."""
+        self.guard()
         rows = self.of_kind(kind)
         columns = list(dict.fromkeys(k for r in rows for k in r if k != "kind" and not isinstance(r[k], (dict, list))))
         buffer = io.StringIO()
@@ -116,7 +121,7 @@ class MemoryLog(MetricsLog):
     """The records, kept in memory only (rank 0 writes metrics.jsonl)."""
 
     def __init__(self, records: Sequence[Mapping[str, Any]] = ()):
-        self.path, self.tensorboard = None, None
+        self.path, self.tensorboard, self.guard = None, None, lambda: None
         self.records = [dict(r) for r in records]
 
     def write(self, record: Mapping[str, Any]) -> None:

@@ -7,7 +7,8 @@ stops at the first NaN / inf. One epoch: spans over a stream of batches, with
 the recurrent state either carried across batches (and detached, truncated backpropagation
 through time) or begun afresh every batch. Batches here are TIME-MAJOR: inputs (T, N) ids or
 (T, N, I) floats; targets shaped like the model's outputs without the last axis (ids) or with
-it (regression).
+it (regression); either may be a tuple of arrays the model reads (seqcore.backend: the rows are
+axis 1 of the first input array, the targets counted by the first target array).
 
 Dropout masks are drawn here, in NumPy, once per training step (`step_masks`), from a Generator
 seeded with (train seed, DROPOUT_STREAM, epoch, step) alone: both backends get the same masks,
@@ -23,12 +24,12 @@ from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
-from seqcore.backend import Backend, Model, State, Trainer
+from seqcore.backend import Arrays, Backend, Model, State, Trainer, first_array, num_rows
 from seqcore.errors import SeqcoreError
 from seqcore.model.dropout import draw_masks
 from seqcore.model.spec import Loss, ModelSpec
 
-Batch = tuple[np.ndarray, np.ndarray]
+Batch = tuple[Arrays, Arrays]  # inputs, targets: arrays or tuples of arrays (seqcore.backend)
 DROPOUT_STREAM = 3  # masks of (epoch e, step s) from (seed, 3, e, s); batches use (seed, 1), text (seed, 2)
 
 
@@ -72,8 +73,16 @@ class NonFiniteLoss(SeqcoreError):
                             f"training stopped.{kept} Try a lower --lr or clipping (--clip).")
 
 
+def num_targets(targets: Arrays, loss: Loss) -> int:
+    """The targets a batch's mean loss is taken over: every entry of the (first) target array,
+    less its last axis for MSE (one target is a vector there)."""
+    shape = np.shape(first_array(targets))
+    return int(np.prod(shape[:-1] if loss == Loss.MSE else shape))
+
+
 def clip_factor(norm: float, max_norm: float) -> float:
-    """Scale that brings the gradients' global norm down to `max_norm` (1 when under it or off)."""
+    """Scale that brings the gradients' global norm down to `max_norm` (1 when under it or off):
+    the rule `Backend.clip_gradients` applies on the device, here for the host."""
     if max_norm <= 0 or norm <= max_norm:
         return 1.0
     return max_norm / norm
@@ -113,30 +122,6 @@ class Carry:
 
 StepCallback = Callable[[int, float, EpochStats], None]
 SpanCallback = Callable[[int, EpochStats, Optional[Carry]], None]
-SpanBatch = tuple[np.ndarray, np.ndarray, Optional[list[np.ndarray]]]  # inputs, targets, dropout masks
-
-
-def train_steps(backend: Backend, model: Model, trainer: Trainer, batches: Sequence[SpanBatch],
-                state: Optional[State], *, loss: Loss, clip: float, lrs: Optional[Sequence[float]],
-                carry_state: bool) -> tuple[np.ndarray, np.ndarray, State]:
-    """`Backend.train_span` one primitive at a time, reading the loss and the norm of every step:
-    what the data-parallel backend runs (a collective per step) and what the backends' own spans
-    are tested against (tests/test_spans.py)."""
-    losses, norms = np.zeros(len(batches)), np.zeros(len(batches))
-    for k, (inputs, targets, masks) in enumerate(batches):
-        if lrs is not None:
-            backend.set_lr(trainer, lrs[k])
-        if carry_state and state is not None:
-            state = backend.detach_state(state)
-        else:
-            state = backend.begin_state(model, inputs.shape[1])
-        losses[k], state = backend.forward_backward(model, inputs, targets, state, loss, masks=masks)
-        norms[k] = backend.grad_norm(model)
-        factor = clip_factor(norms[k], clip)
-        if factor != 1.0:
-            backend.scale_gradients(model, factor)
-        backend.step(trainer)
-    return losses, norms, state
 
 
 def spans(batches: Iterable[Batch], span: int, first: int, warmup_steps: int) -> Iterator[list[Batch]]:
@@ -146,7 +131,7 @@ def spans(batches: Iterable[Batch], span: int, first: int, warmup_steps: int) ->
     run: list[Batch] = []
     for step, batch in enumerate(batches, start=first):
         if run and ((span and (step - 1) % span == 0) or step == warmup_steps + 1
-                    or batch[0].shape[1] != run[0][0].shape[1]):
+                    or num_rows(batch[0]) != num_rows(run[0][0])):
             yield run
             run = []
         run.append(batch)
@@ -184,9 +169,9 @@ def train_epoch(backend: Backend, model: Model, trainer: Trainer, batches: Itera
     first = stats.num_steps + 1
     for run in spans(batches, span, first, warmup_steps):
         started = time.perf_counter()
-        batch_size = run[0][0].shape[1]
+        batch_size = num_rows(run[0][0])
         state = carry.state if carry_state and carry is not None and batch_size == carry.batch_size else None
-        work = [(inputs, targets, step_masks(spec, seed, epoch, first + k, *inputs.shape[:2])
+        work = [(inputs, targets, step_masks(spec, seed, epoch, first + k, *np.shape(first_array(inputs))[:2])
                  if spec is not None else None) for k, (inputs, targets) in enumerate(run)]
         losses, norms, state = backend.train_span(model, trainer, work, state, loss=loss, clip=clip,
                                                   lrs=rates(len(run)) if rates is not None else None,
@@ -197,13 +182,13 @@ def train_epoch(backend: Backend, model: Model, trainer: Trainer, batches: Itera
             step, value, norm = first + k, float(losses[k]), float(norms[k])
             if not math.isfinite(value):
                 raise NonFiniteLoss(value, epoch, step)
-            count = int(np.prod(targets.shape if loss is Loss.CROSS_ENTROPY else targets.shape[:-1]))
+            count = num_targets(targets, loss)
             stats.loss_sum += value * count
             stats.num_targets += count
             stats.num_steps += 1
             stats.max_grad_norm = max(stats.max_grad_norm, norm)
             if step > warmup_steps:  # spans are cut after the warm-up steps
-                stats.timed_tokens += int(np.prod(inputs.shape[:2]))
+                stats.timed_tokens += int(np.prod(np.shape(first_array(inputs))[:2]))
                 stats.timed_seconds += elapsed / len(run)
             if on_step is not None:
                 on_step(step, value, stats)
@@ -222,9 +207,9 @@ def evaluate(backend: Backend, model: Model, batches: Iterable[Batch], *, loss: 
     state: Optional[State] = None
     for inputs, targets in batches:
         if not carry_state or state is None:
-            state = backend.begin_state(model, inputs.shape[1])
+            state = backend.begin_state(model, num_rows(inputs))
         value, state = backend.evaluate(model, inputs, targets, state, loss)
-        count = int(np.prod(targets.shape if loss is Loss.CROSS_ENTROPY else targets.shape[:-1]))
+        count = num_targets(targets, loss)
         stats.loss_sum += value * count
         stats.num_targets += count
         stats.num_steps += 1

@@ -44,7 +44,7 @@ def main(out: str) -> None:
         for label, backend in (("eager", eager), ("compiled", compiled)):
             model = backend.build_model(spec, params, backend.resolve_device(Device.CPU))
             value, _ = backend.forward_backward(model, inputs, targets, None, Loss.CROSS_ENTROPY)
-            figures[label] = (value, backend.gradients(model))
+            figures[label] = (value, model.export_gradients())
         grads = [(figures["eager"][1][k], figures["compiled"][1][k]) for k in figures["eager"][1]]
         results[name] = {"eager_loss": figures["eager"][0], "compiled_loss": figures["compiled"][0],
                          "grad_rel_diff": max(float(np.abs(a - b).max() / max(np.abs(a).max(), 1e-12))

@@ -3,10 +3,12 @@
 Usage: python tests/scripts/span_worker.py BACKEND OUT.npz
 
 For every case and optimizer ("<case>/<sgd|adam>/"): STEPS steps from the same weights and batches
-run three ways, `seqcore.train.loop.train_steps` (one primitive at a time, each loss and norm read
-back: the path every step took before spans), `train_span` one step at a time, and `train_span`
-over all STEPS at once; for each way the losses, gradient norms, final weights and final state
-("<way>/losses", "<way>/norms", "<way>/params/<name>", "<way>/state<i>").
+run three ways, `steps` (the oracle below: one NumPy-level call at a time, each loss and norm read
+back and the clipping decided on the host by seqcore.train.loop.clip_factor, the path every step
+took before spans), `train_span` one step at a time, and `train_span` over all STEPS at once; for
+each way the losses, gradient norms, final weights and final state ("<way>/losses",
+"<way>/norms", "<way>/params/<name>", "<way>/state<i>"). A span loop that skipped or misapplied a
+part of the step (the clipping, a rate, the carried state) differs from the oracle.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import numpy as np
 
 from seqcore.backend import Device, Optimizer, load_backend
 from seqcore.model.spec import Activation, Cell, Impl, Loss, Readout
-from seqcore.train.loop import train_steps
+from seqcore.train.loop import clip_factor
 from tests.cases import DROPOUT, case_data, case_masks, modern_spec, spec_for
 
 STEPS = 6
@@ -43,6 +45,20 @@ def batches(spec, loss) -> list[tuple]:
     return [(*case_data(spec, loss, seed)[1:], case_masks(spec, seed)) for seed in range(10, 10 + STEPS)]
 
 
+def train_steps(backend, model, trainer, data, *, loss, clip, lrs, carry_state):
+    """The span loop's contract spelt out one step at a time, each figure read back as it comes."""
+    losses, norms, state = np.zeros(len(data)), np.zeros(len(data)), None
+    for k, (inputs, targets, masks) in enumerate(data):
+        backend.set_lr(trainer, lrs[k])
+        state = backend.detach_state(state) if carry_state and state is not None else None  # None: begun
+        losses[k], state = backend.forward_backward(model, inputs, targets, state, loss, masks)
+        norms[k] = backend.grad_norm(model)
+        if clip_factor(norms[k], clip) != 1.0:
+            backend.clip_gradients(model, backend.grad_norm_on_device(model), clip)
+        backend.step(trainer)
+    return losses, norms, state
+
+
 def main(name: str, out: str) -> None:
     backend = load_backend(name)
     device = backend.resolve_device(Device.CPU)
@@ -57,7 +73,7 @@ def main(name: str, out: str) -> None:
                 trainer = backend.make_trainer(model, optimizer, lrs[0])
                 losses, norms, state = [], [], None
                 if way == "steps":
-                    losses, norms, state = train_steps(backend, model, trainer, data, None, loss=loss, clip=clip,
+                    losses, norms, state = train_steps(backend, model, trainer, data, loss=loss, clip=clip,
                                                        lrs=lrs, carry_state=carry_state)
                 elif way == "span":
                     losses, norms, state = backend.train_span(model, trainer, data, None, loss=loss, clip=clip,

@@ -103,7 +103,7 @@ def continued(backend, spec, name: str, results: dict) -> None:
         trained, _ = backend.forward_backward(model, inputs[HALF:], second, detached, LOSS)
         results[f"{name}/{label}/outputs"] = outputs
         results[f"{name}/{label}/losses"] = np.array([evaluated, trained])
-        results.update(_prefixed(f"{name}/{label}/grads/", backend.gradients(model)))
+        results.update(_prefixed(f"{name}/{label}/grads/", model.export_gradients()))
 
 
 def bad_states(backend, results: dict) -> None:
