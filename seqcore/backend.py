@@ -37,7 +37,8 @@ from seqcore.model.spec import Loss, ModelSpec
 
 BACKENDS = ("mxnet", "torch")  # import names: folder, CLI value and test id alike
 EXTRAS = {"mxnet": "mxnet", "torch": "torch"}  # the pip extra that installs each framework
-PARTS = {"distributed": "distributed", "interchange": "interchange", "bare": "bare", "onnx": "_onnx"}
+PARTS = {"distributed": "distributed", "interchange": "interchange", "bare": "bare", "onnx": "_onnx",
+         "seq2seq": "seq2seq"}
 PART_BACKENDS = {"onnx": ("torch",)}  # parts that only some backends have
 PART_EXTRAS = {"onnx": "onnx"}  # parts that need more than the framework
 
@@ -239,7 +240,8 @@ def load_backend(name: str, compile: bool = False) -> Backend:
 def load_part(name: str, part: Optional[str]):
     """The module `backends.<name>` (part None) or one of its optional parts: 'distributed' (the
     data-parallel Communicator), 'interchange' (foreign weight files), 'bare' (the benchmark's
-    framework-only loop) or 'onnx' (PyTorch only); one sentence when it cannot be loaded."""
+    framework-only loop), 'seq2seq' (the encoder-decoder and its decoding step model, Translator)
+    or 'onnx' (PyTorch only); one sentence when it cannot be loaded."""
     if name not in BACKENDS:
         raise SeqcoreError(f"Unknown backend {name!r}: choose one of {', '.join(BACKENDS)}.")
     if part is not None and part not in PARTS:

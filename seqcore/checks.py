@@ -87,8 +87,11 @@ def listed(value: Any, name: str, allow_empty: bool = False) -> tuple:
 
 
 def _shown(value: Any) -> str:
-    """A refused value as a sentence shows it: its repr, and its type where the repr hides it."""
-    if isinstance(value, (np.generic, np.ndarray)) or not isinstance(value, (int, float, str, type(None))):
+    """A refused value as a sentence shows it: its repr, and its type where the repr hides it (a
+    NumPy scalar as its Python value: NumPy 2's repr, np.float32(16.0), would name the type twice)."""
+    if isinstance(value, np.generic):
+        return f"{value.item()!r} ({type(value).__name__})"
+    if isinstance(value, np.ndarray) or not isinstance(value, (int, float, str, type(None))):
         return f"{value!r} ({type(value).__name__})"
     return repr(value)
 

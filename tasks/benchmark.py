@@ -21,6 +21,12 @@ measured; the ones measured before it are written and printed.
 
 --compile adds PyTorch's scratch models with their time loop through torch.compile (rows
 "scratch-compiled"); the compile runs in the warm-up, and its seconds are reported beside the rows.
+
+--task translate measures the encoder-decoder of tasks.translate instead (each cell x impl x
+--attentions, rows "concise+additive" ...) on the book's pairs cut to --num-steps (default 9),
+with Adam and the masked loss, beside the framework's bare encoder-decoder loop (the book's
+attention modules written out): attention's cost against none, and seqcore's against the bare
+loop. The book's configuration: --batch-sizes 128 --hidden-size 256 --num-layers 2.
 """
 from __future__ import annotations
 
@@ -45,6 +51,7 @@ from seqcore.errors import ConfigError, SeqcoreError
 from seqcore.jobs.generate import predict_ids
 from seqcore.jobs.lm import model_spec, prepare_data, time_major
 from seqcore.model.params import init_params
+from seqcore.model.seq2seq import Attention
 from seqcore.model.spec import Cell, Impl, InputKind, Loss
 from seqcore.report import scaling
 from seqcore.report.folder import BENCHMARK, ToolFolder
@@ -54,6 +61,7 @@ from seqcore.run.processes import Owner
 from seqcore.run.session import RunInterrupted
 from seqcore.train.loop import train_epoch
 
+from .benchmark_translation import measure_translation
 from .cli import (Options, batch_size_option, choices, device_option, names_option, num_steps_option, option,
                   out_option, overwrite_option, parse_options, run_main)
 
@@ -166,7 +174,8 @@ def run(*, backends: Sequence[str] = BACKENDS, cells: Sequence[str] = ("rnn", "g
         num_steps: int = 35, hidden_size: int = 256, steps: int = 10, warmup: int = 3, repeats: int = 5,
         token: str = "char", embed_size: Optional[int] = None, compile: bool = False,
         out: str | Path = "runs/benchmark/version_0", resume: bool = False,
-        overwrite: bool = False) -> list[dict[str, Any]]:
+        overwrite: bool = False, task: str = "lm", attentions: Sequence[str] = ("none", "additive"),
+        num_layers: int = 2) -> list[dict[str, Any]]:
     """Every backend measured in a worker process of its own, one after the other; benchmark.json is
     rewritten after each, so that a stop (a signal: the worker is killed) or a failure keeps them, and
     --resume measures the rest. Prints the table of what was measured and draws benchmark.png."""
@@ -189,6 +198,13 @@ def run(*, backends: Sequence[str] = BACKENDS, cells: Sequence[str] = ("rnn", "g
     config = {"cells": list(cells), "impls": list(impls), "device": device, "batch_sizes": list(batch_sizes),
               "num_steps": num_steps, "hidden_size": hidden_size, "steps": steps, "warmup": warmup,
               "repeats": repeats, "token": token, "embed_size": embed_size, "compile": compile}
+    if task == "translate":  # the encoder-decoder's own sizes (benchmark_translation.py)
+        bad = sorted(set(attentions) - {a.value for a in Attention})
+        if bad or not attentions or compile or num_layers <= 0:
+            raise SeqcoreError("--task translate takes --attentions of none, additive, dot, a positive --num-layers "
+                               "and no --compile.")
+        config = {**{k: v for k, v in config.items() if k not in ("token", "compile")}, "task": task,
+                  "attentions": list(attentions), "num_layers": num_layers, "embed_size": embed_size or hidden_size}
     out = Path(out)
     identity = {"mode": "throughput", "backends": backends, **config}
     # the folder is checked and locked before minutes of measuring, not after
@@ -337,8 +353,13 @@ class BenchmarkOptions(Options):
     device: str = device_option("cpu", "where every model runs", group="grid")
     batch_sizes: tuple[int, ...] = option((32,), "sequences per batch, comma-separated, e.g. 32,256,1024",
                                           group="sizes", check="positive", many="comma", metavar="N,M")
-    num_steps: int = num_steps_option(35, group="sizes")
+    num_steps: Optional[int] = num_steps_option(None, group="sizes", shown="35; 9 with --task translate")
     hidden_size: int = option(256, "hidden units", group="sizes", check="positive")
+    task: str = option("lm", "lm: the character language model; translate: the encoder-decoder of "
+                       "tasks.translate on the book's pairs", group="grid", choices=("lm", "translate"))
+    attentions: tuple[str, ...] = names_option(("none", "additive"), choices(Attention),
+                                               "--task translate: the decoder's attention", group="grid")
+    num_layers: int = option(2, "--task translate: stacked layers of each stack", group="sizes", check="positive")
     steps: int = option(10, "timed steps per repetition", group="timing", check="positive")
     repeats: int = option(5, "repetitions: median and spread", group="timing", check="positive")
     warmup: int = option(3, "untimed steps first", group="timing", check="non_negative")
@@ -400,16 +421,20 @@ def scaling_main(argv: Sequence[str]) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--worker"]:  # internal: one backend in this process, JSON on stdout
-        print(json.dumps(measure(argv[1], **json.loads(argv[2]))))
+        config = json.loads(argv[2])
+        measured = measure_translation if config.pop("task", "lm") == "translate" else measure
+        print(json.dumps(measured(argv[1], **config)))
         return 0
     if any(arg == "--workers" or arg.startswith("--workers=") for arg in argv):  # data-parallel scaling
         return scaling_main(argv)
     args = parse_options(BenchmarkOptions, "python -m tasks.benchmark", argv, __doc__)
     out = Path(args.out) if args.out else next_version(Path(DEFAULT_OUT))
+    num_steps = args.num_steps or (9 if args.task == "translate" else 35)
     run(backends=args.backends, cells=args.cells, impls=args.impls, device=args.device,
-        batch_sizes=args.batch_sizes, num_steps=args.num_steps, hidden_size=args.hidden_size,
+        batch_sizes=args.batch_sizes, num_steps=num_steps, hidden_size=args.hidden_size,
         steps=args.steps, warmup=args.warmup, repeats=args.repeats, token=args.token,
-        embed_size=args.embed_size, compile=args.compile, out=out, resume=args.resume, overwrite=args.overwrite)
+        embed_size=args.embed_size, compile=args.compile, out=out, resume=args.resume, overwrite=args.overwrite,
+        task=args.task, attentions=args.attentions, num_layers=args.num_layers)
     print(f"benchmark.json and benchmark.png written to {out}")
     return 0
 

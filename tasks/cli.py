@@ -196,6 +196,11 @@ class TaskConfig(Options):
                 "activation": self.activation if cell == Cell.RNN.value else Activation.TANH.value,
                 "gru_reset": self.gru_reset if cell == Cell.GRU.value else GRUReset.AFTER.value}
 
+    @classmethod
+    def layer_preset(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """The field values with a task's preset (char_lm --preset) laid under them; none here."""
+        return values
+
     def saved(self) -> dict[str, Any]:
         """The fields that describe the run, as stored in config.json."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata.get("saved", True)}
@@ -295,7 +300,10 @@ def _with_changes(config_class: type, saved: Mapping[str, Any], changes: Mapping
     unknown = sorted(set(saved["config"]) - set(fields))
     if unknown:
         raise SeqcoreError(f"The saved configuration has fields this task does not know: {', '.join(unknown)}.")
-    values = {**saved["config"], **changes}
+    # A saved config without a field whose default changed since ran at the old value (option(legacy=)).
+    legacy = {name: f.metadata["legacy"] for name, f in fields.items() if f.metadata.get("legacy") is not None}
+    base = {**legacy, **saved["config"]} if saved["config"] else {}
+    values = config_class.layer_preset({**base, **changes})
     for name, value in values.items():
         if name in fields and isinstance(fields[name].default, tuple) and isinstance(value, list):
             values[name] = tuple(value)

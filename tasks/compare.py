@@ -1,6 +1,6 @@
 """The cross-framework comparison report: every task on every backend, one command, one page.
 
-Usage: python -m tasks.compare --tasks char_lm,mnist_rows,sine,hello --backends mxnet,torch \\
+Usage: python -m tasks.compare --tasks char_lm,mnist_rows,sine,hello,translate --backends mxnet,torch \\
            --cells rnn,gru,lstm --impls scratch,concise --device cpu --out runs/reports/NAME [--quick] [--seeds K]
        python -m tasks.compare --out runs/reports/NAME --from RUN_DIR [RUN_DIR ...]
        python -m tasks.compare --tasks char_lm --cells lstm --impls concise --out runs/reports/lstm -- --epochs 50
@@ -9,7 +9,8 @@ Every run goes through the run layer into REPORT/runs/TASK/BACKEND-CELL-IMPL[-se
 process (one framework per process), one at a time. Running the same command again keeps the
 finished runs and resumes the interrupted ones; a failed run is shown with its error. --quick
 shrinks every task to minutes; without it each task uses the seeds' and the book's configuration
-(char LM: d2l's 500 epochs; MNIST: the seed000 preset). Flags after `--` are passed to every run.
+(char LM: d2l's 500 epochs; MNIST: the seed000 preset; translation: the d2l-1.0 preset, each cell x
+impl without and with additive attention). Flags after `--` are passed to every run.
 --from builds the report from finished run folders (of any tasks, e.g. PyTorch trained on a GPU
 machine and MXNet on a CPU one).
 
@@ -98,7 +99,7 @@ def validated(args: CompareOptions) -> dict[str, Any]:
 def cross_checks(owner: Owner, report: Path, records: Sequence[dict], backends: Sequence[str],
                  device: str) -> dict[str, list]:
     """Each finished run's checkpoint on every backend, each backend in its own process: logits max |Δ|,
-    and char_lm validation perplexity on the backend that did not train it."""
+    and char_lm validation perplexity (translate: held-out loss) on the backend that did not train it."""
     done = [r for r in records if r["status"] == "done" and (Path(r["folder"]) / "model.safetensors").is_file()]
     result: dict[str, list] = {"logits": [], "cross_eval": [], "errors": []}
     if len(backends) < 2 or not done:
@@ -135,12 +136,15 @@ def cross_checks(owner: Owner, report: Path, records: Sequence[dict], backends: 
                                  "shape": "x".join(map(str, a.shape)), "max_abs": float(np.max(np.abs(a - b))),
                                  "scale": float(np.max(np.abs(a)))})
     for backend, output in outputs.items():
-        measured = {x["folder"]: x["val_ppl"] for x in output["cross_eval"]}
+        measured = {x["folder"]: x for x in output["cross_eval"]}
         for record in done:
             if record["folder"] in measured:
-                result["cross_eval"].append({"model": f"{record['cell']} {record['impl']} seed {record['seed']}",
+                figure = measured[record["folder"]]["figure"]  # val_ppl (char_lm) or val_loss (translate)
+                result["cross_eval"].append({"task": record["task"], "figure": figure,
+                                             "model": f"{record['cell']} {record['impl']} seed {record['seed']}",
                                              "trained_on": record["backend"], "evaluated_on": backend,
-                                             "own": record["value"], "other": measured[record["folder"]]})
+                                             "own": record["summary"].get(figure),
+                                             "other": measured[record["folder"]]["value"]})
     return result
 
 

@@ -13,9 +13,23 @@ Import (--from-torch / --from-gluon): such a file becomes a seqcore checkpoint. 
 size, layers, directions, embedding and output sizes are read from the file's shapes; a flag
 given for one of them is checked against the file. Not in the file: dense or one-hot input
 (--input, default one-hot unless the file has an embedding), the RNN's activation (default the
-framework's own: tanh for PyTorch, relu for Gluon) and the readout. The d2l book's RNNModel
-(output layer `dense` in MXNet, `linear` in PyTorch) is read as it was saved. With --vocab, the
-checkpoint is a language model that `tasks.evaluate` measures on --corpus.
+framework's own: tanh for PyTorch, relu for Gluon) and the readout. With --vocab, the
+checkpoint is a language model that `tasks.evaluate` measures on --corpus; a plain RNN is then also
+measured with the other nonlinearity, and refused when that one fits its validation text clearly
+better (the file was trained with it).
+
+The d2l book's files, both editions, import as its readers save them (seqcore.interchange.d2l):
+0.17's RNNModel and 1.0's RNNLM (`save_parameters`, `state_dict`), the scratch models' parameter
+lists (`npx.save` / `torch.save` of net.params) and 1.0's RNNLMScratch (`state_dict`, or a dict or
+list of its arrays), with the vocabulary as d2l's `vocab.idx_to_token` (a JSON list) or
+`vocab.token_to_idx` (a JSON object). The edition the file's layout shows (or --preset) decides
+the data the model is measured on: d2l 1.0's whole-text preprocessing, alphabetical vocabulary and
+validation windows, or 0.17's (seqcore's own) text and its last 10%.
+
+A translation checkpoint (tasks.translate) exports as the book's encoder-decoder in plain modules:
+children encoder.{embedding, rnn} and decoder.{embedding, rnn, head} (PyTorch or Gluon; not ONNX).
+A model with attention has no plain-module form (neither framework has an attention module), and
+is refused in one sentence.
 
 Each run loads one framework only (PyTorch for torch and onnx, MXNet for gluon). Nothing is
 kept unless the file, loaded into the plain module, gives the NumPy reference's logits; the
@@ -33,23 +47,22 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from seqcore.backend import load_part
-from seqcore.data.spec import TIME_MACHINE, Corpus, CorpusSpec
-from seqcore.data.vocab import Vocab
 from seqcore.errors import ConfigError, SeqcoreError
 from seqcore.interchange import (
     FORMATS,
     FRAMEWORK,
     check_convertible,
-    d2l_head,
     describe,
     infer_spec,
     probe_inputs,
-    read_vocab,
     to_canonical,
     to_foreign,
 )
-from seqcore.jobs.evaluate import check_same_vocab
-from seqcore.model import reference
+from seqcore.interchange.d2l import book_names, is_scratch, scratch_params
+from seqcore.jobs.imported import check_lm_flags, check_scratch_flags, edition_preset, lm_data, measured
+from seqcore.jobs.presets import PRESETS
+from seqcore.model import reference, seq2seq_reference
+from seqcore.model.seq2seq import Seq2SeqSpec
 from seqcore.model.params import Params
 from seqcore.model.spec import Activation, Cell, InputKind, ModelSpec, Readout
 from seqcore.run.checkpoint import Checkpoint, atomic_write, checkpoint_path, load_checkpoint, save_checkpoint
@@ -60,7 +73,7 @@ TARGETS = (*FORMATS, "onnx")
 TOLERANCE = 1e-4  # relative to the largest logit: float32 frameworks against the float64 reference
 WHAT = {"torch": "a PyTorch state_dict", "gluon": "a Gluon .params file", "onnx": "an ONNX graph"}
 IMPORT_FLAGS = ("cell", "hidden_size", "num_layers", "bidirectional", "input", "activation", "readout",
-                "vocab", "corpus", "token", "max_tokens", "val_fraction")
+                "vocab", "corpus", "token", "max_tokens", "val_fraction", "preset")
 IMPORT = "import (each is read from the file's shapes when left out, and checked against it when given)"
 SOURCES = ("checkpoint", "from_torch", "from_gluon")
 
@@ -89,13 +102,18 @@ class ConvertOptions(Options):
                                        choices=choices(Activation))
     readout: str = option(Readout.SEQUENCE.value, "the head reads every step (sequence) or the last one",
                           group=IMPORT, choices=choices(Readout))
-    vocab: Optional[str] = option(None, "a language model's vocabulary: a JSON list of tokens in index order, "
-                                  "'<unk>' first", group=IMPORT, metavar="FILE")
+    vocab: Optional[str] = option(None, "a language model's vocabulary: a JSON list of tokens in index order "
+                                  "(d2l's vocab.idx_to_token), a JSON object token -> index (its token_to_idx) "
+                                  "or a seqcore vocabulary", group=IMPORT, metavar="FILE")
     corpus: Optional[str] = option(None, "with --vocab: the text tasks.evaluate measures on (default: the "
                                    "bundled Time Machine)", group=IMPORT, metavar="FILE")
-    token: str = option("char", "with --vocab", group=IMPORT, choices=("char", "word"))
-    max_tokens: Optional[int] = option(10_000, "with --vocab", group=IMPORT, check="positive")
-    val_fraction: float = option(0.1, "with --vocab", group=IMPORT, check="proper_fraction")
+    preset: Optional[str] = option(None, "with --vocab: the book edition whose data the model was trained on "
+                                   "(default: the one the file's layout shows, else seqcore's)", group=IMPORT,
+                                   choices=PRESETS)
+    token: Optional[str] = option(None, "with --vocab", group=IMPORT, choices=("char", "word"), shown="char")
+    max_tokens: Optional[int] = option(None, "with --vocab: the training text's length, 0 for all", group=IMPORT,
+                                       check="non_negative", shown="10000")
+    val_fraction: Optional[float] = option(None, "with --vocab", group=IMPORT, check="proper_fraction", shown="0.1")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -129,13 +147,16 @@ def export(checkpoint: str, to: str, out: str, overwrite: bool = False) -> dict[
     saved = load_checkpoint(path)
     spec = saved.model_spec
     check_convertible(spec)
+    if to == "onnx" and isinstance(spec, Seq2SeqSpec):
+        raise SeqcoreError("--to onnx exports the language and sequence models' plain module; an encoder-decoder "
+                           "converts to its plain modules with --to torch or --to gluon.")
     arrays = to_foreign(spec, saved.params, "torch" if to == "onnx" else to)
     module = interchange(FRAMEWORK.get(to, "torch"))
     largest: list[float] = []
 
     def write_and_check(tmp: str) -> None:
         inputs = probe_inputs(spec)
-        state = reference.begin_state(spec, inputs.shape[1])
+        state = None if isinstance(spec, Seq2SeqSpec) else reference.begin_state(spec, inputs.shape[1])
         if to == "onnx":
             onnx = load_part("torch", "onnx")
             onnx.export_onnx(tmp, spec, arrays)
@@ -155,35 +176,56 @@ def import_weights(source: str, fmt: str, out: str, overwrite: bool = False, *, 
                    hidden_size: Optional[int] = None, num_layers: Optional[int] = None,
                    bidirectional: Optional[bool] = None, input_kind: Optional[str] = None,
                    activation: Optional[str] = None, readout: str = Readout.SEQUENCE.value,
-                   vocab: Optional[str] = None, corpus: Optional[str] = None, token: str = "char",
-                   max_tokens: Optional[int] = 10_000, val_fraction: float = 0.1) -> dict[str, Any]:
-    """Read a foreign weight file (fmt torch or gluon) into a seqcore checkpoint at `out`."""
+                   vocab: Optional[str] = None, corpus: Optional[str] = None, token: Optional[str] = None,
+                   max_tokens: Optional[int] = None, val_fraction: Optional[float] = None,
+                   preset: Optional[str] = None) -> dict[str, Any]:
+    """Read a foreign weight file (fmt torch or gluon) into a seqcore checkpoint at `out`.
+
+    token, max_tokens (0: all), val_fraction: None takes the edition's (--preset, else the one the
+    file's layout shows, else seqcore's defaults)."""
     target = check_out(out, overwrite)
-    check_lm_flags(vocab, corpus, max_tokens, val_fraction)
+    check_lm_flags(vocab, corpus, max_tokens, val_fraction, preset)
     module = interchange(FRAMEWORK[fmt])
-    arrays = d2l_head(module.read_weights(source), fmt)
-    spec = infer_spec(fmt, {k: tuple(v.shape) for k, v in arrays.items()}, str(source), cell=cell,
-                      hidden_size=hidden_size, num_layers=num_layers, bidirectional=bidirectional,
-                      input_kind=input_kind, activation=activation, readout=readout)
-    params = to_canonical(spec, arrays, fmt, str(source))
+    raw = module.read_weights(source)
+    if is_scratch(raw):  # the book's scratch models: a list, or names like W_hq
+        spec, params, edition = scratch_params(raw, str(source))
+        check_scratch_flags(spec, str(source), cell=cell, hidden_size=hidden_size, num_layers=num_layers,
+                            bidirectional=bidirectional, input_kind=input_kind, activation=activation, readout=readout)
+        layout = f"d2l {edition}'s scratch {spec.cell.value.upper()}"
+    else:
+        arrays, edition = book_names(raw, fmt)
+        spec = infer_spec(fmt, {k: tuple(v.shape) for k, v in arrays.items()}, str(source), cell=cell,
+                          hidden_size=hidden_size, num_layers=num_layers, bidirectional=bidirectional,
+                          input_kind=input_kind, activation=activation, readout=readout)
+        params = to_canonical(spec, arrays, fmt, str(source))
+        layout = f"d2l {edition}'s {'RNNLM' if edition == '1.0' else 'RNNModel'}" if edition else "a plain module"
     provenance: dict[str, Any] = {"backend": FRAMEWORK[fmt], "imported_from": str(Path(source).resolve()),
-                                  "imported_format": fmt}
-    words, data = None, None
+                                  "imported_format": fmt, "imported_layout": layout}
+    words, data, note, val_ppl = None, None, "", None
     if vocab is not None:
-        words = read_vocab(vocab, spec)
-        data = lm_corpus(words, corpus, token, max_tokens, val_fraction)
-    inputs = probe_inputs(spec)
-    state = reference.begin_state(spec, inputs.shape[1])
-    with tempfile.TemporaryDirectory() as folder:  # the arrays as read, in the plain module: the mapping's check
-        module.write_weights(Path(folder) / "weights", to_foreign(spec, params, fmt))
-        got = module.plain_forward(Path(folder) / "weights", spec, inputs, state)
-    difference = check_against_reference(spec, params, inputs, got, WHAT[fmt])
+        preset = preset or edition_preset(edition)
+        words, data, sizes = lm_data(vocab, spec, FRAMEWORK[fmt], corpus=corpus, token=token, max_tokens=max_tokens,
+                                     val_fraction=val_fraction, preset=preset)
+        val_ppl = measured(spec, params, data.val_ids, sizes, str(source), activation, fmt)
+        provenance.update(sizes)
+    elif spec.readout is Readout.SEQUENCE and spec.input_kind is not InputKind.DENSE:
+        note = (f"{target} holds no vocabulary, so it is not a language-model checkpoint (tasks.evaluate refuses "
+                f"it) until one is given: import again with --vocab FILE (d2l's vocab.idx_to_token as JSON)")
+    difference = None
+    if not is_scratch(raw):  # the arrays as read, in the plain module: the mapping's check
+        inputs = probe_inputs(spec)
+        state = reference.begin_state(spec, inputs.shape[1])
+        with tempfile.TemporaryDirectory() as folder:
+            module.write_weights(Path(folder) / "weights", to_foreign(spec, params, fmt))
+            got = module.plain_forward(Path(folder) / "weights", spec, inputs, state)
+        difference = check_against_reference(spec, params, inputs, got, WHAT[fmt])
     with writing(target):
         save_checkpoint(target, Checkpoint(model_spec=spec, params=params, data_spec=data.spec if data else None,
                                            vocab=words.to_dict() if words else None, provenance=provenance,
                                            fingerprint=data.fingerprint if data else {}))
-    return {"out": str(target), "format": fmt, "model": describe(spec), "num_tensors": len(arrays),
-            "max_difference": difference, "spec": spec.to_dict()}
+    return {"out": str(target), "format": fmt, "model": describe(spec), "layout": layout, "num_tensors": len(raw),
+            "max_difference": difference, "spec": spec.to_dict(), "val_ppl": val_ppl, "note": note,
+            "preset": provenance.get("preset")}
 
 
 def check_out(out: str, overwrite: bool) -> Path:
@@ -219,35 +261,15 @@ def _installed(name: str) -> bool:
         return False
 
 
-def check_lm_flags(vocab: Optional[str], corpus: Optional[str], max_tokens: Optional[int],
-                   val_fraction: float) -> None:
-    if vocab is None and corpus is not None:
-        raise SeqcoreError("--corpus only matters for a language model: give its --vocab too.")
-    if corpus is not None and not Path(corpus).is_file():
-        raise SeqcoreError(f"--corpus {corpus} is not a file (give a local text file; the default is the "
-                           f"bundled Time Machine).")
-    if max_tokens is not None and max_tokens <= 0:
-        raise SeqcoreError(f"--max-tokens must be a positive number, got {max_tokens}.")
-    if not 0 <= val_fraction < 1:
-        raise SeqcoreError(f"--val-fraction must be in [0, 1), got {val_fraction}.")
-
-
-def lm_corpus(words: Vocab, corpus: Optional[str], token: str, max_tokens: Optional[int],
-              val_fraction: float) -> Corpus:
-    """The corpus tasks.evaluate will measure on, as a data spec loads it, after checking that the
-    vocabulary is the one the corpus gives (else evaluate would refuse the checkpoint)."""
-    data = CorpusSpec(source=corpus or TIME_MACHINE, token=token, max_tokens=max_tokens,
-                      val_fraction=val_fraction).load()
-    check_same_vocab(Path(corpus or TIME_MACHINE), words, data.vocab, corpus or TIME_MACHINE)
-    return data
-
-
 def check_against_reference(spec: ModelSpec, params: Params, inputs: np.ndarray,
                             got: tuple[np.ndarray, Sequence[np.ndarray]], what: str) -> float:
     """The largest difference between a framework's logits and state and the float64 NumPy
     reference's; refused above TOLERANCE (relative to the largest logit)."""
     wide = {name: value.astype(np.float64) for name, value in params.items()}
-    logits, state = reference.forward(spec, wide, inputs)
+    if isinstance(spec, Seq2SeqSpec):  # inputs: (source, source lengths, decoder inputs)
+        logits, state = seq2seq_reference.forward(spec, wide, *inputs)
+    else:
+        logits, state = reference.forward(spec, wide, inputs)
     differences = [np.abs(np.asarray(got[0], np.float64) - logits).max()]
     differences += [np.abs(np.asarray(g, np.float64) - s).max() for g, s in zip(got[1], state)]
     difference = float(max(differences))
@@ -275,9 +297,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                             bidirectional=options.bidirectional, input_kind=options.input,
                             activation=options.activation, readout=options.readout, vocab=options.vocab,
                             corpus=options.corpus, token=options.token, max_tokens=options.max_tokens,
-                            val_fraction=options.val_fraction)
-    print(f"wrote {result['out']}: {result['model']} from {WHAT[fmt]} ({result['num_tensors']} tensors); "
-          f"seqcore's reference gives its logits to {result['max_difference']:.1g}")
+                            val_fraction=options.val_fraction, preset=options.preset)
+    checked = ("" if result["max_difference"] is None else
+               f"; seqcore's reference gives its logits to {result['max_difference']:.1g}")
+    measured_ppl = ("" if result["val_ppl"] is None else
+                    f"; validation perplexity {result['val_ppl']:.6g} (NumPy reference"
+                    f"{', ' + result['preset'] + ' data' if result['preset'] else ''})")
+    print(f"wrote {result['out']}: {result['model']} from {WHAT[fmt]}, {result['layout']} "
+          f"({result['num_tensors']} tensors){checked}{measured_ppl}")
+    if result["note"]:
+        print(f"note: {result['note']}.")
     return 0
 
 

@@ -5,9 +5,10 @@ Usage (internal, started by tasks.compare): python -m tasks.crosscheck --backend
 
 For every run folder listed in runs.json ([{"folder", "task", "trained_on"}]), loads its last
 checkpoint into this backend and writes the logits of one forward pass over a fixed input (the
-same for every backend: NumPy, seed 0) to DIR/<index>.npy; for every char_lm run trained on
-another backend, also its validation perplexity here (tasks.evaluate). Prints one JSON line:
-{"backend", "logits": {index: file}, "cross_eval": [...], "errors": [...]}.
+same for every backend: NumPy, seed 0; an encoder-decoder's source, lengths and decoder inputs) to
+DIR/<index>.npy; for every char_lm run trained on another backend, also its validation perplexity
+here (tasks.evaluate), for every translate run its held-out loss. Prints one JSON line:
+{"backend", "logits": {index: file}, "cross_eval": [{"folder", "figure", "value"}], "errors": [...]}.
 """
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from seqcore.backend import Device, load_backend
 from seqcore.checks import parse_enum
 from seqcore.errors import SeqcoreError
 from seqcore.jobs.evaluate import evaluate_checkpoint
+from seqcore.jobs.translation_checkpoint import evaluate_translation
+from seqcore.model.seq2seq import Seq2SeqSpec
 from seqcore.model.spec import InputKind
 from seqcore.run.checkpoint import load_checkpoint
 
@@ -31,8 +34,13 @@ INPUT_STEPS, INPUT_BATCH = 10, 2
 
 
 def fixed_input(spec) -> np.ndarray:
-    """The same input on every backend: token ids (T, N) or features (T, N, I)."""
+    """The same input on every backend: token ids (T, N) or features (T, N, I); for an encoder-decoder
+    (source ids (T, N), source lengths (N,), decoder input ids (T, N))."""
     rng = np.random.default_rng(0)
+    if isinstance(spec, Seq2SeqSpec):
+        return (rng.integers(0, spec.source_vocab_size, (INPUT_STEPS, INPUT_BATCH)).astype(np.int64),
+                np.array([INPUT_STEPS, INPUT_STEPS // 2], np.int64),
+                rng.integers(0, spec.target_vocab_size, (INPUT_STEPS, INPUT_BATCH)).astype(np.int64))
     if spec.input_kind is InputKind.DENSE:
         return rng.standard_normal((INPUT_STEPS, INPUT_BATCH, spec.input_size)).astype(np.float32)
     return rng.integers(0, spec.input_size, (INPUT_STEPS, INPUT_BATCH)).astype(np.int64)
@@ -60,9 +68,14 @@ def check(backend_name: str, device: str, runs: Sequence[dict], out: Path) -> di
             logits, _ = backend.forward(model, fixed_input(saved.model_spec), backend.begin_state(model, INPUT_BATCH))
             np.save(out / f"{index}.npy", np.asarray(logits, dtype=np.float32))
             result["logits"][str(index)] = f"{index}.npy"
-            if run["task"] == "char_lm" and run["trained_on"] != backend_name:
+            if run["trained_on"] == backend_name:
+                continue
+            if run["task"] == "char_lm":
                 measured = evaluate_checkpoint(checkpoint=str(folder), backend=backend_name, device=device, num_preds=5)
-                result["cross_eval"].append({"folder": str(folder), "val_ppl": measured["val_ppl"]})
+                result["cross_eval"].append({"folder": str(folder), "figure": "val_ppl", "value": measured["val_ppl"]})
+            elif run["task"] == "translate":
+                measured = evaluate_translation(checkpoint=str(folder), backend=backend_name, device=device)
+                result["cross_eval"].append({"folder": str(folder), "figure": "val_loss", "value": measured["val_loss"]})
         except SeqcoreError as error:
             result["errors"].append(f"{folder} on {backend_name}: {error}")
     return result

@@ -38,7 +38,7 @@ def option(default: Any, help: str, *, group: str = "training", choices: Sequenc
            check: str | None = None, kind: type | None = None, saved: bool = True, resumable: bool = False,
            shown: str | None = None, default_from: Callable[[], Any] | None = None, required: bool = False,
            flag: str | None = None, aliases: Sequence[str] = (), many: str = "repeat",
-           metavar: str | None = None, command_line: bool = True) -> Any:
+           metavar: str | None = None, command_line: bool = True, legacy: Any = None) -> Any:
     """A config field and its flag; the field's annotation is its type (int, float, str, bool, or
     tuple[X, ...] for a list), checked strictly when the config is made.
 
@@ -49,7 +49,8 @@ def option(default: Any, help: str, *, group: str = "training", choices: Sequenc
     annotation says it (optional, checked against it). saved=False: not part of the run's config
     (--resume, --overwrite); resumable: may differ when a run is resumed (--epochs). flag: the flag's
     name when it is not the field's (--from for `runs`); aliases: short forms (-n); many: how a list is
-    given (MANY); command_line=False: set by the command itself, not a flag (the words after --)."""
+    given (MANY); command_line=False: set by the command itself, not a flag (the words after --);
+    legacy: the value a saved config without the field ran at, where that is not today's default."""
     if check is not None and check not in CHECKS:
         raise ValueError(f"unknown check {check!r}")
     if many not in MANY:
@@ -58,7 +59,7 @@ def option(default: Any, help: str, *, group: str = "training", choices: Sequenc
         "help": help, "group": group, "choices": None if choices is None else tuple(choices), "check": check,
         "kind": kind, "saved": saved, "resumable": resumable, "shown": shown, "default_from": default_from,
         "required": required, "flag": flag, "aliases": tuple(aliases), "many": many, "metavar": metavar,
-        "command_line": command_line})
+        "command_line": command_line, "legacy": legacy})
 
 
 def flag(name: str) -> str:

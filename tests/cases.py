@@ -14,7 +14,7 @@ import numpy as np
 
 from seqcore.model.dropout import draw_masks
 from seqcore.model.params import init_params
-from seqcore.model.spec import Activation, Cell, GRUReset, Impl, InputKind, Loss, ModelSpec, Readout
+from seqcore.model.spec import Activation, Bias, Cell, GRUReset, Impl, InputKind, Loss, ModelSpec, Readout
 
 NUM_STEPS, BATCH, HIDDEN, VOCAB, FEATURES = 4, 3, 5, 7, 3
 SPLIT = 2  # time steps in the first of the two forward calls that carry the state between them
@@ -43,13 +43,13 @@ MODERN_CELLS = (Cell.RNN, Cell.GRU, Cell.LSTM)
 
 
 def modern_spec(cell: Cell, impl: Impl, num_layers: int, readout: Readout, bidirectional: bool = False,
-                gru_reset: GRUReset = GRUReset.AFTER, dropout: float = 0.0) -> ModelSpec:
+                gru_reset: GRUReset = GRUReset.AFTER, dropout: float = 0.0, bias: Bias = Bias.BOTH) -> ModelSpec:
     """A small model: one-hot LM for Readout.SEQUENCE, dense regression for Readout.LAST."""
     dense = readout is Readout.LAST
     return ModelSpec(cell=cell, impl=impl, hidden_size=SMALL_HIDDEN, num_layers=num_layers,
                      input_size=FEATURES if dense else VOCAB, output_size=2 if dense else VOCAB,
                      input_kind=InputKind.DENSE if dense else InputKind.ONEHOT, readout=readout,
-                     bidirectional=bidirectional, gru_reset=gru_reset, dropout=dropout)
+                     bidirectional=bidirectional, gru_reset=gru_reset, dropout=dropout, bias=bias)
 
 
 def modern_cases() -> list[tuple[str, ModelSpec, Loss]]:
@@ -72,6 +72,11 @@ def modern_cases() -> list[tuple[str, ModelSpec, Loss]]:
                 modern_spec(cell, impl, layers, readout, bidirectional, dropout=DROPOUT))
     add("dropout-before-bi", modern_spec(Cell.GRU, Impl.SCRATCH, 2, Readout.SEQUENCE, True,
                                          GRUReset.BEFORE, DROPOUT))
+    # One bias per gate (no b_hh), the d2l book's scratch cells; the GRU with its reset gate before.
+    for cell, reset in ((Cell.RNN, GRUReset.AFTER), (Cell.GRU, GRUReset.BEFORE), (Cell.GRU, GRUReset.AFTER),
+                        (Cell.LSTM, GRUReset.AFTER)):
+        add(f"inputbias-{reset.value}" if cell is Cell.GRU else "inputbias",
+            modern_spec(cell, Impl.SCRATCH, 2, Readout.SEQUENCE, gru_reset=reset, bias=Bias.INPUT))
     return found
 
 

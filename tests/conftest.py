@@ -1,9 +1,13 @@
-"""Backend availability for the tests.
+"""Backend availability and the two tiers.
 
 Every test that touches a framework runs it in a subprocess (MXNet and PyTorch must never
 share a process), so this pytest process itself only ever loads NumPy. A backend that cannot
 be loaded is skipped with its real error, unless SEQCORE_TEST_BACKENDS names it: then the
 test fails, so CI cannot pass by skipping.
+
+Tiers (the `slow` marker, pyproject.toml): a test that needs a framework is slow, and
+`require_backend` (also behind the `backend_name` fixture) fails a test that is not marked so,
+which keeps `pytest -m "not slow"` free of frameworks as tests are added.
 """
 from __future__ import annotations
 
@@ -48,7 +52,22 @@ def backend_problem(name: str) -> str | None:
     return (result.stderr.strip().splitlines() or ["no output"])[-1]
 
 
+_RUNNING: list[pytest.Item] = []  # the test being set up and run (pytest_runtest_setup), for require_backend
+
+
+@pytest.hookimpl(tryfirst=True)  # before the fixtures are set up (backend_name calls require_backend)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _RUNNING[:] = [item]
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    _RUNNING.clear()
+
+
 def require_backend(name: str) -> None:
+    if _RUNNING and _RUNNING[0].get_closest_marker("slow") is None:
+        pytest.fail(f"{_RUNNING[0].nodeid} needs the {name} backend, so it belongs to the slow tier: mark it "
+                    f"@pytest.mark.slow (or its file: pytestmark = pytest.mark.slow)")
     problem = backend_problem(name)
     if problem is None:
         return

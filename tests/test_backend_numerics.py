@@ -72,6 +72,7 @@ def expected(name: str) -> dict[str, np.ndarray]:
             "eval_loss": reference.loss(loss, full, targets)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_matches_numpy_reference(backend_name: str, case: str) -> None:
     got = {k.split("/", 1)[1]: v for k, v in worker_results(backend_name).items() if k.startswith(case + "/")}
@@ -101,6 +102,7 @@ def test_cases_cover_every_parameter() -> None:
         assert set(params) == set(param_shapes(spec))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(name for name in CASES
                                          if "-scratch-" in name and name.replace("-scratch-", "-concise-") in CASES))
 def test_scratch_and_concise_agree(backend_name: str, case: str) -> None:

@@ -43,11 +43,12 @@ from typing import Callable, Optional
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, require_backend
 from tests.idx_files import banded, idx_bytes, write_set
+from tests.inprocess import run_command
 
 SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
-TIMEOUT = 180
+TIMEOUT = 600  # a hang guard: a refusal takes seconds, a material run under a minute on a busy machine
 
 CHAR_TINY = ["--backend", "torch", "--device", "cpu", "--epochs", "1", "--max-tokens", "600", "--batch-size", "4",
              "--num-steps", "5", "--hidden-size", "8", "--no-progress", "--num-preds", "5"]
@@ -63,6 +64,7 @@ class Material:
     def __init__(self, root: Path):
         self.root = root
         self.built: list[Path] = []
+        self.allowed = False  # set while a case that needs_material() runs
 
     @functools.cached_property
     def char_run(self) -> Path:
@@ -75,6 +77,7 @@ class Material:
         return self._train("mnist_run", ["-m", "tasks.mnist_rows", *MNIST_TINY, "--data-dir", str(SHARED_MNIST)])
 
     def _train(self, name: str, argv: list[str]) -> Path:
+        assert self.allowed, "this case reads the trained runs, but needs_material() did not see it: mark its setup"
         out = self.root / name
         result = run_python([*argv, "--out", str(out)], env_extra={"SEQCORE_CACHE": str(self.root / "cache")})
         if result.returncode != 0:
@@ -115,6 +118,7 @@ class Case:
     setup: Optional[Callable[[Ctx], None]] = None
     unprivileged: bool = False  # as root: run without the capabilities that bypass file modes
     xfail: Optional[str] = None  # a known product bug outside this catalogue's remit (strict)
+    process: Optional[str] = None  # why the command runs in a process of its own (it loads a framework)
 
 
 # -- argv builders --------------------------------------------------------------------------------
@@ -173,13 +177,20 @@ def folder(relative: str, mode: Optional[int] = None, files: dict[str, str] | No
     return setup
 
 
+def uses_material(setup: Callable[[Ctx], object]) -> Callable[[Ctx], object]:
+    """Marks a setup that reads the module's trained runs (so its case is slow; see needs_material)."""
+    setup.uses_material = True  # type: ignore[attr-defined]
+    return setup
+
+
 def both(*setups: Callable[[Ctx], None]) -> Callable[[Ctx], None]:
     def setup(c: Ctx) -> None:
         for one in setups:
             one(c)
-    return setup
+    return uses_material(setup) if any(getattr(one, "uses_material", False) for one in setups) else setup
 
 
+@uses_material
 def copy_char_run(c: Ctx) -> Path:
     return Path(shutil.copytree(c.char_run, copy_of_char_run(c)))
 
@@ -188,6 +199,7 @@ def tamper(edit_meta: Optional[Callable[[dict], None]] = None,
            edit_tensors: Optional[Callable[[dict], None]] = None,
            replace: Optional[Callable[[Ctx, Path], None]] = None) -> Callable[[Ctx], None]:
     """A copy of the char_lm run whose model.safetensors is rewritten (metadata kept unless edited)."""
+    @uses_material
     def setup(c: Ctx) -> None:
         from safetensors import safe_open
         from safetensors.numpy import load_file, save_file
@@ -265,6 +277,7 @@ def mnist_checkpoint(c: Ctx, path: Path) -> None:
 
 def run_config(change: Callable[[dict], None] | str) -> Callable[[Ctx], None]:
     """A copy of the char_lm run whose config.json is edited (a dict change) or replaced (text)."""
+    @uses_material
     def setup(c: Ctx) -> None:
         path = copy_char_run(c) / "config.json"
         if isinstance(change, str):
@@ -360,6 +373,12 @@ def full_disk(c: Ctx) -> None:
 
 # -- the catalogue --------------------------------------------------------------------------------
 
+# Case.process, why a command runs in a fresh interpreter. AFTER_LOAD: the run layer checks memory and
+# disk for the model once the task has loaded its backend (so the case is slow). FRESH_IMPORT: what is
+# refused breaks an import that the test process has long done (no framework: the case stays fast).
+AFTER_LOAD = "the run layer's memory and disk checks come after the backend loads"
+FRESH_IMPORT = "a broken MPLBACKEND breaks `import matplotlib` itself, which only a fresh interpreter shows"
+
 OUTPUT = [
     Case("out-is-a-file", "output", char_lm(out=lambda c: c.tmp / "notes.txt"), "is a file, not a folder",
          setup=write("notes.txt", "my notes\n")),
@@ -380,7 +399,7 @@ OUTPUT = [
     Case("out-folder-not-readable", "output", char_lm(out=lambda c: c.tmp / "wx"), "is not readable",
          setup=folder("wx", 0o333), unprivileged=True),
     Case("out-disk-too-small", "output", char_lm(out=lambda c: c.tmp / "disk" / "run"),
-         "MB free, but this run needs about", setup=small_disk),
+         "MB free, but this run needs about", setup=small_disk, process=AFTER_LOAD),
     Case("out-disk-full", "output", char_lm(out=lambda c: c.tmp / "disk" / "run"), "no space left on device",
          setup=full_disk),
 ]
@@ -638,7 +657,14 @@ CHAR_FLAGS = [
     ("--token", "byte", "argument --token: invalid choice: 'byte'"),
     ("--init", "zeros", "argument --init: invalid choice: 'zeros'"),
     ("--device", "tpu", "argument --device: invalid choice: 'tpu'"),
-    ("--preset", "fastest", "unrecognized arguments: --preset fastest"),
+    ("--preset", "fastest", "argument --preset: invalid choice: 'fastest'"),
+    ("--sampler", "d2l", "argument --sampler: invalid choice: 'd2l'"),
+    ("--preprocess", "words", "argument --preprocess: invalid choice: 'words'"),
+    ("--vocab-order", "random", "argument --vocab-order: invalid choice: 'random'"),
+    ("--train-windows", "0", "--train-windows must be a positive number, got 0"),
+    ("--val-windows", "5", "--train-windows and --val-windows come together"),
+    ("--bias", "input", "--bias input needs --impl scratch"),
+    ("--activation", "sigmoid", "argument --activation: invalid choice: 'sigmoid'"),
     ("--dropout", "1", "--dropout must be a number in [0, 1), got 1.0"),
     ("--dropout", "-0.1", "--dropout must be a number in [0, 1), got -0.1"),
     ("--dropout", "nan", "--dropout must be a number in [0, 1), got nan"),
@@ -693,10 +719,11 @@ FLAGS += [
          "lower --batch-size or --num-steps"),
     Case("char_lm--max-tokens-3", "flags", char_lm("--max-tokens", "3"), "one batch needs 25"),
     Case("char_lm--hidden-size-2000000", "flags", char_lm("--hidden-size", "2000000"),
-         "of memory for its weights and gradients"),
-    Case("char_lm--hidden-size-1e10", "flags", char_lm("--hidden-size", "10000000000"), "--hidden-size"),
+         "of memory for its weights and gradients", process=AFTER_LOAD),
+    Case("char_lm--hidden-size-1e10", "flags", char_lm("--hidden-size", "10000000000"), "--hidden-size",
+         process=AFTER_LOAD),
     Case("mnist_rows--hidden-size-2000000", "flags", mnist_rows("--hidden-size", "2000000"),
-         "choose a smaller --hidden-size"),
+         "choose a smaller --hidden-size", process=AFTER_LOAD),
 ]
 
 
@@ -742,7 +769,7 @@ FLAGS += [
     Case("mnist_rows--activation-relu-preset-lstm", "flags", _mnist_flag_argv("--activation", "relu"),
          "--activation relu needs --cell rnn"),
     Case("char_lm-MPLBACKEND-broken", "flags", char_lm(), "MPLBACKEND='nonsense' is not a matplotlib backend",
-         setup=lambda c: c.env.update({"MPLBACKEND": "nonsense"})),
+         setup=lambda c: c.env.update({"MPLBACKEND": "nonsense"}), process=FRESH_IMPORT),
 ]
 
 MNIST_DATA = [
@@ -814,10 +841,11 @@ OTHER_TASKS = [
     Case("compare-from-torn-metrics", "compare/evaluate",
          lambda c: ["-m", "tasks.compare", "--out", str(c.tmp / "cmp"), "--from", str(copy_of_char_run(c))],
          "did not finish (no summary line)",
-         setup=lambda c: (lambda p: p.write_bytes(p.read_bytes()[:-40]))(copy_char_run(c) / "metrics.jsonl")),
+         setup=uses_material(lambda c: (lambda p: p.write_bytes(p.read_bytes()[:-40]))(copy_char_run(c) /
+                                                                                      "metrics.jsonl"))),
     Case("compare-from-damaged-metrics", "compare/evaluate",
          lambda c: ["-m", "tasks.compare", "--out", str(c.tmp / "cmp"), "--from", str(copy_of_char_run(c))],
-         "Line 2 of", setup=lambda c: _tear_line(copy_char_run(c) / "metrics.jsonl", 1)),
+         "Line 2 of", setup=uses_material(lambda c: _tear_line(copy_char_run(c) / "metrics.jsonl", 1))),
     Case("compare-from-missing-folder", "compare/evaluate",
          lambda c: ["-m", "tasks.compare", "--out", str(c.tmp / "cmp"), "--from", str(c.tmp / "nowhere")],
          "holds no metrics.jsonl"),
@@ -839,13 +867,44 @@ OTHER_TASKS = [
 ]
 
 
+def translate(*extra: str) -> Callable[[Ctx], list[str]]:
+    return lambda c: ["-m", "tasks.translate", "--backend", "torch", "--device", "cpu", "--no-progress",
+                      "--out", str(c.out), *extra]
+
+
+def attending_checkpoint(c: Ctx) -> None:
+    from tests.test_translate_task import numpy_checkpoint
+
+    numpy_checkpoint(c.tmp / "attends.safetensors", "additive")
+
+
+TRANSLATE = [
+    Case("translate-attention-unknown", "flags", translate("--attention", "bahdanau"), "invalid choice: 'bahdanau'"),
+    Case("translate-held-out-every-pair", "flags", translate("--held-out", "641"), "leaves none to train on"),
+    Case("translate-bidirectional", "flags", translate("--bidirectional"), "does not fit the encoder-decoder"),
+    Case("translate-corpus-without-tab", "corpus",
+         lambda c: translate("--corpus", str(c.tmp / "pairs.txt"), "--num-pairs", "3", "--held-out", "1")(c),
+         "has no tab", setup=write("pairs.txt", "go .\tva !\nhi .\nrun !\tcours !\n")),
+    Case("translate-corpus-not-utf8", "corpus",
+         lambda c: translate("--corpus", str(c.tmp / "pairs.txt"), "--num-pairs", "2", "--held-out", "1")(c),
+         "is not UTF-8 text", setup=write("pairs.txt", b"go .\tva !\nhi .\t\xff\n")),
+    Case("translate-empty-sentence", "compare/evaluate",
+         lambda c: ["-m", "tasks.translate", "--checkpoint", str(c.tmp / "attends.safetensors"), "--backend",
+                    "torch", "--sentence", ""], "each --sentence must be non-empty text", setup=attending_checkpoint),
+    Case("convert-attention-has-no-plain-form", "compare/evaluate",
+         lambda c: ["-m", "tasks.convert", "--checkpoint", str(c.tmp / "attends.safetensors"), "--to", "torch",
+                    "--out", str(c.tmp / "plain.pt")], "has no plain-module form", setup=attending_checkpoint),
+]
+
+
 def _tear_line(path: Path, index: int) -> None:
     lines = path.read_text().splitlines(keepends=True)
     lines[index] = lines[index][:30] + "\n"
     path.write_text("".join(lines))
 
 
-CASES: list[Case] = [*OUTPUT, *POLICY, *RESUME, *CHECKPOINT, *CORPUS, *FLAGS, *MNIST_DATA, *IDX_DATA, *OTHER_TASKS]
+CASES: list[Case] = [*OUTPUT, *POLICY, *RESUME, *CHECKPOINT, *CORPUS, *FLAGS, *MNIST_DATA, *IDX_DATA, *OTHER_TASKS,
+                     *TRANSLATE]
 assert len({case.id for case in CASES}) == len(CASES), "case ids must be unique"
 
 
@@ -874,7 +933,7 @@ def unprivileged_problem(probe_dir: str) -> Optional[str]:
     locked.mkdir(mode=0o000, exist_ok=True)
     try:
         done = subprocess.run([sys.executable, "-c", f"import os, sys; sys.exit(os.access({str(locked)!r}, os.W_OK))"],
-                              preexec_fn=_drop_dac_capabilities, capture_output=True, text=True, timeout=60)
+                              preexec_fn=_drop_dac_capabilities, capture_output=True, text=True, timeout=300)
     except (OSError, subprocess.SubprocessError) as error:
         return f"cannot drop CAP_DAC_OVERRIDE for the command ({error})"
     finally:
@@ -882,10 +941,14 @@ def unprivileged_problem(probe_dir: str) -> Optional[str]:
     return None if done.returncode == 0 else "dropping CAP_DAC_OVERRIDE did not make root obey file modes"
 
 
+# Every command of a case: MNIST downloads go to a closed port (nothing leaves the machine).
+COMMAND_ENV = {"SEQCORE_MNIST_MIRRORS": "http://127.0.0.1:9/", "NO_PROXY": "127.0.0.1"}
+
+
 def run_python(argv: list[str], env_extra: dict[str, str] | None = None, unprivileged: bool = False,
                ) -> subprocess.CompletedProcess:
     env = {"OMP_NUM_THREADS": "1", **os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1",
-           "SEQCORE_MNIST_MIRRORS": "http://127.0.0.1:9/", "NO_PROXY": "127.0.0.1", **(env_extra or {})}
+           **COMMAND_ENV, **(env_extra or {})}
     preexec = _drop_dac_capabilities if unprivileged and os.geteuid() == 0 else None
     return subprocess.run([sys.executable, *argv], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=TIMEOUT, preexec_fn=preexec)
@@ -942,14 +1005,65 @@ def material(tmp_path_factory: pytest.TempPathFactory) -> Material:
     return Material(tmp_path_factory.mktemp("catalogue-runs"))
 
 
+# -- which cases are slow, which run in-process -----------------------------------------------------
+
+class _MaterialProbe:
+    """Stands in for the module's runs while the catalogue is collected: records whether an argv
+    builder asks for one (nothing is trained, nothing is read)."""
+
+    def __init__(self) -> None:
+        self.asked = False
+
+    @property
+    def char_run(self) -> Path:
+        self.asked = True
+        return Path("/material-probe/char_run")
+
+    mnist_run = char_run
+    root = Path("/material-probe")
+
+
+def needs_material(case: Case) -> bool:
+    """Whether the case reads the trained char_lm / mnist_rows runs (a setup marked uses_material,
+    or an argv that names them); building them trains PyTorch, so such a case is slow."""
+    if getattr(case.setup, "uses_material", False):
+        return True
+    probe = _MaterialProbe()
+    try:
+        case.argv(Ctx(Path("/material-probe/tmp"), probe))  # type: ignore[arg-type]
+    except pytest.skip.Exception:  # no MNIST files here: the case skips when it runs
+        pass
+    return probe.asked
+
+
+def loads_framework(case: Case) -> bool:
+    """The slow cases: their command loads PyTorch, or they read the runs it trained."""
+    return case.process == AFTER_LOAD or needs_material(case)
+
+
+def in_own_process(case: Case) -> bool:
+    """A case runs its command in a fresh interpreter when it says why (Case.process), or when, as
+    root, the command must run without the capabilities that ignore file modes (dropped before exec,
+    which no in-process call can undo); every other case calls main(argv)."""
+    return case.process is not None or (case.unprivileged and os.geteuid() == 0)
+
+
 def _params() -> list:
-    return [pytest.param(case, id=case.id, marks=[pytest.mark.xfail(strict=True, reason=case.xfail)]
-                         if case.xfail else []) for case in CASES]
+    params = []
+    for case in CASES:
+        marks = [pytest.mark.xfail(strict=True, reason=case.xfail)] if case.xfail else []
+        if loads_framework(case):
+            marks.append(pytest.mark.slow)
+        params.append(pytest.param(case, id=case.id, marks=marks))
+    return params
 
 
 @pytest.mark.parametrize("case", _params())
 def test_refused_in_one_sentence(case: Case, material: Material, tmp_path: Path) -> None:
     ctx = Ctx(tmp_path, material)
+    material.allowed = needs_material(case)
+    if loads_framework(case):
+        require_backend("torch")  # the material's runs and these commands load PyTorch
     try:
         if case.unprivileged and os.geteuid() == 0:
             problem = unprivileged_problem(str(material.root))
@@ -967,10 +1081,14 @@ def test_refused_in_one_sentence(case: Case, material: Material, tmp_path: Path)
         lock = None
         if ctx.lock_path is not None:
             lock = os.open(ctx.lock_path, os.O_RDWR)
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # flock: a second open() conflicts, in-process too
+        env = {**COMMAND_ENV, "SEQCORE_CACHE": str(tmp_path / "cache"), **ctx.env}
         try:
-            result = run_python(argv, env_extra={"SEQCORE_CACHE": str(tmp_path / "cache"), **ctx.env},
-                                unprivileged=case.unprivileged)
+            if in_own_process(case):
+                result = run_python(argv, env_extra=env, unprivileged=case.unprivileged)
+            else:
+                # The folder a subprocess would run in holds the checkout; tmp_path is watched instead.
+                result = run_command(argv, env=env, cwd=tmp_path)
         finally:
             if lock is not None:
                 os.close(lock)
@@ -978,6 +1096,7 @@ def test_refused_in_one_sentence(case: Case, material: Material, tmp_path: Path)
         assert_refused(result, case.fragment)
         assert_untouched(before, after, allowed)
     finally:
+        material.allowed = False
         for cleanup in reversed(ctx.cleanups):
             cleanup()
 
@@ -988,10 +1107,17 @@ def test_catalogue_is_large_and_covers_every_group() -> None:
                                               "mnist-data", "compare/evaluate"}
 
 
+def test_most_cases_run_in_process_and_fast() -> None:
+    """The tiers' point: a refusal is checked in milliseconds unless it truly needs training or a process."""
+    fast = [case for case in CASES if not loads_framework(case)]
+    assert len(fast) >= len(CASES) // 2, f"only {len(fast)} of {len(CASES)} cases are in the fast tier"
+    assert sum(case.process is not None for case in CASES) <= 10
+
+
 @pytest.mark.parametrize("task", ["char_lm", "mnist_rows"])
-def test_help_is_printed(task: str) -> None:
+def test_help_is_printed(task: str, tmp_path: Path) -> None:
     """Not bad input, but the flags the catalogue names must be the ones --help shows."""
-    result = run_python(["-m", f"tasks.{task}", "--help"])
+    result = run_command(["-m", f"tasks.{task}", "--help"], cwd=tmp_path)
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-3000:]
     assert "--hidden-size" in result.stdout
     if task == "char_lm":

@@ -1,5 +1,6 @@
 """`python -m tasks.char_lm` on bad input: one sentence on stderr, exit status 2, no traceback,
-nothing good overwritten. Most input is rejected before a framework is even loaded."""
+nothing good overwritten. Most input is rejected before a framework is even loaded: those cases
+call main(argv) in-process (tests/inprocess.py); the ones that train are slow."""
 from __future__ import annotations
 
 import json
@@ -9,6 +10,7 @@ import pytest
 
 from seqcore.run.log import read_metrics
 from tests.conftest import assert_one_sentence, python, require_backend
+from tests.inprocess import refuses
 
 TINY = ["--epochs", "1", "--max-tokens", "600", "--batch-size", "4", "--num-steps", "5",
         "--hidden-size", "8", "--no-progress", "--num-preds", "5"]
@@ -16,6 +18,12 @@ TINY = ["--epochs", "1", "--max-tokens", "600", "--batch-size", "4", "--num-step
 
 def run_char_lm(*args: str, **kwargs):
     return python("-m", "tasks.char_lm", *args, **kwargs)
+
+
+def refused(folder: Path, *args: str, fragments: tuple[str, ...]) -> None:
+    out = folder / "run"
+    refuses(["-m", "tasks.char_lm", "--backend", "torch", *TINY, "--out", str(out), *args], folder, *fragments,
+            out=out)
 
 
 @pytest.mark.parametrize("flag, value, fragment", [
@@ -26,8 +34,8 @@ def run_char_lm(*args: str, **kwargs):
     ("--epochs", "ten", "invalid int value"),
     ("--schedule", "linear", "invalid choice"),
 ])
-def test_unknown_choices(flag: str, value: str, fragment: str) -> None:
-    assert_one_sentence(run_char_lm("--backend", "torch", *TINY, flag, value), fragment)
+def test_unknown_choices(flag: str, value: str, fragment: str, tmp_path: Path) -> None:
+    refused(tmp_path, flag, value, fragments=(fragment,))
 
 
 @pytest.mark.parametrize("flag, value, fragment", [
@@ -44,8 +52,8 @@ def test_unknown_choices(flag: str, value: str, fragment: str) -> None:
     ("--temperature", "nan", "--temperature must be zero or more, got nan"),
     ("--prefix", "", "--prefix must be non-empty text"),
 ])
-def test_non_positive_sizes_and_rates(flag: str, value: str, fragment: str) -> None:
-    assert_one_sentence(run_char_lm("--backend", "torch", *TINY, flag, value), fragment)
+def test_non_positive_sizes_and_rates(flag: str, value: str, fragment: str, tmp_path: Path) -> None:
+    refused(tmp_path, flag, value, fragments=(fragment,))
 
 
 def test_corpus_problems(tmp_path: Path) -> None:
@@ -57,11 +65,11 @@ def test_corpus_problems(tmp_path: Path) -> None:
     cases = [(tmp_path / "missing.txt", "missing.txt"), (empty, "empty"), (binary, "UTF-8"),
              (digits, "no letters"), (short, "batch")]
     for path, fragment in cases:
-        assert_one_sentence(run_char_lm("--backend", "torch", *TINY, "--corpus", str(path)), fragment)
+        refused(tmp_path, "--corpus", str(path), fragments=(fragment,))
 
 
-def test_prefix_outside_the_vocabulary() -> None:
-    assert_one_sentence(run_char_lm("--backend", "torch", *TINY, "--prefix", "time 2 travel!"), "'2'", "'!'")
+def test_prefix_outside_the_vocabulary(tmp_path: Path) -> None:
+    refused(tmp_path, "--prefix", "time 2 travel!", fragments=("'2'", "'!'"))
 
 
 def test_missing_framework_names_the_extra(tmp_path: Path) -> None:
@@ -72,6 +80,7 @@ def test_missing_framework_names_the_extra(tmp_path: Path) -> None:
     assert_one_sentence(result, "torch backend cannot be loaded", "No module named 'torch'", ".[torch]")
 
 
+@pytest.mark.slow
 def test_gpu_requested_without_one(backend_name: str) -> None:
     result = run_char_lm("--backend", backend_name, *TINY, "--device", "gpu")
     if result.returncode == 0:
@@ -79,6 +88,7 @@ def test_gpu_requested_without_one(backend_name: str) -> None:
     assert_one_sentence(result, "gpu")
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_and_keeps_the_good_checkpoint(tmp_path: Path) -> None:
     require_backend("torch")
     out = str(tmp_path / "run")
@@ -92,6 +102,7 @@ def test_nan_loss_stops_and_keeps_the_good_checkpoint(tmp_path: Path) -> None:
     assert not (tmp_path / "nan" / "model.safetensors").exists()
 
 
+@pytest.mark.slow
 def test_divergence_stops_a_finite_but_exploding_loss(tmp_path: Path) -> None:
     """lr 100 without clipping: losses 3.3, 20.8, 197.6, ... stay finite, and the run stops at the
     first one above 10x the reference (the first step's loss during epoch 1) before its update."""
@@ -108,6 +119,7 @@ def test_divergence_stops_a_finite_but_exploding_loss(tmp_path: Path) -> None:
     assert unchecked.returncode == 0, unchecked.stderr  # --divergence 0: only NaN / inf stop a run
 
 
+@pytest.mark.slow
 def test_a_second_run_in_one_process_starts_afresh(backend_name: str, tmp_path: Path) -> None:
     """d2l pitfall: a second training run silently reused the first one's weights."""
     code = ("import json\nfrom tasks.char_lm import CharLMConfig, run\n"
@@ -120,6 +132,7 @@ def test_a_second_run_in_one_process_starts_afresh(backend_name: str, tmp_path: 
     assert first == second and same_text
 
 
+@pytest.mark.slow
 def test_logs_people_already_use(tmp_path: Path) -> None:
     """config.json (reruns with --config), metrics.csv, TensorBoard events, last and best checkpoints."""
     require_backend("torch")
@@ -138,6 +151,7 @@ def test_logs_people_already_use(tmp_path: Path) -> None:
     assert read_metrics(rerun / "metrics.jsonl")[-1]["train_ppl"] == read_metrics(out / "metrics.jsonl")[-1]["train_ppl"]
 
 
+@pytest.mark.slow
 def test_without_out_each_run_gets_a_new_version_folder(tmp_path: Path) -> None:
     require_backend("torch")
     for _ in range(2):

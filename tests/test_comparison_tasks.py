@@ -4,10 +4,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from seqcore.backend import BACKENDS
 from tests.conftest import python, require_backend
+from tests.inprocess import refuses
 
 
+@pytest.mark.slow
 def test_benchmark_reports_every_backend_and_model(tmp_path: Path) -> None:
     for name in BACKENDS:
         require_backend(name)
@@ -30,6 +34,7 @@ def test_benchmark_reports_every_backend_and_model(tmp_path: Path) -> None:
     assert "tokens/s" in result.stdout and (tmp_path / "benchmark.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_benchmark_word_configuration_uses_an_embedding(tmp_path: Path) -> None:
     """--token word: the whole book's words (vocabulary ~4,600) through an embedding on each backend."""
     for name in BACKENDS:
@@ -42,6 +47,7 @@ def test_benchmark_word_configuration_uses_an_embedding(tmp_path: Path) -> None:
         assert 4000 < report["results"][0]["vocab_size"] < 6000
 
 
+@pytest.mark.slow
 def test_benchmark_compile_adds_pytorch_rows_only(tmp_path: Path) -> None:
     """--compile: a scratch-compiled row on PyTorch beside the eager ones (with its compile time),
     none on MXNet, and the figure draws both backends' rows."""
@@ -60,12 +66,12 @@ def test_benchmark_compile_adds_pytorch_rows_only(tmp_path: Path) -> None:
     assert refused.returncode == 2 and "--compile times PyTorch's scratch models" in refused.stderr
 
 
-def test_benchmark_rejects_unknown_names() -> None:
-    result = python("-m", "tasks.benchmark", "--cells", "rnn,lstn")
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "each of --cells must be one of rnn, gru, lstm, got 'lstn'" in result.stderr
+def test_benchmark_rejects_unknown_names(tmp_path: Path) -> None:
+    refuses(["-m", "tasks.benchmark", "--cells", "rnn,lstn"], tmp_path,
+            "each of --cells must be one of rnn, gru, lstm, got 'lstn'")
 
 
+@pytest.mark.slow
 def test_compare_trains_both_and_reports(tmp_path: Path) -> None:
     """The flags after `--` reach every run (here: the char LM shrunk); one folder per backend."""
     for name in BACKENDS:
@@ -82,8 +88,8 @@ def test_compare_trains_both_and_reports(tmp_path: Path) -> None:
 
 
 def test_compare_from_a_directory_without_metrics(tmp_path: Path) -> None:
-    result = python("-m", "tasks.compare", "--from", str(tmp_path), "--out", str(tmp_path / "o"))
-    assert result.returncode == 2 and "holds no metrics.jsonl" in result.stderr
+    refuses(["-m", "tasks.compare", "--from", str(tmp_path), "--out", str(tmp_path / "o")], tmp_path,
+            "holds no metrics.jsonl", out=tmp_path / "o")
 
 
 # -- the benchmark's folder: never silently replaced, never another command's ------------------------
@@ -96,8 +102,6 @@ def _benchmark(*argv: str) -> int:
 
 def test_benchmark_refuses_another_commands_folder_and_its_own_earlier_results(tmp_path: Path) -> None:
     """In this process: every refusal comes before a worker starts."""
-    import pytest
-
     from seqcore.errors import SeqcoreError
 
     run = tmp_path / "run"
@@ -131,6 +135,7 @@ def test_benchmark_refuses_another_commands_folder_and_its_own_earlier_results(t
     assert not (tmp_path / "new").exists() and sorted(p.name for p in run.iterdir()) == ["config.json"]
 
 
+@pytest.mark.slow
 def test_benchmark_resume_keeps_the_backends_measured_and_overwrite_replaces(tmp_path: Path) -> None:
     for name in BACKENDS:
         require_backend(name)

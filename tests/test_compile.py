@@ -14,6 +14,8 @@ import pytest
 
 from tests.conftest import python, require_backend
 
+pytestmark = pytest.mark.slow  # every test here runs a framework in a subprocess
+
 TINY = ["--backend", "torch", "--device", "cpu", "--impl", "scratch", "--epochs", "1", "--max-tokens", "600",
         "--batch-size", "4", "--num-steps", "5", "--hidden-size", "8", "--no-progress", "--num-preds", "5",
         "--log-every", "1"]

@@ -114,6 +114,7 @@ def test_backend_classes_implement_every_primitive_and_none_overrides_the_loop()
         assert "create_backend" in surface
 
 
+@pytest.mark.slow
 def test_each_backend_loads_as_a_complete_subclass_of_the_seam(backend_name: str) -> None:
     code = ("import inspect\n"
             "from seqcore import backend as seam\n"
@@ -216,7 +217,7 @@ def test_one_place_imports_a_backend_or_its_parts() -> None:
 
 @pytest.mark.parametrize("name, part, fragment", [
     ("jax", None, "Unknown backend 'jax': choose one of mxnet, torch."),
-    ("torch", "cuda", "Unknown part 'cuda' of a backend: choose one of distributed, interchange, bare, onnx."),
+    ("torch", "cuda", "Unknown part 'cuda' of a backend: choose one of distributed, interchange, bare, onnx, seq2seq."),
     ("mxnet", "onnx", "The mxnet backend has no onnx part; it comes with torch."),
 ])
 def test_load_part_refuses_in_one_sentence_before_importing(name: str, part, fragment: str) -> None:

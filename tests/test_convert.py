@@ -167,6 +167,7 @@ for name, (layer, embed) in {"gru": (rnn.GRU(5, num_layers=2), 0),
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["torch", "gluon"])
 def test_exports_load_into_the_readme_modules(fmt: str, tmp_path: Path) -> None:
     require_backend("torch" if fmt == "torch" else "mxnet")
@@ -263,6 +264,7 @@ for name in sys.argv[1:]:
 """
 
 
+@pytest.mark.slow
 def test_a_plain_gluon_model_runs_in_seqcore_on_torch(tmp_path: Path) -> None:
     """The guide's Gluon block trained for 3 SGD steps and saved with save_parameters, and the
     d2l book's own RNNModel, imported (all of it read from the file's shapes), give Gluon's
@@ -307,6 +309,7 @@ np.savez(sys.argv[3], *outputs)
 """
 
 
+@pytest.mark.slow
 def test_onnx_export_matches_the_reference(tmp_path: Path) -> None:
     missing = [name for name in ("onnx", "onnxruntime") if importlib.util.find_spec(name) is None]
     if missing:
@@ -342,6 +345,7 @@ def test_onnx_without_the_extra_says_how_to_install_it(monkeypatch: pytest.Monke
 
 # -- a run trained on MXNet: exported, imported back, evaluated ---------------------------------
 
+@pytest.mark.slow
 def test_an_mxnet_run_goes_to_torch_and_back_to_evaluate(tmp_path: Path) -> None:
     """Trained on MXNet, exported as a state_dict and a .params file (each checked by the
     converter against the reference in the plain module), imported back with its vocabulary,
@@ -462,6 +466,7 @@ def worker_results(bad_files: Path) -> tuple[dict, bool]:
     return json.loads(result.stdout.strip().splitlines()[-1]), _listing(bad_files) == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, argv, fragment, where", BAD_CASES, ids=[case[0] for case in BAD_CASES])
 def test_bad_input_is_refused_in_one_sentence(bad_files: Path, worker_results, name: str, argv: list[str],
                                               fragment: str, where: str) -> None:

@@ -166,3 +166,43 @@ def test_corpus_by_url_is_downloaded_verified_and_cached(tmp_path: Path, monkeyp
         assert server.requests == ["/story.txt"]  # the second load came from the cache
     finally:
         server.close()
+
+
+def test_whole_text_preprocessing_is_d2l_1_0s() -> None:
+    """d2l 1.0: re.sub('[^A-Za-z]+', ' ', text).lower() over the whole text: 173,428 characters."""
+    tokens = corpus.load_corpus(preprocessing="text")
+    assert len(tokens) == 173_428
+    assert "".join(tokens[:41]) == "the time machine by h g wells i the time "
+    assert corpus.preprocess("Ab,\n\ncd \n", "text") == ["ab cd "]  # a line break is a space, nothing stripped
+    assert corpus.load_corpus(token="word", preprocessing="text") == corpus.load_corpus(token="word")
+    with pytest.raises(SeqcoreError, match="Unknown preprocessing 'words'"):
+        corpus.preprocess("a", "words")
+
+
+def test_window_split_is_d2l_1_0s() -> None:
+    """num_train windows from tokens 0 .., num_val right after, each num_steps + 1 tokens."""
+    tokens = list(range(100))
+    train, val = corpus.split_windows(tokens, 5, 20, 10)
+    assert train == list(range(25)) and val == list(range(20, 35))
+    with pytest.raises(SeqcoreError, match="holds 95 windows of 5 \\+ 1 tokens, fewer than the 90 \\+ 10"):
+        corpus.split_windows(tokens, 5, 90, 10)
+    with pytest.raises(SeqcoreError, match="--val-windows must be a positive integer, got 0"):
+        corpus.split_windows(tokens, 5, 20, 0)
+
+
+def test_the_corpus_spec_holds_the_books_variants() -> None:
+    """d2l 1.0's text, vocabulary and window split as fields of the data spec, kept through JSON."""
+    from seqcore.data.spec import CorpusSpec, data_spec_from_dict
+    from seqcore.errors import ConfigError
+
+    spec = CorpusSpec(max_tokens=None, preprocess="text", vocab_order="alphabetical", windows=[10_000, 5_000, 32])
+    assert spec.windows == (10_000, 5_000, 32) and data_spec_from_dict(spec.to_dict()) == spec
+    data = spec.load()
+    assert data.vocab.unk == 1 and len(data.train_ids) == 10_032 and len(data.val_ids) == 5_032
+    assert CorpusSpec().load().vocab.idx_to_token[:4] == ["<unk>", " ", "e", "t"]
+    with pytest.raises(ConfigError, match="--val-windows must be a positive whole number, got 0"):
+        CorpusSpec(windows=(10, 0, 5))
+    with pytest.raises(ConfigError, match="must be \\(train windows, validation windows, steps\\)"):
+        CorpusSpec(windows=(10, 5))
+    with pytest.raises(SeqcoreError, match="Unknown preprocessing 'words'"):
+        CorpusSpec(preprocess="words")

@@ -17,6 +17,8 @@ from seqcore.backend import BACKENDS
 from seqcore.run.log import read_metrics
 from tests.conftest import ROOT, python, require_backend
 
+pytestmark = pytest.mark.slow  # every test here runs a framework in a subprocess
+
 LOCKSTEP_STEPS = 20
 # float32 on both sides, different summation orders: per-step differences start near 1e-7 and
 # grow with each update (measured: at most 9e-7 relative over 20 steps for concise LSTM).

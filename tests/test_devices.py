@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.conftest import python, require_backend
+
+pytestmark = pytest.mark.slow  # every test here runs a framework in a subprocess
 
 HOPPER_ERROR = ("MXNetError: Check failed: err == cudaSuccess (209 vs. 0) : "
                 "CUDA error 209: no kernel image is available for execution on the device")

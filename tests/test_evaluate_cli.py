@@ -3,7 +3,9 @@ anything that does not match (vocabulary, weights, metadata, corpus, flags) one 
 status 2, no framework loaded and no file changed.
 
 One tiny run is trained (PyTorch, 600 characters, one epoch) on a copy of the Time Machine in a
-temporary folder; each case tampers a copy of its checkpoint, or edits or removes its corpus.
+temporary folder; each case tampers a copy of its checkpoint, or edits or removes its corpus. The
+refusals call main(argv) in-process with framework imports blocked (tests/inprocess.py), which
+proves that none loads before the checks; the cases that need the trained run are slow.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from seqcore.model.params import init_params
 from seqcore.model.spec import ModelSpec
 from seqcore.run.checkpoint import Checkpoint, save_checkpoint
 from tests.conftest import ROOT, assert_one_sentence, python, require_backend
+from tests.inprocess import run_command
 
 TINY = ["--epochs", "1", "--max-tokens", "600", "--batch-size", "4", "--num-steps", "5",
         "--hidden-size", "8", "--num-preds", "5", "--no-progress"]
@@ -63,28 +66,25 @@ def trained(tmp_path_factory) -> Trained:
     return train(tmp_path_factory.mktemp("trained"))
 
 
-@pytest.fixture(scope="module")
-def no_frameworks(tmp_path_factory) -> Path:
-    """A folder searched first that makes `import torch` and `import mxnet` fail: a refusal that
-    comes out with it proves that no framework was loaded before the check."""
-    folder = tmp_path_factory.mktemp("no_frameworks")
-    for name in ("torch", "mxnet"):
-        (folder / name).mkdir()
-        (folder / name / "__init__.py").write_text(f"raise ImportError('{name} must not load before the checks')\n")
-    return folder
-
-
 def checksums(*roots: Path) -> dict[str, str]:
     return {str(p): hashlib.sha256(p.read_bytes()).hexdigest()
             for root in roots for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def evaluate(*args: str, watch: tuple[Path, ...], path_first: Path | None = None):
-    """Run the command; every file under `watch` must be unchanged afterwards."""
+def evaluate(*args: str, watch: tuple[Path, ...]):
+    """Run the command in a process of its own; every file under `watch` must be unchanged afterwards."""
     before = checksums(*watch)
-    result = python("-m", "tasks.evaluate", *args, path_first=str(path_first) if path_first else None)
+    result = python("-m", "tasks.evaluate", *args)
     assert checksums(*watch) == before, "evaluate changed a file"
     return result
+
+
+def refused(*args: str, watch: tuple[Path, ...], fragment: str, also: tuple[str, ...] = ()) -> None:
+    """The command in-process (no framework may load), refused in one sentence holding `fragment`
+    (and `also`); every file under `watch` unchanged."""
+    before = checksums(*watch)
+    assert_one_sentence(run_command(["-m", "tasks.evaluate", *args], cwd=watch[-1]), fragment, *also)
+    assert checksums(*watch) == before, "evaluate changed a file"
 
 
 def tamper(source: Path, target: Path, edit: Callable[[dict[str, np.ndarray], dict[str, Any]], None]) -> Path:
@@ -201,23 +201,22 @@ LEGACY_TAMPERED = {
 
 
 @pytest.mark.parametrize("case", list(LEGACY_TAMPERED))
-def test_tampered_format_2_checkpoint(no_frameworks: Path, tmp_path: Path, case: str) -> None:
+def test_tampered_format_2_checkpoint(tmp_path: Path, case: str) -> None:
     edit, fragment = LEGACY_TAMPERED[case]
     copy = tamper(GOLDEN, tmp_path / "model.safetensors", edit)
-    result = evaluate("--checkpoint", str(copy), "--backend", "torch", watch=(GOLDEN.parent, tmp_path),
-                      path_first=no_frameworks)
-    assert_one_sentence(result, fragment)
+    refused("--checkpoint", str(copy), "--backend", "torch", watch=(GOLDEN.parent, tmp_path), fragment=fragment)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(TAMPERED))
-def test_tampered_checkpoint(trained: Trained, no_frameworks: Path, tmp_path: Path, case: str) -> None:
+def test_tampered_checkpoint(trained: Trained, tmp_path: Path, case: str) -> None:
     edit, fragment = TAMPERED[case]
     copy = tamper(trained.checkpoint, tmp_path / "model.safetensors", edit)
-    result = evaluate("--checkpoint", str(copy), "--backend", "torch", watch=(trained.folder.parent, tmp_path),
-                      path_first=no_frameworks)
-    assert_one_sentence(result, fragment)
+    refused("--checkpoint", str(copy), "--backend", "torch", watch=(trained.folder.parent, tmp_path),
+            fragment=fragment)
 
 
+@pytest.mark.slow
 def test_tamper_keeps_an_untouched_copy_usable(trained: Trained, tmp_path: Path) -> None:
     """The tampering itself changes nothing else: an unedited rewrite evaluates to the run's figure."""
     copy = tamper(trained.checkpoint, tmp_path / "model.safetensors", lambda tensors, meta: None)
@@ -226,20 +225,20 @@ def test_tamper_keeps_an_untouched_copy_usable(trained: Trained, tmp_path: Path)
     assert json.loads(result.stdout)["val_ppl"] == pytest.approx(trained.summary["val_ppl"], rel=RTOL["torch"])
 
 
-def test_corpus_edited_then_removed(no_frameworks: Path, tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_corpus_edited_then_removed(tmp_path: Path) -> None:
     run = train(tmp_path / "own")
     text = run.corpus.read_text()
     tail = text.rindex("the ")  # one letter in the held-out tail: same vocabulary, other bytes
     run.corpus.write_text(text[:tail] + "tha " + text[tail + 4:])
-    result = evaluate("--checkpoint", str(run.folder), "--backend", "torch", watch=(tmp_path,),
-                      path_first=no_frameworks)
-    assert_one_sentence(result, f"The corpus {run.corpus} has changed since", "SHA-256")
+    refused("--checkpoint", str(run.folder), "--backend", "torch", watch=(tmp_path,),
+            fragment=f"The corpus {run.corpus} has changed since", also=("SHA-256",))
     run.corpus.unlink()
-    result = evaluate("--checkpoint", str(run.folder), "--backend", "torch", watch=(tmp_path,),
-                      path_first=no_frameworks)
-    assert_one_sentence(result, f"The corpus {run.corpus} that", "is missing")
+    refused("--checkpoint", str(run.folder), "--backend", "torch", watch=(tmp_path,),
+            fragment=f"The corpus {run.corpus} that", also=("is missing",))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, fragment", [
     (["--batch-size", "0"], "--batch-size must be a positive number, got 0"),
     (["--num-steps", "-1"], "--num-steps must be a positive number, got -1"),
@@ -258,38 +257,38 @@ def test_corpus_edited_then_removed(no_frameworks: Path, tmp_path: Path) -> None
     (["--checkpoint", "{empty}"], "holds no model.safetensors"),
     (["--checkpoint", "{empty}", "--best"], "holds no best.safetensors"),
 ])
-def test_bad_flags(trained: Trained, no_frameworks: Path, tmp_path: Path, args: list[str], fragment: str) -> None:
+def test_bad_flags(trained: Trained, tmp_path: Path, args: list[str], fragment: str) -> None:
     paths = {"checkpoint": str(trained.checkpoint), "empty": str(tmp_path)}
     args = [a.format(**paths) for a in args]
     given = [] if "--checkpoint" in args else ["--checkpoint", str(trained.folder)]
-    result = evaluate(*given, *args, watch=(trained.folder.parent, tmp_path), path_first=no_frameworks)
-    assert_one_sentence(result, fragment)
+    refused(*given, *args, watch=(trained.folder.parent, tmp_path), fragment=fragment)
 
 
-def test_checkpoint_flag_is_required() -> None:
-    result = python("-m", "tasks.evaluate", "--backend", "torch")
+def test_checkpoint_flag_is_required(tmp_path: Path) -> None:
+    result = run_command(["-m", "tasks.evaluate", "--backend", "torch"], cwd=tmp_path)
     assert_one_sentence(result, "the following arguments are required: --checkpoint")
     assert result.stderr.startswith("usage: python -m tasks.evaluate")
 
 
 def test_missing_checkpoint(tmp_path: Path) -> None:
-    result = python("-m", "tasks.evaluate", "--checkpoint", str(tmp_path / "nope.safetensors"), "--backend", "torch")
-    assert_one_sentence(result, "No checkpoint file")
+    refused("--checkpoint", str(tmp_path / "nope.safetensors"), "--backend", "torch", watch=(tmp_path,),
+            fragment="No checkpoint file")
 
 
 def test_checkpoint_without_vocabulary(tmp_path: Path) -> None:
     spec = ModelSpec(cell="lstm", impl="concise", input_size=28, hidden_size=4, output_size=10,
                      input_kind="dense", readout="last")
     path = save_checkpoint(tmp_path / "mnist.safetensors", Checkpoint(spec, init_params(spec)))
-    result = python("-m", "tasks.evaluate", "--checkpoint", str(path), "--backend", "torch")
-    assert_one_sentence(result, "not a language-model checkpoint")
+    refused("--checkpoint", str(path), "--backend", "torch", watch=(tmp_path,),
+            fragment="not a language-model checkpoint")
 
 
 def test_non_positive_sizes(tmp_path: Path) -> None:
-    result = python("-m", "tasks.evaluate", "--checkpoint", str(tmp_path / "m.safetensors"), "--num-steps", "0")
-    assert_one_sentence(result, "--num-steps must be a positive number, got 0")
+    refused("--checkpoint", str(tmp_path / "m.safetensors"), "--num-steps", "0", watch=(tmp_path,),
+            fragment="--num-steps must be a positive number, got 0")
 
 
+@pytest.mark.slow
 def test_the_runs_own_validation_perplexity(trained: Trained, backend_name: str) -> None:
     """The run folder, its model.safetensors and its best.safetensors (one epoch: the same one)
     give the validation perplexity the run logged, on the backend that wrote it and the other."""
@@ -313,6 +312,7 @@ def test_the_runs_own_validation_perplexity(trained: Trained, backend_name: str)
     assert "batch 2, 7 steps" in result.stdout and "'the time' -> 'the time" in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["full disk", "closed pipe"])
 def test_json_that_cannot_be_delivered_is_an_error(trained: Trained, where: str) -> None:
     """--json's one line is the whole output: lost to a full disk or a reader that has gone, the
@@ -335,6 +335,7 @@ def test_json_that_cannot_be_delivered_is_an_error(trained: Trained, where: str)
     assert_one_sentence(done, "The result could not be written to standard output")
 
 
+@pytest.mark.slow
 def test_older_checkpoint_without_corpus_checksum(trained: Trained, tmp_path: Path) -> None:
     """No fingerprint (a format-1 checkpoint had none): a warning, then the same figure."""
     copy = tamper(trained.checkpoint, tmp_path / "model.safetensors", _edit_meta(lambda m: m.pop("fingerprint")))

@@ -11,6 +11,7 @@ import pytest
 
 from seqcore.run.log import read_metrics
 from tests.conftest import assert_one_sentence, python, require_backend
+from tests.inprocess import refuses
 
 CONFIGS = [  # (cell, impl, variant): each implementation and variant, the three cells between them
     ("rnn", "scratch", "onehot"), ("gru", "concise", "onehot"),
@@ -56,6 +57,7 @@ def runs(tmp_path_factory):
     return get
 
 
+@pytest.mark.slow
 def test_every_variant_learns(runs, backend_name: str) -> None:
     for name, summary in runs(backend_name).items():
         assert len(summary["losses"]) == summary["epochs"] == 20, name
@@ -64,12 +66,14 @@ def test_every_variant_learns(runs, backend_name: str) -> None:
         assert Path(summary["checkpoint"]).is_file()
 
 
+@pytest.mark.slow
 def test_backends_agree(runs) -> None:
     first, second = runs("mxnet"), runs("torch")
     for name in first:
         assert first[name]["losses"] == pytest.approx(second[name]["losses"], rel=LOCKSTEP_RTOL, abs=LOCKSTEP_ATOL), name
 
 
+@pytest.mark.slow
 def test_command_line_prints_every_epoch(tmp_path: Path) -> None:
     require_backend("torch")
     result = hello("--backend", "torch", "--epochs", "3", *COMMON, "--out", str(tmp_path), check=True)
@@ -81,6 +85,7 @@ def test_command_line_prints_every_epoch(tmp_path: Path) -> None:
     assert all(set(r) >= {"train_loss", "eval_loss", "predicted", "correct"} for r in epochs)
 
 
+@pytest.mark.slow
 def test_resume_repeats_the_uninterrupted_run(backend_name: str, tmp_path: Path) -> None:
     """6 epochs at once, and 3 then --resume --epochs 6: the same losses and predictions, to the last bit."""
     args = ["--backend", backend_name, "--cell", "lstm", "--impl", "concise", "--variant", "embedding", *COMMON]
@@ -96,6 +101,7 @@ def test_resume_repeats_the_uninterrupted_run(backend_name: str, tmp_path: Path)
         assert [r[key] for r in got if r["kind"] == "epoch"] == [r[key] for r in expected if r["kind"] == "epoch"]
 
 
+@pytest.mark.slow
 def test_rerun_into_a_finished_folder_is_refused(tmp_path: Path) -> None:
     require_backend("torch")
     args = ["--backend", "torch", "--epochs", "2", *COMMON, "--out", str(tmp_path)]
@@ -119,5 +125,6 @@ def test_rerun_into_a_finished_folder_is_refused(tmp_path: Path) -> None:
     (["--variant", "bigram"], "invalid choice"),
 ])
 def test_nonsensical_sizes(args: list[str], fragment: str, tmp_path: Path) -> None:
-    assert_one_sentence(hello("--backend", "torch", *COMMON, "--out", str(tmp_path / "run"), *args), fragment)
+    refuses(["-m", "tasks.hello", "--backend", "torch", *COMMON, "--out", str(tmp_path / "run"), *args], tmp_path,
+            fragment)
     assert not (tmp_path / "run").exists()  # refused before any folder is made

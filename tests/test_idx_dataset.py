@@ -68,6 +68,7 @@ def trained(runs: dict[str, Path], backend: str, idx_folder: Path, root: Path) -
     return runs[backend]
 
 
+@pytest.mark.slow
 def test_idx_trains_on_files_of_another_size(backend_name: str, runs, idx_folder: Path, tmp_path_factory) -> None:
     out = trained(runs, backend_name, idx_folder, tmp_path_factory.getbasetemp())
     records = read_metrics(out / "metrics.jsonl")
@@ -90,6 +91,7 @@ def test_idx_trains_on_files_of_another_size(backend_name: str, runs, idx_folder
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_from_checkpoint_without_state_gives_the_reference_logits(backend_name: str, runs, idx_folder: Path,
                                                                    tmp_path_factory, tmp_path: Path) -> None:
     out = trained(runs, backend_name, idx_folder, tmp_path_factory.getbasetemp())

@@ -16,7 +16,8 @@ from seqcore.backend import BACKENDS
 from seqcore.data import mnist_sets
 from seqcore.run.checkpoint import load_checkpoint
 from seqcore.run.log import read_metrics
-from tests.conftest import ROOT, assert_one_sentence, python, require_backend
+from tests.conftest import ROOT, python, require_backend
+from tests.inprocess import refuses
 from tests.test_mnist_loader import FASHION_DIR, SHARED_MNIST
 
 pytestmark = pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason=f"no MNIST files at {SHARED_MNIST}")
@@ -50,33 +51,38 @@ LOCKSTEP_RTOL = 1e-4
     (["--limit-test", "20000"], "--limit-test 20,000 is more than the 10,000 images available"),
     (["--schedule", "linear"], "invalid choice: 'linear'"),
 ])
-def test_bad_arguments(args: list[str], fragment: str) -> None:
-    assert_one_sentence(python("-m", "tasks.mnist_rows", "--backend", "torch", *TINY, *args), fragment)
+def test_bad_arguments(args: list[str], fragment: str, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    refuses(["-m", "tasks.mnist_rows", "--backend", "torch", *TINY, "--out", str(out), *args], tmp_path, fragment,
+            out=out)
 
 
 def test_bad_data(tmp_path: Path) -> None:
-    missing = tmp_path / "missing"
-    assert_one_sentence(python("-m", "tasks.mnist_rows", *TINY, "--data-dir", str(missing)),
-                        f"The MNIST data directory {missing} does not exist")
+    missing, out = tmp_path / "missing", tmp_path / "run"
+    refuses(["-m", "tasks.mnist_rows", *TINY, "--out", str(out), "--data-dir", str(missing)], tmp_path,
+            f"The MNIST data directory {missing} does not exist", out=out)
     damaged = tmp_path / "damaged"
     damaged.mkdir()
     for path in SHARED_MNIST.iterdir():
         (damaged / path.name).write_bytes(path.read_bytes())
     truncated = damaged / "t10k-labels-idx1-ubyte.gz"
     truncated.write_bytes(truncated.read_bytes()[:1000])
-    assert_one_sentence(python("-m", "tasks.mnist_rows", *TINY, "--data-dir", str(damaged)),
-                        "t10k-labels-idx1-ubyte.gz is not a complete gzip file")
+    refuses(["-m", "tasks.mnist_rows", *TINY, "--out", str(out), "--data-dir", str(damaged)], tmp_path,
+            "t10k-labels-idx1-ubyte.gz is not a complete gzip file", out=out)
 
 
-def test_fresh_machine_offline_says_where_to_put_the_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SEQCORE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("SEQCORE_MNIST_MIRRORS", "http://127.0.0.1:9/")  # nothing listens: no network
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    result = python("-m", "tasks.mnist_rows", "--backend", "torch", "--no-progress")
-    assert_one_sentence(result, f"not in {tmp_path / 'cache' / 'mnist'}", "could not be downloaded",
-                        "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz", "--data-dir")
+def test_fresh_machine_offline_says_where_to_put_the_files(tmp_path: Path) -> None:
+    env = {"SEQCORE_CACHE": str(tmp_path / "cache"), "NO_PROXY": "127.0.0.1",
+           "SEQCORE_MNIST_MIRRORS": "http://127.0.0.1:9/"}  # nothing listens: no network
+    work = tmp_path / "work"  # where the default runs/ folder would go
+    work.mkdir()
+    refuses(["-m", "tasks.mnist_rows", "--backend", "torch", "--no-progress"], work,
+            f"not in {tmp_path / 'cache' / 'mnist'}", "could not be downloaded",
+            "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz", "--data-dir", env=env,
+            out=work / "runs" / "mnist_rows" / "torch-seed000" / "version_0")
 
 
+@pytest.mark.slow
 def test_short_run_learns(backend_name: str, tmp_path: Path) -> None:
     out = tmp_path / "run"
     kwargs = dict(preset="seed000", backend=backend_name, device="cpu", data_dir=str(SHARED_MNIST),
@@ -114,6 +120,7 @@ def both_backends(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[di
     return {name: read_metrics(root / name / "metrics.jsonl") for name in BACKENDS}
 
 
+@pytest.mark.slow
 def test_backends_reach_the_same_accuracy(both_backends: dict[str, list[dict]]) -> None:
     first, second = ([r for r in records if r["kind"] == "summary"][0] for records in both_backends.values())
     assert first["num_test"] == second["num_test"] == 512
@@ -122,6 +129,7 @@ def test_backends_reach_the_same_accuracy(both_backends: dict[str, list[dict]]) 
     assert first["test_loss"] == pytest.approx(second["test_loss"], rel=CROSS_LOSS_RTOL)
 
 
+@pytest.mark.slow
 def test_adam_steps_in_lockstep(both_backends: dict[str, list[dict]]) -> None:
     first, second = ([r["loss"] for r in records if r["kind"] == "step"][:LOCKSTEP_STEPS]
                      for records in both_backends.values())
@@ -129,6 +137,7 @@ def test_adam_steps_in_lockstep(both_backends: dict[str, list[dict]]) -> None:
     assert first == pytest.approx(second, rel=LOCKSTEP_RTOL)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not FASHION_DIR.is_dir(), reason=f"no Fashion-MNIST files at {FASHION_DIR}")
 def test_fashion_mnist_names_its_classes(tmp_path: Path) -> None:
     """A real Fashion-MNIST copy, verified by its published MD5s; the class names reach the summary."""

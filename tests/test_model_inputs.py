@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from seqcore.model.params import init_params
@@ -126,6 +125,7 @@ def folder(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_both_models_refuse_alike(backend_name: str, folder: Path) -> None:
     specs = json.dumps([TOKENS.to_dict(), FEATURES.to_dict()])
     done = python("-c", SCRIPT, backend_name, str(folder), specs, check=True)

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.conftest import python, require_backend
+
+pytestmark = pytest.mark.slow  # every test here runs a framework in a subprocess
 
 
 def test_scratch_cells_hybridize_to_the_same_numbers() -> None:

@@ -342,7 +342,7 @@ def test_the_validation_sizes_are_what_the_text_fills() -> None:
 
 
 def test_sizes_given_must_fit_and_the_runs_own_are_shrunk_as_the_run_shrank_them() -> None:
-    saved = SimpleNamespace(train_spec=SimpleNamespace(batch_size=32, num_steps=35))
+    saved = SimpleNamespace(train_spec=SimpleNamespace(batch_size=32, num_steps=35, sampler="sequential"))
     path = Path("run/model.safetensors")
     assert measured_sizes(path, saved, 17_058, None, None) == (32, 35)
     assert measured_sizes(path, saved, 1_000, None, None) == (28, 35)  # the run read 28 rows, and so does this
@@ -351,7 +351,7 @@ def test_sizes_given_must_fit_and_the_runs_own_are_shrunk_as_the_run_shrank_them
     with pytest.raises(SeqcoreError, match=r"--batch-size 100,000 at 35 steps needs 3,500,001 held-out tokens.*"
                                            r"give at most --batch-size 487"):
         measured_sizes(path, saved, 17_058, 100_000, None)
-    imported = SimpleNamespace(train_spec=None)  # tasks.convert's import records no training spec
+    imported = SimpleNamespace(train_spec=None, provenance={})  # an import records no training spec
     with pytest.raises(SeqcoreError, match="records no training spec .* give --batch-size and --num-steps"):
         measured_sizes(path, imported, 17_058, 32, None)
     assert measured_sizes(path, imported, 17_058, 16, 10) == (16, 10)

@@ -24,6 +24,8 @@ import uuid
 from pathlib import Path
 from typing import Callable, Optional
 
+import pytest
+
 from seqcore.run.log import read_metrics
 from tests.conftest import ROOT, require_backend
 
@@ -31,7 +33,7 @@ MARK_ENV = "SEQCORE_HYGIENE_MARK"
 SEED = int(os.environ.get("SEQCORE_HYGIENE_SEED", time.time_ns() % 2**31))
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
 COMMAND_LIMIT_S = 600.0  # a stopped or finishing command ends within this (far above its seconds of work)
-GONE_LIMIT_S = 120.0  # after the command ends, its processes are gone within this (a run may be checkpointing)
+GONE_LIMIT_S = 300.0  # after the command ends, its processes are gone within this (a run may be checkpointing)
 UP_LIMIT_S = 300.0  # the command starts its first child within this
 POLL_S = 0.1
 LM = ["-m", "tasks.char_lm", "--hidden-size", "8", "--max-tokens", "600", "--batch-size", "4", "--num-steps", "5",
@@ -178,6 +180,7 @@ PARENT = textwrap.dedent("""
 CHILD = textwrap.dedent("""
     import signal, sys, time
     signal.signal(signal.SIGTERM, lambda *a: (print("child stopped", flush=True), sys.exit(143)))
+    print("child ready", flush=True)  # on the parent's stdout, which it inherits
     time.sleep(300)
 """)
 
@@ -202,9 +205,9 @@ def test_a_stop_reaches_the_child_through_its_owner_alone() -> None:
     only as the SIGTERM its owner sends, and the owner waits for it."""
     mark = uuid.uuid4().hex
     parent, child = start_parent(mark)
-    time.sleep(0.5)  # the child's handler is installed
+    assert parent.stdout.readline() == "child ready\n"  # its handler is installed (not a sleep: a busy machine)
     os.killpg(parent.pid, signal.SIGINT)
-    out, _ = parent.communicate(timeout=60)
+    out, _ = parent.communicate(timeout=COMMAND_LIMIT_S)
     assert "code 143" in out and parent.returncode == 0
     wait_gone(mark, "SIGINT to the parent")
 
@@ -229,6 +232,7 @@ def _benchmarks(path: Path) -> dict[str, dict]:
         return {}
 
 
+@pytest.mark.slow
 def test_compare(tmp_path: Path) -> None:
     """The grid's runs, the cross-checks and the benchmark: finished runs are kept (not retrained),
     the benchmark's measured backends too, and the last invocation completes the report."""
@@ -256,6 +260,7 @@ def test_compare(tmp_path: Path) -> None:
         assert final[backend] == report, chain.context(f"the {backend} benchmark was measured again")
 
 
+@pytest.mark.slow
 def test_benchmark(tmp_path: Path) -> None:
     """Each backend measured before a stop is written at once and kept by --resume."""
     for name in ("mxnet", "torch"):
@@ -298,6 +303,7 @@ def _lm_chain(chain: Chain, out: Path, launcher: Callable[[], list[str]], backen
     assert records[-1]["kind"] == "summary"
 
 
+@pytest.mark.slow
 def test_launch(tmp_path: Path) -> None:
     """tasks.launch: the scheduler, two servers and two MXNet workers."""
     require_backend("mxnet")
@@ -305,6 +311,7 @@ def test_launch(tmp_path: Path) -> None:
               lambda: ["-m", "tasks.launch", "-n", "2", "--"], "mxnet")
 
 
+@pytest.mark.slow
 def test_torchrun(tmp_path: Path) -> None:
     """torchrun's two PyTorch workers (started in sessions of their own by torchrun) die with it."""
     require_backend("torch")
@@ -315,6 +322,7 @@ def test_torchrun(tmp_path: Path) -> None:
               "torch")
 
 
+@pytest.mark.slow
 def test_benchmark_workers(tmp_path: Path) -> None:
     """benchmark --workers: one process, then torchrun with two workers; measured rows are kept."""
     require_backend("torch")

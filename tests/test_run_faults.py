@@ -65,14 +65,14 @@ def stderr_of(process: subprocess.Popen) -> str:
     return process.stderr_path.read_text()  # type: ignore[attr-defined]
 
 
-def finish(process: subprocess.Popen, timeout: float = 300) -> str:
+def finish(process: subprocess.Popen, timeout: float = 900) -> str:
     """Wait for a run that must succeed; its stderr."""
     code = process.wait(timeout=timeout)
     assert code == 0, f"{process.args} exited {code}:\n{stderr_of(process)[-3000:]}"
     return stderr_of(process)
 
 
-def run_task(task: str, args: Sequence[str], timeout: float = 300) -> subprocess.CompletedProcess:
+def run_task(task: str, args: Sequence[str], timeout: float = 900) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", f"tasks.{task}", *args], cwd=ROOT, env=_env(),
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
@@ -139,7 +139,7 @@ class Tail:
         return self.rows
 
 
-def wait_until(process: subprocess.Popen, condition: Callable[[], bool], what: str, timeout: float = 240,
+def wait_until(process: subprocess.Popen, condition: Callable[[], bool], what: str, timeout: float = 600,
                interval: float = 0.002) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -190,6 +190,7 @@ def interrupt_in_epoch_two(task: str, args: list[str], tmp_path: Path, signum: i
     return reference, out, uninterrupted, interrupted, per_epoch
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(SIGNAL_CASES))
 def test_signal_then_resume_equals_uninterrupted_run(tmp_path: Path, backend_name: str, case: str) -> None:
     task, args, signum = SIGNAL_CASES[case]
@@ -197,7 +198,7 @@ def test_signal_then_resume_equals_uninterrupted_run(tmp_path: Path, backend_nam
         pytest.skip(f"no MNIST files in {SHARED_MNIST}")
     reference, out, uninterrupted, interrupted, per_epoch = interrupt_in_epoch_two(
         task, ["--backend", backend_name, *args], tmp_path, signum)
-    code = interrupted.wait(timeout=120)
+    code = interrupted.wait(timeout=600)
     err = stderr_of(interrupted)
     assert code == 128 + signum, f"exit {code}:\n{err[-3000:]}"
     assert resume_command(task, out) in err and "Traceback" not in err, err
@@ -328,6 +329,7 @@ class KilledRun:
         return "killed"
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments(tmp_path: Path, backend_name: str) -> None:
     args = ["--backend", backend_name, "--epochs", str(KILL_EPOCHS[backend_name]), *KILL_ARGS]
     logs, reference = tmp_path / "logs", tmp_path / "reference"
@@ -391,6 +393,7 @@ TINY = ["--max-tokens", "600", "--batch-size", "4", "--num-steps", "5", "--hidde
         "--num-preds", "5", "--eval-every", "1", "--no-progress"]
 
 
+@pytest.mark.slow
 def test_closed_stdout_does_not_stop_the_run(tmp_path: Path, backend_name: str) -> None:
     out = tmp_path / "run"
     command = " ".join(shlex.quote(part) for part in (
@@ -407,6 +410,7 @@ def test_closed_stdout_does_not_stop_the_run(tmp_path: Path, backend_name: str) 
     assert len(of_kind(rows, "summary")) == 1 and of_kind(rows, "summary")[0]["epochs"] == 3
 
 
+@pytest.mark.slow
 def test_stale_temp_files_and_a_kill_before_the_summary(tmp_path: Path) -> None:
     """A `.model.safetensors.abc.tmp` (a write cut off by a kill) is removed by --resume and by
     --overwrite. And a run killed after its last checkpoint but before its summary line (the last
@@ -459,6 +463,7 @@ def test_a_kill_after_the_early_stop_checkpoint_trains_no_further_epoch(tmp_path
     assert without_timing(records(out)) == without_timing(records(tmp_path / "whole"))
 
 
+@pytest.mark.slow
 def test_lock_refuses_a_second_run_and_dies_with_its_holder(tmp_path: Path) -> None:
     require_backend("torch")
     out, logs = tmp_path / "run", tmp_path / "logs"
@@ -471,7 +476,7 @@ def test_lock_refuses_a_second_run_and_dies_with_its_holder(tmp_path: Path) -> N
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                for second in ([*args, "--epochs", "12"], ["--out", str(out), "--resume", "--epochs", "13"])]
     for second in seconds:
-        out_text, err_text = second.communicate(timeout=300)
+        out_text, err_text = second.communicate(timeout=600)
         assert_one_sentence(subprocess.CompletedProcess(second.args, second.returncode, out_text, err_text),
                             "Another run is writing to")
     assert first.poll() is None, "the first run ended before the second ones were refused; make it longer"
@@ -484,7 +489,7 @@ def test_lock_refuses_a_second_run_and_dies_with_its_holder(tmp_path: Path) -> N
     wait_until(killed, lambda: any(r["epoch"] > 12 for r in of_kind(records(out), "step")),
                "a step line of epoch 13", interval=0.01)
     killed.send_signal(signal.SIGKILL)
-    assert killed.wait(timeout=60) == -signal.SIGKILL
+    assert killed.wait(timeout=300) == -signal.SIGKILL
     done = run_task("char_lm", ["--out", str(out), "--resume"])
     assert done.returncode == 0, done.stderr
     assert of_kind(records(out), "summary")[-1]["epochs"] == 14

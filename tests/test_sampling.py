@@ -1,4 +1,5 @@
-"""Samplers: shapes, next-token targets, contiguity, coverage of the tail, offsets, seeds.
+"""Samplers on fixed sizes: offsets, seeds, short texts, aliasing, batch counts and refusals (the
+property tests over drawn sizes are in tests/test_sampling_properties.py, which needs hypothesis).
 
 Most properties use ids = BASE + position, so a value in X names the corpus position it came
 from and every check is a comparison against exact numbers.
@@ -7,8 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from seqcore.data import sampling
 from seqcore.data.sampling import Sampler
@@ -18,31 +17,18 @@ BASE = 1000
 KINDS = [Sampler.RANDOM, Sampler.SEQUENTIAL]
 
 
-@st.composite
-def corpora(draw: st.DrawFn) -> tuple[int, int, int]:
-    """(num_tokens, batch_size, num_steps) with num_tokens just large enough or a bit more."""
-    batch_size = draw(st.integers(1, 5))
-    num_steps = draw(st.integers(1, 6))
-    needed = batch_size * num_steps + num_steps
-    return needed + draw(st.integers(0, 40)), batch_size, num_steps
-
-
 def _epoch(kind: Sampler, num_tokens: int, batch_size: int, num_steps: int, seed: int):
     ids = BASE + np.arange(num_tokens)
     return list(sampling.batches(kind, ids, batch_size, num_steps, np.random.default_rng(seed)))
 
 
-@pytest.mark.parametrize("kind", KINDS)
-@settings(max_examples=60, deadline=None)
-@given(sizes=corpora(), seed=st.integers(0, 2**32 - 1))
-def test_shapes_and_next_token_targets(
-    kind: Sampler, sizes: tuple[int, int, int], seed: int
-) -> None:
-    num_tokens, batch_size, num_steps = sizes
+# -- properties of one epoch, for any (num_tokens, batch_size, num_steps) that fits one batch ------
+# Checked here on a fixed grid (the fast tier) and over drawn sizes in test_sampling_properties.py.
+
+def check_shapes_and_targets(kind: Sampler, num_tokens: int, batch_size: int, num_steps: int, seed: int) -> None:
     epoch = _epoch(kind, num_tokens, batch_size, num_steps, seed)
     assert 1 <= len(epoch) <= sampling.num_batches(kind, num_tokens, batch_size, num_steps)
-    full = epoch[0][0].shape == (batch_size, num_steps)
-    assert full  # check_fits guarantees one full batch at any offset
+    assert epoch[0][0].shape == (batch_size, num_steps)  # check_fits guarantees one full batch at any offset
     for x, y in epoch:
         assert x.dtype == y.dtype == np.int64 and x.shape == y.shape and x.ndim == 2
         assert 1 <= x.shape[0] <= batch_size and 1 <= x.shape[1] <= num_steps
@@ -60,10 +46,7 @@ def test_shapes_and_next_token_targets(
         assert all(x.shape[1] == num_steps for x, _ in epoch[:-1])
 
 
-@settings(max_examples=60, deadline=None)
-@given(sizes=corpora(), seed=st.integers(0, 2**32 - 1))
-def test_sequential_rows_continue_across_batches(sizes: tuple[int, int, int], seed: int) -> None:
-    num_tokens, batch_size, num_steps = sizes
+def check_sequential_rows(num_tokens: int, batch_size: int, num_steps: int, seed: int) -> None:
     epoch = _epoch(Sampler.SEQUENTIAL, num_tokens, batch_size, num_steps, seed)
     rows = np.concatenate([x for x, _ in epoch], axis=1)  # (B, L): row i across the epoch
     offset = rows[0, 0] - BASE
@@ -76,12 +59,7 @@ def test_sequential_rows_continue_across_batches(sizes: tuple[int, int, int], se
     np.testing.assert_array_equal(targets, expected + 1)
 
 
-@settings(max_examples=60, deadline=None)
-@given(sizes=corpora(), seed=st.integers(0, 2**32 - 1))
-def test_random_windows_are_the_whole_grid_at_one_offset(
-    sizes: tuple[int, int, int], seed: int
-) -> None:
-    num_tokens, batch_size, num_steps = sizes
+def check_random_grid(num_tokens: int, batch_size: int, num_steps: int, seed: int) -> None:
     epoch = _epoch(Sampler.RANDOM, num_tokens, batch_size, num_steps, seed)
     starts = np.sort(np.concatenate([x[:, 0] for x, _ in epoch])) - BASE
     offset = starts[0]
@@ -91,13 +69,7 @@ def test_random_windows_are_the_whole_grid_at_one_offset(
     np.testing.assert_array_equal(starts, expected)
 
 
-@pytest.mark.parametrize("kind", KINDS)
-@settings(max_examples=30, deadline=None)
-@given(sizes=corpora(), seed=st.integers(0, 2**32 - 1))
-def test_every_token_reached_over_epochs(
-    kind: Sampler, sizes: tuple[int, int, int], seed: int
-) -> None:
-    num_tokens, batch_size, num_steps = sizes
+def check_every_token_reached(kind: Sampler, num_tokens: int, batch_size: int, num_steps: int, seed: int) -> None:
     ids = BASE + np.arange(num_tokens)
     # Random: offset (n - 1) % num_steps ends on the last token, so all of it is reached.
     # Sequential: rows hold a multiple of batch_size tokens, so up to batch_size - 1 tokens
@@ -116,6 +88,39 @@ def test_every_token_reached_over_epochs(
     assert not read[-1] and not predicted[0]  # nothing to predict after / before these
     if kind is Sampler.RANDOM:
         assert predicted[-1]  # the corpus tail, which d2l's random sampler never reached
+
+
+# (num_tokens, batch_size, num_steps): exactly one batch's worth (B * T + T), one token more, a
+# ragged tail for each sampler, one row, one step, and the largest sizes the properties draw.
+GRID = [(12, 2, 4), (13, 2, 4), (45, 3, 5), (12, 1, 6), (11, 5, 1), (6, 5, 1), (76, 5, 6), (36, 5, 6), (40, 1, 1)]
+SIZES = [pytest.param(*sizes, seed, id=f"n{sizes[0]}-b{sizes[1]}-t{sizes[2]}-s{seed}")
+         for sizes in GRID for seed in (0, 12345)]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("num_tokens, batch_size, num_steps, seed", SIZES)
+def test_shapes_and_next_token_targets(kind: Sampler, num_tokens: int, batch_size: int, num_steps: int,
+                                       seed: int) -> None:
+    check_shapes_and_targets(kind, num_tokens, batch_size, num_steps, seed)
+
+
+@pytest.mark.parametrize("num_tokens, batch_size, num_steps, seed", SIZES)
+def test_sequential_rows_continue_across_batches(num_tokens: int, batch_size: int, num_steps: int,
+                                                 seed: int) -> None:
+    check_sequential_rows(num_tokens, batch_size, num_steps, seed)
+
+
+@pytest.mark.parametrize("num_tokens, batch_size, num_steps, seed", SIZES)
+def test_random_windows_are_the_whole_grid_at_one_offset(num_tokens: int, batch_size: int, num_steps: int,
+                                                         seed: int) -> None:
+    check_random_grid(num_tokens, batch_size, num_steps, seed)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("num_tokens, batch_size, num_steps, seed", SIZES)
+def test_every_token_reached_over_epochs(kind: Sampler, num_tokens: int, batch_size: int, num_steps: int,
+                                         seed: int) -> None:
+    check_every_token_reached(kind, num_tokens, batch_size, num_steps, seed)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -215,3 +220,75 @@ def test_bad_kind_and_ids() -> None:
         sampling.batches("shuffled", np.arange(100), 2, 3, rng)
     with pytest.raises(SeqcoreError, match=r"1-D sequence of integers, got shape \(10, 10\)"):
         next(sampling.random_batches(np.zeros((10, 10), dtype=np.int64), 2, 3, rng))
+
+
+# -- the book's samplers (d2l 0.17's and 1.0's), set beside seqcore's by the presets ----------------
+
+def _d2l_sequential_reference(corpus: list[int], batch_size: int, num_steps: int, offset: int):
+    """d2l 0.17's seq_data_iter_sequential, its offset given (the book draws randint(0, num_steps))."""
+    num_tokens = ((len(corpus) - offset - 1) // batch_size) * batch_size
+    xs = np.array(corpus[offset: offset + num_tokens]).reshape(batch_size, -1)
+    ys = np.array(corpus[offset + 1: offset + 1 + num_tokens]).reshape(batch_size, -1)
+    return [(xs[:, i: i + num_steps], ys[:, i: i + num_steps])
+            for i in range(0, num_steps * (xs.shape[1] // num_steps), num_steps)]
+
+
+def check_d2l_sequential(num_tokens: int, batch_size: int, num_steps: int, offset: int) -> None:
+    """seqcore's d2l-sequential sampler is the book's at this offset (the book needs a full window
+    at offset num_steps, so num_tokens > batch_size * num_steps + num_steps)."""
+    ids = BASE + np.arange(num_tokens)
+    got = list(sampling.d2l_sequential_batches(ids, batch_size, num_steps, offset=offset))
+    want = _d2l_sequential_reference(list(ids), batch_size, num_steps, offset)
+    assert len(got) == len(want) >= 1
+    for (x, y), (wx, wy) in zip(got, want):
+        np.testing.assert_array_equal(x, wx)
+        np.testing.assert_array_equal(y, wy)
+        assert x.shape == (batch_size, num_steps)  # the short tail is dropped
+
+
+@pytest.mark.parametrize("num_tokens, batch_size, num_steps", [(n + 1, b, t) for n, b, t in GRID])
+def test_d2l_sequential_is_the_books_at_every_offset(num_tokens: int, batch_size: int, num_steps: int) -> None:
+    for offset in range(num_steps + 1):  # inclusive, as the book draws it
+        check_d2l_sequential(num_tokens, batch_size, num_steps, offset)
+
+
+def test_d2l_sequential_draws_its_offset_inclusively_and_drops_the_tail() -> None:
+    ids = np.arange(10_000)
+    firsts = {next(sampling.d2l_sequential_batches(ids, 32, 35, np.random.default_rng(seed)))[0][0, 0]
+              for seed in range(400)}
+    assert firsts == set(range(36))  # 0 .. 35, num_steps itself included
+    assert sampling.num_batches(Sampler.D2L_SEQUENTIAL, 10_000, 32, 35) == 8  # the book's 8 steps an epoch
+    assert sampling.num_batches(Sampler.SEQUENTIAL, 10_000, 32, 35) == 9  # seqcore keeps the tail
+    assert all(len(_epoch(Sampler.D2L_SEQUENTIAL, 10_000, 32, 35, seed)) == 8 for seed in range(5))
+    assert sampling.num_batches(Sampler.D2L_SEQUENTIAL, 31, 2, 10) == 1
+    with pytest.raises(SeqcoreError, match="d2l's sequential sampler needs 31"):
+        sampling.num_batches(Sampler.D2L_SEQUENTIAL, 30, 2, 10)
+
+
+def test_d2l_random_keeps_only_full_batches() -> None:
+    ids = BASE + np.arange(1_000)
+    batches = list(sampling.d2l_random_batches(ids, 4, 7, np.random.default_rng(0), offset=3))
+    windows = (1_000 - 3 - 1) // 7  # 142 windows, 35 full batches of 4, 2 windows dropped
+    assert len(batches) == windows // 4 == sampling.num_batches(Sampler.D2L_RANDOM, 1_000, 4, 7)
+    starts = np.concatenate([x[:, 0] for x, _ in batches]) - BASE
+    assert len(set(starts)) == len(starts) and all((start - 3) % 7 == 0 for start in starts)
+    for x, y in batches:
+        np.testing.assert_array_equal(y, x + 1)
+        np.testing.assert_array_equal(np.diff(x, axis=1), 1)
+
+
+def test_windows_are_d2l_1_0s_overlapping_subsequences() -> None:
+    ids = BASE + np.arange(60)
+    ordered = list(sampling.window_batches(ids, 16, 5))
+    x = np.concatenate([b[0] for b in ordered])
+    y = np.concatenate([b[1] for b in ordered])
+    np.testing.assert_array_equal(x, BASE + np.arange(55)[:, None] + np.arange(5))  # every start, in order
+    np.testing.assert_array_equal(y, x + 1)
+    assert [len(b[0]) for b in ordered] == [16, 16, 16, 7]  # the partial batch kept
+    shuffled = list(sampling.batches(Sampler.WINDOWS, ids, 16, 5, np.random.default_rng(1)))
+    rows = np.concatenate([b[0] for b in shuffled])
+    assert sorted(map(tuple, rows)) == sorted(map(tuple, x)) and not np.array_equal(rows, x)
+    assert sampling.num_batches(Sampler.WINDOWS, 60, 16, 5) == 4
+    assert not sampling.carries_state(Sampler.WINDOWS) and sampling.carries_state(Sampler.D2L_SEQUENTIAL)
+    with pytest.raises(SeqcoreError, match="too few for one window of 5"):
+        list(sampling.window_batches(ids[:5], 16, 5))

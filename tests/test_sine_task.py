@@ -13,6 +13,7 @@ import pytest
 
 from seqcore.run.log import read_metrics
 from tests.conftest import assert_one_sentence, python, require_backend
+from tests.inprocess import refuses
 
 TINY = {"next": ["--iterations", "30", "--seq-len", "20", "--hidden-size", "8", "--gen-steps", "20"],
         "sin2cos": ["--iterations", "30", "--hidden-size", "8"]}
@@ -52,6 +53,7 @@ def tiny_runs(tmp_path_factory):
     return get
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["next", "sin2cos"])
 def test_loss_falls(tiny_runs, backend_name: str, mode: str) -> None:
     losses = step_losses(tiny_runs(backend_name, mode))
@@ -59,11 +61,13 @@ def test_loss_falls(tiny_runs, backend_name: str, mode: str) -> None:
     assert sum(losses[-5:]) < 0.5 * sum(losses[:5]), losses
 
 
+@pytest.mark.slow
 def test_backends_agree_on_first_losses(tiny_runs) -> None:
     first, second = (step_losses(tiny_runs(name, "next")) for name in ("mxnet", "torch"))
     assert first == pytest.approx(second, rel=LOCKSTEP_RTOL, abs=1e-7)
 
 
+@pytest.mark.slow
 def test_all_cells_from_python(tmp_path: Path) -> None:
     """run() called from Python; one loss figure and one generation figure for the three cells."""
     require_backend("torch")
@@ -80,6 +84,7 @@ def test_all_cells_from_python(tmp_path: Path) -> None:
     assert {s["cell"]: s["generation_mae"] for s in summaries} == maes
 
 
+@pytest.mark.slow
 def test_generation_meets_the_target(backend_name: str, tmp_path: Path) -> None:
     """The issue's figure at the default sizes (seq_len 100, hidden 16, 300 iterations), LSTM."""
     sine("--backend", backend_name, "--cell", "lstm", *COMMON, "--out", str(tmp_path), check=True)
@@ -88,6 +93,7 @@ def test_generation_meets_the_target(backend_name: str, tmp_path: Path) -> None:
     assert summary["generation_mae"] <= GENERATION_MAE
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["next", "sin2cos"])
 def test_resume_repeats_the_uninterrupted_run(backend_name: str, mode: str, tmp_path: Path) -> None:
     """3 epochs at once, and 1 epoch then --resume --epochs 3: the same losses to the last bit."""
@@ -105,6 +111,7 @@ def test_resume_repeats_the_uninterrupted_run(backend_name: str, mode: str, tmp_
     assert len(json.loads((parts / "config.json").read_text())["resumed"]) == 1
 
 
+@pytest.mark.slow
 def test_rerun_into_a_finished_folder_is_refused(tmp_path: Path) -> None:
     require_backend("torch")
     args = ["--backend", "torch", *RESUMABLE["next"], *COMMON, "--out", str(tmp_path)]
@@ -115,6 +122,7 @@ def test_rerun_into_a_finished_folder_is_refused(tmp_path: Path) -> None:
     sine(*args, "--overwrite", check=True)
 
 
+@pytest.mark.slow
 def test_all_cells_resume_cell_by_cell(tmp_path: Path) -> None:
     """--cell all --resume: cells short of --epochs continue, missing ones start, finished ones are
     kept (their figures read back); every cell's losses equal the uninterrupted run's."""
@@ -152,5 +160,6 @@ def test_all_cells_resume_cell_by_cell(tmp_path: Path) -> None:
     ("--phase", "late", "invalid choice"),
 ])
 def test_nonsensical_sizes(flag: str, value: str, fragment: str, tmp_path: Path) -> None:
-    assert_one_sentence(sine("--backend", "torch", *COMMON, "--out", str(tmp_path / "run"), flag, value), fragment)
+    refuses(["-m", "tasks.sine", "--backend", "torch", *COMMON, "--out", str(tmp_path / "run"), flag, value], tmp_path,
+            fragment)
     assert not (tmp_path / "run").exists()  # refused before any folder is made

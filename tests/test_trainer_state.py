@@ -21,6 +21,8 @@ from tests.cases import BATCH
 from tests.conftest import python, require_backend
 from tests.scripts.trainer_state_worker import CASES, STEPS, STOP
 
+pytestmark = pytest.mark.slow  # every test here runs a framework in a subprocess
+
 WORKER = "tests/scripts/trainer_state_worker.py"
 # MXNet's adam_update takes beta2 as float32, so its (1 - beta2) is 0.0009999871 against PyTorch's
 # 0.001: its v is 1.3e-5 smaller, relatively, on every element. Both within 5e-5 of the array's scale.

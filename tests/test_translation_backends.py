@@ -93,6 +93,7 @@ def fd_key(case: str) -> str:
     return case.replace("-concise-", "-scratch-")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_matches_numpy_reference(backend_name: str, case: str) -> None:
     got = {k.split("/", 1)[1]: v for k, v in worker_results(backend_name).items() if k.startswith(case + "/")}
@@ -139,6 +140,7 @@ def test_the_two_losses_differ_where_there_is_padding() -> None:
     assert book == pytest.approx(masked * fraction, rel=1e-6) and fraction < 0.7
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(name for name in CASES if "-scratch-" in name
                                          and name.replace("-scratch-", "-concise-") in CASES))
 def test_scratch_and_concise_agree(backend_name: str, case: str) -> None:
@@ -148,6 +150,7 @@ def test_scratch_and_concise_agree(backend_name: str, case: str) -> None:
         np.testing.assert_allclose(results[f"{case}/{what}"], results[f"{twin}/{what}"], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("impl", [impl.value for impl in Impl])
 def test_handmade_table_translates_alike(backend_name: str, impl: str) -> None:
     """The table model of tests.translation_cases: greedy says 'a', beam search 'b', on every backend."""

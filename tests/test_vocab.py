@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from seqcore.data.vocab import Vocab
+from seqcore.data.vocab import Order, Vocab
 from seqcore.errors import SeqcoreError
 
 TOKENS = list("banana bandana")  # a:6 n:4 b:2 d:1 ' ':1
@@ -20,11 +20,36 @@ def test_order_is_unk_then_frequency_then_token() -> None:
     assert [vocab[t] for t in "and"] == [1, 2, 5]
 
 
-def test_ties_broken_by_token_not_by_first_appearance() -> None:
-    forward = Vocab(["z", "y", "x", "y", "z", "x", "w"])
-    backward = Vocab(["w", "x", "z", "x", "y", "z", "y"])
+def test_ties_in_order_of_first_occurrence_as_d2l() -> None:
+    """d2l sorts a Counter (insertion order) with a stable sort: equal counts keep first-seen order."""
+    assert Vocab(["z", "y", "x", "y", "z", "x", "w"]).idx_to_token == ["<unk>", "z", "y", "x", "w"]
+    assert Vocab(["w", "x", "z", "x", "y", "z", "y"]).idx_to_token == ["<unk>", "x", "z", "y", "w"]
+    assert Vocab(TOKENS).order is Order.FREQUENCY
+
+
+def test_ties_broken_by_token_under_the_older_rule() -> None:
+    forward = Vocab(["z", "y", "x", "y", "z", "x", "w"], order="frequency-alphabetical")
+    backward = Vocab(["w", "x", "z", "x", "y", "z", "y"], order=Order.FREQUENCY_ALPHABETICAL)
     assert forward.idx_to_token == ["<unk>", "x", "y", "z", "w"]
     assert backward == forward
+    assert forward != Vocab(["x", "y", "z", "x", "y", "z", "w"])  # same table, another rule
+    with pytest.raises(SeqcoreError, match="Unknown vocabulary order 'random'"):
+        Vocab(TOKENS, order="random")
+
+
+def test_alphabetical_order_is_d2l_1_0s() -> None:
+    """d2l 1.0: sorted(set(['<unk>'] + reserved + tokens)); '<unk>' sorts after the space."""
+    vocab = Vocab(TOKENS, order=Order.ALPHABETICAL)
+    assert vocab.idx_to_token == [" ", "<unk>", "a", "b", "d", "n"]
+    assert vocab.unk == 1 and vocab["q"] == 1 and vocab["a"] == 2
+    np.testing.assert_array_equal(vocab.encode("ab?"), [2, 3, 1])
+    reserved = Vocab(TOKENS, min_freq=3, reserved_tokens=["<pad>", "b"], order=Order.ALPHABETICAL)
+    assert reserved.idx_to_token == ["<pad>", "<unk>", "a", "b", "n"] and reserved.reserved_tokens == ["<pad>", "b"]
+    assert Vocab.from_dict(reserved.to_dict()) == reserved
+    with pytest.raises(SeqcoreError, match="must list its tokens sorted, but index 0 holds 'b'"):
+        Vocab.from_tokens(["b", "<unk>", "a"], Order.ALPHABETICAL)
+    with pytest.raises(SeqcoreError, match="must hold '<unk>'"):
+        Vocab.from_tokens(["a", "b"], Order.ALPHABETICAL)
 
 
 def test_list_of_lines_counts_like_flat_list() -> None:
@@ -105,20 +130,42 @@ def _saved(**changes: Any) -> dict[str, Any]:
     return data
 
 
+def _saved_v1(**changes: Any) -> dict[str, Any]:
+    """A vocabulary as seqcore saved it before the order rule was recorded (format version 1)."""
+    data = {"format": "seqcore.vocab", "version": 1, "idx_to_token": ["<unk>", "<pad>", "a", "n", "b", " ", "d"],
+            "num_reserved": 1}
+    data.update(changes)
+    return data
+
+
+def test_version_1_vocabularies_load_with_alphabetical_ties() -> None:
+    """Checkpoints written before the order was recorded hold ties broken alphabetically."""
+    vocab = Vocab.from_dict(_saved_v1())
+    assert vocab.order is Order.FREQUENCY_ALPHABETICAL
+    assert vocab.reserved_tokens == ["<pad>"] and vocab.unk == 0
+    assert vocab == Vocab(TOKENS, reserved_tokens=["<pad>"], order=Order.FREQUENCY_ALPHABETICAL)
+    assert Vocab.from_dict(vocab.to_dict()) == vocab and vocab.to_dict()["version"] == 2
+
+
 @pytest.mark.parametrize(
     "data, message",
     [
         ([1, 2], "must be a mapping, got list"),
-        ({"idx_to_token": ["<unk>"]}, r"wrong fields \(missing: format, num_reserved, version"),
+        ({"format": "seqcore.vocab", "version": 2, "idx_to_token": ["<unk>"]},
+         r"wrong fields \(missing: order, reserved_tokens"),
         (_saved(extra=1), r"wrong fields \(missing: none; unknown: extra\)"),
-        (_saved(version=2), "this seqcore reads 'seqcore.vocab' version 1"),
-        (_saved(format="d2l"), "'d2l' version 1"),
+        (_saved(version=3), "this seqcore reads 'seqcore.vocab' versions 1 and 2"),
+        (_saved(format="d2l"), "'d2l' version 2"),
         (_saved(idx_to_token=["a", "<unk>"]), "must start with '<unk>' at index 0"),
         (_saved(idx_to_token=["<unk>", "a", "a"]), r"more than once: \['a'\]"),
         (_saved(idx_to_token=["<unk>", 3]), "must be a list of strings"),
         (_saved(idx_to_token="<unk>ab"), "must be a list of strings"),
-        (_saved(num_reserved=9), "of 7 tokens cannot reserve 9"),
-        (_saved(num_reserved="1"), "num_reserved must be an integer"),
+        (_saved(reserved_tokens=["b"]), r"cannot reserve \['b'\] right after '<unk>'"),
+        (_saved(reserved_tokens="<pad>"), "reserved_tokens must be a list of strings"),
+        (_saved(order="sorted"), "Unknown vocabulary order 'sorted'"),
+        (_saved_v1(num_reserved=9), "of 7 tokens cannot reserve 9"),
+        (_saved_v1(num_reserved="1"), "num_reserved must be a non-negative integer"),
+        (_saved_v1(order="frequency"), r"wrong fields \(missing: none; unknown: order\)"),
     ],
 )
 def test_from_dict_rejects_bad_data(data: Any, message: str) -> None:

@@ -16,14 +16,16 @@ import numpy as np
 from mxnet import autograd, gluon, npx
 
 from seqcore import backend as seam
-from seqcore.backend import Arrays, Device, Masks, Optimizer, first_array, no_compile
+from seqcore.backend import Arrays, Device, Masks, Optimizer, no_compile
 from seqcore.errors import SeqcoreError
-from seqcore.model.dropout import check_masks
+from seqcore.model.dropout import check_batch_masks
 from seqcore.model.params import check_trainer_state
+from seqcore.model.seq2seq import LOSSES, Seq2SeqSpec
 from seqcore.model.spec import Loss, ModelSpec
 
 from . import device as devices
 from .model import SequenceModel
+from .seq2seq import Seq2SeqModel, masked_loss
 
 
 _OnDevice = tuple  # (inputs, targets, masks): mx.np arrays (or tuples of them), masks a list or None
@@ -49,9 +51,9 @@ class Backend(seam.Backend):
     def resolve_device(self, device: Device) -> str:
         return devices.resolve_device(device)
 
-    def build_model(self, spec: ModelSpec, params: Mapping[str, np.ndarray],
-                    device: str) -> SequenceModel:
-        model = SequenceModel(spec)
+    def build_model(self, spec: ModelSpec | Seq2SeqSpec, params: Mapping[str, np.ndarray],
+                    device: str) -> SequenceModel | Seq2SeqModel:
+        model = Seq2SeqModel(spec) if isinstance(spec, Seq2SeqSpec) else SequenceModel(spec)
         model.load_params(params, devices.context(device))
         return model
 
@@ -197,7 +199,7 @@ def _member(model: SequenceModel, part: np.ndarray):
 
 def _masks(model: SequenceModel, masks: Masks, inputs: Arrays):
     """seqcore.dropout masks, checked against the model and batch, as float32 on the context."""
-    checked = check_masks(model.spec, masks, *np.shape(first_array(inputs))[:2])
+    checked = check_batch_masks(model.spec, masks, inputs)
     if checked is None:
         return None
     return [mx.np.array(mask, dtype=np.float32, ctx=model.context()) for mask in checked]
@@ -206,8 +208,11 @@ def _masks(model: SequenceModel, masks: Masks, inputs: Arrays):
 def _loss(kind: Loss, outputs, targets):
     """Mean cross-entropy over every target (log_softmax + pick, stable) or mean((y - y_hat)^2).
 
-    No 1/2 factor (gluon's L2Loss has one); targets (T, N) / (N,) ids or the outputs' shape.
+    No 1/2 factor (gluon's L2Loss has one); targets (T, N) / (N,) ids or the outputs' shape; an
+    encoder-decoder's masked losses read targets (ids (T, N), valid lengths (N,)).
     """
+    if Loss(kind) in LOSSES:
+        return masked_loss(outputs, targets[0], targets[1], kind)
     if Loss(kind) is Loss.MSE:
         return ((outputs - targets) ** 2).mean()
     return -npx.pick(npx.log_softmax(outputs, axis=-1), targets, axis=-1).mean()

@@ -50,7 +50,8 @@ class SequenceModel(gluon.Block):
             if spec.input_kind is InputKind.EMBEDDING:
                 self.embedding = gluon.nn.Embedding(spec.input_size, spec.embed_size)
             # scratch: the GRU reset form; concise: whether dropout splits the fused layer per layer
-            option = {"gru_reset": spec.gru_reset} if spec.impl is Impl.SCRATCH else {"dropout": spec.dropout}
+            option = ({"gru_reset": spec.gru_reset, "bias": spec.bias} if spec.impl is Impl.SCRATCH
+                      else {"dropout": spec.dropout})
             self.rnn = recurrent(spec.cell, spec.rnn_input_size, spec.hidden_size, spec.num_layers,
                                  spec.activation, spec.bidirectional, **option)
             # flatten=False: (T, N, D*H) -> (T, N, O); in_units given so nothing is inferred late.

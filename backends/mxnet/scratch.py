@@ -26,7 +26,7 @@ from mxnet import gluon
 
 from seqcore.errors import SeqcoreError
 from seqcore.model.params import DIRECTION_SUFFIXES
-from seqcore.model.spec import GATES, Activation, Cell, GRUReset
+from seqcore.model.spec import GATES, Activation, Bias, Cell, GRUReset
 
 _WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
@@ -36,15 +36,18 @@ class _ScratchCell(gluon.HybridBlock):
     adds_recurrence = True  # gates = xw + W_hh h (+ b_hh), so d xw_t = d gates_t
     recur_weights = ("weight_hh",)  # what _recur reads besides xw and the state (b_hh is in xw)
 
-    def __init__(self, input_size: int, hidden_size: int, **kwargs):
+    def __init__(self, input_size: int, hidden_size: int, bias: Bias | str = Bias.BOTH, **kwargs):
         super().__init__(**kwargs)
         self.input_size, self.hidden_size = input_size, hidden_size
+        self.has_hidden_bias = Bias(bias) is Bias.BOTH
         gh = self.gate_width
         with self.name_scope():  # values are loaded from canonical parameters; Zero is a placeholder
             self.weight_ih = self.params.get("weight_ih", shape=(gh, input_size), init=mx.init.Zero())
             self.weight_hh = self.params.get("weight_hh", shape=(gh, hidden_size), init=mx.init.Zero())
             self.bias_ih = self.params.get("bias_ih", shape=(gh,), init=mx.init.Zero())
-            self.bias_hh = self.params.get("bias_hh", shape=(gh,), init=mx.init.Zero())
+            # bias INPUT (d2l's scratch cells): b_hh stays zero, without a gradient or an update
+            self.bias_hh = self.params.get("bias_hh", shape=(gh,), init=mx.init.Zero(),
+                                           grad_req="write" if self.has_hidden_bias else "null")
             self.step = _Step(self._recur)  # _recur hybridized, for ScratchRecurrent's time loop
 
     def forward(self, x, state):
@@ -73,8 +76,8 @@ class ScratchRNNCell(_ScratchCell):
     num_gates = GATES[Cell.RNN]
 
     def __init__(self, input_size: int, hidden_size: int, activation: Activation | str = Activation.TANH,
-                 **kwargs):
-        super().__init__(input_size, hidden_size, **kwargs)
+                 bias: Bias | str = Bias.BOTH, **kwargs):
+        super().__init__(input_size, hidden_size, bias, **kwargs)
         self.activation = Activation(activation)
 
     def _recur(self, F, xw, state, weight_hh, bias_hh=None):
@@ -91,8 +94,8 @@ class ScratchGRUCell(_ScratchCell):
     recur_weights = ("weight_hh", "bias_hh")
 
     def __init__(self, input_size: int, hidden_size: int, reset: GRUReset | str = GRUReset.AFTER,
-                 **kwargs):
-        super().__init__(input_size, hidden_size, **kwargs)
+                 bias: Bias | str = Bias.BOTH, **kwargs):
+        super().__init__(input_size, hidden_size, bias, **kwargs)
         self.reset = GRUReset(reset)
 
     def _project(self, F, x, weight_ih, bias_ih, bias_hh):
@@ -119,6 +122,9 @@ class ScratchGRUCell(_ScratchCell):
 class ScratchLSTMCell(_ScratchCell):
     """c' = f c + i g, h' = o tanh(c'), with i, f, o = sigma(...), g = tanh(...)."""
     num_gates = GATES[Cell.LSTM]
+
+    def __init__(self, input_size: int, hidden_size: int, bias: Bias | str = Bias.BOTH, **kwargs):
+        super().__init__(input_size, hidden_size, bias, **kwargs)
 
     def _recur(self, F, xw, state, weight_hh, bias_hh=None):
         h, c = state
@@ -197,15 +203,15 @@ class _RecurrentWeightGrad(mx.autograd.Function):
 
 def make_cell(cell: Cell | str, input_size: int, hidden_size: int,
               activation: Activation | str = Activation.TANH,
-              gru_reset: GRUReset | str = GRUReset.AFTER) -> _ScratchCell:
+              gru_reset: GRUReset | str = GRUReset.AFTER, bias: Bias | str = Bias.BOTH) -> _ScratchCell:
     """The scratch cell for `cell`; `activation` only matters for the plain RNN, `gru_reset`
-    only for the GRU."""
+    only for the GRU; bias INPUT leaves b_hh out (a zero parameter without gradient)."""
     cell = Cell(cell)
     if cell is Cell.RNN:
-        return ScratchRNNCell(input_size, hidden_size, activation)
+        return ScratchRNNCell(input_size, hidden_size, activation, bias)
     if cell is Cell.GRU:
-        return ScratchGRUCell(input_size, hidden_size, gru_reset)
-    return ScratchLSTMCell(input_size, hidden_size)
+        return ScratchGRUCell(input_size, hidden_size, gru_reset, bias)
+    return ScratchLSTMCell(input_size, hidden_size, bias)
 
 
 class ScratchRecurrent(gluon.Block):
@@ -219,7 +225,8 @@ class ScratchRecurrent(gluon.Block):
 
     def __init__(self, cell: Cell | str, input_size: int, hidden_size: int, num_layers: int,
                  activation: Activation | str = Activation.TANH, bidirectional: bool = False,
-                 gru_reset: GRUReset | str = GRUReset.AFTER, compiled: bool = False, **kwargs):
+                 gru_reset: GRUReset | str = GRUReset.AFTER, compiled: bool = False,
+                 bias: Bias | str = Bias.BOTH, **kwargs):
         super().__init__(**kwargs)
         if compiled:  # the signature mirrors PyTorch's ScratchRecurrent
             raise SeqcoreError("compiled=True is PyTorch's torch.compile of the scratch time loop; "
@@ -231,7 +238,7 @@ class ScratchRecurrent(gluon.Block):
             for layer in range(num_layers):
                 width = input_size if layer == 0 else self.num_directions * hidden_size
                 for prefix in "lr"[:self.num_directions]:
-                    self.register_child(make_cell(self.cell, width, hidden_size, activation, gru_reset),
+                    self.register_child(make_cell(self.cell, width, hidden_size, activation, gru_reset, bias),
                                         f"{prefix}{layer}")
 
     def cells(self) -> list[_ScratchCell]:
@@ -245,7 +252,7 @@ class ScratchRecurrent(gluon.Block):
         found = {}
         for index, cell in enumerate(self.cells()):
             k, direction = divmod(index, self.num_directions)
-            for name in _WEIGHTS:
+            for name in _WEIGHTS if cell.has_hidden_bias else _WEIGHTS[:3]:  # bias INPUT: no b_hh
                 found[f"l{k}.{name}{DIRECTION_SUFFIXES[direction]}"] = getattr(cell, name)
         return found
 

@@ -16,12 +16,14 @@ import torch.nn.functional as F
 from seqcore import backend as seam
 from seqcore.backend import Arrays, Device, Masks, Optimizer, first_array
 from seqcore.errors import SeqcoreError
-from seqcore.model.dropout import check_masks
+from seqcore.model.dropout import check_batch_masks
 from seqcore.model.params import check_trainer_state
+from seqcore.model.seq2seq import LOSSES, Seq2SeqSpec
 from seqcore.model.spec import Loss, ModelSpec
 
 from . import device as devices
 from .model import SequenceModel, State, _numpy
+from .seq2seq import Seq2SeqModel, masked_loss
 
 _MOMENTS = (("m", "exp_avg"), ("v", "exp_avg_sq"))  # canonical adam.m / adam.v -> Adam's state keys
 _Tensors = Union[torch.Tensor, tuple]  # one tensor, or a tuple of them (a tuple batch)
@@ -44,9 +46,11 @@ class Backend(seam.Backend):
     def resolve_device(self, device: Device) -> str:
         return devices.resolve_device(device)
 
-    def build_model(self, spec: ModelSpec, params: Mapping[str, np.ndarray],
-                    device: str) -> SequenceModel:
-        model = SequenceModel(spec, compiled=self.compile)  # always fresh: never an old run's weights
+    def build_model(self, spec: ModelSpec | Seq2SeqSpec, params: Mapping[str, np.ndarray],
+                    device: str) -> SequenceModel | Seq2SeqModel:
+        # always fresh: never an old run's weights; an encoder-decoder for a Seq2SeqSpec
+        family = Seq2SeqModel if isinstance(spec, Seq2SeqSpec) else SequenceModel
+        model = family(spec, compiled=self.compile)
         model.load_params(params, devices.context(device))
         return model
 
@@ -193,7 +197,7 @@ def _state(model: SequenceModel, state: Optional[State], inputs: Arrays) -> Stat
 
 def _masks(model: SequenceModel, masks: Masks, inputs: Arrays) -> Optional[list[torch.Tensor]]:
     """seqcore.dropout masks, checked against the model and batch, as float32 on the device."""
-    checked = check_masks(model.spec, masks, *np.shape(first_array(inputs))[:2])
+    checked = check_batch_masks(model.spec, masks, inputs)
     if checked is None:
         return None
     return [torch.tensor(mask, device=model.context()) for mask in checked]
@@ -207,7 +211,10 @@ def _check_lr(lr: float) -> None:
 
 
 def _loss(kind: Loss, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over every target id, or mean of (y - y_hat)^2 (no 1/2)."""
+    """Mean cross-entropy over every target id, or mean of (y - y_hat)^2 (no 1/2); an
+    encoder-decoder's masked losses of targets (ids (T, N), valid lengths (N,))."""
+    if Loss(kind) in LOSSES:
+        return masked_loss(outputs, targets[0], targets[1], kind)
     if Loss(kind) is Loss.MSE:
         if targets.shape != outputs.shape:
             raise SeqcoreError(f"MSE targets have shape {tuple(targets.shape)}, "

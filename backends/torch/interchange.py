@@ -4,6 +4,8 @@ PlainModel is the module a PyTorch user writes by hand (README, "Weights in each
 format"): children `embedding` (nn.Embedding, for embedding input), `rnn` (nn.RNN / nn.GRU /
 nn.LSTM, time-major) and `head` (nn.Linear). Its state_dict keys are seqcore.interchange's
 "torch" names, so a file written here loads with `load_state_dict(strict=True)` without seqcore.
+PlainSeq2Seq is the d2l book's encoder-decoder without attention written the same way: children
+encoder.{embedding, rnn} and decoder.{embedding, rnn, head}.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqcore.errors import SeqcoreError
+from seqcore.model.seq2seq import Seq2SeqSpec
 from seqcore.model.spec import Cell, InputKind, ModelSpec, Readout
 
 State = tuple[torch.Tensor, ...]  # (h,) or (h, c), each (L*D, N, H)
@@ -60,14 +63,48 @@ class PlainModel(nn.Module):
         return self.head(y), final
 
 
+def _fused(cell: Cell, input_size: int, hidden_size: int, num_layers: int, activation: str) -> nn.Module:
+    if cell is Cell.RNN:
+        return nn.RNN(input_size, hidden_size, num_layers=num_layers, nonlinearity=activation)
+    return (nn.GRU if cell is Cell.GRU else nn.LSTM)(input_size, hidden_size, num_layers=num_layers)
+
+
+class PlainSeq2Seq(nn.Module):
+    """The encoder-decoder of d2l 9.6-9.7 (1.0: 10.6-10.7) without attention, with nothing of seqcore:
+    the decoder reads its embedded token beside the encoder's last top-layer output (the context),
+    starting from the encoder's final state."""
+
+    def __init__(self, spec: Seq2SeqSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        layers = (spec.cell, spec.hidden_size, spec.num_layers, spec.activation.value)
+        self.encoder = nn.Module()
+        self.encoder.embedding = nn.Embedding(spec.source_vocab_size, spec.embed_size)
+        self.encoder.rnn = _fused(layers[0], spec.embed_size, *layers[1:])
+        self.decoder = nn.Module()
+        self.decoder.embedding = nn.Embedding(spec.target_vocab_size, spec.embed_size)
+        self.decoder.rnn = _fused(layers[0], spec.embed_size + spec.hidden_size, *layers[1:])
+        self.decoder.head = nn.Linear(spec.hidden_size, spec.target_vocab_size)
+
+    def forward(self, source: torch.Tensor, decoder_inputs: torch.Tensor) -> tuple[torch.Tensor, State]:
+        """source (T_src, N), decoder inputs (T_tgt, N) int64 ids -> logits (T_tgt, N, V_tgt) and the
+        decoder's final state as a tuple."""
+        encoded, state = self.encoder.rnn(self.encoder.embedding(source))
+        embedded = self.decoder.embedding(decoder_inputs)
+        context = encoded[-1].unsqueeze(0).expand(embedded.shape[0], -1, -1)
+        outputs, state = self.decoder.rnn(torch.cat((embedded, context), dim=-1), state)
+        return self.decoder.head(outputs), tuple(state) if isinstance(state, tuple) else (state,)
+
+
 def write_weights(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
     """`torch.save` of a state_dict holding `arrays` (already in the foreign names)."""
     torch.save({name: torch.from_numpy(np.array(value, dtype=np.float32)) for name, value in arrays.items()},
                str(path))
 
 
-def read_weights(path: str | Path) -> dict[str, np.ndarray]:
-    """A state_dict file's tensors as NumPy (floating point as float32), or one sentence why not."""
+def read_weights(path: str | Path) -> dict[str, np.ndarray] | list[np.ndarray]:
+    """A state_dict file's tensors as NumPy (floating point as float32), or one sentence why not; a
+    file of a list of tensors (`torch.save(net.params, path)`, the d2l book's scratch models) as a list."""
     path = Path(path)
     if not path.is_file():
         raise SeqcoreError(f"No PyTorch weight file at {path}.")
@@ -82,18 +119,33 @@ def read_weights(path: str | Path) -> dict[str, np.ndarray]:
             str(error).strip().splitlines() or [type(error).__name__])[0].split(". ")[0][:200]
         raise SeqcoreError(f"{path} is not a PyTorch state_dict file that torch.load can read ({reason}); "
                            f"save one with torch.save(model.state_dict(), path).") from None
+    if isinstance(loaded, (list, tuple)) and loaded and all(isinstance(v, torch.Tensor) for v in loaded):
+        return [_dense(path, f"tensor {index}", value) for index, value in enumerate(loaded)]
     if not isinstance(loaded, Mapping) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
         raise SeqcoreError(f"{path} holds a {type(loaded).__name__}, not a state_dict of tensors; save it with "
                            f"torch.save(model.state_dict(), path).")
-    return {str(name): (value.detach().float() if value.is_floating_point() else value.detach()).cpu().numpy()
-            for name, value in loaded.items()}
+    return {str(name): _dense(path, str(name), value) for name, value in loaded.items()}
 
 
-def plain_forward(path: str | Path, spec: ModelSpec, inputs: np.ndarray,
+def _dense(path: Path, name: str, value: torch.Tensor) -> np.ndarray:
+    """One stored tensor as NumPy; a sparse, meta or quantized one is refused in one sentence."""
+    if value.is_meta:
+        raise SeqcoreError(f"{path}'s {name} is a meta tensor (a shape without values, e.g. saved from a model "
+                           f"built on the meta device); save the model after its weights are materialised.")
+    if value.layout is not torch.strided:
+        raise SeqcoreError(f"{path}'s {name} is a sparse tensor ({str(value.layout).replace('torch.', '')}); model "
+                           f"weights are dense: save them with .to_dense().")
+    if value.is_quantized:
+        raise SeqcoreError(f"{path}'s {name} is a quantized tensor; save the float model's state_dict.")
+    return (value.detach().float() if value.is_floating_point() else value.detach()).cpu().numpy()
+
+
+def plain_forward(path: str | Path, spec: ModelSpec | Seq2SeqSpec, inputs: np.ndarray | tuple,
                   state: Optional[Sequence[np.ndarray]] = None) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Load the file at `path` into PlainModel(spec) with strict=True and run it on `inputs`:
-    logits and final state as NumPy. The check a written file passes before it is kept."""
-    model = PlainModel(spec)
+    """Load the file at `path` into PlainModel(spec) (an encoder-decoder's into PlainSeq2Seq, its
+    inputs (source, source lengths, decoder inputs), state None) with strict=True and run it on
+    `inputs`: logits and final state as NumPy. The check a written file passes before it is kept."""
+    model = PlainSeq2Seq(spec) if isinstance(spec, Seq2SeqSpec) else PlainModel(spec)
     try:
         model.load_state_dict(torch.load(str(path), map_location="cpu", weights_only=True), strict=True)
     except RuntimeError as error:
@@ -101,5 +153,8 @@ def plain_forward(path: str | Path, spec: ModelSpec, inputs: np.ndarray,
                            f"({str(error).splitlines()[0]}).") from None
     tensors = None if state is None else tuple(torch.from_numpy(np.asarray(s, np.float32)) for s in state)
     with torch.no_grad():
-        logits, final = model(torch.from_numpy(inputs), tensors)
+        if isinstance(spec, Seq2SeqSpec):  # the source lengths matter to attention only
+            logits, final = model(torch.from_numpy(inputs[0]), torch.from_numpy(inputs[2]))
+        else:
+            logits, final = model(torch.from_numpy(inputs), tensors)
     return logits.numpy(), [part.numpy() for part in final]

@@ -48,7 +48,7 @@ class SequenceModel(nn.Module):
             self.embedding = nn.Embedding(spec.input_size, spec.embed_size)
         recurrent = ScratchRecurrent if spec.impl is Impl.SCRATCH else ConciseRecurrent
         # scratch: the GRU reset form; concise: whether dropout splits the fused layer per layer
-        option = ({"gru_reset": spec.gru_reset, "compiled": compiled} if spec.impl is Impl.SCRATCH
+        option = ({"gru_reset": spec.gru_reset, "compiled": compiled, "bias": spec.bias} if spec.impl is Impl.SCRATCH
                   else {"dropout": spec.dropout})
         self.rnn = recurrent(spec.cell, spec.rnn_input_size, spec.hidden_size, spec.num_layers,
                              spec.activation, spec.bidirectional, **option)

@@ -24,7 +24,7 @@ from torch import nn
 
 from seqcore.errors import SeqcoreError
 from seqcore.model.params import DIRECTION_SUFFIXES
-from seqcore.model.spec import GATES, Activation, Cell, GRUReset
+from seqcore.model.spec import GATES, Activation, Bias, Cell, GRUReset
 
 State = tuple[torch.Tensor, ...]  # (h,) or (h, c), each (N, H) for a cell, (L*D, N, H) for a stack
 
@@ -33,14 +33,17 @@ class _ScratchCell(nn.Module):
     num_gates = 1
     adds_recurrence = True  # gates = xw + W_hh h (+ b_hh), so d xw_t = d gates_t
 
-    def __init__(self, input_size: int, hidden_size: int) -> None:
+    def __init__(self, input_size: int, hidden_size: int, bias: Bias | str = Bias.BOTH) -> None:
         super().__init__()
         width = self.num_gates * hidden_size
         self.hidden_size = hidden_size
         self.weight_ih = nn.Parameter(torch.empty(width, input_size))
         self.weight_hh = nn.Parameter(torch.empty(width, hidden_size))
         self.bias_ih = nn.Parameter(torch.empty(width))
-        self.bias_hh = nn.Parameter(torch.empty(width))
+        if Bias(bias) is Bias.BOTH:
+            self.bias_hh = nn.Parameter(torch.empty(width))
+        else:  # one bias per gate (d2l's scratch cells): b_hh a constant zero, not a parameter
+            self.register_buffer("bias_hh", torch.zeros(width))
         # PyTorch's default, so a bare cell is usable; models load canonical values over it.
         bound = 1.0 / math.sqrt(hidden_size)
         for weight in self.parameters():
@@ -66,8 +69,8 @@ class ScratchRNNCell(_ScratchCell):
     num_gates = GATES[Cell.RNN]
 
     def __init__(self, input_size: int, hidden_size: int,
-                 activation: Activation | str = Activation.TANH) -> None:
-        super().__init__(input_size, hidden_size)
+                 activation: Activation | str = Activation.TANH, bias: Bias | str = Bias.BOTH) -> None:
+        super().__init__(input_size, hidden_size, bias)
         self.activation = Activation(activation)
 
     def _project(self, x: torch.Tensor) -> torch.Tensor:
@@ -87,8 +90,9 @@ class ScratchGRUCell(_ScratchCell):
     num_gates = GATES[Cell.GRU]
     adds_recurrence = False  # b_hn and W_hn h sit inside r * (...)
 
-    def __init__(self, input_size: int, hidden_size: int, reset: GRUReset | str = GRUReset.AFTER) -> None:
-        super().__init__(input_size, hidden_size)
+    def __init__(self, input_size: int, hidden_size: int, reset: GRUReset | str = GRUReset.AFTER,
+                 bias: Bias | str = Bias.BOTH) -> None:
+        super().__init__(input_size, hidden_size, bias)
         self.reset = GRUReset(reset)
 
     def _recur(self, xw: torch.Tensor, state: State, weight_hh: torch.Tensor) -> State:
@@ -133,6 +137,9 @@ class ScratchLSTMCell(_ScratchCell):
     """Gates i, f, g, o: c' = f*c + i*g, h' = o*tanh(c')."""
 
     num_gates = GATES[Cell.LSTM]
+
+    def __init__(self, input_size: int, hidden_size: int, bias: Bias | str = Bias.BOTH) -> None:
+        super().__init__(input_size, hidden_size, bias)
 
     def _project(self, x: torch.Tensor) -> torch.Tensor:
         """W_ih x + (b_ih + b_hh): both biases added once for all steps, not once per step."""
@@ -234,15 +241,15 @@ _COMPILED = None  # torch.compile(_scan), made on first use
 
 def make_cell(cell: Cell | str, input_size: int, hidden_size: int,
               activation: Activation | str = Activation.TANH,
-              gru_reset: GRUReset | str = GRUReset.AFTER) -> _ScratchCell:
+              gru_reset: GRUReset | str = GRUReset.AFTER, bias: Bias | str = Bias.BOTH) -> _ScratchCell:
     """The scratch cell for `cell`; `activation` only matters for the plain RNN, `gru_reset`
-    only for the GRU."""
+    only for the GRU; bias INPUT leaves b_hh out (a zero buffer, not trained)."""
     cell = Cell(cell)
     if cell is Cell.RNN:
-        return ScratchRNNCell(input_size, hidden_size, activation)
+        return ScratchRNNCell(input_size, hidden_size, activation, bias)
     if cell is Cell.GRU:
-        return ScratchGRUCell(input_size, hidden_size, gru_reset)
-    return ScratchLSTMCell(input_size, hidden_size)
+        return ScratchGRUCell(input_size, hidden_size, gru_reset, bias)
+    return ScratchLSTMCell(input_size, hidden_size, bias)
 
 
 class ScratchRecurrent(nn.Module):
@@ -255,13 +262,14 @@ class ScratchRecurrent(nn.Module):
 
     def __init__(self, cell: Cell | str, input_size: int, hidden_size: int, num_layers: int,
                  activation: Activation | str = Activation.TANH, bidirectional: bool = False,
-                 gru_reset: GRUReset | str = GRUReset.AFTER, compiled: bool = False) -> None:
+                 gru_reset: GRUReset | str = GRUReset.AFTER, compiled: bool = False,
+                 bias: Bias | str = Bias.BOTH) -> None:
         super().__init__()
         self.compiled = compiled  # training runs each layer's time loop through torch.compile
         self.num_directions = 2 if bidirectional else 1
         width = self.num_directions * hidden_size  # inputs of layers k >= 1
         self.layers = nn.ModuleList(
-            make_cell(cell, input_size if k == 0 else width, hidden_size, activation, gru_reset)
+            make_cell(cell, input_size if k == 0 else width, hidden_size, activation, gru_reset, bias)
             for k in range(num_layers) for _ in range(self.num_directions))
 
     def forward(self, inputs: torch.Tensor, state: State,

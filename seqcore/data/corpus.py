@@ -2,9 +2,12 @@
 
 The default corpus is H. G. Wells's *The Time Machine*, the file the d2l book uses, shipped inside
 the package and checked by SHA-1 so the default task runs offline and on exactly the book's text.
-Preprocessing follows d2l 0.x to the character: every run of non-letters becomes one space, lines
-are stripped and lower-cased, and character tokens are concatenated across lines with nothing in
-between (170,580 characters and a 28-token vocabulary for the Time Machine).
+Two preprocessings (`Preprocess`), each the book's to the character. LINES (the default, d2l 0.17's
+`read_time_machine`): per line, every run of non-letters becomes one space, the line is stripped and
+lower-cased, and character tokens are concatenated across lines with nothing in between (170,580
+characters and a 28-token vocabulary for the Time Machine). TEXT (d2l 1.0's `TimeMachine`): the
+same substitution over the whole text at once, nothing stripped, so a line break is a space
+(173,428 characters).
 """
 from __future__ import annotations
 
@@ -13,10 +16,11 @@ import importlib.resources
 import re
 from enum import Enum
 from pathlib import Path
-from typing import Sequence, TypeVar
+from typing import Optional, Sequence, TypeVar
 
+from seqcore.checks import parse_enum
 from seqcore.data.download import fetch
-from seqcore.errors import SeqcoreError
+from seqcore.errors import ConfigError, SeqcoreError
 
 TIME_MACHINE_SHA1 = "090b5e7e70c295757f55df93cb0a180b9691891a"
 _NON_LETTERS = re.compile("[^A-Za-z]+")
@@ -27,6 +31,11 @@ T = TypeVar("T")
 class Token(str, Enum):
     CHAR = "char"  # one token per character, spaces included
     WORD = "word"  # whitespace-separated words
+
+
+class Preprocess(str, Enum):
+    LINES = "lines"  # d2l 0.17: per line, non-letter runs -> ' ', strip, lower-case, lines joined
+    TEXT = "text"  # d2l 1.0: the whole text at once, non-letter runs -> ' ', lower-case, no strip
 
 
 def time_machine_path() -> Path:
@@ -102,12 +111,15 @@ def _decode(data: bytes, path: Path) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def preprocess(text: str) -> list[str]:
-    """d2l 0.x `read_time_machine`: per line, runs of non-letters -> ' ', strip, lower-case.
+def preprocess(text: str, kind: Preprocess | str = Preprocess.LINES) -> list[str]:
+    """LINES, d2l 0.x `read_time_machine`: per line, runs of non-letters -> ' ', strip, lower-case.
+    TEXT, d2l 1.0 `TimeMachine._preprocess`: the same over the whole text, as one line.
 
     Lines are split as `readlines()` splits them (on '\\n' only, no empty line after a final
     newline), so the concatenated character count matches the book exactly.
     """
+    if parse_enum(Preprocess, kind, "preprocessing") is Preprocess.TEXT:
+        return [_NON_LETTERS.sub(" ", text).lower()]
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     if lines and lines[-1] == "":
         lines.pop()
@@ -130,7 +142,7 @@ def is_url(source: str | Path | None) -> bool:
 
 
 def load_corpus(path: str | Path | None = None, token: Token | str = Token.CHAR,
-                known_hash: str | None = None) -> list[str]:
+                known_hash: str | None = None, preprocessing: Preprocess | str = Preprocess.LINES) -> list[str]:
     """Tokens of the text at `path` (None: the bundled, checksum-verified Time Machine).
 
     `path` may be an http(s) URL: it is downloaded once into the cache and verified against
@@ -138,7 +150,7 @@ def load_corpus(path: str | Path | None = None, token: Token | str = Token.CHAR,
     """
     path = local_path(path, known_hash)
     text = read_time_machine() if path is None else read_text(path)
-    tokens = tokenize(preprocess(text), token)
+    tokens = tokenize(preprocess(text, preprocessing), token)
     if not tokens:
         name = "The Time Machine text" if path is None else f"The corpus file {path}"
         raise SeqcoreError(
@@ -192,3 +204,33 @@ def split_train_val(
     if max_train_tokens is not None:
         num_train = min(num_train, max_train_tokens)
     return tokens[:num_train], tokens[total - num_val:]
+
+
+def split_windows(tokens: Sequence[T], num_steps: int, num_train: int, num_val: int
+                  ) -> tuple[Sequence[T], Sequence[T]]:
+    """(train, val) as d2l 1.0's TimeMachine cuts them: its training set is the `num_train`
+    windows of num_steps + 1 tokens that start at tokens 0 .. num_train - 1, its validation set
+    the `num_val` windows that start right after (num_train .. num_train + num_val - 1). Each
+    part is returned as the tokens its windows cover, num_train + num_steps and num_val +
+    num_steps of them, overlapping by num_steps tokens as the book's windows do."""
+    for value, name in ((num_steps, "--num-steps"), (num_train, "--train-windows"), (num_val, "--val-windows")):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise SeqcoreError(f"{name} must be a positive integer, got {value!r}.")
+    available = len(tokens) - num_steps  # windows of num_steps + 1 tokens
+    if num_train + num_val > available:
+        raise SeqcoreError(f"A corpus of {len(tokens)} tokens holds {max(available, 0)} windows of {num_steps} + 1 "
+                           f"tokens, fewer than the {num_train} + {num_val} that --train-windows and "
+                           f"--val-windows ask for.")
+    return tokens[:num_train + num_steps], tokens[num_train:num_train + num_val + num_steps]
+
+
+def check_windows(windows: Optional[Sequence[int]]) -> Optional[tuple[int, int, int]]:
+    """A CorpusSpec's d2l 1.0 split as (train windows, validation windows, steps), or None."""
+    if windows is None:
+        return None
+    if isinstance(windows, (str, bytes)) or not isinstance(windows, Sequence) or len(windows) != 3:
+        raise ConfigError(f"The window split must be (train windows, validation windows, steps), got {windows!r}.")
+    for value, name in zip(windows, ("--train-windows", "--val-windows", "--num-steps")):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ConfigError(f"{name} must be a positive whole number, got {value!r}.")
+    return tuple(windows)

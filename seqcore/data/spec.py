@@ -21,9 +21,12 @@ import numpy as np
 
 from seqcore.checks import positive_int
 from seqcore.data import mnist, mnist_sets, waves
-from seqcore.data.corpus import Token, is_url, load_corpus, local_path, sha256_of, split_train_val
+from seqcore.checks import parse_enum
+from seqcore.data.corpus import (Preprocess, Token, check_windows, is_url, load_corpus, local_path, sha256_of,
+                                 split_train_val, split_windows)
 from seqcore.data.download import check_hash
-from seqcore.data.vocab import Vocab
+from seqcore.data.pairs import Pairs, PairsSpec  # noqa: F401  (the translation kind, registered below)
+from seqcore.data.vocab import Order, Vocab
 from seqcore.errors import ConfigError, SeqcoreError
 
 TIME_MACHINE = "timemachine"  # the bundled text, the default corpus
@@ -68,6 +71,10 @@ class CorpusSpec(_Spec):
     token: str = Token.CHAR.value
     max_tokens: Optional[int] = 10_000  # train on the first N tokens; None: all
     val_fraction: float = 0.1  # the corpus tail held out for validation
+    preprocess: str = Preprocess.LINES.value  # per line (d2l 0.17) or the whole text at once (d2l 1.0)
+    vocab_order: str = Order.FREQUENCY.value  # seqcore.data.vocab.Order (d2l 1.0: alphabetical)
+    windows: Optional[tuple[int, int, int]] = None  # d2l 1.0's split (train, validation windows, steps),
+                                                    # in place of max_tokens and val_fraction
 
     def __post_init__(self) -> None:
         _text(self.source, "The corpus source")
@@ -87,6 +94,9 @@ class CorpusSpec(_Spec):
         if (isinstance(self.val_fraction, bool) or not isinstance(self.val_fraction, (int, float))
                 or not 0 <= self.val_fraction < 1):
             raise ConfigError(f"The validation fraction must be a number in [0, 1), got {self.val_fraction!r}.")
+        parse_enum(Preprocess, self.preprocess, "preprocessing")
+        parse_enum(Order, self.vocab_order, "vocabulary order")
+        object.__setattr__(self, "windows", check_windows(self.windows))
 
     def path(self) -> Optional[Path]:
         """The file the text is read from (a URL is downloaded once, verified); None: the bundled text."""
@@ -95,9 +105,10 @@ class CorpusSpec(_Spec):
 
     def load(self, progress: bool = True) -> "Corpus":
         path = self.path()
-        tokens = load_corpus(path, self.token)
-        vocab = Vocab(tokens)  # the whole text's (as in d2l): the validation tail has no unknown tokens
-        train, val = split_train_val(tokens, self.val_fraction, self.max_tokens)
+        tokens = load_corpus(path, self.token, preprocessing=self.preprocess)
+        vocab = Vocab(tokens, order=self.vocab_order)  # the whole text's (as in d2l): no unknown tokens held out
+        train, val = (split_windows(tokens, self.windows[2], *self.windows[:2]) if self.windows
+                      else split_train_val(tokens, self.val_fraction, self.max_tokens))
         return Corpus(self, vocab, vocab.encode(train), vocab.encode(val), {"corpus_sha256": sha256_of(path)})
 
 
@@ -262,10 +273,10 @@ class Pair:
         return {"chars": self.chars}
 
 
-# -- every kind ---------------------------------------------------------------------------------
+# -- every kind (sentence pairs for translation: seqcore.data.pairs) --------------------------------
 
-DataSpec = Union[CorpusSpec, MnistSpec, SineSpec, HelloSpec]
-KINDS: dict[str, type] = {cls.kind: cls for cls in (CorpusSpec, MnistSpec, SineSpec, HelloSpec)}
+DataSpec = Union[CorpusSpec, MnistSpec, SineSpec, HelloSpec, PairsSpec]
+KINDS: dict[str, type] = {cls.kind: cls for cls in (CorpusSpec, MnistSpec, SineSpec, HelloSpec, PairsSpec)}
 
 
 def data_spec_from_dict(data: Mapping[str, Any]) -> DataSpec:

@@ -118,7 +118,7 @@ def beam_candidates(model: StepModel, source: np.ndarray, source_valid: np.ndarr
         scores = log_softmax(_checked(logits, len(live)))  # (B, V)
         step_weights = _checked_weights(step_weights, len(live), source)
         totals = np.array([h.log_prob for h in live])[:, None] + scores
-        order = np.argsort(-totals.ravel(), kind="stable")[:beam_size - len(finished)]
+        order = _top(totals.ravel(), beam_size - len(finished))
         parents, extensions = np.divmod(order, scores.shape[1])
         kept_rows, kept = [], []
         for parent, token, total in zip(parents, extensions, totals.ravel()[order]):
@@ -139,16 +139,77 @@ def beam_candidates(model: StepModel, source: np.ndarray, source_valid: np.ndarr
     return finished
 
 
+def beam_search_batch(model: StepModel, source: np.ndarray, source_valid: np.ndarray, bos: int, eos: int,
+                      max_len: int, beam_size: int, alpha: float = BOOK_ALPHA) -> list[Hypothesis]:
+    """beam_search for every source column at once: each sentence's beam is the one beam_candidates
+    keeps (the same selection, sentence by sentence), but one step-model call serves the live
+    hypotheses of all sentences (what makes it fast on a framework, where a call costs far more
+    than its rows)."""
+    positive_int(max_len, "max length")
+    positive_int(beam_size, "beam size")
+    count = np.shape(source)[1]
+    state = model.start(source, source_valid)
+    live: list[list[Hypothesis]] = [[Hypothesis((), 0.0, False)] for _ in range(count)]
+    finished: list[list[Hypothesis]] = [[] for _ in range(count)]
+    active = list(range(count))  # sentences with live hypotheses, in the order of the state's rows
+    last = np.full(count, bos, dtype=np.int64)
+    for _ in range(max_len):
+        logits, state, step_weights = model.step(last, state)
+        rows = sum(len(live[n]) for n in active)
+        scores = log_softmax(_checked(logits, rows))  # (rows, V): each active sentence's hypotheses in turn
+        step_weights = _checked_weights(step_weights, rows, source)
+        kept_rows, still, start = [], [], 0
+        for n in active:
+            mine = slice(start, start + len(live[n]))
+            totals = np.array([h.log_prob for h in live[n]])[:, None] + scores[mine]
+            order = _top(totals.ravel(), beam_size - len(finished[n]))
+            parents, extensions = np.divmod(order, scores.shape[1])
+            kept = []
+            for parent, token, total in zip(parents, extensions, totals.ravel()[order]):
+                weights = _extended(live[n][parent].attention, None if step_weights is None else step_weights[mine],
+                                    parent)
+                if token == eos:
+                    finished[n].append(Hypothesis(live[n][parent].tokens, float(total), True, weights))
+                else:
+                    kept_rows.append(start + parent)
+                    kept.append(Hypothesis(live[n][parent].tokens + (int(token),), float(total), False, weights))
+            start += len(live[n])
+            if kept:
+                live[n] = kept
+                still.append(n)
+        active = still
+        if not active:
+            break
+        state = model.select(state, np.array(kept_rows, dtype=np.int64))
+        last = np.array([h.tokens[-1] for n in active for h in live[n]], dtype=np.int64)
+    for n in active:  # cut at max_len, kept unfinished
+        finished[n].extend(live[n])
+    return [max(candidates, key=lambda hypothesis: hypothesis.score(alpha)) for candidates in finished]
+
+
 def translate(model: StepModel, source: np.ndarray, source_valid: np.ndarray, bos: int, eos: int,
-              max_len: int, beam_size: int = 1, alpha: float = BOOK_ALPHA) -> list[Hypothesis]:
+              max_len: int, beam_size: int = 1, alpha: float = BOOK_ALPHA, batched: bool = False) -> list[Hypothesis]:
     """One hypothesis per source column: greedy for the whole batch when beam_size is 1 (the book's
-    decoding), else beam search sentence by sentence."""
+    decoding), else beam search sentence by sentence, or of all at once with batched=True
+    (beam_search_batch: the same beams, float32 scores rounded as the larger batch rounds them)."""
     positive_int(beam_size, "beam size")
     if beam_size == 1:
         return greedy(model, source, source_valid, bos, eos, max_len)
     source, source_valid = np.asarray(source), np.asarray(source_valid)
+    if batched:
+        return beam_search_batch(model, source, source_valid, bos, eos, max_len, beam_size, alpha)
     return [beam_search(model, source[:, [n]], source_valid[[n]], bos, eos, max_len, beam_size, alpha)
             for n in range(source.shape[1])]
+
+
+def _top(values: np.ndarray, count: int) -> np.ndarray:
+    """The indices of the `count` largest values, largest first, ties in index order: the first
+    `count` of a stable argsort of -values, without sorting all B x V of them."""
+    if count >= values.size:
+        return np.argsort(-values, kind="stable")[:count]
+    threshold = np.partition(values, values.size - count)[values.size - count]
+    chosen = np.flatnonzero(values >= threshold)  # ascending, every tie of the threshold included
+    return chosen[np.argsort(-values[chosen], kind="stable")][:count]
 
 
 def _checked(logits: Any, rows: int) -> np.ndarray:

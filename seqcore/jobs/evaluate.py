@@ -20,6 +20,7 @@ from seqcore.backend import Device, load_backend
 from seqcore.checks import parse_enum
 from seqcore.data.corpus import is_url
 from seqcore.data.fingerprint import fingerprint_changes
+from seqcore.data.sampling import Sampler
 from seqcore.data.spec import TIME_MACHINE, Corpus, CorpusSpec
 from seqcore.data.vocab import Vocab
 from seqcore.errors import ConfigError, SeqcoreError
@@ -38,9 +39,10 @@ def evaluate_checkpoint(*, checkpoint: str, backend: str, device: str = "auto", 
     """The validation perplexity and samples of a checkpoint (a file, or a run folder's last or
     best one); every mismatch between checkpoint, corpus and flags is refused in one sentence.
 
-    batch_size / num_steps: None takes the checkpoint's training values, read as the run read its
-    validation text (the batch shrunk to what the text fills: the run's own figure); sizes given
-    must fit the text. The result reports the sizes it read with.
+    batch_size / num_steps: None takes the checkpoint's training values (an imported one's: the
+    sizes of the data it was imported for), read as the run read its validation text (the batch
+    shrunk to what the text fills: the run's own figure; d2l 1.0's windows each from a zero
+    state); sizes given must fit the text. The result reports the sizes it read with.
     """
     check_flags(batch_size, num_steps, prefixes, num_preds)
     path = checkpoint_path(checkpoint, best)
@@ -49,7 +51,13 @@ def evaluate_checkpoint(*, checkpoint: str, backend: str, device: str = "auto", 
     spec = corpus_spec(path, saved)
     check_prefixes(vocab, prefixes, spec.token)
     corpus = validation_corpus(path, saved, spec, vocab)
-    batch_size, num_steps = measured_sizes(path, saved, len(corpus.val_ids), batch_size, num_steps)
+    recorded = recorded_sizes(saved)
+    sampler = Sampler(recorded[2]) if recorded else Sampler.SEQUENTIAL
+    if spec.windows is not None:  # d2l 1.0's validation: its windows, each from a zero state
+        sampler, num_steps = Sampler.WINDOWS, windows_steps(path, spec.windows[2], num_steps)
+        batch_size = batch_size or (recorded[0] if recorded else 1024)
+    else:
+        batch_size, num_steps = measured_sizes(path, saved, len(corpus.val_ids), batch_size, num_steps)
     written_by, epoch = (saved.provenance.get(key) for key in ("backend", "epoch"))
     for key, value, kind, wanted in (("epoch", epoch, int, "a whole number"), ("backend", written_by, str,
                                                                                 "a backend name")):
@@ -60,7 +68,7 @@ def evaluate_checkpoint(*, checkpoint: str, backend: str, device: str = "auto", 
     framework = load_backend(backend)  # only now: every check above runs without a framework
     where = framework.resolve_device(parse_enum(Device, device, "device"))
     model = framework.build_model(saved.model_spec, saved.params, where)
-    val_ppl = validation_perplexity(framework, model, corpus.val_ids, batch_size, num_steps)
+    val_ppl = validation_perplexity(framework, model, corpus.val_ids, batch_size, num_steps, sampler)
     if not math.isfinite(val_ppl):
         raise SeqcoreError(f"The validation perplexity of {path} came out as {val_ppl}; the weights "
                            f"overflow on this text.")
@@ -82,15 +90,39 @@ def check_flags(batch_size: Optional[int], num_steps: Optional[int], prefixes: S
         checks.text(prefix, "each --prefix")
 
 
+def recorded_sizes(saved: Checkpoint) -> Optional[tuple[int, int, str]]:
+    """(batch size, steps, sampler) the model was trained with: the training spec's, or for an
+    imported model those of the data it was imported for (tasks.convert records them in the
+    provenance); None when neither says."""
+    train = saved.train_spec
+    if train is not None:
+        return train.batch_size, train.num_steps, Sampler(train.sampler).value
+    found = saved.provenance
+    sizes = (found.get("batch_size"), found.get("num_steps"))
+    if all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in sizes):
+        sampler = found.get("sampler") if found.get("sampler") in [k.value for k in Sampler] else "sequential"
+        return sizes[0], sizes[1], sampler
+    return None
+
+
+def windows_steps(path: Path, recorded: int, num_steps: Optional[int]) -> int:
+    """The window length of d2l 1.0's validation windows: the data's, which --num-steps cannot change."""
+    if num_steps is not None and num_steps != recorded:
+        raise SeqcoreError(f"{path} was trained on windows of {recorded} + 1 tokens (d2l 1.0's num_steps), so its "
+                           f"validation windows are those: --num-steps {num_steps} cannot change them.")
+    return recorded
+
+
 def measured_sizes(path: Path, saved: Checkpoint, num_tokens: int, batch_size: Optional[int],
                    num_steps: Optional[int]) -> tuple[int, int]:
     """(rows, steps) the validation text of `num_tokens` is read with. Left out, the run's own
-    sizes, shrunk as the run shrank them; given, they must fit the text (never silently less)."""
-    train = saved.train_spec
-    if (batch_size is None or num_steps is None) and train is None:
+    sizes (recorded_sizes), shrunk as the run shrank them; given, they must fit the text (never
+    silently less)."""
+    recorded = recorded_sizes(saved)
+    if (batch_size is None or num_steps is None) and recorded is None:
         raise SeqcoreError(f"{path} records no training spec (an imported checkpoint), so there are no run's "
                            f"sizes to measure with: give --batch-size and --num-steps.")
-    rows, steps = validation_sizes(num_tokens, batch_size or train.batch_size, num_steps or train.num_steps)
+    rows, steps = validation_sizes(num_tokens, batch_size or recorded[0], num_steps or recorded[1])
     if num_steps is not None and steps < num_steps:
         raise SeqcoreError(f"--num-steps {num_steps:,} is more than the {num_tokens - 1:,} steps of the held-out "
                            f"text of {path}; give at most {num_tokens - 1:,}.")
@@ -105,7 +137,10 @@ def checked_vocab(path: Path, saved: Checkpoint) -> Vocab:
     """The checkpoint's vocabulary, refused unless it is a language model's and fits the weights."""
     spec = saved.model_spec
     if saved.vocab is None or spec.input_kind is InputKind.DENSE or spec.readout is not Readout.SEQUENCE:
-        raise SeqcoreError(f"{path} is not a language-model checkpoint (it has no vocabulary).")
+        imported = saved.provenance.get("imported_from")
+        hint = (f"; it was imported from {imported} without --vocab: import it again with --vocab FILE"
+                if imported and spec.readout is Readout.SEQUENCE and spec.input_kind is not InputKind.DENSE else "")
+        raise SeqcoreError(f"{path} is not a language-model checkpoint (it has no vocabulary){hint}.")
     try:
         vocab = Vocab.from_dict(saved.vocab)
     except SeqcoreError as error:
@@ -176,5 +211,8 @@ def check_same_vocab(path: Path, saved: Vocab, rebuilt: Vocab, corpus: str) -> N
         only_corpus = ", ".join(repr(t) for t in sorted(set(theirs) - set(ours))[:5]) or "none"
         raise SeqcoreError(f"{head}: tokens only in the checkpoint: {only_saved}; only in the corpus: "
                            f"{only_corpus}.")
-    raise SeqcoreError(f"{head}: it reserves {len(saved.reserved_tokens)} tokens where the corpus's "
-                       f"vocabulary reserves {len(rebuilt.reserved_tokens)}.")
+    if ours == theirs:
+        raise SeqcoreError(f"{head}: the same tokens, recorded under the {saved.order.value} order rule where the "
+                           f"corpus was rebuilt under {rebuilt.order.value}.")
+    raise SeqcoreError(f"{head}: it reserves {saved.reserved_tokens} where the corpus's vocabulary reserves "
+                       f"{rebuilt.reserved_tokens}.")

@@ -7,16 +7,21 @@ Generator), the evaluation batches.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
 from seqcore.backend import Backend, Model
 from seqcore.data import sampling
+from seqcore.data.corpus import Preprocess
+from seqcore.data.sampling import Sampler
 from seqcore.data.spec import TIME_MACHINE, Corpus, CorpusSpec
+from seqcore.data.vocab import Order
 from seqcore.jobs.figures import plot_curves, series
 from seqcore.jobs.generate import predict
-from seqcore.model.spec import Activation, Cell, GRUReset, Impl, InputKind, Loss, ModelSpec, Readout
+from seqcore.model import reference
+from seqcore.model.spec import Activation, Bias, Cell, GRUReset, Impl, InputKind, Loss, ModelSpec, Readout
 from seqcore.train.loop import evaluate
 from seqcore.train.spec import TrainSpec
 
@@ -24,25 +29,30 @@ TEXT_STREAM = 2  # text samples drawn with a temperature use (seed, 2)
 
 
 def prepare_data(corpus: Optional[str], token: str, max_tokens: Optional[int], val_fraction: float,
-                 batch_size: int, num_steps: int, corpus_hash: Optional[str] = None) -> Corpus:
-    """The corpus of a CorpusSpec (None: the bundled text), checked to hold one batch of the sampler."""
+                 batch_size: int, num_steps: int, corpus_hash: Optional[str] = None,
+                 preprocessing: Preprocess | str = Preprocess.LINES, vocab_order: Order | str = Order.FREQUENCY,
+                 sampler: Sampler | str = Sampler.SEQUENTIAL, windows: Optional[tuple[int, int]] = None) -> Corpus:
+    """The corpus of a CorpusSpec (None: the bundled text), checked to hold one batch of the sampler;
+    windows: d2l 1.0's (train, validation) window counts, of num_steps + 1 tokens."""
     data = CorpusSpec(source=corpus or TIME_MACHINE, source_hash=corpus_hash, token=token,
-                      max_tokens=max_tokens, val_fraction=val_fraction).load()
-    sampling.check_fits(len(data.train_ids), batch_size, num_steps)
+                      max_tokens=max_tokens, val_fraction=val_fraction, preprocess=Preprocess(preprocessing).value,
+                      vocab_order=Order(vocab_order).value,
+                      windows=None if windows is None else (*windows, num_steps)).load()
+    sampling.check_sampler_fits(sampler, len(data.train_ids), batch_size, num_steps)
     return data
 
 
 def model_spec(cell: Cell | str, impl: Impl | str, vocab_size: int, hidden_size: int,
                num_layers: int, input_kind: InputKind | str = InputKind.ONEHOT, embed_size: int = 0,
                dropout: float = 0.0, gru_reset: GRUReset | str = GRUReset.AFTER,
-               activation: Activation | str = Activation.TANH) -> ModelSpec:
+               activation: Activation | str = Activation.TANH, bias: Bias | str = Bias.BOTH) -> ModelSpec:
     """The d2l language model: one-hot tokens (or an embedding of `embed_size`, which a large word
     vocabulary needs) in, a logit per vocabulary entry out. Always left to right (never bidirectional:
     it predicts each token from the ones before it)."""
     return ModelSpec(cell=cell, impl=impl, input_size=vocab_size, hidden_size=hidden_size,
                      output_size=vocab_size, num_layers=num_layers, input_kind=input_kind,
                      embed_size=embed_size, readout=Readout.SEQUENCE, dropout=dropout, gru_reset=gru_reset,
-                     activation=activation)
+                     activation=activation, bias=bias)
 
 
 def time_major(batch: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -60,9 +70,15 @@ def validation_sizes(num_ids: int, batch_size: int, num_steps: int) -> tuple[int
 
 
 def validation_perplexity(backend: Backend, model: Model, ids: np.ndarray, batch_size: int,
-                          num_steps: int) -> float:
-    """Perplexity over `ids` read in order (offset 0, state carried) at validation_sizes; NaN
-    for a text of fewer than 2 tokens (nothing to predict)."""
+                          num_steps: int, sampler: Sampler | str = Sampler.SEQUENTIAL) -> float:
+    """Perplexity over `ids`: read in order (offset 0, state carried) at validation_sizes, or for the
+    WINDOWS sampler over every window in order, each from a zero state (d2l 1.0's validation
+    loader); the mean over every target token either way; NaN when there is nothing to predict."""
+    if Sampler(sampler) is Sampler.WINDOWS:
+        if len(ids) <= num_steps:
+            return float("nan")
+        windows = map(time_major, sampling.window_batches(ids, batch_size, num_steps))
+        return evaluate(backend, model, windows, loss=Loss.CROSS_ENTROPY, carry_state=False).perplexity
     if len(ids) < 2:
         return float("nan")
     rows, _ = validation_sizes(len(ids), batch_size, num_steps)
@@ -79,7 +95,7 @@ class LanguageModelJob:
 
     def __init__(self, data: Corpus, train: TrainSpec, prefixes: Sequence[str], num_preds: int,
                  temperature: float):
-        sampling.check_fits(len(data.train_ids), train.batch_size, train.num_steps)
+        sampling.check_sampler_fits(train.sampler, len(data.train_ids), train.batch_size, train.num_steps)
         self.data, self.train = data, train
         self.prefixes, self.num_preds, self.temperature = tuple(prefixes), num_preds, temperature
         self.vocab = data.vocab.to_dict()
@@ -96,7 +112,7 @@ class LanguageModelJob:
     def evaluate(self, run, backend: Backend, model: Model, epoch: int) -> dict[str, Any]:
         sample = self.sample(run, backend, model, self.prefixes[0])
         return {"val_ppl": validation_perplexity(backend, model, self.data.val_ids, self.train.batch_size,
-                                                 self.train.num_steps), "sample": sample}
+                                                 self.train.num_steps, self.train.sampler), "sample": sample}
 
     def sample(self, run, backend: Backend, model: Model, prefix: str) -> str:
         return predict(backend, model, self.data.vocab, prefix, self.num_preds, self.data.token,
@@ -120,3 +136,21 @@ class LanguageModelJob:
                 "best_val_ppl": run.position.best, "best_epoch": run.position.best_epoch,
                 "tokens_per_s_last_epoch": last["tokens_per_s"],
                 "samples": {p: self.sample(run, backend, model, p) for p in self.prefixes}}
+
+
+def reference_perplexity(spec: ModelSpec, params: Mapping[str, np.ndarray], ids: np.ndarray, batch_size: int,
+                         num_steps: int, sampler: Sampler | str = Sampler.SEQUENTIAL) -> float:
+    """validation_perplexity by the NumPy reference (seqcore.model.reference), in float32: the
+    same batches and state handling, with no framework (an import checks its guesses with it)."""
+    windows = Sampler(sampler) is Sampler.WINDOWS
+    if windows:
+        batches = sampling.window_batches(ids, batch_size, num_steps)
+    else:
+        batches = sampling.sequential_batches(ids, validation_sizes(len(ids), batch_size, num_steps)[0],
+                                              num_steps, offset=0)
+    total, count, state = 0.0, 0, None
+    for inputs, targets in map(time_major, batches):
+        logits, state = reference.forward(spec, params, inputs, None if windows else state)
+        total += float(reference.cross_entropies(logits, targets).sum())
+        count += targets.size
+    return math.exp(min(total / max(count, 1), 700.0))

@@ -15,11 +15,12 @@ A training step passes the masks with its batch to `Backend.to_device` (per step
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from seqcore.errors import SeqcoreError
+from seqcore.model import seq2seq
 from seqcore.model.spec import ModelSpec, Readout
 
 
@@ -56,3 +57,16 @@ def check_masks(spec: ModelSpec, masks: Sequence[np.ndarray] | None, num_steps: 
         raise SeqcoreError(f"Dropout masks of shapes {got} do not fit this model and batch, "
                            f"which take {shapes or 'none (dropout is 0)'}.")
     return [np.asarray(mask, dtype=np.float32) for mask in masks]
+
+
+def check_batch_masks(spec: ModelSpec | seq2seq.Seq2SeqSpec, masks: Sequence[np.ndarray] | None,
+                      inputs: Any) -> list[np.ndarray] | None:
+    """`masks` as float32 arrays after checking them against the model and the batch `inputs`
+    (an array, or a tuple whose first array is (T, N, ...)); an encoder-decoder's against
+    seqcore.model.seq2seq.mask_shapes of its (source (T_src, N), lengths, decoder inputs (T_tgt, N))."""
+    if isinstance(spec, seq2seq.Seq2SeqSpec):
+        source, _, decoder_inputs = inputs
+        seq2seq.split_masks(spec, masks, np.shape(source)[0], np.shape(decoder_inputs)[0], np.shape(source)[1])
+        return None if masks is None or len(masks) == 0 else [np.asarray(mask, dtype=np.float32) for mask in masks]
+    first = inputs[0] if isinstance(inputs, tuple) else inputs
+    return check_masks(spec, masks, *np.shape(first)[:2])

@@ -7,7 +7,8 @@ width of layer k: the encoded input width for k = 0, D*H above):
     rnn.l{k}.weight_ih              (G*H, I_k)    gate blocks stacked: LSTM i, f, g, o; GRU r, z, n
     rnn.l{k}.weight_hh              (G*H, H)
     rnn.l{k}.bias_ih                (G*H,)
-    rnn.l{k}.bias_hh                (G*H,)        GRU: b_hn sits inside r * (W_hn h + b_hn)
+    rnn.l{k}.bias_hh                (G*H,)        GRU: b_hn sits inside r * (W_hn h + b_hn);
+                                                  absent with Bias.INPUT (d2l's scratch cells)
     rnn.l{k}.weight_ih_reverse ...  the same four for the reverse direction, when bidirectional,
                                     right after layer k's forward four
     head.weight                     (O, D*H)      Dense / Linear layout, (out, in)
@@ -16,6 +17,10 @@ width of layer k: the encoded input width for k = 0, D*H above):
 This is exactly the layout of Gluon's fused layers (l{k}_i2h_weight ..., reverse r{k}_i2h_weight
 ...) and PyTorch's (weight_ih_l{k} ..., reverse weight_ih_l{k}_reverse ...), so a backend only
 renames. The GRU's gru_reset form changes the equations, not the shapes. Values are float32.
+
+An encoder-decoder (seqcore.model.seq2seq.Seq2SeqSpec) has its own layout; param_shapes,
+init_params and check_params hand such a spec to that module, so the run layer, checkpoints and
+the trainer state treat both families alike.
 """
 from __future__ import annotations
 
@@ -25,14 +30,18 @@ from typing import Mapping
 import numpy as np
 
 from seqcore.errors import SeqcoreError
-from seqcore.model.spec import Init, InputKind, ModelSpec
+from seqcore.model import seq2seq
+from seqcore.model.spec import Bias, Init, InputKind, ModelSpec
 
 Params = dict[str, np.ndarray]
 DIRECTION_SUFFIXES = ("", "_reverse")  # by direction: forward, reverse (PyTorch's suffix)
+GLUON_SCALE = 0.07  # mx.init.Uniform()'s default scale, what Block.initialize() draws weights from
 
 
 def param_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
     """Every parameter's shape, in the canonical order (the order weights are drawn in)."""
+    if isinstance(spec, seq2seq.Seq2SeqSpec):
+        return seq2seq.param_shapes(spec)
     gh = spec.num_gates * spec.hidden_size
     shapes: dict[str, tuple[int, ...]] = {}
     if spec.input_kind is InputKind.EMBEDDING:
@@ -43,7 +52,8 @@ def param_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
             shapes[f"rnn.l{layer}.weight_ih{suffix}"] = (gh, width)
             shapes[f"rnn.l{layer}.weight_hh{suffix}"] = (gh, spec.hidden_size)
             shapes[f"rnn.l{layer}.bias_ih{suffix}"] = (gh,)
-            shapes[f"rnn.l{layer}.bias_hh{suffix}"] = (gh,)
+            if spec.bias is Bias.BOTH:
+                shapes[f"rnn.l{layer}.bias_hh{suffix}"] = (gh,)
     shapes["head.weight"] = (spec.output_size, spec.output_width)
     shapes["head.bias"] = (spec.output_size,)
     return shapes
@@ -51,6 +61,8 @@ def param_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
 
 def init_params(spec: ModelSpec, scheme: Init | str = Init.UNIFORM, seed: int = 0) -> Params:
     """Draw every parameter from one seeded generator, so both backends start identical."""
+    if isinstance(spec, seq2seq.Seq2SeqSpec):
+        return seq2seq.init_params(spec, scheme, seed)
     scheme = Init(scheme)
     rng = np.random.default_rng(seed)
     return {
@@ -66,6 +78,8 @@ def _draw(rng: np.random.Generator, scheme: Init, name: str, shape: tuple[int, .
             return rng.standard_normal(shape)
         if scheme is Init.NORMAL:
             return rng.normal(0.0, 0.01, shape)
+        if scheme is Init.GLUON:
+            return rng.uniform(-GLUON_SCALE, GLUON_SCALE, shape)
         return _xavier(rng, shape, fan_in=shape[1], fan_out=shape[0])
     if scheme is Init.UNIFORM:
         # PyTorch's nn.RNN/GRU/LSTM and nn.Linear(D*H, O) defaults: U(-1/sqrt(H), 1/sqrt(H)), biases
@@ -77,6 +91,8 @@ def _draw(rng: np.random.Generator, scheme: Init, name: str, shape: tuple[int, .
         return np.zeros(shape)
     if scheme is Init.NORMAL:
         return rng.normal(0.0, 0.01, shape)
+    if scheme is Init.GLUON:
+        return rng.uniform(-GLUON_SCALE, GLUON_SCALE, shape)
     if name == "head.weight":
         return _xavier(rng, shape, fan_in=shape[1], fan_out=shape[0])
     # Fused recurrent weights: Glorot per gate block, each block (H, I_k) mapping I_k -> H.
@@ -92,6 +108,8 @@ def _xavier(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int, fan_o
 
 def check_params(spec: ModelSpec, params: Mapping[str, np.ndarray]) -> Params:
     """Return `params` as float32 arrays after checking names and shapes against `spec`."""
+    if isinstance(spec, seq2seq.Seq2SeqSpec):
+        return seq2seq.check_params(spec, params)
     expected = param_shapes(spec)
     missing = sorted(set(expected) - set(params))
     extra = sorted(set(params) - set(expected))

@@ -128,7 +128,9 @@ def forward(spec: ModelSpec, params: Mapping[str, np.ndarray], X: np.ndarray,
         halves = []
         for direction, suffix in enumerate(DIRECTION_SUFFIXES[:directions]):
             index = layer * directions + direction
-            weights = [params[f"rnn.l{layer}.{name}{suffix}"] for name in _WEIGHTS]
+            b_ih = params[f"rnn.l{layer}.bias_ih{suffix}"]
+            # Bias.INPUT: no b_hh, i.e. a zero one (the d2l book's scratch cells)
+            weights = [params.get(f"rnn.l{layer}.{name}{suffix}", np.zeros_like(b_ih)) for name in _WEIGHTS]
             outputs, final = run_direction(spec, weights, layer_input,
                                            tuple(part[index] for part in state), reverse=direction == 1)
             halves.append(outputs)

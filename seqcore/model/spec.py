@@ -29,6 +29,7 @@ class Init(str, Enum):
     UNIFORM = "uniform"  # PyTorch's RNN default, U(-1/sqrt(H), 1/sqrt(H))
     NORMAL = "normal"  # d2l's scratch models, N(0, 0.01) weights and zero biases
     XAVIER = "xavier"  # Glorot uniform weights per gate block, zero biases
+    GLUON = "gluon"  # Gluon's default initializer, U(-0.07, 0.07) weights and zero biases (d2l 1.0, MXNet)
 
 
 class InputKind(str, Enum):
@@ -52,6 +53,13 @@ class GRUReset(str, Enum):
 
     AFTER = "after"  # n = tanh(W_in x + b_in + r * (W_hn h + b_hn)): cuDNN, Gluon, PyTorch
     BEFORE = "before"  # n = tanh(W_in x + b_in + W_hn (r * h) + b_hn): Cho et al., d2l's scratch GRU
+
+
+class Bias(str, Enum):
+    """The biases of each gate."""
+
+    BOTH = "both"  # b_ih and b_hh, as cuDNN, Gluon and PyTorch hold them
+    INPUT = "input"  # b_ih alone, one bias per gate: the d2l book's scratch cells (scratch only)
 
 
 class Loss(str, Enum):
@@ -88,6 +96,7 @@ class ModelSpec:
     bidirectional: bool = False  # a reverse-time direction per layer, outputs concatenated
     gru_reset: GRUReset = GRUReset.AFTER  # only for Cell.GRU; BEFORE only with Impl.SCRATCH
     dropout: float = 0.0  # inverted dropout on layer k>=1 inputs and the head input (seqcore.model.dropout)
+    bias: Bias = Bias.BOTH  # INPUT: no bias_hh parameters, only with Impl.SCRATCH
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cell", parse_enum(Cell, self.cell, "cell"))
@@ -114,6 +123,10 @@ class ModelSpec:
                 or not math.isfinite(self.dropout) or not 0 <= self.dropout < 1):
             raise SeqcoreError(f"dropout must be a number in [0, 1), got {self.dropout!r}.")
         object.__setattr__(self, "dropout", float(self.dropout))
+        object.__setattr__(self, "bias", parse_enum(Bias, self.bias, "bias"))
+        if self.bias is Bias.INPUT and self.impl is not Impl.SCRATCH:
+            raise SeqcoreError("the concise layers of both frameworks hold two biases per gate (b_ih and b_hh); "
+                               "use --impl scratch for --bias input.")
 
     @property
     def num_gates(self) -> int:

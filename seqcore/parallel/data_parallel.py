@@ -130,11 +130,12 @@ class DistributedBackend(Backend):
     def to_device(self, model: Model, inputs: Arrays, targets: Arrays, masks: Masks, loss: Loss) -> _Rows:
         batch_size = num_rows(inputs)
         start, stop = row_blocks(batch_size, self.world.size)[self.world.rank]
-        weight = (stop - start) / batch_size
+        weight = _share(targets, loss, start, stop, batch_size)
         if stop == start:  # fewer rows than workers (a short last batch): row 0, weighted 0
             start, stop = 0, 1
         rows = slice(start, stop)
-        by_time = self.spec.readout is Readout.SEQUENCE  # single targets (T, B, ...) or (B, ...)
+        # single targets (T, B, ...) or (B, ...); a tuple's arrays are cut by their own rank
+        by_time = isinstance(targets, tuple) or self.spec.readout is Readout.SEQUENCE
         batch = self.inner.to_device(self.comm.unwrap(model), _batch_rows(inputs, rows, True),
                                      _batch_rows(targets, rows, by_time), _rows_of(masks, rows), loss)
         return _Rows(batch, rows, batch_size, weight)
@@ -171,6 +172,17 @@ class DistributedBackend(Backend):
         counts = summed[len(shares):]
         self.stop_agreed = next((signum for signum, count in zip(STOP_SIGNALS, counts) if count > 0), None)
         return values
+
+
+def _share(targets: Arrays, loss: Loss, start: int, stop: int, batch_size: int) -> float:
+    """This worker's weight in the summed gradient and loss: its share of the rows, or for
+    Loss.MASKED (a mean over the real target tokens) its share of the batch's real tokens, so that
+    the sum is the one-process mean over all of them."""
+    if Loss(loss) is Loss.MASKED and isinstance(targets, tuple):
+        steps = np.shape(targets[0])[0]
+        tokens = np.minimum(np.asarray(targets[1]), steps)  # (B,) real tokens of each row
+        return float(tokens[start:stop].sum() / tokens.sum())
+    return (stop - start) / batch_size
 
 
 def _batch_rows(part: Arrays, rows: slice, by_time: bool) -> Arrays:

@@ -14,13 +14,16 @@ from seqcore.report import records as cmp
 from seqcore.report.equivalence import equivalence
 from seqcore.report.figures import confusion_figure, overlay_figure
 from seqcore.report.html import to_html, to_markdown
+from seqcore.report.translation import section as translation_section
 
 TASK_TITLES = {"char_lm": "Character language model (Time Machine)", "mnist_rows": "MNIST as 28 rows",
-               "sine": "Sine waves", "hello": "'hello' -> 'ohlol'"}
+               "sine": "Sine waves", "hello": "'hello' -> 'ohlol'",
+               "translate": "English-French translation (encoder-decoder)"}
 CSV_COLUMNS = ("task", "backend", "cell", "impl", "seed", "device", "metric", "value", "status", "error", "wall_s",
                "throughput", "throughput_unit", "folder", "command")
 LABELS = {"train_ppl": "training perplexity", "val_ppl": "validation perplexity", "test_accuracy": "test accuracy",
-          "generation_mae": "generation MAE", "eval_mse": "evaluation MSE"}
+          "generation_mae": "generation MAE", "eval_mse": "evaluation MSE", "val_loss": "validation loss",
+          "book_bleu": "book BLEU", "bleu": "held-out corpus BLEU"}
 
 
 def fmt(value: Any, percent: bool = False) -> str:
@@ -178,14 +181,16 @@ def _task_section(task: str, runs: Sequence[dict], backends: Sequence[str], figu
         blocks.append(("figure", path, f"{task}: the training loss of every step, both backends overlaid "
                                        f"(solid / dashed), and their relative difference below (dotted: "
                                        f"{cmp.TOLERANCE:g}; red: the first step beyond it)."))
-    keys = ("train_ppl", "val_ppl") if task == "char_lm" else ("test_accuracy", "generation_mae", "eval_mse")
+    keys = ("train_ppl", "val_ppl") if task == "char_lm" else ("val_loss", "book_bleu", "bleu") \
+        if task == "translate" else ("test_accuracy", "generation_mae", "eval_mse")
     for key in keys:
         curves = {k: {b: r["curves"]["epoch"].get(key, []) for b, r in v.items()} for k, v in pairs.items()}
         if max((len(c) for v in curves.values() for c in v.values()), default=0) < 2:
             continue
         percent = key == "test_accuracy"
+        logy = not percent and key not in ("book_bleu", "bleu")  # BLEU starts at 0
         path = overlay_figure(figures / f"{task}_{key}.png", f"{TASK_TITLES[task]}: {LABELS[key]} per epoch", curves,
-                              xlabel="epoch", ylabel=LABELS[key], logy=not percent, percent=percent)
+                              xlabel="epoch", ylabel=LABELS[key], logy=logy, percent=percent)
         blocks.append(("figure", path, f"{task}: {LABELS[key]} per epoch, both backends overlaid, and their "
                                        f"relative difference below."))
     if task == "char_lm":
@@ -212,6 +217,8 @@ def _task_section(task: str, runs: Sequence[dict], backends: Sequence[str], figu
                     target = figures / f"sine_{name.replace(' ', '_')}_{backend}.png"
                     shutil.copyfile(source, target)
                     blocks.append(("figure", target, f"sine, {name}, {backend}: the run's own wave figure"))
+    if task == "translate":
+        blocks += translation_section(pairs, backends, figures)
     if task == "hello":
         rows = [[name, *[repr(chosen[b]["summary"].get("predicted")) if b in chosen else "-" for b in backends],
                  *[fmt(chosen[b]["summary"].get("first_correct_epoch")) if b in chosen else "-" for b in backends]]

@@ -58,8 +58,9 @@ def equivalence(done: Sequence[dict], backends: Sequence[str], crosscheck: Mappi
                  else "logits: not measured")
     cross = [cmp.relative(x["own"], x["other"]) for x in crosscheck.get("cross_eval") or []
              if x["own"] is not None and x["other"] is not None]
-    parts.append(f"{len(cross)} char_lm checkpoints evaluated on the other backend, validation perplexity within "
-                 f"{max(cross):.1e} (relative)" if cross else "cross-backend checkpoints: not measured")
+    parts.append(f"{len(cross)} checkpoints evaluated on the other backend, validation perplexity (translate: "
+                 f"held-out loss) within {max(cross):.1e} (relative)" if cross else
+                 "cross-backend checkpoints: not measured")
     statement = "; ".join(parts) + "."
     blocks.insert(1, ("p", statement[0].upper() + statement[1:]))
     return blocks + scratch_blocks + _crosscheck(crosscheck), statement
@@ -88,6 +89,10 @@ def _scratch_concise(done: Sequence[dict]) -> tuple[list[tuple], list[float]]:
     return blocks, firsts
 
 
+def _figure(value) -> str:
+    return "-" if value is None else f"{value:.6g}"
+
+
 def _crosscheck(crosscheck: Mapping[str, list]) -> list[tuple]:
     blocks: list[tuple] = [("h3", "Logits on identical weights and input")]
     logits = crosscheck.get("logits") or []
@@ -102,13 +107,14 @@ def _crosscheck(crosscheck: Mapping[str, list]) -> list[tuple]:
     blocks.append(("h3", "A checkpoint trained on one backend, evaluated on the other (tasks.evaluate)"))
     cross = crosscheck.get("cross_eval") or []
     if cross:
-        blocks.append(("table", ["model", "trained on", "evaluated on", "val ppl (training run)",
-                                 "val ppl (other backend)", "rel. diff"],
-                       [[x["model"], x["trained_on"], x["evaluated_on"], f"{x['own']:.6g}", f"{x['other']:.6g}",
+        blocks.append(("table", ["task", "model", "figure", "trained on", "evaluated on", "training run",
+                                 "other backend", "rel. diff"],
+                       [[x.get("task", "char_lm"), x["model"], x.get("figure", "val_ppl"), x["trained_on"],
+                         x["evaluated_on"], _figure(x["own"]), _figure(x["other"]),
                          "-" if x["own"] is None or x["other"] is None else f"{cmp.relative(x['own'], x['other']):.2e}"]
                         for x in cross]))
     else:
-        blocks.append(("p", "Not measured in this report (it needs finished char_lm runs)."))
+        blocks.append(("p", "Not measured in this report (it needs finished char_lm or translate runs)."))
     errors = crosscheck.get("errors") or []
     if errors:
         blocks.append(("p", "Cross-checks that failed: " + "; ".join(errors)))

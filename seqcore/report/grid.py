@@ -48,8 +48,17 @@ SIZES: dict[str, dict[str, list[str]]] = {
     "sine": {"full": ["--mode", "next"], "quick": ["--mode", "next", "--iterations", "100"],
              "tiny": ["--mode", "next", "--iterations", "10", "--gen-steps", "10"]},
     "hello": {"full": [], "quick": [], "tiny": ["--epochs", "5"]},
+    "translate": {"full": ["--preset", "d2l-1.0"],
+                  "quick": ["--preset", "d2l-1.0", "--epochs", "10", "--embed-size", "64", "--hidden-size", "64"],
+                  "tiny": ["--num-pairs", "120", "--held-out", "20", "--batch-size", "16", "--num-steps", "6",
+                           "--embed-size", "8", "--hidden-size", "8", "--epochs", "2", "--bleu-every", "0"]},
 }
 TASKS = tuple(SIZES)
+# Models a task trains beside each cell and impl: (the impl label's suffix, the flags). Translation
+# runs the plain encoder-decoder and Bahdanau's attention (records.py labels the latter impl+additive).
+VARIANTS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    "translate": (("", ()), ("+additive", ("--attention", "additive"))),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,16 +85,17 @@ def plan(report: Path, tasks: Sequence[str], backends: Sequence[str], cells: Seq
     planned = []
     for task in tasks:
         for cell in cells:
-            for impl in impls:
+            for impl, (suffix, flags) in ((i, v) for i in impls for v in VARIANTS.get(task, (("", ()),))):
                 for seed in range(seeds):
                     for backend in backends:
-                        name = f"{backend}-{cell}-{impl}" + (f"-seed{seed}" if seeds > 1 else "")
+                        label = impl + suffix
+                        name = f"{backend}-{cell}-{label.replace('+', '-')}" + (f"-seed{seed}" if seeds > 1 else "")
                         folder = report / "runs" / task / name
-                        args = [*SIZES[task][scale], "--backend", backend, "--cell", cell, "--impl", impl,
+                        args = [*SIZES[task][scale], "--backend", backend, "--cell", cell, "--impl", impl, *flags,
                                 "--device", device, "--seed", str(seed), "--log-every", "1", "--no-progress"]
                         if task == "mnist_rows" and mnist_dir:
                             args += ["--data-dir", mnist_dir]
-                        planned.append(Planned(task, backend, cell, impl, seed, folder,
+                        planned.append(Planned(task, backend, cell, label, seed, folder,
                                                (*args, *extra, "--out", str(folder))))
     return planned
 

@@ -41,6 +41,7 @@ HEADLINES = {
                            throughput="rows_per_s_last_epoch", throughput_unit="rows/s"),
     "sine": Headline("generation_mae", "generation MAE", False),
     "hello": Headline("final_loss", "final training cross-entropy", False),
+    "translate": Headline("book_bleu", "book BLEU (its 4 sentences, 0-1)", True, throughput="tokens_per_s_last_epoch"),
 }
 SINE_SIN2COS = Headline("eval_mse", "evaluation MSE", False)
 
@@ -73,8 +74,10 @@ def load_run(folder: Path) -> dict[str, Any]:
     throughput = summary.get(head.throughput) if head.throughput else (epochs[-1].get("tokens_per_s") if epochs else None)
     extra = {k: v for k, v in summary.items() if k not in ("kind", "confusion", "samples")}
     train = run.get("train") if isinstance(run.get("train"), dict) else {}
-    for name, value in (("backend", run.get("backend")), ("cell", run["model"].get("cell")),
-                        ("impl", run["model"].get("impl"))):
+    impl = run["model"].get("impl")
+    if task == "translate" and run["model"].get("attention") not in (None, "none") and isinstance(impl, str):
+        impl = f"{impl}+{run['model']['attention']}"  # one model of the grid (grid.VARIANTS)
+    for name, value in (("backend", run.get("backend")), ("cell", run["model"].get("cell")), ("impl", impl)):
         if not isinstance(value, str):
             raise SeqcoreError(f"The run line of {path} holds {value!r} where the {name}'s name belongs.")
     for name, value in ((head.metric, summary.get(head.metric)), ("wall_s", summary.get("wall_s")),
@@ -87,7 +90,7 @@ def load_run(folder: Path) -> dict[str, Any]:
         if summary.get(name) is not None and not isinstance(summary[name], kind):
             raise SeqcoreError(f"The summary of {path} holds {summary[name]!r} where its {name} belong.")
     return {"task": task, "backend": run.get("backend"), "cell": run["model"].get("cell"),
-            "impl": run["model"].get("impl"), "device": run.get("device"), "metric": head.metric,
+            "impl": impl, "device": run.get("device"), "metric": head.metric,
             "value": summary.get(head.metric), "seed": seed,
             "status": "done", "error": None, "folder": str(folder), "wall_s": summary.get("wall_s"),
             "throughput": throughput, "throughput_unit": head.throughput_unit,
@@ -145,8 +148,8 @@ def _curves(records: Sequence[Mapping[str, Any]], task: str) -> dict[str, list]:
         steps = [(r.get("epoch"), r["train_loss"]) for r in epochs if _is_number(r.get("train_loss"))]
     if [s for s, _ in steps] != list(range(1, len(steps) + 1)):
         steps = []  # not every step was logged: no lockstep comparison
-    keys = ("train_ppl", "val_ppl") if task == "char_lm" else (
-        "train_loss", "test_accuracy", "generation_mae", "eval_mse", "eval_loss")
+    keys = ("train_ppl", "val_ppl") if task == "char_lm" else ("train_loss", "val_loss", "book_bleu", "bleu") \
+        if task == "translate" else ("train_loss", "test_accuracy", "generation_mae", "eval_mse", "eval_loss")
     per_epoch = {k: [(r["epoch"], r[k]) for r in epochs if isinstance(r.get(k), (int, float))] for k in keys}
     return {"step": steps, "epoch": {k: v for k, v in per_epoch.items() if v}}
 
@@ -216,8 +219,10 @@ ORDER = {"rnn": 0, "gru": 1, "lstm": 2, "scratch": 0, "concise": 1}
 
 
 def model_order(key: Sequence[str]) -> tuple:
-    """Sort key of (cell, impl): rnn, gru, lstm; scratch before concise."""
-    return tuple(ORDER.get(k, 9) for k in key)
+    """Sort key of (cell, impl): rnn, gru, lstm; scratch before concise; an impl's variant
+    ('concise+additive') after the plain one."""
+    parts = [str(k).partition("+") for k in key]
+    return tuple(ORDER.get(base, 9) for base, _, _ in parts) + tuple(variant for _, _, variant in parts)
 
 
 def group(records: Iterable[Mapping[str, Any]], keys: Sequence[str]) -> dict[tuple, list]:

@@ -3,8 +3,10 @@
 the vocabulary, the provenance, the resume position and the data's fingerprint as JSON metadata.
 
 Format 3 (`seqcore-checkpoint-3`) metadata:
-    model_spec, train_spec, data_spec   ModelSpec / TrainSpec / seqcore.data.spec dicts (null: unknown)
-    vocab                               Vocab.to_dict() of token tasks, else null
+    model_spec, train_spec, data_spec   ModelSpec (or Seq2SeqSpec, told by its family tag 'seq2seq') /
+                                        TrainSpec / seqcore.data.spec dicts (null: unknown)
+    vocab                               Vocab.to_dict() of token tasks, {"source": ..., "target": ...}
+                                        (two Vocab dicts) of an encoder-decoder, else null
     provenance                          who trained it how: task, backend, device, config (every
                                         setting of the run, what a resume is compared against),
                                         epoch, that epoch's figures and the data's counts
@@ -36,6 +38,7 @@ from safetensors.numpy import save_file
 from seqcore.data.spec import DataSpec, data_spec_from_dict
 from seqcore.errors import SeqcoreError
 from seqcore.model.params import check_params
+from seqcore.model.seq2seq import Seq2SeqSpec, spec_from_dict
 from seqcore.model.spec import ModelSpec
 from seqcore.run.legacy import derive_data_spec
 from seqcore.run.tensors import FLOATS, checked_floats, read_file
@@ -50,7 +53,7 @@ LAST, BEST = "model.safetensors", "best.safetensors"  # a run folder's last and 
 
 @dataclasses.dataclass(frozen=True)
 class Checkpoint:
-    model_spec: ModelSpec
+    model_spec: ModelSpec | Seq2SeqSpec
     params: dict[str, np.ndarray]
     train_spec: Optional[TrainSpec] = None
     data_spec: Optional[DataSpec] = None
@@ -129,7 +132,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         raise SeqcoreError(f"{path} is a safetensors file but not a seqcore checkpoint.")
     fields = _fields(path, metadata, _NAMES[fmt])
     try:
-        model_spec = ModelSpec.from_dict(fields["model_spec"])
+        model_spec = spec_from_dict(fields["model_spec"])  # a Seq2SeqSpec by its family tag
         train = TrainSpec.from_dict(fields["train_spec"]) if fields["train_spec"] else None
         data = data_spec_from_dict(fields["data_spec"]) if fields.get("data_spec") else None
     except (TypeError, ValueError, SeqcoreError) as error:
@@ -175,8 +178,10 @@ def _optimizer(path: Path, tensors: dict[str, tuple[str, np.ndarray]]) -> dict[s
     return found
 
 
-def _state(path: Path, spec: ModelSpec, tensors: dict[str, tuple[str, np.ndarray]]) -> tuple[np.ndarray, ...]:
-    """state/0 .. state/{n-1}: h (and c for an LSTM), (L*D, N, H) float32 each, or none at all."""
+def _state(path: Path, spec: ModelSpec | Seq2SeqSpec, tensors: dict[str, tuple[str, np.ndarray]]
+           ) -> tuple[np.ndarray, ...]:
+    """state/0 .. state/{n-1}: h (and c for an LSTM), (L*D, N, H) float32 each, or none at all
+    (an encoder-decoder's batches begin afresh: D is 1 and no state is carried)."""
     names = sorted((k for k in tensors if k.startswith(STATE)), key=lambda k: (len(k), k))
     if not names:
         return ()
@@ -187,7 +192,7 @@ def _state(path: Path, spec: ModelSpec, tensors: dict[str, tuple[str, np.ndarray
                            f"or start again with --overwrite.")
     parts = tuple(checked_floats(path, name, *tensors[name], what="recurrent state") for name in names)
     rows = {part.shape[1] if part.ndim == 3 else None for part in parts}
-    expected = (spec.num_layers * spec.num_directions, spec.hidden_size)
+    expected = (spec.num_layers * getattr(spec, "num_directions", 1), spec.hidden_size)
     if any(part.ndim != 3 or (part.shape[0], part.shape[2]) != expected for part in parts) or len(rows) != 1:
         shapes = ", ".join(str(part.shape) for part in parts)
         raise SeqcoreError(f"{path} has a damaged recurrent state: its parts are {shapes}, not ({expected[0]}, N, "

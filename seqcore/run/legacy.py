@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
 from seqcore.data.spec import CorpusSpec, DataSpec, HelloSpec, MnistSpec, SineSpec
+from seqcore.data.vocab import Order
 from seqcore.errors import SeqcoreError
 from seqcore.train.spec import TrainSpec
 
@@ -52,8 +53,10 @@ def _corpus(path: Path, fmt: str, progress: Mapping[str, Any]) -> CorpusSpec:
          "a positive whole number or null"),
         ("val_fraction", lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
     ))
+    # Formats 1 and 2 broke frequency ties alphabetically (seqcore.data.vocab.Order).
     return CorpusSpec(source=progress["corpus"], source_hash=progress.get("corpus_hash"), token=progress["token"],
-                      max_tokens=progress["max_tokens"], val_fraction=progress["val_fraction"])
+                      max_tokens=progress["max_tokens"], val_fraction=progress["val_fraction"],
+                      vocab_order=Order.FREQUENCY_ALPHABETICAL.value)
 
 
 def _count(v: Any) -> bool:

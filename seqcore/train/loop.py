@@ -13,6 +13,8 @@ axis 1 of the first input array, the targets counted by the first target array).
 Dropout masks are drawn here, in NumPy, once per training step (`step_masks`), from a Generator
 seeded with (train seed, DROPOUT_STREAM, epoch, step) alone: both backends get the same masks,
 and a run resumed inside an epoch at step k + 1 draws step k + 1's masks with no saved state.
+An encoder-decoder's masks (seqcore.model.seq2seq.draw_masks) take the batch's source and target
+lengths, read from its tuple inputs (source ids (T_src, N), lengths, decoder inputs (T_tgt, N)).
 Evaluation, generation and prediction never apply dropout.
 """
 from __future__ import annotations
@@ -20,12 +22,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from typing import Callable, Iterable, Iterator, Optional, Sequence
+from typing import Callable, Iterable, Iterator, Optional
 
 import numpy as np
 
 from seqcore.backend import Arrays, Backend, Model, State, Trainer, first_array, num_rows
 from seqcore.errors import SeqcoreError
+from seqcore.model import seq2seq
 from seqcore.model.dropout import draw_masks
 from seqcore.model.spec import Loss, ModelSpec
 
@@ -47,6 +50,18 @@ def step_masks(spec: ModelSpec, seed: int, epoch: int, step: int, num_steps: int
         return None
     rng = np.random.default_rng([seed, DROPOUT_STREAM, epoch, step])
     return draw_masks(spec, rng, num_steps, batch_size)
+
+
+def batch_masks(spec: Optional[ModelSpec | seq2seq.Seq2SeqSpec], seed: int, epoch: int, step: int,
+                inputs: Arrays) -> Optional[list[np.ndarray]]:
+    """`step_masks` for one batch's inputs; for an encoder-decoder its masks of (T_src, T_tgt, N)."""
+    if spec is None or not spec.dropout:
+        return None
+    if isinstance(spec, seq2seq.Seq2SeqSpec):
+        source, _, decoder_inputs = inputs
+        rng = np.random.default_rng([seed, DROPOUT_STREAM, epoch, step])
+        return seq2seq.draw_masks(spec, rng, np.shape(source)[0], np.shape(decoder_inputs)[0], np.shape(source)[1])
+    return step_masks(spec, seed, epoch, step, *np.shape(first_array(inputs))[:2])
 
 
 class NonFiniteLoss(SeqcoreError):
@@ -75,7 +90,11 @@ class NonFiniteLoss(SeqcoreError):
 
 def num_targets(targets: Arrays, loss: Loss) -> int:
     """The targets a batch's mean loss is taken over: every entry of the (first) target array,
-    less its last axis for MSE (one target is a vector there)."""
+    less its last axis for MSE (one target is a vector there); for Loss.MASKED the real tokens
+    of (target ids (T, N), valid lengths (N,)), the positions before each valid length."""
+    if loss == Loss.MASKED and isinstance(targets, tuple):
+        steps = np.shape(targets[0])[0]
+        return int(np.minimum(np.asarray(targets[1]), steps).sum())
     shape = np.shape(first_array(targets))
     return int(np.prod(shape[:-1] if loss == Loss.MSE else shape))
 
@@ -171,8 +190,8 @@ def train_epoch(backend: Backend, model: Model, trainer: Trainer, batches: Itera
         started = time.perf_counter()
         batch_size = num_rows(run[0][0])
         state = carry.state if carry_state and carry is not None and batch_size == carry.batch_size else None
-        work = [(inputs, targets, step_masks(spec, seed, epoch, first + k, *np.shape(first_array(inputs))[:2])
-                 if spec is not None else None) for k, (inputs, targets) in enumerate(run)]
+        work = [(inputs, targets, batch_masks(spec, seed, epoch, first + k, inputs))
+                for k, (inputs, targets) in enumerate(run)]
         losses, norms, state = backend.train_span(model, trainer, work, state, loss=loss, clip=clip,
                                                   lrs=rates(len(run)) if rates is not None else None,
                                                   carry_state=carry_state)

@@ -19,20 +19,25 @@ MXNet 1.9's save_parameters and load_parameters name them as the old unfused cel
 same on all three sides (seqcore.model.params), so a conversion only renames. Reading
 and writing the files is the backends' part (`backends/<name>/interchange.py`); this module
 decides the names, infers a ModelSpec from a foreign file's shapes and refuses, in one
-sentence, a file that does not fit.
+sentence, a file that does not fit. The d2l book's own files, both editions, are read by
+seqcore.interchange.d2l.
+
+An encoder-decoder (seqcore.model.seq2seq, export only) maps onto children encoder.{embedding,
+rnn} and decoder.{embedding, rnn, head}, each named as above under its stack's prefix
+(encoder.rnn.l0.weight_ih -> encoder.rnn.weight_ih_l0 / encoder.rnn._unfused.0.i2h_weight). Its
+attention has no built-in module in either framework, so an attending model has no plain form.
 """
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 from typing import Any, Mapping, Optional
 
 import numpy as np
 
 from seqcore.checks import parse_enum
-from seqcore.data.vocab import Vocab
 from seqcore.errors import SeqcoreError
+from seqcore.interchange.d2l import with_hidden_bias
+from seqcore.model import seq2seq
 from seqcore.model.params import Params, param_shapes
 from seqcore.model.spec import GATES, Activation, Cell, GRUReset, Impl, InputKind, ModelSpec, Readout
 
@@ -55,8 +60,12 @@ def check_format(fmt: str) -> str:
     return fmt
 
 
-def check_convertible(spec: ModelSpec) -> None:
+def check_convertible(spec: ModelSpec | seq2seq.Seq2SeqSpec) -> None:
     """Refuse a model the plain framework modules cannot represent."""
+    if isinstance(spec, seq2seq.Seq2SeqSpec) and spec.attends:
+        raise SeqcoreError(f"This encoder-decoder's decoder attends ({spec.attention.value} attention), and "
+                           f"attention has no built-in module in PyTorch or Gluon, so it has no plain-module "
+                           f"form; only an encoder-decoder without attention (--attention none) converts.")
     if spec.cell is Cell.GRU and spec.gru_reset is GRUReset.BEFORE:
         raise SeqcoreError("This GRU applies the reset gate before the hidden matmul (--gru-reset before), "
                            "which PyTorch's nn.GRU and Gluon's rnn.GRU cannot compute; only seqcore's "
@@ -76,20 +85,29 @@ def foreign_name(canonical: str, fmt: str, bidirectional: bool = False) -> str:
     return f"rnn._unfused.{layer}.{cell}{_GLUON[base]}"
 
 
-def foreign_names(spec: ModelSpec, fmt: str) -> dict[str, str]:
+def foreign_names(spec: ModelSpec | seq2seq.Seq2SeqSpec, fmt: str) -> dict[str, str]:
     """{canonical name: foreign name} for every parameter of `spec`, in canonical order."""
+    if isinstance(spec, seq2seq.Seq2SeqSpec):  # 'encoder.rnn.l0.weight_ih' -> 'encoder.' + the stack's name
+        return {name: f"{name.partition('.')[0]}.{foreign_name(name.partition('.')[2], fmt)}"
+                for name in seq2seq.param_shapes(spec)}
     return {name: foreign_name(name, fmt, spec.bidirectional) for name in param_shapes(spec)}
 
 
 def to_foreign(spec: ModelSpec, params: Mapping[str, np.ndarray], fmt: str) -> dict[str, np.ndarray]:
-    """Canonical parameters renamed for `fmt`, float32 and contiguous, ready to be written."""
+    """Canonical parameters renamed for `fmt`, float32 and contiguous, ready to be written; a
+    one-bias model (d2l's scratch cells) gets the zero b_hh the fused layers hold."""
     check_convertible(spec)
+    spec, params = with_hidden_bias(spec, params)
     return {foreign: np.ascontiguousarray(params[name], dtype=np.float32)
             for name, foreign in foreign_names(spec, fmt).items()}
 
 
 def describe(spec: ModelSpec) -> str:
     """'a 2-layer bidirectional LSTM of 8 hidden units reading an embedding of 10 x 4', for sentences."""
+    if isinstance(spec, seq2seq.Seq2SeqSpec):
+        layers = f"{spec.num_layers}-layer " if spec.num_layers > 1 else ""
+        return (f"a {layers}{spec.cell.value.upper()} encoder-decoder of {spec.hidden_size} hidden units (embeddings "
+                f"{spec.source_vocab_size} x {spec.embed_size} and {spec.target_vocab_size} x {spec.embed_size})")
     layers = f"{spec.num_layers}-layer " if spec.num_layers > 1 else ""
     both = "bidirectional " if spec.bidirectional else ""
     reads = {InputKind.EMBEDDING: f"an embedding of {spec.input_size} x {spec.embed_size}",
@@ -209,34 +227,14 @@ def to_canonical(spec: ModelSpec, arrays: Mapping[str, np.ndarray], fmt: str, so
     return params
 
 
-def read_vocab(path: str | Path, spec: ModelSpec) -> Vocab:
-    """A vocabulary file for an imported language model: a JSON list of tokens in index order
-    (d2l's `vocab.idx_to_token`, '<unk>' first) or a seqcore vocabulary object; it must fit."""
-    path = Path(path)
-    try:
-        data: Any = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise SeqcoreError(f"The vocabulary file {path} cannot be read ({error.strerror or error}).") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise SeqcoreError(f"The vocabulary file {path} is not JSON ({error}).") from None
-    if isinstance(data, list):
-        data = {"format": "seqcore.vocab", "version": 1, "idx_to_token": data, "num_reserved": 0}
-    try:
-        vocab = Vocab.from_dict(data)
-    except SeqcoreError as error:
-        raise SeqcoreError(f"The vocabulary file {path} is unusable: {str(error).rstrip('.')}.") from None
-    if spec.input_kind is InputKind.DENSE or spec.readout is not Readout.SEQUENCE:
-        raise SeqcoreError("--vocab is for language models (token input, a prediction at every step), "
-                           "but these weights read dense features or predict once per sequence.")
-    if len(vocab) != spec.input_size or len(vocab) != spec.output_size:
-        raise SeqcoreError(f"The vocabulary file {path} lists {len(vocab)} tokens, but the weights read "
-                           f"{spec.input_size} and predict {spec.output_size}.")
-    return vocab
-
-
 def probe_inputs(spec: ModelSpec, num_steps: int = 3, batch_size: int = 2, seed: int = 0) -> np.ndarray:
-    """A small batch to check a written file against the NumPy reference: (T, N) ids or (T, N, I)."""
+    """A small batch to check a written file against the NumPy reference: (T, N) ids or (T, N, I); an
+    encoder-decoder's (source ids, source lengths, decoder input ids)."""
     rng = np.random.default_rng(seed)
+    if isinstance(spec, seq2seq.Seq2SeqSpec):
+        return (rng.integers(0, spec.source_vocab_size, (num_steps, batch_size)).astype(np.int64),
+                np.full(batch_size, num_steps, np.int64),
+                rng.integers(0, spec.target_vocab_size, (num_steps + 1, batch_size)).astype(np.int64))
     if spec.input_kind is InputKind.DENSE:
         return rng.standard_normal((num_steps, batch_size, spec.input_size)).astype(np.float32)
     return rng.integers(0, spec.input_size, (num_steps, batch_size)).astype(np.int64)
