@@ -1,6 +1,6 @@
 """tasks.convert: seqcore checkpoints to and from PyTorch state_dicts, Gluon .params and ONNX.
 
-The README's two plain modules are run exactly as the README prints them (extracted from it),
+The two plain modules of docs/interchange.md are run exactly as the page prints them (extracted from it),
 each framework in its own subprocess; every logit is compared with the NumPy reference. The
 name maps and spec inference are tested here without a framework.
 """
@@ -23,7 +23,7 @@ from seqcore.model.spec import ModelSpec
 from seqcore.run.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from tests.conftest import ROOT, assert_one_sentence, python, require_backend
 
-README = ROOT / "README.md"
+GUIDE = ROOT / "docs" / "interchange.md"  # the plain modules a user copies
 TOLERANCE = 1e-5
 
 GRU = ModelSpec(cell="gru", impl="concise", input_size=7, hidden_size=5, output_size=7, num_layers=2)
@@ -35,9 +35,9 @@ README_LM = ModelSpec(cell="lstm", impl="concise", input_size=28, hidden_size=25
 
 
 def readme_snippet(name: str) -> tuple[str, str]:
-    """(the class definition, the usage lines) of the README block marked `<!-- test: name -->`."""
-    match = re.search(rf"<!-- test: {name} -->\n```python\n(.*?)```", README.read_text(), re.S)
-    assert match, f"README.md has no block marked <!-- test: {name} -->"
+    """(the class definition, the usage lines) of the guide's block marked `<!-- test: name -->`."""
+    match = re.search(rf"<!-- test: {name} -->\n```python\n(.*?)```", GUIDE.read_text(), re.S)
+    assert match, f"docs/interchange.md has no block marked <!-- test: {name} -->"
     code = match.group(1)
     split = code.index("\nmodel = ")
     return code[:split + 1], code[split + 1:]
@@ -140,7 +140,7 @@ def test_the_books_gru_has_no_plain_module() -> None:
         to_foreign(spec, init_params(spec), "torch")
 
 
-# -- export: the README's plain modules load the files and give the reference's logits ----------
+# -- export: the guide's plain modules load the files and give the reference's logits ----------
 
 TORCH_EXTRA = """
 import numpy as np
@@ -266,7 +266,7 @@ for name in sys.argv[1:]:
 
 @pytest.mark.slow
 def test_a_plain_gluon_model_runs_in_seqcore_on_torch(tmp_path: Path) -> None:
-    """The README's Gluon block trained for 3 SGD steps and saved with save_parameters, and the
+    """The guide's Gluon block trained for 3 SGD steps and saved with save_parameters, and the
     d2l book's own RNNModel, imported (all of it read from the file's shapes), give Gluon's
     logits in the NumPy reference and in seqcore's PyTorch backend."""
     require_backend("mxnet")
