@@ -376,7 +376,9 @@ def full_disk(c: Ctx) -> None:
 # Case.process, why a command runs in a fresh interpreter. AFTER_LOAD: the run layer checks memory and
 # disk for the model once the task has loaded its backend (so the case is slow). FRESH_IMPORT: what is
 # refused breaks an import that the test process has long done (no framework: the case stays fast).
+# AT_RESUME: the resume position is checked as the run resumes, once the backend has loaded.
 AFTER_LOAD = "the run layer's memory and disk checks come after the backend loads"
+AT_RESUME = "the checkpoint's position is read as the run resumes, after the backend loads"
 FRESH_IMPORT = "a broken MPLBACKEND breaks `import matplotlib` itself, which only a fresh interpreter shows"
 
 OUTPUT = [
@@ -459,9 +461,9 @@ RESUME = [
     Case("mnist-resume-bidirectional", "resume", resume("mnist_rows", lambda c: c.mnist_run, "--bidirectional"),
          "--bidirectional True differs from the run"),
     Case("resume-epochs-not-above-done", "resume", resume("char_lm", lambda c: c.char_run, epochs="1"),
-         "has already trained 1 epochs; give --epochs above that"),
+         "has already trained 1 epochs; give --epochs above that", process=AT_RESUME),
     Case("mnist-resume-epochs-not-above-done", "resume", resume("mnist_rows", lambda c: c.mnist_run, epochs="1"),
-         "has already trained 1 epochs"),
+         "has already trained 1 epochs", process=AT_RESUME),
     Case("config-missing-file", "resume", char_lm_with(lambda c: ["--config", str(c.tmp / "nope.json")]),
          "no such file"),
     Case("config-not-json", "resume", char_lm_with(lambda c: ["--config", str(c.tmp / "given.json")]),
@@ -536,7 +538,8 @@ CHECKPOINT = [
     Case("ckpt-position-stats-damaged", "checkpoint", resume("char_lm", copy_of_char_run),
          "damaged resume position (stats is", setup=tamper(meta_field("position", "stats", {"speed": 1}))),
     Case("ckpt-position-steps-beyond-epoch", "checkpoint", resume("char_lm", copy_of_char_run),
-         "damaged resume position (steps_done is 999", setup=tamper(meta_field("position", "steps_done", 999))),
+         "damaged resume position (steps_done is 999", setup=tamper(meta_field("position", "steps_done", 999)),
+         process=AT_RESUME),
     Case("ckpt-nan-weights", "checkpoint", resume("char_lm", copy_of_char_run),
          "holds non-finite values in head.weight", setup=tamper(edit_tensors=tensor("head.weight", with_nan))),
     Case("ckpt-inf-weights", "checkpoint", resume("char_lm", copy_of_char_run),
@@ -1038,7 +1041,7 @@ def needs_material(case: Case) -> bool:
 
 def loads_framework(case: Case) -> bool:
     """The slow cases: their command loads PyTorch, or they read the runs it trained."""
-    return case.process == AFTER_LOAD or needs_material(case)
+    return case.process in (AFTER_LOAD, AT_RESUME) or needs_material(case)
 
 
 def in_own_process(case: Case) -> bool:

@@ -93,11 +93,14 @@ def foreign_names(spec: ModelSpec | seq2seq.Seq2SeqSpec, fmt: str) -> dict[str, 
     return {name: foreign_name(name, fmt, spec.bidirectional) for name in param_shapes(spec)}
 
 
-def to_foreign(spec: ModelSpec, params: Mapping[str, np.ndarray], fmt: str) -> dict[str, np.ndarray]:
+def to_foreign(spec: ModelSpec | seq2seq.Seq2SeqSpec, params: Mapping[str, np.ndarray],
+               fmt: str) -> dict[str, np.ndarray]:
     """Canonical parameters renamed for `fmt`, float32 and contiguous, ready to be written; a
-    one-bias model (d2l's scratch cells) gets the zero b_hh the fused layers hold."""
+    one-bias model (d2l's scratch cells) gets the zero b_hh the fused layers hold (an
+    encoder-decoder always has both biases)."""
     check_convertible(spec)
-    spec, params = with_hidden_bias(spec, params)
+    if isinstance(spec, ModelSpec):
+        spec, params = with_hidden_bias(spec, params)
     return {foreign: np.ascontiguousarray(params[name], dtype=np.float32)
             for name, foreign in foreign_names(spec, fmt).items()}
 
