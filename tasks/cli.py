@@ -21,7 +21,7 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Optional, Sequence
 
 from seqcore.backend import BACKENDS, Device, Optimizer, no_compile
 from seqcore.checks import parse_enum
@@ -196,6 +196,10 @@ class TaskConfig(Options):
                 "activation": self.activation if cell == Cell.RNN.value else Activation.TANH.value,
                 "gru_reset": self.gru_reset if cell == Cell.GRU.value else GRUReset.AFTER.value}
 
+    # Fields renamed since a release, {old name: new name}: a saved config.json (--config, --resume)
+    # written under the old name reads as the new one (sine's seq_len -> num_steps).
+    RENAMED: ClassVar[Mapping[str, str]] = {}
+
     @classmethod
     def layer_preset(cls, values: dict[str, Any]) -> dict[str, Any]:
         """The field values with a task's preset (char_lm --preset) laid under them; none here."""
@@ -297,6 +301,12 @@ def parse_config(config_class: type, task: str, argv: Optional[Sequence[str]], d
 def _with_changes(config_class: type, saved: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
     """A saved configuration (config.json's record) with `changes` applied, as config_class fields."""
     fields = {f.name: f for f in dataclasses.fields(config_class)}
+    renamed = config_class.RENAMED
+    both = [f"{old} and {new}" for old, new in renamed.items() if old in saved["config"] and new in saved["config"]]
+    if both:
+        raise SeqcoreError(f"The saved configuration holds {both[0]}, the old and the new name of one field; "
+                           f"keep {both[0].split(' and ')[1]} only.")
+    saved = {**saved, "config": {renamed.get(name, name): value for name, value in saved["config"].items()}}
     unknown = sorted(set(saved["config"]) - set(fields))
     if unknown:
         raise SeqcoreError(f"The saved configuration has fields this task does not know: {', '.join(unknown)}.")

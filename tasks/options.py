@@ -38,7 +38,8 @@ def option(default: Any, help: str, *, group: str = "training", choices: Sequenc
            check: str | None = None, kind: type | None = None, saved: bool = True, resumable: bool = False,
            shown: str | None = None, default_from: Callable[[], Any] | None = None, required: bool = False,
            flag: str | None = None, aliases: Sequence[str] = (), many: str = "repeat",
-           metavar: str | None = None, command_line: bool = True, legacy: Any = None) -> Any:
+           metavar: str | None = None, command_line: bool = True, legacy: Any = None,
+           deprecated: Sequence[str] = ()) -> Any:
     """A config field and its flag; the field's annotation is its type (int, float, str, bool, or
     tuple[X, ...] for a list), checked strictly when the config is made.
 
@@ -50,7 +51,8 @@ def option(default: Any, help: str, *, group: str = "training", choices: Sequenc
     (--resume, --overwrite); resumable: may differ when a run is resumed (--epochs). flag: the flag's
     name when it is not the field's (--from for `runs`); aliases: short forms (-n); many: how a list is
     given (MANY); command_line=False: set by the command itself, not a flag (the words after --);
-    legacy: the value a saved config without the field ran at, where that is not today's default."""
+    legacy: the value a saved config without the field ran at, where that is not today's default;
+    deprecated: old spellings of the flag that still work and warn (--seq-len for --num-steps)."""
     if check is not None and check not in CHECKS:
         raise ValueError(f"unknown check {check!r}")
     if many not in MANY:
@@ -59,7 +61,7 @@ def option(default: Any, help: str, *, group: str = "training", choices: Sequenc
         "help": help, "group": group, "choices": None if choices is None else tuple(choices), "check": check,
         "kind": kind, "saved": saved, "resumable": resumable, "shown": shown, "default_from": default_from,
         "required": required, "flag": flag, "aliases": tuple(aliases), "many": many, "metavar": metavar,
-        "command_line": command_line, "legacy": legacy})
+        "command_line": command_line, "legacy": legacy, "deprecated": tuple(deprecated)})
 
 
 def flag(name: str) -> str:
@@ -237,6 +239,9 @@ def _add_flag(group: argparse._ArgumentGroup, field: dataclasses.Field, kind: ty
     meta = field.metadata
     help_text = meta["help"].replace("%", "%%")  # argparse %-formats help: "cosine (to 1%)" would crash --help
     names = [meta.get("flag") or flag(field.name), *meta.get("aliases", ())]
+    if meta.get("deprecated"):  # the old spellings: same value, one warning (a scalar option only)
+        group.add_argument(*meta["deprecated"], dest=field.name, action=_Deprecated, new=names[0],
+                           type=_parse(kind), choices=meta.get("choices"), help=argparse.SUPPRESS)
     if kind is bool:
         if field.default is True:
             group.add_argument(f"--no-{field.name.replace('_', '-')}", dest=field.name, action="store_false",
@@ -261,6 +266,20 @@ def _add_flag(group: argparse._ArgumentGroup, field: dataclasses.Field, kind: ty
         return
     group.add_argument(*names, type=_parse(kind), choices=meta.get("choices"),
                        metavar=None if meta.get("choices") else meta.get("metavar") or kind.__name__.upper(), **common)
+
+
+class _Deprecated(argparse.Action):
+    """An old spelling of a flag: stores the value as the new flag would and says, once on stderr,
+    what to write instead (the scripts that use it keep working)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, new: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, **kwargs)
+        self.new = new
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: Optional[str] = None) -> None:
+        print(f"warning: {option_string} is deprecated; use {self.new} (it means the same).", file=sys.stderr)
+        setattr(namespace, self.dest, values)
 
 
 def _parse(kind: type) -> Callable[[str], Any]:

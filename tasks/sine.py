@@ -4,12 +4,12 @@ Usage: python -m tasks.sine --mode next --backend torch --cell all [--out DIR]
        python -m tasks.sine --mode sin2cos --backend mxnet --cell rnn
        python -m tasks.sine --out DIR --resume [--epochs 3]     # continue a stopped run
 
-sin2cos (the seed tutorial): window k holds --seq-len 10 points of [k*pi, (k+1)*pi); input sin(t),
+sin2cos (the seed tutorial): window k holds --num-steps 10 points of [k*pi, (k+1)*pi); input sin(t),
 target cos(t); one window per iteration, the state carried and detached from one window to the
 next; 100 iterations, hidden 32, Adam lr 0.02. Each evaluation predicts the next 10 windows from a
 zero state (prediction.png; eval_mse leaves out the first, warm-up window). Row j of a batch is
 shifted by 2*pi*j/N.
-next: every iteration reads --seq-len 100 values sin(phase + 0.1*k) and predicts the next value at
+next: every iteration reads --num-steps 100 values sin(phase + 0.1*k) and predicts the next value at
 each step (state reset per batch); 300 iterations, hidden 16, Adam lr 0.01. --phase fixed (default)
 trains on the segment that starts at phase 0; --phase random draws each row's phase from
 [-pi/2, pi/2), where the first value alone fixes the curve. Each evaluation generates --gen-steps
@@ -55,14 +55,16 @@ from .cli import TaskConfig, batch_size_option, choices, option, parse_config, r
 TASK = "sine"
 ALL = "all"
 MODES = {  # per-mode defaults: the seed's sizes
-    SIN2COS: {"seq_len": 10, "hidden_size": 32, "iterations": 100, "lr": 0.02},
-    NEXT: {"seq_len": 100, "hidden_size": 16, "iterations": 300, "lr": 0.01},
+    SIN2COS: {"num_steps": 10, "hidden_size": 32, "iterations": 100, "lr": 0.02},
+    NEXT: {"num_steps": 100, "hidden_size": 16, "iterations": 300, "lr": 0.01},
 }
 
 
 @dataclasses.dataclass(frozen=True)
 class SineConfig(TaskConfig):
     """Fields left at None take the --mode's value (MODES)."""
+
+    RENAMED = {"seq_len": "num_steps"}  # seqcore 0.1.0 wrote seq_len: time steps are num_steps on every task
 
     mode: str = option(NEXT, "sin2cos: sin(t) -> cos(t), the state carried across windows; next: next-step "
                        "prediction, then generation", group="data", choices=tuple(MODES))
@@ -77,7 +79,8 @@ class SineConfig(TaskConfig):
     clip: Optional[float] = option(0.0, "clip gradients to this global norm; 0 turns it off",
                                    check="non_negative")
     iterations: Optional[int] = option(None, "batches per epoch", group="data", check="positive")
-    seq_len: Optional[int] = option(None, "time steps per batch", group="data", check="positive")
+    num_steps: Optional[int] = option(None, "time steps per batch", group="data", check="positive",
+                                      deprecated=("--seq-len",))
     gru_reset: str = option(GRUReset.AFTER.value, "where the GRU's reset gate acts: after the hidden matmul "
                             "(cuDNN, Gluon, PyTorch) or before it (the d2l book's scratch GRU; needs --impl scratch "
                             "and --cell gru, or --cell all, where it reaches the GRU only)", group="model",
@@ -124,7 +127,7 @@ class SineConfig(TaskConfig):
 
     def train_spec(self) -> TrainSpec:
         sin2cos = self.mode == SIN2COS
-        return TrainSpec(batch_size=self.batch_size, num_steps=self.seq_len, num_epochs=self.epochs, lr=self.lr,
+        return TrainSpec(batch_size=self.batch_size, num_steps=self.num_steps, num_epochs=self.epochs, lr=self.lr,
                          clip=self.clip, optimizer=self.optimizer,
                          sampler=Sampler.SEQUENTIAL if sin2cos else Sampler.RANDOM, carry_state=sin2cos,
                          init=self.init, seed=self.seed, schedule=self.schedule, lr_decay=self.lr_decay,
@@ -136,7 +139,7 @@ class SineConfig(TaskConfig):
                          **self.model_options(cell))
 
     def data_spec(self) -> SineSpec:
-        return SineSpec(mode=self.mode, phase=self.phase, iterations=self.iterations, num_steps=self.seq_len,
+        return SineSpec(mode=self.mode, phase=self.phase, iterations=self.iterations, num_steps=self.num_steps,
                         batch_size=self.batch_size)
 
     def job(self, cell: str) -> SineJob:
@@ -245,7 +248,7 @@ def _write_folder_config(folder: Path, config: SineConfig, resume: bool, resumab
 def main(argv: Optional[Sequence[str]] = None) -> int:
     config = parse_config(SineConfig, TASK, argv, __doc__, defaults={
         name: ", ".join(f"{values[name]} {mode}" for mode, values in MODES.items())
-        for name in ("hidden_size", "iterations", "seq_len", "lr")})  # defaults that depend on --mode
+        for name in ("hidden_size", "iterations", "num_steps", "lr")})  # defaults that depend on --mode
     result = run(config)
     for summary in result["cells"].values() if config.cell == ALL else [result]:
         figure = (f"eval MSE {summary['eval_mse']:.5f}" if config.mode == SIN2COS else

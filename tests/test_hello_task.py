@@ -46,7 +46,7 @@ def runs(tmp_path_factory):
                 "import json; from seqcore.run.log import read_metrics; from tasks.hello import HelloConfig, run\n"
                 f"result = {{}}\nfor cell, impl, variant in {CONFIGS!r}:\n"
                 f"    d = {str(out)!r} + f'/{{cell}}-{{impl}}-{{variant}}'\n"
-                f"    s = run(HelloConfig(backend={backend!r}, cell=cell, impl=impl, variant=variant, device='cpu', "
+                f"    s = run(HelloConfig(backend={backend!r}, cell=cell, impl=impl, input=variant, device='cpu', "
                 "progress=False, eval_every=20, out=d))\n"
                 "    s['losses'] = [r['train_loss'] for r in read_metrics(d + '/metrics.jsonl')\n"
                 "                   if r['kind'] == 'epoch']\n"
@@ -88,7 +88,7 @@ def test_command_line_prints_every_epoch(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_resume_repeats_the_uninterrupted_run(backend_name: str, tmp_path: Path) -> None:
     """6 epochs at once, and 3 then --resume --epochs 6: the same losses and predictions, to the last bit."""
-    args = ["--backend", backend_name, "--cell", "lstm", "--impl", "concise", "--variant", "embedding", *COMMON]
+    args = ["--backend", backend_name, "--cell", "lstm", "--impl", "concise", "--input", "embedding", *COMMON]
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     hello(*args, "--epochs", "6", "--out", str(whole), check=True)
     hello(*args, "--epochs", "3", "--out", str(parts), check=True)
@@ -117,12 +117,12 @@ def test_rerun_into_a_finished_folder_is_refused(tmp_path: Path) -> None:
     (["--hidden-size", "0"], "--hidden-size must be a positive number"),
     (["--num-layers", "-1"], "--num-layers must be a positive number"),
     (["--epochs", "0"], "--epochs must be a positive number"),
-    (["--variant", "embedding", "--embed-size", "0"], "embed size must be a positive integer"),
+    (["--input", "embedding", "--embed-size", "0"], "embed size must be a positive integer"),
     (["--embed-size", "3"], "embed size is only used with embedding inputs"),
     (["--lr", "0"], "--lr must be a positive number"),
     (["--target", "ohl"], "same length"),
     (["--source", "", "--target", ""], "non-empty"),
-    (["--variant", "bigram"], "invalid choice"),
+    (["--input", "bigram"], "invalid choice"),
 ])
 def test_nonsensical_sizes(args: list[str], fragment: str, tmp_path: Path) -> None:
     refuses(["-m", "tasks.hello", "--backend", "torch", *COMMON, "--out", str(tmp_path / "run"), *args], tmp_path,

@@ -83,7 +83,7 @@ REFUSED = [
     ("mnist_rows", {"preset": 7}, "--preset must be one of seed000, seed003, best, got 7."),
     ("mnist_rows", {"preset": ["best"]}, "--preset must be one of seed000, seed003, best, got ['best']."),
     ("sine", {"mode": None}, "--mode must be one of sin2cos, next, got None."),
-    ("hello", {"variant": "emb"}, "--variant must be one of onehot, embedding, got 'emb'."),
+    ("hello", {"input": "emb"}, "--input must be one of onehot, embedding, got 'emb'."),
     # lists of text
     ("char_lm", {"prefixes": []}, "--prefix needs at least one value, got none."),
     ("char_lm", {"prefixes": ("time", "")}, "each --prefix must be non-empty text, got ''."),

@@ -15,7 +15,7 @@ from seqcore.run.log import read_metrics
 from tests.conftest import assert_one_sentence, python, require_backend
 from tests.inprocess import refuses
 
-TINY = {"next": ["--iterations", "30", "--seq-len", "20", "--hidden-size", "8", "--gen-steps", "20"],
+TINY = {"next": ["--iterations", "30", "--num-steps", "20", "--hidden-size", "8", "--gen-steps", "20"],
         "sin2cos": ["--iterations", "30", "--hidden-size", "8"]}
 COMMON = ["--no-progress", "--device", "cpu"]
 # float32 on both sides, different summation orders and Adam's epsilon placed differently (MXNet adds
@@ -25,7 +25,7 @@ LOCKSTEP_RTOL = 1e-4
 GENERATION_MAE = 0.1  # the issue's target over 100 generated steps
 CELLS = ["rnn", "gru", "lstm"]
 # Resume tests: 3 epochs of 8 batches; --phase random draws the phases from the batch Generator.
-RESUMABLE = {"next": ["--iterations", "8", "--seq-len", "12", "--hidden-size", "6", "--gen-steps", "10",
+RESUMABLE = {"next": ["--iterations", "8", "--num-steps", "12", "--hidden-size", "6", "--gen-steps", "10",
                       "--phase", "random"],
              "sin2cos": ["--iterations", "8", "--hidden-size", "6", "--batch-size", "2"]}
 
@@ -72,7 +72,7 @@ def test_all_cells_from_python(tmp_path: Path) -> None:
     """run() called from Python; one loss figure and one generation figure for the three cells."""
     require_backend("torch")
     code = ("import json; from tasks.sine import SineConfig, run; "
-            f"s = run(SineConfig(backend='torch', cell='all', iterations=5, seq_len=10, hidden_size=4, "
+            f"s = run(SineConfig(backend='torch', cell='all', iterations=5, num_steps=10, hidden_size=4, "
             f"gen_steps=10, device='cpu', progress=False, out={str(tmp_path)!r})); "
             "print(json.dumps({c: v['generation_mae'] for c, v in s['cells'].items()}))")
     maes = json.loads(python("-c", code, check=True).stdout.strip().splitlines()[-1])
@@ -86,7 +86,7 @@ def test_all_cells_from_python(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_generation_meets_the_target(backend_name: str, tmp_path: Path) -> None:
-    """The issue's figure at the default sizes (seq_len 100, hidden 16, 300 iterations), LSTM."""
+    """The issue's figure at the default sizes (num_steps 100, hidden 16, 300 iterations), LSTM."""
     sine("--backend", backend_name, "--cell", "lstm", *COMMON, "--out", str(tmp_path), check=True)
     summary = read_metrics(tmp_path / "metrics.jsonl")[-1]
     assert summary["kind"] == "summary"
@@ -149,7 +149,7 @@ def test_all_cells_resume_cell_by_cell(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("flag, value, fragment", [
     ("--iterations", "0", "--iterations must be a positive number"),
-    ("--seq-len", "0", "--seq-len must be a positive number"),
+    ("--num-steps", "0", "--num-steps must be a positive number"),
     ("--gen-steps", "-5", "--gen-steps must be a positive number"),
     ("--hidden-size", "0", "--hidden-size must be a positive number"),
     ("--batch-size", "-2", "--batch-size must be a positive number"),

@@ -113,7 +113,7 @@ def test_perplexity_weights_batches_by_target_count() -> None:
 def test_warmup_steps_are_left_out_of_throughput() -> None:
     fake, model, trainer, _ = trained()
     stats = train_epoch(fake, model, trainer, batches(3), loss=CE, clip=0.0, carry_state=False, warmup_steps=1)
-    assert stats.timed_tokens == 2 * 10 and stats.num_steps == 3
+    assert stats.timed_tokens == 2 * 10 and stats.steps == 3
 
 
 @pytest.mark.parametrize("span", [1, 0])
@@ -137,7 +137,7 @@ def test_spans_cut_at_multiples_of_span_the_warmup_and_a_new_batch_size() -> Non
     fake, model, trainer, _ = trained()
     data = batches(5) + batches(2, batch=1)
     train_epoch(fake, model, trainer, data[1:], loss=CE, clip=1.0, carry_state=True,
-                stats=EpochStats(num_steps=1, num_targets=10), span=3, warmup_steps=2)
+                stats=EpochStats(steps=1, num_targets=10), span=3, warmup_steps=2)
     # steps 2 (the warm-up ends), 3 (a span's end), 4-5 (a smaller batch follows), 6, then 7 (a new span)
     assert [call[1] for call in fake.calls if call[0] == "span"] == [1, 1, 2, 1, 1]
 
@@ -210,7 +210,7 @@ def test_each_training_step_gets_its_masks() -> None:
     assert first == pytest.approx(reference.loss(CE, masked, data[0][1]), rel=1e-6)
     resumed, model, trainer, _ = trained(spec)
     train_epoch(resumed, model, trainer, batches(1), loss=CE, clip=0.0, carry_state=False, epoch=2,
-                stats=EpochStats(num_steps=2, num_targets=20), spec=spec, seed=4)
+                stats=EpochStats(steps=2, num_targets=20), spec=spec, seed=4)
     assert np.array_equal(masks_given(resumed)[0][0], masks_given(fake)[2][0])
     plain, model, trainer, _ = trained()
     train_epoch(plain, model, trainer, batches(1), loss=CE, clip=0.0, carry_state=False, spec=SPEC, seed=4)

@@ -44,17 +44,17 @@ class Wave:
     values: np.ndarray  # (P,)
 
 
-def predict_windows(backend: Backend, model: Model, first: int, seq_len: int) -> tuple[float, Wave]:
+def predict_windows(backend: Backend, model: Model, first: int, num_steps: int) -> tuple[float, Wave]:
     """cos(t) on windows first .. first + 9 from a zero state, state carried; the MSE leaves out the
     first window, where the state starts at zero and sin 0 = 0 does not tell rising from falling."""
     state, targets, outputs = backend.begin_state(model, 1), [], []
-    for inputs, target in sin2cos_batches(first, EVAL_WINDOWS, seq_len, 1):
+    for inputs, target in sin2cos_batches(first, EVAL_WINDOWS, num_steps, 1):
         output, state = backend.forward(model, inputs, state)  # (T, 1, 1)
         targets.append(target[:, 0, 0])
         outputs.append(output[:, 0, 0])
     truth, values = np.concatenate(targets), np.concatenate(outputs)
     t = np.linspace(first * np.pi, (first + EVAL_WINDOWS) * np.pi, truth.size, endpoint=False)
-    return float(np.mean((values[seq_len:] - truth[seq_len:]) ** 2)), Wave(t, truth, values)
+    return float(np.mean((values[num_steps:] - truth[num_steps:]) ** 2)), Wave(t, truth, values)
 
 
 def generation(backend: Backend, model: Model, num_steps: int) -> tuple[float, Wave]:
@@ -107,7 +107,7 @@ class SineJob:
 
     def __init__(self, data: Waves, gen_steps: int, cell: str, label: str):
         self.data, self.gen_steps, self.cell = data, gen_steps, cell
-        self.mode, self.iterations, self.seq_len = data.spec.mode, data.spec.iterations, data.spec.num_steps
+        self.mode, self.iterations, self.num_steps = data.spec.mode, data.spec.iterations, data.spec.num_steps
         self.label = label  # 'BACKEND IMPL CELL', for titles
         self.monitor = "eval_mse" if self.mode == SIN2COS else "generation_mae"
         self.vocab: Optional[dict[str, Any]] = None
@@ -122,7 +122,7 @@ class SineJob:
     def measure(self, backend: Backend, model: Model, epoch: int) -> float:
         """The monitored figure after `epoch` epochs; keeps its wave for the figures."""
         if self.mode == SIN2COS:  # the windows right after the ones trained on
-            figure, self.wave = predict_windows(backend, model, epoch * self.iterations, self.seq_len)
+            figure, self.wave = predict_windows(backend, model, epoch * self.iterations, self.num_steps)
         else:
             figure, self.wave = generation(backend, model, self.gen_steps)
         return figure

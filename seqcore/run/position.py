@@ -49,6 +49,9 @@ def checked_position(path: Path, saved: Mapping[str, Any]) -> Position:
     unknown = sorted(set(saved) - known)
     if unknown:
         raise damaged_position(path, f"unknown fields {', '.join(unknown)}")
+    stats = saved.get("stats")
+    if isinstance(stats, dict) and "num_steps" in stats and "steps" not in stats:  # seqcore 0.1.0's word
+        saved = {**saved, "stats": {("steps" if k == "num_steps" else k): v for k, v in stats.items()}}
     position = Position(**saved)
 
     def real(v: Any) -> bool:

@@ -113,7 +113,7 @@ class EpochStats:
 
     loss_sum: float = 0.0  # mean batch loss x number of targets, summed
     num_targets: int = 0
-    num_steps: int = 0
+    steps: int = 0  # training steps (updates) taken
     timed_tokens: int = 0
     timed_seconds: float = 0.0
     max_grad_norm: float = 0.0
@@ -185,7 +185,7 @@ def train_epoch(backend: Backend, model: Model, trainer: Trainer, batches: Itera
     dropout without a spec.
     """
     stats = stats or EpochStats()
-    first = stats.num_steps + 1
+    first = stats.steps + 1
     for run in spans(batches, span, first, warmup_steps):
         started = time.perf_counter()
         batch_size = num_rows(run[0][0])
@@ -204,7 +204,7 @@ def train_epoch(backend: Backend, model: Model, trainer: Trainer, batches: Itera
             count = num_targets(targets, loss)
             stats.loss_sum += value * count
             stats.num_targets += count
-            stats.num_steps += 1
+            stats.steps += 1
             stats.max_grad_norm = max(stats.max_grad_norm, norm)
             if step > warmup_steps:  # spans are cut after the warm-up steps
                 stats.timed_tokens += int(np.prod(np.shape(first_array(inputs))[:2]))
@@ -214,7 +214,7 @@ def train_epoch(backend: Backend, model: Model, trainer: Trainer, batches: Itera
         first += len(run)
         if on_span is not None:
             on_span(first - 1, stats, carry)
-    if stats.num_steps == 0:
+    if stats.steps == 0:
         raise SeqcoreError("The training data gave no batch; use a longer text or smaller batches.")
     return stats
 
@@ -231,5 +231,5 @@ def evaluate(backend: Backend, model: Model, batches: Iterable[Batch], *, loss: 
         count = num_targets(targets, loss)
         stats.loss_sum += value * count
         stats.num_targets += count
-        stats.num_steps += 1
+        stats.steps += 1
     return stats
