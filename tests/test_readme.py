@@ -7,7 +7,6 @@ and when the README grows past a guide's length.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from tests.conftest import ROOT
 
