@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from seqcore.data import fra_eng
-from seqcore.data.translation import (BOS, EOS, PAD, Split, TranslationSpec, VocabFrom, encode_sentences,
+from seqcore.data.translation import (BOS, EOS, PAD, Pick, Split, TranslationSpec, VocabFrom, encode_sentences,
                                       load_translation, preprocess, split_rows, to_text, tokenize)
 from seqcore.errors import SeqcoreError
 from tests.conftest import ROOT
@@ -208,3 +208,28 @@ def test_a_damaged_bundled_head_is_one_sentence(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(fra_eng, "_head_location", lambda: damaged)
     with pytest.raises(SeqcoreError, match="The bundled English-French pairs at .* are damaged"):
         load_translation(TranslationSpec())
+
+
+def test_spread_pairs_are_evenly_spaced_over_the_whole_file(tmp_path) -> None:
+    """--pick spread (the long preset): line k * L / N of L lines, in file order, the first line
+    included; --pick first: the first N lines. A spec saved before the field existed reads as first."""
+    path = tmp_path / "fra.txt"
+    words = [" ".join(["go"] * (k + 1)) for k in range(10)]  # line k holds k + 1 words: sorted short to long
+    path.write_text("".join(f"{w} .\t{w} !\n" for w in words), encoding="utf-8")
+    spread = load_translation(TranslationSpec(corpus=str(path), num_pairs=4, num_held_out=1, num_steps=12,
+                                              min_freq=1, pick="spread"))
+    assert [len(s) for s in spread.source_tokens] == [2, 4, 7, 9]  # lines 0, 2, 5, 7 (k * 10 // 4): k + 1 words, '.'
+    first = load_translation(TranslationSpec(corpus=str(path), num_pairs=4, num_held_out=1, num_steps=12,
+                                             min_freq=1))
+    assert [len(s) for s in first.source_tokens] == [2, 3, 4, 5] and first.spec.pick is Pick.FIRST
+    assert spread.fingerprint != first.fingerprint  # other pairs, another data identity
+    every = load_translation(TranslationSpec(corpus=str(path), num_pairs=10, num_held_out=1, min_freq=1,
+                                             pick="spread"))
+    assert every.source_tokens == load_translation(TranslationSpec(corpus=str(path), num_pairs=10, num_held_out=1,
+                                                            min_freq=1)).source_tokens  # N = L: the whole file either way
+    with pytest.raises(SeqcoreError, match="fewer than the 11 asked for"):
+        load_translation(TranslationSpec(corpus=str(path), num_pairs=11, num_held_out=1, pick="spread"))
+    saved = {k: v for k, v in TranslationSpec(pick="spread").to_dict().items() if k != "pick"}
+    assert TranslationSpec.from_dict(saved).pick is Pick.FIRST
+    with pytest.raises(SeqcoreError, match="pick"):
+        TranslationSpec(pick="middle")

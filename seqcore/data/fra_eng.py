@@ -56,9 +56,11 @@ def corpus_path(corpus: str, cache_dir: str | Path | None = None) -> Path:
     return Path(corpus).expanduser()
 
 
-def read_pairs(path: str | Path, num_pairs: int) -> list[Pair]:
-    """The first `num_pairs` pairs of the file at `path`, each line checked (one sentence on a
-    line without a tab, with too many columns, with an empty side, or not in UTF-8)."""
+def read_pairs(path: str | Path, num_pairs: int, spread: bool = False) -> list[Pair]:
+    """The first `num_pairs` pairs of the file at `path` (spread: `num_pairs` lines evenly spaced
+    over the whole file, in file order: fra.txt runs from the shortest sentences to the longest,
+    so these hold every length), each line checked (one sentence on a line without a tab, with
+    too many columns, with an empty side, or not in UTF-8)."""
     path = Path(path)
     bundled = path == _head_location()
     data = _read_bytes(path)
@@ -68,7 +70,11 @@ def read_pairs(path: str | Path, num_pairs: int) -> list[Pair]:
     lines = data.split(b"\n")
     if lines[-1] == b"":  # the newline that ends the last line
         lines.pop()
-    pairs = [_parse(line, number, path) for number, line in enumerate(lines[:num_pairs], start=1)]
+    if spread and len(lines) >= num_pairs:  # line k * len / num_pairs: the first line, then every len/num_pairs-th
+        chosen = [(k * len(lines)) // num_pairs for k in range(num_pairs)]
+    else:
+        chosen = range(min(num_pairs, len(lines)))
+    pairs = [_parse(lines[index], index + 1, path) for index in chosen]
     if len(pairs) < num_pairs:
         where = "The bundled head of fra.txt" if bundled else f"The corpus file {path}"
         hint = " (use --corpus download or --corpus PATH for more)" if bundled else ""

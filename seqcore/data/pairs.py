@@ -32,6 +32,7 @@ class PairsSpec:
     split: str = "seeded"  # seqcore.data.translation.Split
     split_seed: int = 0
     vocab_from: str = "all"  # seqcore.data.translation.VocabFrom
+    pick: str = "first"  # seqcore.data.translation.Pick
 
     def __post_init__(self) -> None:
         if isinstance(self.corpus, str) and self.corpus and self.corpus not in (BUNDLED, DOWNLOAD):
@@ -44,6 +45,7 @@ class PairsSpec:
             raise ConfigError(str(error)) from None
         object.__setattr__(self, "split", checked.split.value)
         object.__setattr__(self, "vocab_from", checked.vocab_from.value)
+        object.__setattr__(self, "pick", checked.pick.value)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, **dataclasses.asdict(self)}

@@ -39,6 +39,11 @@ class Split(str, Enum):
     TAIL = "tail"  # the last num_held_out pairs read: d2l 1.0's validation pairs
 
 
+class Pick(str, Enum):
+    FIRST = "first"  # the first num_pairs lines: the book's (fra.txt's shortest sentences come first)
+    SPREAD = "spread"  # num_pairs lines evenly spaced over the whole file: every sentence length
+
+
 class VocabFrom(str, Enum):
     ALL = "all"  # every pair read, held-out ones included: the book's vocabularies
     TRAIN = "train"  # the training pairs only
@@ -49,13 +54,14 @@ class TranslationSpec:
     """Which pairs, how they are cut into arrays, and which are held out; JSON round-trips."""
 
     corpus: str = BUNDLED  # 'bundled', 'download' or the path of a fra.txt-format file
-    num_pairs: int = 641  # the first pairs (lines) of the corpus
+    num_pairs: int = 641  # pairs (lines) of the corpus, the first ones or spread (pick)
     num_steps: int = 9
     min_freq: int = 2
     num_held_out: int = 129  # 641 - 512: the size of d2l 1.0's validation set
     split: Split = Split.SEEDED
     split_seed: int = 0
     vocab_from: VocabFrom = VocabFrom.ALL
+    pick: Pick = Pick.FIRST  # which num_pairs lines of the corpus (a spec without it: the first)
 
     def __post_init__(self) -> None:
         if not isinstance(self.corpus, str) or not self.corpus:
@@ -71,6 +77,7 @@ class TranslationSpec:
                                f"to train on.")
         object.__setattr__(self, "split", parse_enum(Split, self.split, "split"))
         object.__setattr__(self, "vocab_from", parse_enum(VocabFrom, self.vocab_from, "vocab from"))
+        object.__setattr__(self, "pick", parse_enum(Pick, self.pick, "pick"))
 
     def to_dict(self) -> dict[str, Any]:
         return plain(self)
@@ -155,7 +162,7 @@ class TranslationData:
 
 def load_translation(spec: TranslationSpec, cache_dir: str | Path | None = None) -> TranslationData:
     """Read, tokenize, split and encode the pairs `spec` names."""
-    pairs = read_pairs(corpus_path(spec.corpus, cache_dir), spec.num_pairs)
+    pairs = read_pairs(corpus_path(spec.corpus, cache_dir), spec.num_pairs, spread=spec.pick is Pick.SPREAD)
     source = tuple(tuple(tokenize(preprocess(english))) for english, _ in pairs)
     target = tuple(tuple(tokenize(preprocess(french))) for _, french in pairs)
     train, held_out = split_rows(spec)

@@ -13,6 +13,8 @@ Usage (from the repository root, on a quiet machine):
    and --beam 4 (6 runs, about half an hour each on 2 CPU cores): corpus BLEU and chrF, BLEU by
    source length, above and below the median length (done when attention beats none above the
    median on both backends, or the table shows by how much it missed).
+3. --preset long: the same on 20,000 pairs spread over the whole file (--pick spread), 16 tokens:
+   large's first 20,000 pairs hold 1 to 6 words, too short for the long-sentence question.
 
 Each configuration's two backends train at once (one process and one thread each: the 2 cores);
 a finished run is kept, an interrupted one resumed (`--resume`), so the command can be run again
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -35,6 +38,7 @@ BACKENDS = ("mxnet", "torch")
 SEEDS = (0, 1, 2)
 BOOK_ATTENTIONS = ("none", "additive")
 LARGE_ATTENTIONS = ("none", "additive", "dot")
+LENGTH_GROUPS = ("large", "long")  # the presets of the BLEU-by-length experiment
 BEAM = 4
 SHARED_CORPUS = ROOT.parent / "shared" / "data" / "fra-eng" / "fra.txt"
 SEPARATION = 1e-4  # relative: where two backends' per-step losses are said to separate
@@ -51,12 +55,13 @@ def runs(corpus: str, epochs: int | None) -> list[dict[str, Any]]:
                                 "name": f"d2l-1.0/{attention}-seed{seed}-{backend}",
                                 "args": ["--preset", "d2l-1.0", "--attention", attention, "--seed", str(seed),
                                          "--log-every", "1", *extra]})
-    for attention in LARGE_ATTENTIONS:
-        for backend in BACKENDS:
-            planned.append({"group": "large", "attention": attention, "seed": 0, "backend": backend,
-                            "name": f"large/{attention}-{backend}",
-                            "args": ["--preset", "large", "--corpus", corpus, "--attention", attention,
-                                     "--beam", str(BEAM), "--log-every", "10", *extra]})
+    for group in LENGTH_GROUPS:
+        for attention in LARGE_ATTENTIONS:
+            for backend in BACKENDS:
+                planned.append({"group": group, "attention": attention, "seed": 0, "backend": backend,
+                                "name": f"{group}/{attention}-{backend}",
+                                "args": ["--preset", group, "--corpus", corpus, "--attention", attention,
+                                         "--beam", str(BEAM), "--log-every", "10", *extra]})
     return planned
 
 
@@ -93,8 +98,15 @@ def train(out: Path, planned: list[dict[str, Any]]) -> None:
             log = open(folder.parent / f"{folder.name}.log", "a", encoding="utf-8")
             processes.append((run, subprocess.Popen([sys.executable, "-m", "tasks.translate", *args, "--no-progress"],
                                                     cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT), log))
-        for run, process, log in processes:
-            code = process.wait()
+        try:
+            codes = [process.wait() for _, process, _ in processes]
+        except BaseException:  # Ctrl-C or SIGTERM: the runs stop with us (each checkpoints on SIGTERM)
+            for _, process, _ in processes:
+                process.terminate()
+            for _, process, _ in processes:
+                process.wait()
+            raise
+        for (run, process, log), code in zip(processes, codes):
             log.close()
             print(f"{run['name']}: exit {code}" + ("" if code == 0 else f" (see {out / run['name']}.log)"), flush=True)
         if processes:
@@ -122,6 +134,8 @@ def book_tables(out: Path, planned: list[dict[str, Any]]) -> tuple[list[str], di
     lines, verdicts = [], {}
     for attention in BOOK_ATTENTIONS:
         chosen = [r for r in planned if r["group"] == "d2l-1.0" and r["attention"] == attention]
+        if not chosen:  # --only large
+            continue
         lines += [f"### d2l-1.0, attention {attention}", "",
                   "| seed | book_bleu mxnet | book_bleu torch | train loss mxnet | train loss torch | relative gap | "
                   "steps apart beyond 1e-4 from | BLEU mxnet / torch | chrF mxnet / torch |",
@@ -154,9 +168,11 @@ def book_tables(out: Path, planned: list[dict[str, Any]]) -> tuple[list[str], di
     return lines, verdicts
 
 
-def large_tables(out: Path, planned: list[dict[str, Any]]) -> tuple[list[str], dict[str, Any]]:
-    chosen = [r for r in planned if r["group"] == "large"]
-    lines = ["### large: held-out corpus BLEU and chrF (sacrebleu), greedy and beam 4", "",
+def large_tables(out: Path, planned: list[dict[str, Any]], group: str) -> tuple[list[str], dict[str, Any]]:
+    chosen = [r for r in planned if r["group"] == group]
+    if not chosen:
+        return [], {}
+    lines = [f"### {group}: held-out corpus BLEU and chrF (sacrebleu), greedy and beam 4", "",
              "| attention | backend | BLEU greedy | BLEU beam | chrF greedy | chrF beam | BLEU <= median | "
              "BLEU > median | BLEU > median, beam | by length (greedy) | train loss | tokens/s |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -178,18 +194,23 @@ def large_tables(out: Path, planned: list[dict[str, Any]]) -> tuple[list[str], d
         for backend in BACKENDS:
             mine, plain = above.get((attention, backend)), above.get(("none", backend))
             if mine is not None and plain is not None:
-                verdicts[f"large {attention} > none above the median, {backend}"] = {
+                verdicts[f"{group} {attention} > none above the median, {backend}"] = {
                     "attention": mine, "none": plain, "difference": mine - plain, "higher": mine > plain}
     return lines + [""], verdicts
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _interrupt)  # a kill stops the runs too (train's except)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/translation_experiments")
     parser.add_argument("--corpus", default=str(SHARED_CORPUS) if SHARED_CORPUS.is_file() else "download",
                         help="fra.txt for the large preset (default: the shared copy, else the download)")
     parser.add_argument("--epochs", type=int, default=None, help="every run to this many epochs (a smoke test)")
-    parser.add_argument("--only", choices=("d2l-1.0", "large"), default=None)
+    parser.add_argument("--only", choices=("d2l-1.0", *LENGTH_GROUPS), default=None)
     parser.add_argument("--tables", action="store_true", help="print the tables of what has finished; train nothing")
     args = parser.parse_args()
     out = Path(args.out)
@@ -197,7 +218,10 @@ def main() -> int:
     if not args.tables:
         train(out, planned)
     book, book_verdicts = book_tables(out, planned)
-    large, large_verdicts = large_tables(out, planned)
+    large, large_verdicts = [], {}
+    for group in LENGTH_GROUPS:
+        lines, verdicts = large_tables(out, planned, group)
+        large, large_verdicts = large + lines, {**large_verdicts, **verdicts}
     text = "\n".join(["## Translation experiments", "", *book, *large, "### Verdicts", "",
                       "```", json.dumps({**book_verdicts, **large_verdicts}, indent=1), "```"])
     print(text)
