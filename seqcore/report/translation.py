@@ -123,13 +123,15 @@ def _by_length(pairs: Mapping[str, Mapping[str, dict]], backends: Sequence[str],
     rows = [r[:3] + [""] * (width - len(r)) + r[3:] if len(r) < width else r for r in rows]
     header = ["model", "backend", "decoding", *[f"bucket {i + 1}: words: BLEU (pairs)" for i in range(width - 6)],
               "BLEU, sources <= median", "BLEU, sources > median", "median length"]
-    path = _length_figure(figures / "translate_bleu_by_length.png", bars)
+    path = length_figure(figures / "translate_bleu_by_length.png", bars)
     return [("h3", "BLEU by source length (held-out pairs)"), ("table", header, rows),
             ("figure", path, "Held-out corpus BLEU in source-length buckets (quartiles of the held-out lengths), "
                              "every model and backend.")]
 
 
-def _length_figure(path: Path, bars: Mapping[str, Mapping[str, float]]) -> Optional[Path]:
+def length_figure(path: Path, bars: Mapping[str, Mapping[str, float]],
+                  title: str = "Held-out BLEU by source length") -> Optional[Path]:
+    """Grouped bars: {label: {bucket ('1-4'): BLEU}} -> a PNG at `path`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -142,7 +144,7 @@ def _length_figure(path: Path, bars: Mapping[str, Mapping[str, float]]) -> Optio
         xs = [buckets.index(b) + index * width for b in values]
         axes.bar(xs, list(values.values()), width, label=label)
     axes.set_xticks([i + width * (len(bars) - 1) / 2 for i in range(len(buckets))], [f"{b} words" for b in buckets])
-    axes.set(ylabel="corpus BLEU", title="Held-out BLEU by source length")
+    axes.set(ylabel="corpus BLEU", title=title)
     axes.legend(fontsize=7, ncol=2)
     figure.tight_layout()
     figure.savefig(path)

@@ -189,6 +189,14 @@ def large_tables(out: Path, planned: list[dict[str, Any]], group: str) -> tuple[
                      f"{fmt(found.get('bleu_below_median'), 2)} | {fmt(found.get('bleu_above_median'), 2)} | "
                      f"{fmt(found.get('bleu_above_median_beam'), 2)} | {buckets} | {fmt(found['train_loss'], 4)} | "
                      f"{found['tokens_per_s_last_epoch']:,.0f} |")
+    bars = {f"{run['attention']} {run['backend']}": {b["lengths"]: b["bleu"] for b in summary(out, run)["bleu_by_length"]}
+            for run in chosen if summary(out, run) is not None and summary(out, run).get("bleu_by_length")}
+    if bars:  # seqcore's report figure (tasks.compare draws the same), greedy decoding
+        from seqcore.report.translation import length_figure
+
+        path = length_figure(out / f"bleu_by_length_{group}.png", bars,
+                             f"--preset {group}: held-out BLEU by source length (greedy)")
+        lines += ["", f"Figure: {path}"]
     verdicts = {}
     for attention in ("additive", "dot"):
         for backend in BACKENDS:
