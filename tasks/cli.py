@@ -302,10 +302,10 @@ def _with_changes(config_class: type, saved: Mapping[str, Any], changes: Mapping
     """A saved configuration (config.json's record) with `changes` applied, as config_class fields."""
     fields = {f.name: f for f in dataclasses.fields(config_class)}
     renamed = config_class.RENAMED
-    both = [f"{old} and {new}" for old, new in renamed.items() if old in saved["config"] and new in saved["config"]]
-    if both:
-        raise SeqcoreError(f"The saved configuration holds {both[0]}, the old and the new name of one field; "
-                           f"keep {both[0].split(' and ')[1]} only.")
+    for old, new in renamed.items():
+        if old in saved["config"] and new in saved["config"]:
+            raise SeqcoreError(f"The saved configuration holds {old} and {new}, the old and the new name of one "
+                               f"field; keep {new} only.")
     saved = {**saved, "config": {renamed.get(name, name): value for name, value in saved["config"].items()}}
     unknown = sorted(set(saved["config"]) - set(fields))
     if unknown:
